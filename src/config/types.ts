@@ -1,0 +1,63 @@
+// The validated, frozen configuration. `load.ts` builds it from a Docker Registry
+// config.yml (plus REGISTRY_* environment overrides); nothing else constructs it.
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+/** One upstream as PROTOCOL.md §3 describes it, normalised from either schema. */
+export interface UpstreamsConfig {
+  /** Hosts tried round robin (2.2: upstreamhosts; 2.3+: the plain list). Absolute URLs, no trailing slash. */
+  readonly hosts: readonly string[];
+  /** 2.2 form only: the origin, tried when no upstream host answers (or none is configured). */
+  readonly origin: string | null;
+}
+
+export interface Config {
+  readonly version: string;
+  readonly log: {
+    readonly level: LogLevel;
+    readonly formatter: 'json' | 'text';
+  };
+  readonly storage: {
+    readonly deleteEnabled: boolean;
+    readonly rootDirectory: string;
+  };
+  readonly http: {
+    /** Listen host ('' = all interfaces, as Go reads ":5000") and port. */
+    readonly host: string;
+    readonly port: number;
+    /** http.host: this cache's externally reachable URL, or null. */
+    readonly publicUrl: string | null;
+    readonly secret: string | null;
+    readonly tls: { readonly certificate: string; readonly key: string } | null;
+    readonly debug: { readonly host: string; readonly port: number; readonly prometheus: boolean; readonly prometheusPath: string } | null;
+    /** Hostile-client limits and graceful stop (our extensions under http.limits / http.draintimeout). */
+    readonly limits: {
+      readonly maxHeaderSize: number;
+      readonly headersTimeoutMs: number;
+      readonly requestTimeoutMs: number;
+      readonly idleTimeoutMs: number;
+      readonly maxConcurrentStreams: number;
+      readonly maxConnectionsPerIp: number;
+    };
+    readonly drainTimeoutMs: number;
+  };
+  readonly downstream: {
+    /** null = never expire (blobttl unset). */
+    readonly blobTtlMs: number | null;
+    readonly upstreams: UpstreamsConfig;
+    /** Absolute paths of PEM CA files trusted for upstream TLS, besides the system roots. */
+    readonly cas: readonly string[];
+    /** Where trusted keys come from: an https URL, an absolute file path, or null = <first upstream>/.well-known/jwks.json. */
+    readonly jwks: string | null;
+    readonly issuer: string | null;
+    /** Byte cap on stored blobs; null = no cap. */
+    readonly maxSize: number | null;
+    readonly timeouts: {
+      readonly connectMs: number;
+      readonly headersMs: number;
+      readonly bodyIdleMs: number;
+    };
+    /** Bound on queued worker tasks before the node answers 429. */
+    readonly workerQueue: number;
+  };
+}
