@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// dtr-cache serve|check-config --config FILE
+// Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad configuration.
+import { parseArgs } from 'node:util';
+import { isConfigError } from './config/errors.js';
+import { loadConfigFile, type LoadResult } from './config/load.js';
+import { createLogger } from './log.js';
+import { startCache } from './main.js';
+
+const USAGE = `usage: dtr-cache <command> --config FILE
+
+commands:
+  serve          run the cache node
+  check-config   validate the configuration and exit (0 valid, 2 invalid)
+`;
+
+async function loadOrExit(path: string | undefined): Promise<LoadResult> {
+  if (path === undefined) {
+    process.stderr.write(`dtr-cache: --config FILE is required\n${USAGE}`);
+    process.exit(2);
+  }
+  try {
+    return await loadConfigFile(path, process.env);
+  } catch (err) {
+    if (isConfigError(err)) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function serve(configPath: string | undefined): Promise<void> {
+  const { config, warnings } = await loadOrExit(configPath);
+  const log = createLogger(config.log);
+  for (const w of warnings) log.warn(w);
+  if (!config.storage.deleteEnabled) log.warn('storage.delete.enabled is false: this cache never deletes blobs (no blobttl expiry, no maxsize eviction)');
+  const cache = await startCache(config, { log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    cache.close().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'stop failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    cache.reload().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'reload refused; keeping the current certificate and keys'));
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
+  const command = positionals[0];
+  if (values.help || command === undefined) {
+    process.stdout.write(USAGE);
+    process.exit(command === undefined && !values.help ? 2 : 0);
+  }
+  switch (command) {
+    case 'serve':
+      return serve(values.config);
+    case 'check-config': {
+      const { warnings } = await loadOrExit(values.config);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write('configuration ok\n');
+      return;
+    }
+    default:
+      process.stderr.write(`dtr-cache: unknown command ${command}\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

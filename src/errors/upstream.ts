@@ -1,0 +1,34 @@
+// Upstream failures map to gateway statuses in one place (DESIGN.md §4):
+// timeout → 504, unreachable → 503, reset or bad status → 502. The undici error stays as `cause`.
+import { RegistryError } from './registry.js';
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
+
+export type UpstreamFailureKind = 'timeout' | 'unreachable' | 'reset' | 'status';
+
+function codeOf(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  return codeOf((err as { cause?: unknown }).cause);
+}
+
+export function classifyUpstreamError(err: unknown): UpstreamFailureKind {
+  const code = codeOf(err);
+  if (code !== undefined && TIMEOUT_CODES.has(code)) return 'timeout';
+  if (code !== undefined && UNREACHABLE_CODES.has(code)) return 'unreachable';
+  return 'reset';
+}
+
+const STATUS_BY_KIND: Record<UpstreamFailureKind, number> = { timeout: 504, unreachable: 503, reset: 502, status: 502 };
+
+/** The client-facing error when no upstream could serve a request. */
+export function gatewayError(kind: UpstreamFailureKind, message: string, cause?: unknown): RegistryError {
+  return new RegistryError('UNAVAILABLE', {
+    status: STATUS_BY_KIND[kind],
+    message,
+    detail: { reason: kind },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

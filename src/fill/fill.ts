@@ -1,0 +1,360 @@
+// One fill: one upstream fetch of one blob, written through a worker to the spool and
+// read by every waiting client as it grows (DESIGN.md "Data flow"). The fill goes on when
+// clients leave; it is published only when the worker has verified size and digest.
+import type { FileHandle } from 'node:fs/promises';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { RegistryError, REGISTRY_ERRORS, type RegistryCode } from '../errors/registry.js';
+import { gatewayError } from '../errors/upstream.js';
+import type { WorkerPool } from '../pool.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { Digest } from '../store/digest.js';
+import { claimSpool, removeOwner } from '../store/spool.js';
+import type { UpstreamChain, UpstreamResponse } from '../upstream/chain.js';
+import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
+import { Signal } from './signal.js';
+import type { BlobSource } from './source.js';
+
+/** Pause the upstream when the worker is this far behind; resume below the low mark. */
+const HIGH_WATER = 8 << 20;
+const LOW_WATER = 2 << 20;
+/** Resumes after a transfer breaks midway, across all hosts, before the fill gives up. */
+const MAX_RESUMES = 8;
+
+export interface FillDeps {
+  chain: UpstreamChain;
+  pool: WorkerPool;
+  store: BlobStore;
+  log: Logger;
+}
+
+export interface FillClient {
+  token: string;
+  /** The token's `exp`, seconds since epoch: the newest is used for retries. */
+  exp: number;
+}
+
+export class Fill {
+  readonly digest: Digest;
+  readonly name: string;
+  readonly via: string | undefined;
+  /** Resolves with the blob size once upstream headers arrived and the spool exists. */
+  readonly ready: Promise<number>;
+  /** Resolves true when published, false when the fill failed. */
+  readonly settled: Promise<boolean>;
+  /** Clients that joined after the first; each is an upstream download saved. */
+  joins = 0;
+  upstreamHost: string | null = null;
+
+  #deps: FillDeps;
+  #size = 0;
+  #written = 0;
+  #sent = 0;
+  #received = 0;
+  #verified = false;
+  #failure: Error | null = null;
+  #reader: FileHandle | null = null;
+  #refs = 1;
+  #progress = new Signal();
+  #clients = new Set<FillClient>();
+  #firstClient: FillClient;
+  #port: MessagePort | null = null;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  #pausedBody: UpstreamResponse['body'] | null = null;
+  #resolveReady!: (size: number) => void;
+  #rejectReady!: (err: Error) => void;
+
+  constructor(deps: FillDeps, name: string, digest: Digest, client: FillClient, via: string | undefined) {
+    this.#deps = deps;
+    this.name = name;
+    this.digest = digest;
+    this.via = via;
+    this.#firstClient = client;
+    this.ready = new Promise<number>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // Every client awaits `ready`; when all have gone, nobody does, and that is fine.
+    this.ready.catch(() => undefined);
+    this.settled = this.#run();
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get waiters(): number {
+    return this.#clients.size;
+  }
+
+  /** A client joins: it gets a source that reads the spool from any offset. */
+  async attach(client: FillClient): Promise<BlobSource> {
+    this.#clients.add(client);
+    try {
+      await this.ready;
+    } catch (err) {
+      this.#clients.delete(client);
+      throw err;
+    }
+    this.#refs++;
+    let released = false;
+    return {
+      size: this.#size,
+      read: async (buf, position, length) => (await this.#reader!.read(buf, 0, length, position)).bytesRead,
+      available: () => this.#available(),
+      failure: () => this.#failure,
+      waitForMore: () => this.#progress.wait(),
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.#clients.delete(client);
+        await this.#unref();
+      },
+    };
+  }
+
+  /** The last byte is held back until the digest verifies, so no client can end cleanly on bad bytes. */
+  #available(): number {
+    if (this.#verified) return this.#size;
+    return Math.max(0, Math.min(this.#written, this.#size - 1));
+  }
+
+  /** The newest token among the clients still waiting (PROTOCOL §3: a retry outlives the first token). */
+  #bestToken(): string {
+    let best = this.#firstClient;
+    for (const c of this.#clients) if (c.exp > best.exp) best = c;
+    return best.token;
+  }
+
+  async #run(): Promise<boolean> {
+    const started = Date.now();
+    let result: SpoolResult | null = null;
+    try {
+      const first = await this.#deps.chain.request({ method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via });
+      const size = await expectFullBody(first);
+      this.#size = size;
+      this.upstreamHost = first.host.url;
+      const claim = await claimSpool(this.#deps.store.layout, this.digest);
+      if (claim.kind !== 'created') {
+        first.body.destroy();
+        throw gatewayError('status', 'another fill of this blob holds the spool');
+      }
+      this.#reader = claim.reader;
+      const { port1, port2 } = new MessageChannel();
+      this.#port = port1;
+      port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
+      const spooled = this.#deps.pool.spool({
+        spoolPath: claim.path,
+        finalPath: this.#deps.store.layout.blobData(this.digest),
+        algorithm: this.digest.algorithm,
+        expectedHex: this.digest.hex,
+        startOffset: 0,
+        port: port2,
+      });
+      this.#resolveReady(size);
+      try {
+        await this.#download(first);
+        this.#flush();
+        port1.postMessage({ type: 'end', expectedSize: size });
+      } catch (err) {
+        port1.postMessage({ type: 'abort' });
+        await spooled;
+        throw err;
+      } finally {
+        await removeOwner(claim.path).catch(() => undefined);
+      }
+      result = await spooled;
+      if (!result.ok) throw spoolFailure(result);
+      this.#deps.store.add(this.digest, size);
+      this.#verified = true;
+      this.#written = size;
+      this.#progress.notify();
+      this.#deps.log.info({ digest: this.digest.value, size, upstream: this.upstreamHost, joins: this.joins, ms: Date.now() - started }, 'fill published');
+      return true;
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      this.#failure = error;
+      this.#rejectReady(error);
+      this.#progress.notify();
+      const level = err instanceof RegistryError && err.status < 500 ? 'info' : 'error';
+      this.#deps.log[level]({ digest: this.digest.value, err: error.message, reason: result && !result.ok ? result.reason : undefined }, 'fill failed');
+      return false;
+    } finally {
+      this.#port?.close();
+      this.#port = null;
+      await this.#unref();
+    }
+  }
+
+  /**
+   * Streams the upstream body into the worker. A transfer that breaks midway is resumed
+   * from the next host with `Range: bytes=<received>-`; the bytes already received stay.
+   */
+  async #download(first: UpstreamResponse): Promise<void> {
+    let res = first;
+    let skip = 0;
+    for (let resumes = 0; ; resumes++) {
+      try {
+        await this.#pump(res, skip);
+        if (this.#received === this.#size) return;
+        throw new Error(`upstream ended early at ${this.#received} of ${this.#size} bytes`);
+      } catch (err) {
+        res.body.destroy();
+        res.host.recordFailure(`body: ${err instanceof Error ? err.message : String(err)}`);
+        if (resumes >= MAX_RESUMES) throw gatewayError('reset', 'upstream transfer kept breaking', err);
+        this.#deps.log.warn({ digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) }, 'upstream transfer broke, resuming');
+      }
+      res = await this.#deps.chain.request({
+        method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: this.#received,
+      });
+      skip = await expectResumeBody(res, this.#received, this.#size);
+      this.upstreamHost = res.host.url;
+    }
+  }
+
+  #pump(res: UpstreamResponse, skip: number): Promise<void> {
+    const body = res.body;
+    let toSkip = skip;
+    return new Promise<void>((resolve, reject) => {
+      body.on('data', (chunk: Buffer) => {
+        let data = chunk;
+        if (toSkip > 0) {
+          const n = Math.min(toSkip, data.length);
+          toSkip -= n;
+          data = data.subarray(n);
+          if (data.length === 0) return;
+        }
+        if (this.#received + data.length > this.#size) {
+          body.destroy(new Error('upstream sent more bytes than its Content-Length'));
+          return;
+        }
+        this.#received += data.length;
+        this.#pending.push(data);
+        this.#pendingBytes += data.length;
+        this.#scheduleFlush();
+        if (this.#sent + this.#pendingBytes - this.#written > HIGH_WATER) {
+          body.pause();
+          this.#pausedBody = body;
+        }
+      });
+      body.once('end', resolve);
+      body.once('error', reject);
+      body.once('close', () => reject(new Error('upstream body closed early')));
+    });
+  }
+
+  /** Coalesces the chunks of one event-loop turn into one transfer to the worker. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#pendingBytes === 0 || this.#port === null) return;
+    // A fresh ArrayBuffer is transferred (not copied again by postMessage); the chunks
+    // undici hands us may share memory with other buffers, so they cannot be transferred.
+    const out = new ArrayBuffer(this.#pendingBytes);
+    const view = new Uint8Array(out);
+    let at = 0;
+    for (const chunk of this.#pending) {
+      view.set(chunk, at);
+      at += chunk.length;
+    }
+    this.#sent += this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#port.postMessage({ type: 'chunk', chunk: out }, [out]);
+  }
+
+  #onProgress(msg: SpoolProgress): void {
+    if (msg.type === 'written') {
+      this.#written = msg.offset;
+      this.#progress.notify();
+      if (this.#pausedBody !== null && this.#sent - this.#written < LOW_WATER) {
+        this.#pausedBody.resume();
+        this.#pausedBody = null;
+      }
+    } else {
+      this.#pausedBody?.destroy(new Error(`spool write failed: ${msg.code}`));
+    }
+  }
+
+  async #unref(): Promise<void> {
+    if (--this.#refs === 0 && this.#reader !== null) {
+      const reader = this.#reader;
+      this.#reader = null;
+      await reader.close().catch(() => undefined);
+    }
+  }
+}
+
+function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error {
+  switch (result.reason) {
+    case 'digest-mismatch':
+      return gatewayError('status', `upstream bytes do not match the digest (got sha:${result.actualHex.slice(0, 16)}…)`);
+    case 'size-mismatch':
+      return gatewayError('status', `upstream sent ${result.size} bytes, expected ${result.expectedSize}`);
+    case 'aborted':
+      return gatewayError('reset', 'fill aborted');
+    case 'io':
+      return gatewayError('status', `spool write failed: ${result.code} ${result.message}`);
+  }
+}
+
+/** A first response must be a 200 with a Content-Length; errors are relayed as the registry error they are. */
+async function expectFullBody(res: UpstreamResponse): Promise<number> {
+  if (res.statusCode !== 200) throw await relayedError(res);
+  const size = Number(res.headers['content-length']);
+  if (!Number.isSafeInteger(size) || size < 0) {
+    res.body.destroy();
+    throw gatewayError('status', `upstream ${res.host.url} sent no valid Content-Length`);
+  }
+  return size;
+}
+
+/** A resumed response: 206 from `offset` (nothing to skip), or a 200 whose first `offset` bytes are skipped. */
+async function expectResumeBody(res: UpstreamResponse, offset: number, size: number): Promise<number> {
+  if (res.statusCode === 206) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+    if (m && Number(m[1]) === offset && Number(m[2]) === size - 1) return 0;
+    res.body.destroy();
+    throw gatewayError('status', `upstream ${res.host.url} answered the resume with a wrong Content-Range`);
+  }
+  if (res.statusCode === 200 && Number(res.headers['content-length']) === size) return offset;
+  if (res.statusCode >= 400) throw await relayedError(res);
+  res.body.destroy();
+  throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
+}
+
+/** Turns an upstream 4xx into the same registry error for our client (PROTOCOL §3: passed as is). */
+export async function relayedError(res: UpstreamResponse): Promise<RegistryError> {
+  let text = '';
+  for await (const chunk of res.body) {
+    if (text.length < 16_384) text += String(chunk);
+  }
+  let code: RegistryCode = res.statusCode === 404 ? 'BLOB_UNKNOWN' : res.statusCode === 401 ? 'UNAUTHORIZED' : res.statusCode === 403 ? 'DENIED' : 'UNAVAILABLE';
+  let message: string | undefined;
+  try {
+    const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    const first = parsed.errors?.[0];
+    if (first?.code && first.code in REGISTRY_ERRORS) code = first.code as RegistryCode;
+    if (first?.message) message = first.message;
+  } catch {
+    // Not registry JSON: keep the status-derived code.
+  }
+  const headers: Record<string, string> = {};
+  const challenge = res.headers['www-authenticate'];
+  if (typeof challenge === 'string') headers['WWW-Authenticate'] = challenge;
+  return new RegistryError(code, {
+    status: res.statusCode >= 400 && res.statusCode < 500 ? res.statusCode : 502,
+    ...(message === undefined ? {} : { message }),
+    headers,
+    detail: { upstream: res.host.url },
+  });
+}

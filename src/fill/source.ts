@@ -1,0 +1,27 @@
+// What a response reads blob bytes from: a stored file (a hit) or a fill in progress.
+// Both are positional reads on one file handle, so a slow client never holds up anyone.
+import type { OpenBlob } from '../store/blob-store.js';
+
+export interface BlobSource {
+  readonly size: number;
+  read(buf: Buffer, position: number, length: number): Promise<number>;
+  /** Exclusive end of the bytes that may be sent now (a fill holds back its last byte until verified). */
+  available(): number;
+  /** Set once the bytes can never be completed or trusted; the response must be reset. */
+  failure(): Error | null;
+  /** Resolves when available() grows or the source fails. */
+  waitForMore(): Promise<void>;
+  release(): Promise<void>;
+}
+
+export function fileSource(blob: OpenBlob): BlobSource {
+  const size = blob.entry.size;
+  return {
+    size,
+    read: async (buf, position, length) => (await blob.fh.read(buf, 0, length, position)).bytesRead,
+    available: () => size,
+    failure: () => null,
+    waitForMore: () => Promise.resolve(),
+    release: () => blob.release(),
+  };
+}

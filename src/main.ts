@@ -1,0 +1,151 @@
+// Composition root: config → log → store → pool → upstreams → keys → server. The only
+// module that wires others together, so each can be tested on its own.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import { realmFor } from './auth/challenge.js';
+import { defaultJwksUrl, fileJwksLoader, urlJwksLoader, type JwksHttpGet } from './auth/jwks-source.js';
+import { KeySet, type JwksLoader } from './auth/keyset.js';
+import { TokenVerifier } from './auth/token.js';
+import type { Config } from './config/types.js';
+import { Inflight } from './fill/inflight.js';
+import { createLogger, flushLogger } from './log.js';
+import { WorkerPool } from './pool.js';
+import { createRouter } from './server/router.js';
+import { createCacheServer, type CacheServer, type TlsMaterial } from './server/server.js';
+import type { AppContext } from './server/context.js';
+import { BlobStore } from './store/blob-store.js';
+import { Layout } from './store/layout.js';
+import { removeDeadSpools } from './store/spool.js';
+import { UpstreamChain } from './upstream/chain.js';
+import { loadTrustedCas } from './upstream/trust.js';
+
+/** A spool that has not grown for this long, whose writer we cannot see, is dead. */
+export const SPOOL_STALE_MS = 60_000;
+
+export interface RunningCache {
+  readonly config: Config;
+  readonly url: string;
+  readonly port: number;
+  readonly ctx: AppContext;
+  readonly pool: WorkerPool;
+  readonly server: CacheServer;
+  /** Re-reads the TLS certificate and key, and the key set (SIGHUP). */
+  reload(): Promise<void>;
+  /** Graceful stop: no new requests, transfers finish up to http.draintimeout. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+}
+
+export async function startCache(config: Config, opts: StartOptions = {}): Promise<RunningCache> {
+  const log = opts.log ?? createLogger(config.log);
+  const layout = new Layout(config.storage.rootDirectory);
+  const store = new BlobStore(layout, { ttlMs: config.downstream.blobTtlMs });
+  const removedSpools = await removeDeadSpools(layout, SPOOL_STALE_MS);
+  const scanStarted = Date.now();
+  const scanned = await store.scan();
+  log.info({ blobs: scanned.count, bytes: scanned.bytes, ms: Date.now() - scanStarted, removedSpools, root: layout.root }, 'store indexed');
+
+  const ca = await loadTrustedCas(config.downstream.cas);
+  const t = config.downstream.timeouts;
+  const hostOpts = { ca, connectTimeoutMs: t.connectMs, headersTimeoutMs: t.headersMs, bodyIdleTimeoutMs: t.bodyIdleMs };
+  const chain = new UpstreamChain(config.downstream.upstreams, { ...hostOpts, viaName: viaName(config), log });
+  const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue });
+
+  const jwksAgent = new Agent({ connect: { ca, timeout: t.connectMs }, headersTimeout: t.headersMs, bodyTimeout: t.bodyIdleMs });
+  const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { log });
+  await keys.start();
+  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';
+  const verifier = new TokenVerifier({
+    keySet: keys,
+    realm: realmFor(originBase),
+    service: new URL(originBase).host,
+    issuer: config.downstream.issuer,
+  });
+
+  const inflight = new Inflight({ chain, pool, store, log });
+  const ctx: AppContext = { store, inflight, chain, verifier, keys, log };
+  const tls = await readTls(config);
+  const server = createCacheServer(config.http.limits, tls, createRouter(ctx));
+  const bound = await server.listen(config.http.host, config.http.port);
+  const scheme = tls === null ? 'http' : 'https';
+  const url = `${scheme}://localhost:${bound.port}`;
+  log.info({ addr: bound.host, port: bound.port, tls: tls !== null, upstreams: chain.all.map((h) => h.url) }, 'dtr-cache listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    url,
+    port: bound.port,
+    ctx,
+    pool,
+    server,
+    async reload() {
+      const material = await readTls(config);
+      if (material !== null) server.setTls(material);
+      await keys.refresh();
+      log.info({ keys: keys.size }, 'reloaded TLS certificate and key set');
+    },
+    close() {
+      closing ??= (async () => {
+        log.info({ fills: inflight.size, deadlineMs: config.http.drainTimeoutMs }, 'draining');
+        await server.close(config.http.drainTimeoutMs);
+        // Fills still running are abandoned: nothing unverified is ever published.
+        keys.close();
+        await chain.close();
+        await jwksAgent.close();
+        await pool.close();
+        log.info('stopped');
+        await flushLogger(log);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Reads http.tls; a broken pair throws (at start: exit; on SIGHUP: the old one stays). */
+export async function readTls(config: Config): Promise<TlsMaterial | null> {
+  if (config.http.tls === null) return null;
+  const [cert, key] = await Promise.all([readFile(config.http.tls.certificate, 'utf8'), readFile(config.http.tls.key, 'utf8')]);
+  // Throws on a mismatched or unparsable pair before it can replace a working one.
+  const { createSecureContext } = await import('node:tls');
+  createSecureContext({ cert, key });
+  return { cert, key };
+}
+
+/** A name for `Via` that is unique per process, so a request that comes back is recognised. */
+function viaName(config: Config): string {
+  const host = config.http.publicUrl !== null ? new URL(config.http.publicUrl).host : hostname();
+  return `${host.replace(/[^A-Za-z0-9.:_-]/g, '-')}~${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Where trusted keys come from: `jwks` (a file or URL), or else the upstreams' own
+ * /.well-known/jwks.json, first answer wins: a tier with no route to the origin takes the
+ * keys its upstream cache trusts (PROTOCOL §2).
+ */
+function jwksLoader(config: Config, chain: UpstreamChain, agent: Agent): JwksLoader {
+  const get: JwksHttpGet = async (url) => {
+    const res = await request(url, { dispatcher: agent, headers: { accept: 'application/json' } });
+    return { statusCode: res.statusCode, body: await res.body.text() };
+  };
+  const source = config.downstream.jwks;
+  if (source !== null) return source.startsWith('/') ? fileJwksLoader(source) : urlJwksLoader(source, get);
+  const loaders = chain.all.map((h) => urlJwksLoader(defaultJwksUrl(h.url), get));
+  return async () => {
+    let lastErr: unknown = new Error('no upstream configured');
+    for (const load of loaders) {
+      try {
+        return await load();
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  };
+}

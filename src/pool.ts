@@ -1,0 +1,64 @@
+// The piscina pool that runs workers/blob-tasks.ts. A spool task lives as long as its
+// fill and mostly awaits messages, so each worker runs many at once
+// (concurrentTasksPerWorker); the queue is bounded and a full queue is a 429.
+import { availableParallelism } from 'node:os';
+import type { MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { RegistryError } from './errors/registry.js';
+import type { HashFileResult, HashFileTask, SpoolResult, SpoolTask } from '../workers/types.js';
+
+const WORKER_FILE = new URL('../workers/blob-tasks.js', import.meta.url).href;
+
+export interface PoolOptions {
+  maxQueue: number;
+  threads?: number;
+}
+
+export class WorkerPool {
+  readonly #pool: Piscina;
+  readonly #maxQueue: number;
+
+  constructor(opts: PoolOptions) {
+    const threads = opts.threads ?? Math.max(2, Math.min(4, availableParallelism()));
+    this.#maxQueue = opts.maxQueue;
+    this.#pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: 32,
+      maxQueue: opts.maxQueue,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Tasks waiting for a worker; exported as a metric. */
+  get queueSize(): number {
+    return this.#pool.queueSize;
+  }
+
+  get utilization(): number {
+    return this.#pool.utilization;
+  }
+
+  spool(task: SpoolTask): Promise<SpoolResult> {
+    this.#admit();
+    const transferList: MessagePort[] = [task.port];
+    return this.#pool.run(task, { name: 'spool', transferList });
+  }
+
+  hashFile(task: HashFileTask): Promise<HashFileResult> {
+    this.#admit();
+    return this.#pool.run(task, { name: 'hashFile' });
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close({ force: true });
+  }
+
+  /** Refuse before piscina does, so the client gets a registry 429 with Retry-After. */
+  #admit(): void {
+    if (this.#pool.queueSize >= this.#maxQueue) {
+      throw new RegistryError('TOOMANYREQUESTS', { message: 'worker queue full', headers: { 'Retry-After': '1' } });
+    }
+  }
+}

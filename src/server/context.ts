@@ -1,0 +1,26 @@
+// What the handlers need, wired once by main.ts.
+import type { Logger } from 'pino';
+import type { KeySet } from '../auth/keyset.js';
+import type { TokenVerifier } from '../auth/token.js';
+import type { Inflight } from '../fill/inflight.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { UpstreamChain } from '../upstream/chain.js';
+
+export interface AppContext {
+  store: BlobStore;
+  inflight: Inflight;
+  chain: UpstreamChain;
+  verifier: TokenVerifier;
+  keys: KeySet;
+  log: Logger;
+}
+
+/** What one request did, for its log line (and metrics). */
+export interface RequestRecord {
+  route: 'blob' | 'base' | 'jwks' | 'other';
+  repo?: string;
+  digest?: string;
+  outcome?: 'hit' | 'miss' | 'joined' | 'head-upstream' | 'not-modified' | 'error';
+  bytes: number;
+  error?: string;
+}

@@ -1,0 +1,71 @@
+// GET|HEAD /v2/<name>/blobs/<digest>: verify the redirect token, then serve a hit from
+// disk, answer a HEAD miss from an upstream HEAD, or join/start the digest's fill.
+import { tokenFromRequest } from '../../auth/extract.js';
+import { RegistryError } from '../../errors/registry.js';
+import { relayedError } from '../../fill/fill.js';
+import { fileSource, type BlobSource } from '../../fill/source.js';
+import type { Digest } from '../../store/digest.js';
+import type { AppContext, RequestRecord } from '../context.js';
+import { header, type Req, type ResLike } from '../http-types.js';
+import { blobHeaders } from '../respond.js';
+import { sendBlob } from '../send-blob.js';
+
+export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, url: URL, name: string, digest: Digest, rec: RequestRecord): Promise<void> {
+  const head = req.method === 'HEAD';
+  const via = header(req.headers, 'via');
+  if (ctx.chain.seenIn(via)) {
+    ctx.log.warn({ digest: digest.value, via }, 'request loop: this cache is already in Via; refusing');
+    throw new RegistryError('UNAVAILABLE', { status: 508, message: 'request loop detected: this cache already forwarded this request' });
+  }
+  const token = tokenFromRequest(url.searchParams, header(req.headers, 'authorization'));
+  const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
+
+  if (header(req.headers, 'if-none-match') === `"${digest.value}"`) {
+    rec.outcome = 'not-modified';
+    res.writeHead(304, blobHeaders(digest.value));
+    res.end();
+    return;
+  }
+  const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
+    rec.outcome = outcome;
+    return sendBlob(res, src, { digest: digest.value, head, rangeHeader: header(req.headers, 'range') });
+  };
+
+  const entry = await ctx.store.lookup(digest);
+  const blob = entry === null ? null : await ctx.store.open(entry);
+  if (blob !== null) {
+    ctx.store.touch(blob.entry);
+    const src = fileSource(blob);
+    try {
+      rec.bytes = await send(src, 'hit');
+    } finally {
+      await src.release();
+    }
+    return;
+  }
+
+  if (head) {
+    await headFromUpstream(ctx, res, name, digest, verified.token, via, rec);
+    return;
+  }
+
+  const client = { token: verified.token, exp: verified.exp };
+  const { fill, joined } = ctx.inflight.join(name, digest, client, via);
+  const src = await fill.attach(client);
+  try {
+    rec.bytes = await send(src, joined ? 'joined' : 'miss');
+  } finally {
+    await src.release();
+  }
+}
+
+/** PROTOCOL §4: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
+async function headFromUpstream(ctx: AppContext, res: ResLike, name: string, digest: Digest, token: string, via: string | undefined, rec: RequestRecord): Promise<void> {
+  rec.outcome = 'head-upstream';
+  const up = await ctx.chain.request({ method: 'HEAD', name, digest: digest.value, token, via });
+  if (up.statusCode !== 200) throw await relayedError(up);
+  up.body.resume();
+  const size = Number(up.headers['content-length']);
+  res.writeHead(200, { ...blobHeaders(digest.value), ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}) });
+  res.end();
+}

@@ -1,0 +1,38 @@
+// Response helpers: registry error JSON (PROTOCOL.md §5) and the blob headers of §4.
+import { RegistryError } from '../errors/registry.js';
+import type { ResLike } from './http-types.js';
+
+export const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+
+export function blobHeaders(digest: string): Record<string, string> {
+  return {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'max-age=31536000',
+    ...API_VERSION,
+  };
+}
+
+/** Before headers: the registry error. After: the stream is destroyed (never a clean end). */
+export function sendError(res: ResLike, err: RegistryError, head: boolean): void {
+  if (res.headersSent) {
+    res.destroy(err);
+    return;
+  }
+  const body = err.body();
+  res.writeHead(err.status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    ...API_VERSION,
+    ...err.headers,
+  });
+  res.end(head ? undefined : body);
+}
+
+export function sendJson(res: ResLike, status: number, value: unknown, head = false): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...API_VERSION });
+  res.end(head ? undefined : body);
+}

@@ -1,0 +1,65 @@
+// Routes (issue #2): GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
+// GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
+// blob path). Names and digests are validated before anything touches disk or upstream.
+import { RegistryError, isRegistryError } from '../errors/registry.js';
+import { parseDigest, validateName } from '../store/digest.js';
+import type { AppContext, RequestRecord } from './context.js';
+import { handleBlob } from './handlers/blob.js';
+import { asRes, type Req, type Res } from './http-types.js';
+import { ClientGone } from './send-blob.js';
+import { sendError, sendJson } from './respond.js';
+
+const BLOBS = '/blobs/';
+
+export function createRouter(ctx: AppContext) {
+  return async function route(req: Req, rawRes: Res): Promise<void> {
+    const res = asRes(rawRes);
+    const started = process.hrtime.bigint();
+    const rec: RequestRecord = { route: 'other', bytes: 0 };
+    const head = req.method === 'HEAD';
+    let status = 0;
+    try {
+      // The path is matched raw (never percent-decoded): `..%2f` simply fails the name grammar.
+      const url = new URL(req.url ?? '/', 'http://cache.invalid');
+      const path = url.pathname;
+      if (path === '/v2/' || path === '/v2') {
+        rec.route = 'base';
+        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
+        sendJson(res, 200, {}, head);
+      } else if (path === '/.well-known/jwks.json') {
+        rec.route = 'jwks';
+        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
+        sendJson(res, 200, ctx.keys.toJSON(), head);
+      } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) > 4) {
+        rec.route = 'blob';
+        const at = path.lastIndexOf(BLOBS);
+        const name = validateName(path.slice(4, at));
+        const digest = parseDigest(path.slice(at + BLOBS.length));
+        rec.repo = name;
+        rec.digest = digest.value;
+        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED', { message: `${req.method} is not supported on blobs: this is a pull-through cache` });
+        await handleBlob(ctx, req, res, url, name, digest, rec);
+      } else {
+        throw new RegistryError('NOT_FOUND', { message: `no route for ${path.slice(0, 200)}` });
+      }
+      status = rawRes.statusCode;
+    } catch (err) {
+      if (err instanceof ClientGone) {
+        status = 499;
+      } else {
+        const regErr = isRegistryError(err) ? err : new RegistryError('UNAVAILABLE', { status: 500, message: 'internal error', cause: err });
+        if (!isRegistryError(err)) ctx.log.error({ err }, 'unexpected error');
+        status = res.headersSent ? 0 : regErr.status;
+        if (!rec.outcome) rec.outcome = 'error';
+        sendError(res, regErr, head);
+        if (status === 0) status = rawRes.statusCode;
+        rec.error = regErr.message;
+      }
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    ctx.log.info({
+      method: req.method, route: rec.route, repo: rec.repo, digest: rec.digest, status, bytes: rec.bytes,
+      ms: Math.round(ms * 10) / 10, outcome: rec.outcome, proto: req.httpVersion, err: rec.error,
+    }, 'request');
+  };
+}

@@ -1,0 +1,100 @@
+// The listening socket: with TLS, one port speaking HTTP/2 and HTTP/1.1 (ALPN, RFC 7301);
+// without, plain HTTP/1.1. Limits against hostile clients are set here, from config.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Config } from '../config/types.js';
+import type { Req, Res } from './http-types.js';
+
+export type Handler = (req: Req, res: Res) => Promise<void>;
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+}
+
+export interface CacheServer {
+  readonly server: HttpServer | Http2SecureServer;
+  listen(host: string, port: number): Promise<{ port: number; host: string }>;
+  /** Replaces the certificate for new handshakes (SIGHUP); open connections keep theirs. */
+  setTls(tls: TlsMaterial): void;
+  /** Stops accepting, sends GOAWAY to HTTP/2 sessions, waits for transfers up to the deadline. */
+  close(deadlineMs: number): Promise<void>;
+}
+
+/** HTTP/2 flow-control windows sized for large blobs (the 64 KiB default caps a stream at ~window/RTT). */
+const H2_WINDOW = 8 << 20;
+
+export function createCacheServer(limits: Config['http']['limits'], tls: TlsMaterial | null, handler: Handler): CacheServer {
+  const onRequest = (req: Req, res: Res): void => {
+    void handler(req, res);
+  };
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  let server: HttpServer | Http2SecureServer;
+  if (tls !== null) {
+    const h2 = createSecureServer({
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      maxSessionMemory: 64,
+      settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize },
+      maxHeaderListPairs: 128,
+    });
+    h2.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      session.once('connect', () => session.setLocalWindowSize(H2_WINDOW));
+    });
+    h2.on('request', onRequest);
+    server = h2;
+  } else {
+    server = createHttpServer({ maxHeaderSize: limits.maxHeaderSize }, onRequest);
+  }
+  applyHttp1Limits(server, limits);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  return {
+    server,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host === '' ? undefined : host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          if (addr === null || typeof addr === 'string') return reject(new Error('no TCP address'));
+          resolve({ port: addr.port, host: addr.address });
+        });
+      });
+    },
+    setTls(material) {
+      if (!('setSecureContext' in server)) throw new Error('this server has no TLS');
+      server.setSecureContext({ cert: material.cert, key: material.key });
+    },
+    async close(deadlineMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.close();
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref());
+      await Promise.race([closed, deadline]);
+      for (const s of sessions) s.destroy();
+      for (const sock of sockets) sock.destroy();
+      await closed;
+    },
+  };
+}
+
+/**
+ * Slowloris limits for HTTP/1.1. http2's allowHTTP1 hands HTTP/1.1 sockets to node:http's
+ * connection listener, which reads these same fields off the server object.
+ */
+function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: Config['http']['limits']): void {
+  const s = server as unknown as { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize?: number };
+  s.headersTimeout = limits.headersTimeoutMs;
+  s.requestTimeout = limits.requestTimeoutMs;
+  s.keepAliveTimeout = limits.idleTimeoutMs;
+  server.setTimeout(limits.idleTimeoutMs);
+}

@@ -1,0 +1,189 @@
+// The blob store: an in-memory index over distribution's on-disk layout, rebuilt from
+// disk at start. The index maps digest → size and last pull; the last pull is also the
+// file's mtime, so it survives restarts and is shared by replicas on one root.
+import { open, readdir, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDigest, type Digest } from './digest.js';
+import type { Layout } from './layout.js';
+
+export interface BlobEntry {
+  readonly digest: Digest;
+  size: number;
+  /** ms since epoch of the last pull (or of the fill). */
+  lastPull: number;
+  /** When lastPull was last written to disk as mtime. */
+  persistedPull: number;
+  /** Open readers; an entry with readers is never evicted. */
+  readers: number;
+}
+
+export interface BlobStoreOptions {
+  /** null = blobs never expire. */
+  ttlMs: number | null;
+  now?: () => number;
+}
+
+export interface OpenBlob {
+  entry: BlobEntry;
+  fh: FileHandle;
+  /** Closes the file and releases the entry for eviction; idempotent. */
+  release(): Promise<void>;
+}
+
+export class BlobStore {
+  readonly layout: Layout;
+  readonly #entries = new Map<string, BlobEntry>();
+  readonly #ttlMs: number | null;
+  readonly #now: () => number;
+  #bytes = 0;
+
+  constructor(layout: Layout, opts: BlobStoreOptions) {
+    this.layout = layout;
+    this.#ttlMs = opts.ttlMs;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get count(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  entries(): IterableIterator<BlobEntry> {
+    return this.#entries.values();
+  }
+
+  expired(entry: BlobEntry): boolean {
+    return this.#ttlMs !== null && this.#now() - entry.lastPull > this.#ttlMs;
+  }
+
+  /**
+   * The entry for a digest, or null. On an index miss the disk is checked too, so a blob
+   * another replica published is found (issue: replicas on one rootdirectory). Expired
+   * entries are never returned: they are not served, whatever the sweep has done yet.
+   */
+  async lookup(d: Digest): Promise<BlobEntry | null> {
+    let entry = this.#entries.get(d.value) ?? null;
+    if (entry === null) {
+      try {
+        const st = await stat(this.layout.blobData(d));
+        if (!st.isFile()) return null;
+        entry = this.#entries.get(d.value) ?? this.#insert(d, st.size, st.mtimeMs);
+      } catch {
+        return null;
+      }
+    }
+    return this.expired(entry) ? null : entry;
+  }
+
+  /** Records a blob the fill just published. */
+  add(d: Digest, size: number): BlobEntry {
+    const now = this.#now();
+    const existing = this.#entries.get(d.value);
+    if (existing) {
+      existing.lastPull = now;
+      return existing;
+    }
+    const entry = this.#insert(d, size, now);
+    entry.persistedPull = now;
+    return entry;
+  }
+
+  #insert(d: Digest, size: number, lastPull: number): BlobEntry {
+    const entry: BlobEntry = { digest: d, size, lastPull, persistedPull: lastPull, readers: 0 };
+    this.#entries.set(d.value, entry);
+    this.#bytes += size;
+    return entry;
+  }
+
+  /** Forgets an entry (the caller deletes the file). */
+  forget(entry: BlobEntry): void {
+    if (this.#entries.get(entry.digest.value) === entry) {
+      this.#entries.delete(entry.digest.value);
+      this.#bytes -= entry.size;
+    }
+  }
+
+  /**
+   * Opens a blob for reading. A size that disagrees with the index means the file was
+   * truncated or replaced under us: the entry is dropped and null returned, so the
+   * caller treats it as a miss rather than serve a bad blob.
+   */
+  async open(entry: BlobEntry): Promise<OpenBlob | null> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.layout.blobData(entry.digest), 'r');
+    } catch {
+      this.forget(entry);
+      return null;
+    }
+    const st = await fh.stat();
+    if (st.size !== entry.size) {
+      await fh.close();
+      this.forget(entry);
+      return null;
+    }
+    entry.readers++;
+    let released = false;
+    return {
+      entry,
+      fh,
+      release: async () => {
+        if (released) return;
+        released = true;
+        entry.readers--;
+        await fh.close();
+      },
+    };
+  }
+
+  /**
+   * Marks a pull. blobttl counts from the last pull, so the mtime on disk is moved too,
+   * but at most once per tenth of the TTL (or minute), to keep writes off the hot path.
+   */
+  touch(entry: BlobEntry): void {
+    const now = this.#now();
+    entry.lastPull = now;
+    const every = this.#ttlMs === null ? 60_000 : Math.min(60_000, this.#ttlMs / 10);
+    if (now - entry.persistedPull >= every) {
+      entry.persistedPull = now;
+      const t = new Date(now);
+      utimes(this.layout.blobData(entry.digest), t, t).catch(() => undefined);
+    }
+  }
+
+  /** Rebuilds the index from disk: linear in the number of blobs. */
+  async scan(): Promise<{ count: number; bytes: number }> {
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      const algDir = join(this.layout.blobsDir, algorithm);
+      for (const prefix of await readdirOrEmpty(algDir)) {
+        const hexes = await readdirOrEmpty(join(algDir, prefix));
+        await Promise.all(hexes.map(async (hex) => {
+          let d: Digest;
+          try {
+            d = parseDigest(`${algorithm}:${hex}`);
+          } catch {
+            return;
+          }
+          try {
+            const st = await stat(this.layout.blobData(d));
+            if (st.isFile() && !this.#entries.has(d.value)) this.#insert(d, st.size, st.mtimeMs);
+          } catch {
+            // A directory without data (distribution leaves these after deletes): skip.
+          }
+        }));
+      }
+    }
+    return { count: this.count, bytes: this.bytes };
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,128 @@
+// The upstream chain (PROTOCOL.md §3): round robin over the upstream hosts, the origin
+// as the fallback (2.2 form), failover on refused connections, timeouts and 5xx, and
+// a `Via` header as the loop guard (RFC 9110 §7.6.3). URLs are built only from config
+// and from the already-validated name and digest.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { UpstreamsConfig } from '../config/types.js';
+import { classifyUpstreamError, gatewayError, type UpstreamFailureKind } from '../errors/upstream.js';
+import { UpstreamHost, type HostOptions } from './host.js';
+
+export interface BlobRequest {
+  method: 'GET' | 'HEAD';
+  name: string;
+  digest: string;
+  /** The redirect token forwarded as `Authorization: Bearer` (PROTOCOL §2). */
+  token: string;
+  /** Resume point: sends `Range: bytes=<offset>-` when > 0. */
+  offset?: number;
+  /** The incoming request's Via, to which this node appends itself. */
+  via?: string | undefined;
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  host: UpstreamHost;
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export interface ChainOptions extends HostOptions {
+  /** This node's name in `Via`. */
+  viaName: string;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+export class UpstreamChain {
+  readonly hosts: readonly UpstreamHost[];
+  readonly origin: UpstreamHost | null;
+  readonly #viaName: string;
+  readonly #log: ChainOptions['log'];
+  #next = 0;
+
+  constructor(cfg: UpstreamsConfig, opts: ChainOptions) {
+    this.hosts = cfg.hosts.map((url) => new UpstreamHost(url, 'upstream', opts));
+    this.origin = cfg.origin === null ? null : new UpstreamHost(cfg.origin, 'origin', opts);
+    this.#viaName = opts.viaName;
+    this.#log = opts.log;
+  }
+
+  get all(): readonly UpstreamHost[] {
+    return this.origin === null ? this.hosts : [...this.hosts, this.origin];
+  }
+
+  /**
+   * The order to try hosts for one request: round robin from the next host, hosts under
+   * penalty moved to the back (still tried, so a recovered host is found again), and the
+   * origin last.
+   */
+  candidates(): UpstreamHost[] {
+    const n = this.hosts.length;
+    const start = n === 0 ? 0 : this.#next++ % n;
+    const rotated = Array.from({ length: n }, (_, i) => this.hosts[(start + i) % n]!);
+    const ordered = [...rotated.filter((h) => !h.penalised), ...rotated.filter((h) => h.penalised)];
+    if (this.origin !== null) ordered.push(this.origin);
+    return ordered;
+  }
+
+  /**
+   * Sends the request to the first host that answers with anything but a 5xx.
+   * A 2xx, 3xx or 4xx answer (404 BLOB_UNKNOWN, 401, 403 …) is returned as is, for the
+   * caller to relay; when no host answers, throws UNAVAILABLE (502/503/504).
+   */
+  async request(req: BlobRequest): Promise<UpstreamResponse> {
+    let lastKind: UpstreamFailureKind = 'unreachable';
+    let lastCause: unknown;
+    const tried: string[] = [];
+    for (const host of this.candidates()) {
+      if (req.signal?.aborted) break;
+      tried.push(host.url);
+      try {
+        const res = await host.dispatcher.request({
+          method: req.method,
+          path: `/v2/${req.name}/blobs/${req.digest}`,
+          headers: this.#headers(req),
+          ...(req.signal === undefined ? {} : { signal: req.signal }),
+        });
+        if (res.statusCode >= 500) {
+          res.body.destroy();
+          host.recordFailure(`status ${res.statusCode}`);
+          lastKind = 'status';
+          lastCause = new Error(`upstream ${host.url} answered ${res.statusCode}`);
+          this.#log?.warn({ upstream: host.url, status: res.statusCode, digest: req.digest }, 'upstream failed, trying next');
+          continue;
+        }
+        host.recordSuccess();
+        return { host, statusCode: res.statusCode, headers: res.headers, body: res.body };
+      } catch (err) {
+        lastKind = classifyUpstreamError(err);
+        lastCause = err;
+        host.recordFailure(`${lastKind}: ${err instanceof Error ? err.message : String(err)}`);
+        this.#log?.warn({ upstream: host.url, reason: lastKind, err: String(err), digest: req.digest }, 'upstream failed, trying next');
+      }
+    }
+    throw gatewayError(lastKind, `no upstream could serve the blob (tried ${tried.length})`, lastCause);
+  }
+
+  #headers(req: BlobRequest): Record<string, string> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${req.token}`,
+      via: req.via ? `${req.via}, 1.1 ${this.#viaName}` : `1.1 ${this.#viaName}`,
+      'user-agent': 'dtr-cache',
+      'accept-encoding': 'identity',
+    };
+    if (req.offset !== undefined && req.offset > 0) headers.range = `bytes=${req.offset}-`;
+    return headers;
+  }
+
+  /** True when the incoming Via shows this node already forwarded the request: a loop. */
+  seenIn(via: string | undefined): boolean {
+    if (!via) return false;
+    return via.split(',').some((hop) => hop.trim().split(/\s+/)[1] === this.#viaName);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((h) => h.close()));
+  }
+}

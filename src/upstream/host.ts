@@ -1,0 +1,59 @@
+// One upstream host: its undici dispatcher (with the CA list passed explicitly) and its
+// health. A host that keeps failing is skipped for a growing back-off, then tried again.
+import { Pool } from 'undici';
+
+export interface HostOptions {
+  ca: string[];
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
+  now?: () => number;
+}
+
+const BASE_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+
+export class UpstreamHost {
+  readonly url: string;
+  readonly dispatcher: Pool;
+  /** 'origin' is the 2.2 form's fallback; 'upstream' are the round-robin hosts. */
+  readonly role: 'upstream' | 'origin';
+  #failures = 0;
+  #retryAt = 0;
+  #now: () => number;
+  lastResult: { ok: boolean; at: number; detail: string } | null = null;
+
+  constructor(url: string, role: 'upstream' | 'origin', opts: HostOptions) {
+    this.url = url;
+    this.role = role;
+    this.#now = opts.now ?? Date.now;
+    this.dispatcher = new Pool(url, {
+      connect: { ca: opts.ca, timeout: opts.connectTimeoutMs },
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyIdleTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** True while the host is being penalised for recent failures. */
+  get penalised(): boolean {
+    return this.#failures > 0 && this.#now() < this.#retryAt;
+  }
+
+  recordSuccess(): void {
+    this.#failures = 0;
+    this.#retryAt = 0;
+    this.lastResult = { ok: true, at: this.#now(), detail: 'ok' };
+  }
+
+  recordFailure(detail: string): void {
+    this.#failures += 1;
+    const backoff = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** (this.#failures - 1));
+    this.#retryAt = this.#now() + backoff;
+    this.lastResult = { ok: false, at: this.#now(), detail };
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.destroy();
+  }
+}

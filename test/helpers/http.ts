@@ -1,0 +1,33 @@
+// Test clients over real TLS: undici for HTTP/1.1 and HTTP/2 (allowH2), hashing what arrives.
+import { createHash } from 'node:crypto';
+import { Agent, request } from 'undici';
+
+export interface Fetched {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  sha256: string;
+  /** Set when the body stream broke (reset or truncated) instead of ending cleanly. */
+  error: Error | null;
+}
+
+export function agentFor(ca: string, h2: boolean): Agent {
+  return new Agent({ connect: { ca, rejectUnauthorized: true }, allowH2: h2, connections: 64, pipelining: 0 });
+}
+
+export async function fetchBlob(agent: Agent, url: string, opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {}): Promise<Fetched> {
+  const res = await request(url, { dispatcher: agent, method: opts.method ?? 'GET', headers: opts.headers ?? {} });
+  const chunks: Buffer[] = [];
+  let error: Error | null = null;
+  try {
+    for await (const chunk of res.body) chunks.push(chunk as Buffer);
+  } catch (err) {
+    error = err instanceof Error ? err : new Error(String(err));
+  }
+  const body = Buffer.concat(chunks);
+  return { status: res.statusCode, headers: res.headers, body, sha256: createHash('sha256').update(body).digest('hex'), error };
+}
+
+export function sha256(buf: Buffer | string): string {
+  return createHash('sha256').update(buf).digest('hex');
+}

@@ -1,0 +1,185 @@
+// A small test origin for the cache's own tests: it serves known blobs to requests with a
+// valid redirect token, publishes its JWKS, counts requests, and can be told to pause a
+// blob after N bytes (to test late joiners), send wrong bytes, or fail. The full DTR mock
+// lives in bench/dtr-mock/; this one exists for precise control.
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { exportJWK, generateKeyPair, jwtVerify, SignJWT, createLocalJWKSet, type JWK, type CryptoKey } from 'jose';
+import type { Leaf } from '../../bench/lib/pki.js';
+
+export interface OriginBlob {
+  bytes: Buffer;
+  digest: string;
+}
+
+export interface Gate {
+  /** Bytes sent before the gate holds the stream. */
+  after: number;
+  open: () => void;
+  reached: Promise<void>;
+}
+
+interface KeyPair {
+  kid: string;
+  alg: 'ES256' | 'RS256' | 'EdDSA';
+  priv: CryptoKey;
+  jwk: JWK;
+}
+
+export class TestOrigin {
+  readonly blobs = new Map<string, OriginBlob>();
+  readonly gets = new Map<string, number>();
+  readonly heads = new Map<string, number>();
+  readonly ranges: string[] = [];
+  readonly corrupt = new Set<string>();
+  readonly fail503 = new Set<string>();
+  readonly gates = new Map<string, Gate>();
+  /** Request headers seen, newest last (for Via / Authorization checks). */
+  readonly seen: Array<{ method: string; path: string; headers: IncomingMessage['headers'] }> = [];
+  keys: KeyPair[] = [];
+  server!: Server;
+  url = '';
+  #sockets = new Set<Socket>();
+  #kidSerial = 0;
+
+  static async start(tls: Leaf): Promise<TestOrigin> {
+    const o = new TestOrigin();
+    await o.rotate();
+    o.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => o.#handle(req, res));
+    o.server.on('connection', (s: Socket) => {
+      o.#sockets.add(s);
+      s.once('close', () => o.#sockets.delete(s));
+    });
+    await new Promise<void>((r) => o.server.listen(0, '127.0.0.1', r));
+    o.url = `https://localhost:${(o.server.address() as AddressInfo).port}`;
+    return o;
+  }
+
+  add(bytes: Buffer): OriginBlob {
+    const blob = { bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+    this.blobs.set(blob.digest, blob);
+    return blob;
+  }
+
+  /** Holds the next GET of `digest` after `after` bytes until open() is called. */
+  gate(digest: string, after: number): Gate {
+    let open!: () => void;
+    let reach!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    const reached = new Promise<void>((r) => (reach = r));
+    const gate = { after, open, reached, opened, reach };
+    this.gates.set(digest, gate as Gate);
+    return gate as Gate;
+  }
+
+  /** A new signing key; old keys stay published unless dropOld. */
+  async rotate(alg: KeyPair['alg'] = 'ES256', dropOld = false): Promise<KeyPair> {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const kid = `k${++this.#kidSerial}`;
+    const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+    const pair = { kid, alg, priv: privateKey, jwk };
+    this.keys = dropOld ? [pair] : [...this.keys, pair];
+    return pair;
+  }
+
+  jwks(): { keys: JWK[] } {
+    return { keys: this.keys.map((k) => k.jwk) };
+  }
+
+  async mint(name: string, digest: string, opts: { ttlSec?: number; actions?: string[]; key?: KeyPair; exp?: number; sub?: string } = {}): Promise<string> {
+    const key = opts.key ?? this.keys[this.keys.length - 1]!;
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ access: [{ type: 'repository', name, actions: opts.actions ?? ['pull'] }], digest })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+      .setIssuer('test-origin')
+      .setSubject(opts.sub ?? 'alice')
+      .setIssuedAt(now)
+      .setNotBefore(now - 1)
+      .setExpirationTime(opts.exp ?? now + (opts.ttlSec ?? 300))
+      .sign(key.priv);
+  }
+
+  count(map: Map<string, number>, digest: string): number {
+    return map.get(digest) ?? 0;
+  }
+
+  async #authorized(req: IncomingMessage, name: string, digest: string): Promise<boolean> {
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : new URL(req.url ?? '/', 'https://x').searchParams.get('token');
+    if (!token) return false;
+    try {
+      const { payload } = await jwtVerify(token, createLocalJWKSet(this.jwks()), { clockTolerance: 60 });
+      const access = payload['access'] as Array<{ name: string; actions: string[] }>;
+      return payload['digest'] === digest && access.some((a) => a.name === name && a.actions.includes('pull'));
+    } catch {
+      return false;
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'https://x').pathname;
+    this.seen.push({ method: req.method ?? '', path, headers: req.headers });
+    if (path === '/.well-known/jwks.json') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.jwks()));
+      return;
+    }
+    const m = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(path);
+    if (!m) {
+      res.writeHead(404).end();
+      return;
+    }
+    const [, name, digest] = m as unknown as [string, string, string];
+    const counter = req.method === 'HEAD' ? this.heads : this.gets;
+    counter.set(digest, (counter.get(digest) ?? 0) + 1);
+    if (!(await this.#authorized(req, name, digest))) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad token' }] }));
+      return;
+    }
+    if (this.fail503.has(digest)) {
+      res.writeHead(503).end();
+      return;
+    }
+    const blob = this.blobs.get(digest);
+    if (!blob) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
+      return;
+    }
+    let body = this.corrupt.has(digest) ? Buffer.from(blob.bytes).fill(0x61, 0, Math.min(16, blob.bytes.length)) : blob.bytes;
+    const range = req.headers.range;
+    let status = 200;
+    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest };
+    if (range) {
+      this.ranges.push(range);
+      const rm = /^bytes=(\d+)-$/.exec(range);
+      if (rm) {
+        const start = Number(rm[1]);
+        headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+        body = body.subarray(start);
+        status = 206;
+      }
+    }
+    headers['content-length'] = body.length;
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const gate = this.gates.get(digest) as (Gate & { opened: Promise<void>; reach: () => void }) | undefined;
+    if (gate) {
+      this.gates.delete(digest);
+      res.write(body.subarray(0, gate.after));
+      gate.reach();
+      await gate.opened;
+      res.end(body.subarray(gate.after));
+      return;
+    }
+    res.end(body);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}

@@ -1,0 +1,49 @@
+// Descriptors and results of the worker tasks. Errors lose their class when they
+// cross threads, so every task returns a typed union instead of throwing.
+import type { MessagePort } from 'node:worker_threads';
+
+export type HashAlgorithm = 'sha256' | 'sha512';
+
+/** Appends the bytes a fill receives to its spool, hashing them, then verifies and publishes. */
+export interface SpoolTask {
+  /** The spool file, already created (exclusively) by the main thread. */
+  spoolPath: string;
+  /** Where the verified blob is renamed to. */
+  finalPath: string;
+  algorithm: HashAlgorithm;
+  expectedHex: string;
+  /** Bytes already in the spool (a take-over resumes after them); normally 0. */
+  startOffset: number;
+  /** Receives SpoolMessage from the main thread; sends SpoolProgress back. */
+  port: MessagePort;
+}
+
+/** Main thread → worker, in order. `chunk` ownership is transferred. */
+export type SpoolMessage =
+  | { type: 'chunk'; chunk: ArrayBuffer }
+  | { type: 'end'; expectedSize: number | null }
+  | { type: 'abort' };
+
+/** Worker → main thread: bytes durably appended so far (readable by others via the page cache). */
+export type SpoolProgress =
+  | { type: 'written'; offset: number }
+  | { type: 'write-failed'; code: string; message: string };
+
+export type SpoolResult =
+  | { ok: true; size: number; published: string }
+  | { ok: false; reason: 'digest-mismatch'; size: number; actualHex: string }
+  | { ok: false; reason: 'size-mismatch'; size: number; expectedSize: number }
+  | { ok: false; reason: 'aborted'; size: number }
+  | { ok: false; reason: 'io'; code: string; message: string };
+
+/** Re-hashes a stored file: used by scrub and by the take-over of a stale spool. */
+export interface HashFileTask {
+  path: string;
+  algorithm: HashAlgorithm;
+  /** Hash only the first `length` bytes; null = the whole file. */
+  length: number | null;
+}
+
+export type HashFileResult =
+  | { ok: true; hex: string; size: number }
+  | { ok: false; code: string; message: string };
