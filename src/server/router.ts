@@ -19,9 +19,12 @@ export function createRouter(ctx: AppContext) {
     const head = req.method === 'HEAD';
     let status = 0;
     try {
-      // The path is matched raw (never percent-decoded): `..%2f` simply fails the name grammar.
-      const url = new URL(req.url ?? '/', 'http://cache.invalid');
-      const path = url.pathname;
+      // The path is matched raw: never percent-decoded nor dot-segment-normalised, so
+      // `..%2f` and `/../` simply fail the name grammar.
+      const raw = req.url ?? '/';
+      const q = raw.indexOf('?');
+      const path = q < 0 ? raw : raw.slice(0, q);
+      const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
       if (path === '/v2/' || path === '/v2') {
         rec.route = 'base';
         if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
@@ -38,7 +41,7 @@ export function createRouter(ctx: AppContext) {
         rec.repo = name;
         rec.digest = digest.value;
         if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED', { message: `${req.method} is not supported on blobs: this is a pull-through cache` });
-        await handleBlob(ctx, req, res, url, name, digest, rec);
+        await handleBlob(ctx, req, res, query, name, digest, rec);
       } else {
         throw new RegistryError('NOT_FOUND', { message: `no route for ${path.slice(0, 200)}` });
       }

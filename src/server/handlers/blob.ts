@@ -10,14 +10,14 @@ import { header, type Req, type ResLike } from '../http-types.js';
 import { blobHeaders } from '../respond.js';
 import { sendBlob } from '../send-blob.js';
 
-export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, url: URL, name: string, digest: Digest, rec: RequestRecord): Promise<void> {
+export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, query: URLSearchParams, name: string, digest: Digest, rec: RequestRecord): Promise<void> {
   const head = req.method === 'HEAD';
   const via = header(req.headers, 'via');
   if (ctx.chain.seenIn(via)) {
     ctx.log.warn({ digest: digest.value, via }, 'request loop: this cache is already in Via; refusing');
     throw new RegistryError('UNAVAILABLE', { status: 508, message: 'request loop detected: this cache already forwarded this request' });
   }
-  const token = tokenFromRequest(url.searchParams, header(req.headers, 'authorization'));
+  const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
 
   if (header(req.headers, 'if-none-match') === `"${digest.value}"`) {
