@@ -1,0 +1,35 @@
+// Every default, in one place, written as a user would write it in config.yml: the loader
+// sends a missing key's default through the same parser as a present one, and a test holds
+// config.example.yml to this object. Keys mirror the YAML tree; `downstream` stands for the
+// options of the `middleware.registry` entry named downstream.
+// Keys with no default (http.host, http.secret, http.tls, http.debug.addr, blobttl, cas,
+// jwks, issuer, maxsize) are simply unset and mean "off" / "none" (see types.ts).
+
+export const DEFAULTS = {
+  log: {
+    level: 'info',
+    // JSON is pino's native output; distribution's default is text, which we also accept.
+    formatter: 'json',
+  },
+  storage: {
+    delete: { enabled: false },
+    filesystem: { rootdirectory: '/var/lib/registry' },
+  },
+  http: {
+    addr: ':5000',
+    draintimeout: '30s',
+    debug: { prometheus: { enabled: false, path: '/metrics' } },
+    limits: {
+      maxheadersize: 16384,
+      headerstimeout: '10s',
+      requesttimeout: '30s',
+      idletimeout: '60s',
+      maxconcurrentstreams: 100,
+      maxconnectionsperip: 256,
+    },
+  },
+  downstream: {
+    timeouts: { connect: '10s', headers: '30s', bodyidle: '30s' },
+    workerqueue: 256,
+  },
+} as const;

@@ -1,0 +1,96 @@
+// REGISTRY_* environment overrides, in Docker Registry's style: the variable name is
+// REGISTRY_ plus the upper-cased key path joined by `_` (REGISTRY_HTTP_ADDR overrides
+// http.addr), and the value is read as a YAML scalar. They apply to the scalar keys of our
+// schema outside lists; the middleware entries are list items, so they cannot be overridden.
+// Overrides are written into the parsed document before validation, so an overridden value
+// goes through exactly the same checks as one from the file, and errors name the variable.
+import { Scalar, isScalar, parseDocument, type Document } from 'yaml';
+import { ConfigError } from './errors.js';
+
+export const ENV_PREFIX = 'REGISTRY_';
+
+/** Every scalar key path a REGISTRY_* variable may override. */
+export const ENV_KEYS: readonly string[] = [
+  'version',
+  'log.level',
+  'log.formatter',
+  'storage.delete.enabled',
+  'storage.filesystem.rootdirectory',
+  'http.addr',
+  'http.host',
+  'http.secret',
+  'http.tls.certificate',
+  'http.tls.key',
+  'http.debug.addr',
+  'http.debug.prometheus.enabled',
+  'http.debug.prometheus.path',
+  'http.draintimeout',
+  'http.limits.maxheadersize',
+  'http.limits.headerstimeout',
+  'http.limits.requesttimeout',
+  'http.limits.idletimeout',
+  'http.limits.maxconcurrentstreams',
+  'http.limits.maxconnectionsperip',
+];
+
+export function envVarName(keyPath: string): string {
+  return ENV_PREFIX + keyPath.split('.').map((part) => part.toUpperCase()).join('_');
+}
+
+/**
+ * Writes each set REGISTRY_* override into `doc`, recording the new nodes in `envOrigins`.
+ * Unknown REGISTRY_* variables become warnings. Throws ConfigError (naming the variable) for a
+ * value that is not a YAML scalar, or when a parent key in the file is not a mapping.
+ */
+export function applyEnvOverrides(
+  doc: Document,
+  env: NodeJS.ProcessEnv,
+  envOrigins: WeakMap<object, string>,
+  warnings: string[],
+  source: string | null,
+): void {
+  const byVar = new Map(ENV_KEYS.map((key) => [envVarName(key), key]));
+  for (const name of Object.keys(env).filter((n) => n.startsWith(ENV_PREFIX)).sort()) {
+    const value = env[name];
+    if (value === undefined) continue;
+    const keyPath = byVar.get(name);
+    if (keyPath === undefined) {
+      warnings.push(`config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists can be set from the environment), ignored`);
+      continue;
+    }
+    const node = scalarFromEnv(name, keyPath, value, source);
+    envOrigins.set(node, name);
+    const path = keyPath.split('.');
+    // A parent written as `tls:` (YAML null) becomes a mapping, as Go fills a nil struct.
+    for (let i = 1; i < path.length; i++) {
+      const parent = doc.getIn(path.slice(0, i), true);
+      if (isScalar(parent) && parent.value === null) doc.setIn(path.slice(0, i), doc.createNode({}));
+    }
+    try {
+      doc.setIn(path, node);
+    } catch (err) {
+      const parentPath = path.slice(0, -1).join('.');
+      throw new ConfigError({
+        keyPath, line: null, envVar: name, found: JSON.stringify(value), source,
+        expected: `${parentPath === '' ? 'the document' : parentPath} in the config file to be a mapping, so the override can apply`,
+        cause: err,
+      });
+    }
+  }
+}
+
+function scalarFromEnv(name: string, keyPath: string, value: string, source: string | null): Scalar {
+  const parsed = parseDocument(value);
+  const contents = parsed.contents;
+  if (parsed.errors.length > 0 || (contents !== null && !isScalar(contents))) {
+    throw new ConfigError({
+      keyPath, line: null, envVar: name, found: JSON.stringify(value), source,
+      expected: 'a single YAML scalar (a word, number or boolean)',
+    });
+  }
+  // An empty variable reads as YAML null: the key counts as unset.
+  // A fresh node: the parsed one's range points into the variable's text, not the file.
+  const node = new Scalar(contents === null ? null : contents.value);
+  if (contents !== null && contents.source !== undefined) node.source = contents.source;
+  return node;
+}

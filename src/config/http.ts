@@ -1,0 +1,120 @@
+// The `http` section: listen address, public URL, TLS, debug server, and our hostile-client
+// limits (http.limits, http.draintimeout).
+import type { Config } from './types.js';
+import { DEFAULTS } from './defaults.js';
+import { parseGoDuration } from './duration.js';
+import type { Field } from './field.js';
+import type { FileCheck } from './files.js';
+import { ADDR_EXPECTED, parseListenAddr, type ListenAddr } from './net.js';
+import { SIZE_EXPECTED, parseSize } from './size.js';
+import { readBaseUrl, readDuration } from './values.js';
+
+const UNUSED = 'a Docker Registry setting that dtr-cache does not support, ignored';
+
+export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
+  const http = root.child('http');
+  // `headers` and `relativeurls` are accepted for compatibility and have no effect on blob pulls.
+  http.checkKeys(['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits'], ['headers', 'relativeurls'], {
+    http2: UNUSED,
+    h2c: UNUSED,
+  });
+  http.child('headers').keys(); // must be a mapping when present
+
+  const net = http.child('net');
+  const netText = net.text('tcp');
+  if (netText !== null && netText !== 'tcp') net.fail('tcp (dtr-cache listens on TCP only)');
+  // Clients find blobs at /v2/...; a prefix would move every route, and DTR's redirects too.
+  const prefix = http.child('prefix');
+  const prefixText = prefix.string('/');
+  if (prefixText !== null && prefixText !== '' && prefixText !== '/') prefix.fail('no prefix (dtr-cache serves /v2/ at the root)');
+
+  const { host, port } = readAddr(http.child('addr')) ?? mustParseAddr(DEFAULTS.http.addr);
+
+  return {
+    host,
+    port,
+    publicUrl: readBaseUrl(http.child('host')),
+    secret: http.child('secret').text('a non-empty string'),
+    tls: readTls(http.child('tls'), checks),
+    debug: readDebug(http.child('debug')),
+    limits: readLimits(http.child('limits')),
+    drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
+  };
+}
+
+function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
+  tls.checkKeys(['certificate', 'key', 'clientcas', 'clientauth', 'letsencrypt'], [], {
+    minimumtls: 'not supported by dtr-cache (Node accepts TLS 1.2 and 1.3), ignored',
+    ciphersuites: 'not supported by dtr-cache (Node\'s default suites apply), ignored',
+  });
+  // Ignoring these would serve without the client authentication or certificate asked for.
+  const clientcas = tls.child('clientcas');
+  if (clientcas.items().length > 0) clientcas.fail('no clientcas (TLS client authentication is not supported by dtr-cache)');
+  const letsencrypt = tls.child('letsencrypt');
+  if (letsencrypt.present) letsencrypt.fail('http.tls.certificate and http.tls.key (Let\'s Encrypt is not supported by dtr-cache)');
+  if (tls.child('clientauth').present && clientcas.items().length === 0) tls.child('clientauth').warn('has no effect without clientcas, ignored');
+
+  const certField: Field = tls.child('certificate');
+  const keyField: Field = tls.child('key');
+  const certificate = certField.text('a certificate file path');
+  const key = keyField.text('a private key file path');
+  if (certificate === null && key === null) return null;
+  if (certificate === null) keyField.fail('http.tls.certificate to be set too (a TLS key needs its certificate)', 'a key without a certificate');
+  if (key === null) certField.fail('http.tls.key to be set too (a TLS certificate needs its private key)', 'a certificate without a key');
+  checks.push({ field: certField, path: certificate, kind: 'certificate' }, { field: keyField, path: key, kind: 'key' });
+  return { certificate, key };
+}
+
+function readDebug(debug: Field): Config['http']['debug'] {
+  debug.checkKeys(['addr', 'prometheus']);
+  const prometheus = debug.child('prometheus');
+  prometheus.checkKeys(['enabled', 'path']);
+  const enabledField = prometheus.child('enabled');
+  const enabled = enabledField.bool() ?? DEFAULTS.http.debug.prometheus.enabled;
+  const pathField = prometheus.child('path');
+  const path = pathField.text('a URL path starting with /') ?? DEFAULTS.http.debug.prometheus.path;
+  if (!path.startsWith('/') || /[?#\s]/.test(path)) pathField.fail('a URL path starting with /');
+
+  const addr = readAddr(debug.child('addr'));
+  if (addr === null) {
+    if (enabled) enabledField.warn('has no effect without http.debug.addr (metrics are served by the debug server)');
+    return null;
+  }
+  return { host: addr.host, port: addr.port, prometheus: enabled, prometheusPath: path };
+}
+
+function readLimits(limits: Field): Config['http']['limits'] {
+  const d = DEFAULTS.http.limits;
+  limits.checkKeys(Object.keys(d));
+  const sizeField = limits.child('maxheadersize');
+  const maxHeaderSize = sizeField.parse(parseSize, SIZE_EXPECTED) ?? d.maxheadersize;
+  if (maxHeaderSize < 1024) sizeField.fail('at least 1KiB of headers (docker clients send a few hundred bytes)');
+
+  const headersField = limits.child('headerstimeout');
+  const headersTimeoutMs = readDuration(headersField, true) ?? parseGoDuration(d.headerstimeout);
+  const requestTimeoutMs = readDuration(limits.child('requesttimeout'), true) ?? parseGoDuration(d.requesttimeout);
+  // Node's http server refuses a headersTimeout above requestTimeout.
+  if (headersTimeoutMs > requestTimeoutMs) {
+    headersField.fail(`at most http.limits.requesttimeout (a request's headers arrive within the request)`);
+  }
+  return {
+    maxHeaderSize,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    idleTimeoutMs: readDuration(limits.child('idletimeout'), true) ?? parseGoDuration(d.idletimeout),
+    maxConcurrentStreams: limits.child('maxconcurrentstreams').int(1, 2 ** 31 - 1) ?? d.maxconcurrentstreams,
+    maxConnectionsPerIp: limits.child('maxconnectionsperip').int(1) ?? d.maxconnectionsperip,
+  };
+}
+
+function readAddr(field: Field): ListenAddr | null {
+  const text = field.text(ADDR_EXPECTED);
+  if (text === null) return null;
+  return parseListenAddr(text) ?? field.fail(ADDR_EXPECTED);
+}
+
+function mustParseAddr(text: string): ListenAddr {
+  const addr = parseListenAddr(text);
+  if (addr === null) throw new Error(`internal: default address ${text} does not parse`);
+  return addr;
+}

@@ -1,0 +1,129 @@
+// Config loading: parse the YAML (keeping node positions), apply REGISTRY_* overrides, validate
+// every key once, and deep-freeze the result (DESIGN.md, style 5). Nothing else builds a Config.
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import type { Config } from './types.js';
+import { readDownstream } from './downstream.js';
+import { applyEnvOverrides } from './env.js';
+import { ConfigError } from './errors.js';
+import { Field, type LoadContext } from './field.js';
+import { runFileChecks, type FileCheck } from './files.js';
+import { readHttp } from './http.js';
+import { readLog, readStorage, readVersion } from './sections.js';
+
+export interface LoadOptions {
+  /** REGISTRY_* overrides are read from here; none when omitted (loadConfig stays pure). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** The file name, kept on ConfigError.source. */
+  readonly source?: string;
+}
+
+export interface LoadResult {
+  readonly config: Config;
+  /** One line each, `config warning: <key path> (line N): …`, for the caller to print. */
+  readonly warnings: string[];
+}
+
+// Docker Registry settings a cache has no use for: accepted with a warning so that a registry's
+// existing config.yml loads.
+const UNUSED_TOP = 'a Docker Registry setting that dtr-cache does not use, ignored';
+const UNUSED_TOP_LEVEL: Readonly<Record<string, string>> = {
+  auth: 'not used by dtr-cache (pulls are authorized by the origin\'s redirect tokens), ignored',
+  proxy: 'not used by dtr-cache (set upstreams in the downstream middleware), ignored',
+  notifications: UNUSED_TOP,
+  redis: UNUSED_TOP,
+  health: UNUSED_TOP,
+  reporting: UNUSED_TOP,
+  validation: UNUSED_TOP,
+  compatibility: UNUSED_TOP,
+  catalog: UNUSED_TOP,
+  policy: UNUSED_TOP,
+};
+
+/**
+ * Parses and validates a config.yml text. Pure: no file access, so the files named by `cas`,
+ * `http.tls` and a `jwks` path are NOT checked here; loadConfigFile checks them.
+ * Throws ConfigError on the first invalid value.
+ */
+export function loadConfig(text: string, opts: LoadOptions = {}): LoadResult {
+  const { config, warnings } = parseAndValidate(text, opts.env ?? {}, opts.source ?? null);
+  return { config, warnings };
+}
+
+/**
+ * Reads a config file, applies REGISTRY_* overrides from `env`, validates it, and checks that
+ * the CA, TLS and jwks files it names exist and hold PEM/JWK data. Throws ConfigError.
+ */
+export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError({
+      keyPath: '(document)', line: null, envVar: null, source: path, cause: err,
+      found: `${JSON.stringify(path)} (${code})`, expected: 'a readable config file',
+    });
+  }
+  const { config, warnings, checks } = parseAndValidate(text, env, path);
+  await runFileChecks(checks);
+  return { config, warnings };
+}
+
+function parseAndValidate(text: string, env: NodeJS.ProcessEnv, source: string | null): LoadResult & { checks: FileCheck[] } {
+  const lineCounter = new LineCounter();
+  // merge: Go's yaml.v2 (which Docker Registry uses) honours `<<: *anchor`, so we do too.
+  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false });
+  const firstError = doc.errors[0];
+  if (firstError !== undefined) throw yamlError(firstError, lineCounter, source);
+
+  const warnings = doc.warnings.map((w) => `config warning: (document)${lineSuffix(w, lineCounter)}: ${firstLine(w.message)}`);
+  const envOrigins = new WeakMap<object, string>();
+  applyEnvOverrides(doc, env, envOrigins, warnings, source);
+
+  const ctx: LoadContext = { doc, lineCounter, envOrigins, warnings, source };
+  const root: Field = Field.root(ctx);
+  if (root.kind !== 'mapping') root.fail('a mapping of settings, as in a Docker Registry config.yml');
+  root.checkKeys(['version', 'log', 'loglevel', 'storage', 'http', 'middleware'], [], UNUSED_TOP_LEVEL);
+
+  const checks: FileCheck[] = [];
+  const version = readVersion(root);
+  const log = readLog(root);
+  const storage = readStorage(root);
+  const http = readHttp(root, checks);
+  const deleteEnabled = root.child('storage').child('delete').child('enabled');
+  const downstream = readDownstream(root, deleteEnabled, checks);
+  const config: Config = { version, log, storage, http, downstream };
+  return { config: deepFreeze(config), warnings, checks };
+}
+
+function yamlError(err: YAMLError, lineCounter: LineCounter, source: string | null): ConfigError {
+  const line = err.linePos?.[0].line ?? (err.pos[0] >= 0 ? lineCounter.linePos(err.pos[0]).line : null);
+  const duplicate = err.code === 'DUPLICATE_KEY';
+  return new ConfigError({
+    keyPath: '(document)',
+    line,
+    envVar: null,
+    source,
+    cause: err,
+    found: duplicate ? 'a key given twice in one mapping' : `invalid YAML (${firstLine(err.message)})`,
+    expected: duplicate ? 'each key once (Docker Registry refuses duplicates too)' : 'a valid YAML document',
+  });
+}
+
+function lineSuffix(err: YAMLError, lineCounter: LineCounter): string {
+  return err.pos[0] >= 0 ? ` (line ${lineCounter.linePos(err.pos[0]).line})` : '';
+}
+
+function firstLine(message: string): string {
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '').trim();
+}
+
+/** Freezes the config and everything in it: it is shared by every module for the process's life. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

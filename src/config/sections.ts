@@ -1,0 +1,77 @@
+// The small top-level sections: version, log, storage.
+import type { Config, LogLevel } from './types.js';
+import { DEFAULTS } from './defaults.js';
+import type { Field } from './field.js';
+
+/** Distribution only knows version 0.1, and refuses a config without one; so do we. */
+export function readVersion(root: Field): string {
+  const field: Field = root.child('version');
+  const expected = 'version: 0.1 (the Docker Registry configuration version)';
+  if (!field.present) field.fail(expected);
+  const text = field.string(expected);
+  if (text !== '0.1') field.fail(expected);
+  return text;
+}
+
+// logrus names (distribution) and pino names; panic has no pino level, fatal is the closest.
+const LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', warning: 'warn',
+  error: 'error', fatal: 'fatal', panic: 'fatal', silent: 'silent',
+};
+
+export function readLog(root: Field): Config['log'] {
+  const log = root.child('log');
+  log.checkKeys(['level', 'formatter', 'fields'], ['accesslog', 'reportcaller'], {
+    hooks: 'log hooks are not supported by dtr-cache, ignored',
+  });
+  // `fields` is accepted for compatibility; it must still be a mapping.
+  log.child('fields').keys();
+
+  const expectedLevel = 'a log level: trace, debug, info, warn, error, fatal or panic';
+  let levelField: Field = log.child('level');
+  const legacy = root.child('loglevel');
+  if (legacy.present) {
+    legacy.warn('deprecated (as in Docker Registry), use log.level');
+    if (!levelField.present) levelField = legacy;
+  }
+  const levelText = levelField.text(expectedLevel) ?? DEFAULTS.log.level;
+  const level = LEVELS[levelText.toLowerCase()];
+  if (level === undefined) levelField.fail(expectedLevel);
+
+  const formatterField: Field = log.child('formatter');
+  const formatterText = formatterField.text('json or text') ?? DEFAULTS.log.formatter;
+  let formatter: 'json' | 'text';
+  if (formatterText === 'json' || formatterText === 'text') {
+    formatter = formatterText;
+  } else if (formatterText === 'logstash') {
+    formatterField.warn('logstash is not supported by dtr-cache, using json');
+    formatter = 'json';
+  } else {
+    formatterField.fail('json or text');
+  }
+  return { level, formatter };
+}
+
+// Storage drivers of Docker Registry other than filesystem: a cache cannot silently ignore them.
+const OTHER_DRIVERS = ['inmemory', 's3', 's3-aws', 'azure', 'gcs', 'swift', 'oss'];
+
+export function readStorage(root: Field): Config['storage'] {
+  const storage = root.child('storage');
+  const keys = storage.keys();
+  for (const driver of OTHER_DRIVERS) {
+    if (keys.includes(driver)) {
+      storage.child(driver).fail('the filesystem storage driver (dtr-cache keeps blobs on a local or shared filesystem)', `the ${driver} storage driver`);
+    }
+  }
+  // cache, maintenance, redirect and tag are distribution settings with no meaning for a cache.
+  storage.checkKeys(['delete', 'filesystem'], ['cache', 'maintenance', 'redirect', 'tag']);
+
+  const del = storage.child('delete');
+  del.checkKeys(['enabled']);
+  const fs = storage.child('filesystem');
+  fs.checkKeys(['rootdirectory'], ['maxthreads']);
+  return {
+    deleteEnabled: del.child('enabled').bool() ?? DEFAULTS.storage.delete.enabled,
+    rootDirectory: fs.child('rootdirectory').text('a directory path') ?? DEFAULTS.storage.filesystem.rootdirectory,
+  };
+}
