@@ -10,7 +10,7 @@ import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
 import { claimSpool, removeOwner } from '../store/spool.js';
-import type { UpstreamChain, UpstreamResponse } from '../upstream/chain.js';
+import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
 import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
 import { Signal } from './signal.js';
 import type { BlobSource } from './source.js';
@@ -138,7 +138,7 @@ export class Fill {
       this.upstreamHost = first.host.url;
       const claim = await claimSpool(this.#deps.store.layout, this.digest);
       if (claim.kind !== 'created') {
-        first.body.destroy();
+        discardBody(first.body);
         throw gatewayError('status', 'another fill of this blob holds the spool');
       }
       this.#reader = claim.reader;
@@ -201,7 +201,7 @@ export class Fill {
         if (this.#received === this.#size) return;
         throw new Error(`upstream ended early at ${this.#received} of ${this.#size} bytes`);
       } catch (err) {
-        res.body.destroy();
+        discardBody(res.body);
         res.host.recordFailure(`body: ${err instanceof Error ? err.message : String(err)}`);
         if (resumes >= MAX_RESUMES) throw gatewayError('reset', 'upstream transfer kept breaking', err);
         this.#deps.log.warn({ digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) }, 'upstream transfer broke, resuming');
@@ -312,7 +312,7 @@ async function expectFullBody(res: UpstreamResponse): Promise<number> {
   if (res.statusCode !== 200) throw await relayedError(res);
   const size = Number(res.headers['content-length']);
   if (!Number.isSafeInteger(size) || size < 0) {
-    res.body.destroy();
+    discardBody(res.body);
     throw gatewayError('status', `upstream ${res.host.url} sent no valid Content-Length`);
   }
   return size;
@@ -323,12 +323,12 @@ async function expectResumeBody(res: UpstreamResponse, offset: number, size: num
   if (res.statusCode === 206) {
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
     if (m && Number(m[1]) === offset && Number(m[2]) === size - 1) return 0;
-    res.body.destroy();
+    discardBody(res.body);
     throw gatewayError('status', `upstream ${res.host.url} answered the resume with a wrong Content-Range`);
   }
   if (res.statusCode === 200 && Number(res.headers['content-length']) === size) return offset;
   if (res.statusCode >= 400) throw await relayedError(res);
-  res.body.destroy();
+  discardBody(res.body);
   throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
 }
 

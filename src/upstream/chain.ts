@@ -86,7 +86,7 @@ export class UpstreamChain {
           ...(req.signal === undefined ? {} : { signal: req.signal }),
         });
         if (res.statusCode >= 500) {
-          res.body.destroy();
+          discardBody(res.body);
           host.recordFailure(`status ${res.statusCode}`);
           lastKind = 'status';
           lastCause = new Error(`upstream ${host.url} answered ${res.statusCode}`);
@@ -125,4 +125,13 @@ export class UpstreamChain {
   async close(): Promise<void> {
     await Promise.all(this.all.map((h) => h.close()));
   }
+}
+
+/**
+ * Drops an undici body we will not read. undici's destroy() emits an 'error'
+ * (RequestAbortedError), which would be an uncaught exception without a listener.
+ */
+export function discardBody(body: UpstreamResponse['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }

@@ -16,7 +16,13 @@ export function agentFor(ca: string, h2: boolean): Agent {
 }
 
 export async function fetchBlob(agent: Agent, url: string, opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {}): Promise<Fetched> {
-  const res = await request(url, { dispatcher: agent, method: opts.method ?? 'GET', headers: opts.headers ?? {} });
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, { dispatcher: agent, method: opts.method ?? 'GET', headers: opts.headers ?? {} });
+  } catch (err) {
+    // No response at all (connection closed before headers): status 0.
+    return { status: 0, headers: {}, body: Buffer.alloc(0), sha256: '', error: err instanceof Error ? err : new Error(String(err)) };
+  }
   const chunks: Buffer[] = [];
   let error: Error | null = null;
   try {

@@ -3,6 +3,7 @@
 import { tokenFromRequest } from '../../auth/extract.js';
 import { RegistryError } from '../../errors/registry.js';
 import { relayedError } from '../../fill/fill.js';
+import { discardBody } from '../../upstream/chain.js';
 import { fileSource, type BlobSource } from '../../fill/source.js';
 import type { Digest } from '../../store/digest.js';
 import type { AppContext, RequestRecord } from '../context.js';
@@ -64,7 +65,7 @@ async function headFromUpstream(ctx: AppContext, res: ResLike, name: string, dig
   rec.outcome = 'head-upstream';
   const up = await ctx.chain.request({ method: 'HEAD', name, digest: digest.value, token, via });
   if (up.statusCode !== 200) throw await relayedError(up);
-  up.body.resume();
+  discardBody(up.body);
   const size = Number(up.headers['content-length']);
   res.writeHead(200, { ...blobHeaders(digest.value), ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}) });
   res.end();

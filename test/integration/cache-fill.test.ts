@@ -1,0 +1,160 @@
+// Issue #2: collapsed misses. One upstream GET however many clients; every client,
+// whenever it joins, streams bytes as they arrive; leaving does not stop the fill; bad
+// bytes are never published and their clients are reset.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
+import { request } from 'undici';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { startStack } from '../helpers/stack.js';
+import { fetchBlob } from '../helpers/http.js';
+import { within, waitFor } from '../helpers/deadline.js';
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+test('50 concurrent clients of one cold blob cause exactly one upstream GET', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(6 << 20));
+  const token = await s.origin.mint('team/app', blob.digest);
+  // Hold the upstream at 1 MiB so all 50 are certainly waiting on the same fill.
+  const gate = s.origin.gate(blob.digest, 1 << 20);
+  const clients = Array.from({ length: 50 }, (_, i) => fetchBlob(i % 2 ? s.h2 : s.h1, s.blobUrl('team/app', blob.digest, token)));
+  await within(10_000, 'gate reached', gate.reached);
+  await waitFor(10_000, '50 waiters', () => [...s.cache.ctx.inflight.fills()][0]?.waiters === 50);
+  gate.open();
+  const results = await within(60_000, 'all clients', Promise.all(clients));
+  for (const r of results) {
+    assert.equal(r.status, 200);
+    assert.equal(r.error, null);
+    assert.equal(`sha256:${r.sha256}`, blob.digest);
+  }
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+  const lines = await s.cache.logLines();
+  const outcomes = lines.filter((l) => l.msg === 'request').map((l) => l.outcome);
+  assert.equal(outcomes.filter((o) => o === 'miss').length, 1);
+  assert.equal(outcomes.filter((o) => o === 'joined').length, 49);
+  assert.ok(await exists(s.cache.ctx.store.layout.blobData(parseDigest(blob.digest))));
+});
+
+test('a late joiner gets every byte; a range on a fill in progress gets 206 from what arrived', async (t) => {
+  const s = await startStack(t);
+  const bytes = randomBytes(4 << 20);
+  const blob = s.origin.add(bytes);
+  const token = await s.origin.mint('team/app', blob.digest);
+  const half = 2 << 20;
+  const gate = s.origin.gate(blob.digest, half);
+  const early = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, token));
+  await within(10_000, 'gate reached', gate.reached);
+  // Wait until the worker has written the first half: the late joiner arrives "after half".
+  const fill = await waitFor(10_000, 'fill', () => [...s.cache.ctx.inflight.fills()][0]);
+  const rangeDone = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token), { headers: { range: 'bytes=1000-1999' } });
+  const r = await within(10_000, 'range on a fill in progress while upstream is held', rangeDone);
+  assert.equal(r.status, 206);
+  assert.equal(r.headers['content-range'], `bytes 1000-1999/${bytes.length}`);
+  assert.deepEqual(r.body, bytes.subarray(1000, 2000));
+  // A suffix range beyond what arrived must wait; start it now and check it after the gate.
+  const tail = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, token), { headers: { range: 'bytes=-100' } });
+  const late = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token));
+  await waitFor(10_000, '3 waiters', () => fill.waiters === 3);
+  gate.open();
+  const [e, l, tl] = await within(30_000, 'clients', Promise.all([early, late, tail]));
+  assert.equal(`sha256:${e.sha256}`, blob.digest);
+  assert.equal(`sha256:${l.sha256}`, blob.digest);
+  assert.equal(tl.status, 206);
+  assert.deepEqual(tl.body, bytes.subarray(bytes.length - 100));
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+});
+
+test('a client that aborts midway does not disturb the others or the fill', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(8 << 20));
+  const token = await s.origin.mint('team/app', blob.digest);
+  const gate = s.origin.gate(blob.digest, 3 << 20);
+  const url = s.blobUrl('team/app', blob.digest, token);
+  const steady = [fetchBlob(s.h1, url), fetchBlob(s.h2, url)];
+  const quitters = [s.h1, s.h2].map(async (agent) => {
+    const ac = new AbortController();
+    const res = await request(url, { dispatcher: agent, signal: ac.signal });
+    let got = 0;
+    try {
+      for await (const chunk of res.body) {
+        got += (chunk as Buffer).length;
+        if (got >= 1 << 20) ac.abort();
+      }
+    } catch {
+      // aborted, as intended
+    }
+    return got;
+  });
+  await within(10_000, 'gate reached', gate.reached);
+  const got = await within(10_000, 'quitters read 1 MiB and left', Promise.all(quitters));
+  assert.ok(got.every((n) => n >= 1 << 20 && n < 8 << 20));
+  gate.open();
+  for (const r of await within(30_000, 'steady clients', Promise.all(steady))) {
+    assert.equal(r.error, null);
+    assert.equal(`sha256:${r.sha256}`, blob.digest);
+  }
+  // The fill finished for the cache too: the next pull is a hit.
+  const again = await fetchBlob(s.h1, url);
+  assert.equal(`sha256:${again.sha256}`, blob.digest);
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+});
+
+test('the fill goes on when every client has left, and publishes', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(2 << 20));
+  const token = await s.origin.mint('team/app', blob.digest);
+  const gate = s.origin.gate(blob.digest, 1 << 20);
+  const ac = new AbortController();
+  const res = await request(s.blobUrl('team/app', blob.digest, token), { dispatcher: s.h1, signal: ac.signal });
+  await within(10_000, 'gate', gate.reached);
+  ac.abort();
+  await res.body.dump().catch(() => undefined);
+  gate.open();
+  const path = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
+  await waitFor(10_000, 'published', () => exists(path));
+  const hit = await fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token));
+  assert.equal(`sha256:${hit.sha256}`, blob.digest);
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+});
+
+test('an upstream serving wrong bytes: nothing published, clients reset, next request fetches again', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(3 << 20));
+  const token = await s.origin.mint('team/app', blob.digest);
+  s.origin.corrupt.add(blob.digest);
+  const url = s.blobUrl('team/app', blob.digest, token);
+  const results = await within(30_000, 'corrupt fill', Promise.all([fetchBlob(s.h1, url), fetchBlob(s.h2, url), fetchBlob(s.h1, url)]));
+  for (const r of results) {
+    assert.equal(r.status, 200, 'headers went out before the digest could be known');
+    assert.notEqual(r.error, null, 'the stream was reset, never ended cleanly');
+    assert.ok(r.body.length < 3 << 20, 'the last byte was held back');
+  }
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+  const path = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
+  assert.equal(await exists(path), false, 'nothing published');
+  const lines = await s.cache.logLines();
+  assert.ok(lines.some((l) => l.msg === 'fill failed' && String(l.err).includes('do not match the digest')));
+  // Failures are not cached: the next request fetches again, and succeeds once upstream is fixed.
+  s.origin.corrupt.delete(blob.digest);
+  const ok = await fetchBlob(s.h2, url);
+  assert.equal(ok.error, null);
+  assert.equal(`sha256:${ok.sha256}`, blob.digest);
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 2);
+  assert.equal(await exists(path), true);
+});
+
+test('upstream errors are relayed: 404 BLOB_UNKNOWN, and UNAVAILABLE when every upstream fails', async (t) => {
+  const s = await startStack(t);
+  const unknown = `sha256:${'d'.repeat(64)}`;
+  const r = await fetchBlob(s.h1, s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown)));
+  assert.equal(r.status, 404);
+  assert.equal(JSON.parse(r.body.toString()).errors[0].code, 'BLOB_UNKNOWN');
+  const blob = s.origin.add(randomBytes(1000));
+  s.origin.fail503.add(blob.digest);
+  const u = await fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)));
+  assert.equal(u.status, 502);
+  assert.equal(JSON.parse(u.body.toString()).errors[0].code, 'UNAVAILABLE');
+});
