@@ -2,7 +2,7 @@
 // tokens for clients, redirect tokens (PROTOCOL.md §2, §3 last point) for caches.
 import type { IncomingMessage } from 'node:http';
 import { allows, parseBearer } from './auth.js';
-import type { MockContext } from './context.js';
+import type { MockContext, RequestState } from './context.js';
 import { MockError } from './errors.js';
 
 export type Principal =
@@ -24,6 +24,8 @@ export function challenge(ctx: MockContext, scope?: string, error?: string): Rec
 export interface AuthorizeOptions {
   /** Accept redirect tokens (`?token=` or Bearer): blob GET/HEAD only. */
   redirectDigest?: string;
+  /** Gets the token's user as soon as it is known, so denied requests are logged with it. */
+  rq?: RequestState;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function authorize(ctx: MockContext, req: IncomingMessage, url: URL
     if (o.redirectDigest !== undefined) return redirectPrincipal(ctx, bearer, name, o.redirectDigest, scope);
     throw new MockError('UNAUTHORIZED', { message: 'invalid token', headers: challenge(ctx, scope, 'invalid_token') });
   }
+  if (o.rq !== undefined) o.rq.user = p.sub === '' ? null : p.sub;
   if (allows(p.access, name, action)) return { kind: 'registry', sub: p.sub };
   if (p.sub !== '' && !ctx.users.rights(p.sub, name).has(action)) {
     throw new MockError('DENIED', { detail: [{ Type: 'repository', Name: name, Action: action }] });

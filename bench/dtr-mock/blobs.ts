@@ -43,7 +43,7 @@ export async function handleBlob(ctx: MockContext, req: IncomingMessage, res: Se
   const outcome = (o: 'redirected' | 'served' | 'failed'): void => ctx.stats.blob(digest, method, o);
   let principal: Principal;
   try {
-    principal = await authorize(ctx, req, url, name, 'pull', { redirectDigest: digest });
+    principal = await authorize(ctx, req, url, name, 'pull', { redirectDigest: digest, rq });
   } catch (err) {
     outcome('failed');
     throw err;

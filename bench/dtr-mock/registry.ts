@@ -39,7 +39,7 @@ async function manifest(ctx: MockContext, req: IncomingMessage, res: ServerRespo
   const ref = checkReference(rawRef);
   const method = req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD') {
-    rq.user = principalUser(await authorize(ctx, req, url, name, 'pull'));
+    rq.user = principalUser(await authorize(ctx, req, url, name, 'pull', { rq }));
     const m = await ctx.manifests.get(name, ref);
     if (m === undefined) throw new MockError('MANIFEST_UNKNOWN', { detail: { name, reference: ref } });
     res.writeHead(200, {
@@ -53,7 +53,7 @@ async function manifest(ctx: MockContext, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (method === 'PUT') {
-    rq.user = principalUser(await authorize(ctx, req, url, name, 'push'));
+    rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
     const body = await readSmallBody(req, MANIFEST_LIMIT);
     const m = await ctx.manifests.put(name, ref, req.headers['content-type'], body, { verifyRefs: ctx.verifyManifestRefs });
     res.writeHead(201, {
@@ -70,7 +70,7 @@ async function tags(ctx: MockContext, req: IncomingMessage, res: ServerResponse,
   rawName: string, rq: RequestState): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new MockError('UNSUPPORTED');
   const name = checkName(rawName);
-  rq.user = principalUser(await authorize(ctx, req, url, name, 'pull'));
+  rq.user = principalUser(await authorize(ctx, req, url, name, 'pull', { rq }));
   let all = ctx.manifests.tags(name);
   if (all === undefined) throw new MockError('NAME_UNKNOWN', { detail: { name } });
   const last = url.searchParams.get('last');

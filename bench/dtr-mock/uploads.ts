@@ -60,7 +60,7 @@ export async function startUpload(ctx: MockContext, req: IncomingMessage, res: S
   rawName: string, rq: RequestState): Promise<void> {
   if (req.method !== 'POST') throw new MockError('UNSUPPORTED');
   const name = checkName(rawName);
-  rq.user = principalUser(await authorize(ctx, req, url, name, 'push'));
+  rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
 
   const mount = url.searchParams.get('mount');
   const from = url.searchParams.get('from');
@@ -89,7 +89,7 @@ export async function startUpload(ctx: MockContext, req: IncomingMessage, res: S
 export async function continueUpload(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
   rawName: string, id: string, rq: RequestState): Promise<void> {
   const name = checkName(rawName);
-  rq.user = principalUser(await authorize(ctx, req, url, name, 'push'));
+  rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
   const s = ctx.uploads.get(id);
   if (s === undefined || s.name !== name) throw new MockError('BLOB_UPLOAD_UNKNOWN', { detail: { uuid: id } });
 
