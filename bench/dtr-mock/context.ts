@@ -24,6 +24,8 @@ export interface UploadSession {
   name: string;
   target: UploadTarget;
   busy: boolean;
+  /** Last activity, epoch ms: sessions idle for an hour are dropped. */
+  touched: number;
 }
 
 export interface MockContext {

@@ -30,6 +30,7 @@ function created(res: ServerResponse, name: string, digest: string): void {
 async function appendBody(ctx: MockContext, req: IncomingMessage, s: UploadSession): Promise<void> {
   if (s.busy) throw new MockError('BLOB_UPLOAD_INVALID', { message: 'upload is busy with another request' });
   s.busy = true;
+  s.touched = Date.now();
   try {
     await s.target.append(req);
   } catch (err) {
@@ -38,6 +39,7 @@ async function appendBody(ctx: MockContext, req: IncomingMessage, s: UploadSessi
     throw new MockError('BLOB_UPLOAD_INVALID', { message: 'upload body failed', cause: err });
   } finally {
     s.busy = false;
+    s.touched = Date.now();
   }
 }
 
@@ -49,8 +51,18 @@ async function finish(ctx: MockContext, res: ServerResponse, s: UploadSession, d
   created(res, s.name, digest);
 }
 
+const IDLE_UPLOAD_MS = 60 * 60 * 1000;
+
 function newSession(ctx: MockContext, name: string): UploadSession {
-  const s: UploadSession = { name, target: ctx.storage.newUpload(), busy: false };
+  // Abandoned uploads would otherwise hold bytes (memory) or files (directory) forever.
+  const now = Date.now();
+  for (const [id, old] of ctx.uploads) {
+    if (!old.busy && now - old.touched > IDLE_UPLOAD_MS) {
+      ctx.uploads.delete(id);
+      old.target.abort().catch(() => undefined);
+    }
+  }
+  const s: UploadSession = { name, target: ctx.storage.newUpload(), busy: false, touched: now };
   ctx.uploads.set(s.target.id, s);
   return s;
 }

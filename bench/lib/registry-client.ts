@@ -87,7 +87,8 @@ function header(h: Record<string, string | string[] | undefined>, name: string):
 export class RegistryClient {
   readonly origin: string;
   private readonly agent: Agent;
-  private challenge: Record<string, string> | undefined;
+  /** undefined until pinged; null when the registry wants no auth. */
+  private challenge: Record<string, string> | null | undefined;
   private readonly tokens = new Map<string, { token: string; until: number }>();
 
   constructor(private readonly o: RegistryClientOptions) {
@@ -105,13 +106,16 @@ export class RegistryClient {
   }
 
   /** `GET /v2/`: learns the token realm; no challenge means no auth needed. */
-  async ping(): Promise<Record<string, string> | undefined> {
+  async ping(): Promise<Record<string, string> | null> {
     const res = await request(`${this.origin}/v2/`, { dispatcher: this.agent });
     await res.body.dump();
     if (res.statusCode === 401) {
-      this.challenge = parseChallenge(header(res.headers, 'www-authenticate'));
-      if (this.challenge?.['realm'] === undefined) throw new RegistryClientError('AUTH', 'no Bearer challenge at /v2/', 401);
-    } else if (res.statusCode !== 200) {
+      const ch = parseChallenge(header(res.headers, 'www-authenticate'));
+      if (ch?.['realm'] === undefined) throw new RegistryClientError('AUTH', 'no Bearer challenge at /v2/', 401);
+      this.challenge = ch;
+    } else if (res.statusCode === 200) {
+      this.challenge = null;
+    } else {
       throw new RegistryClientError('HTTP_STATUS', `GET /v2/ answered ${res.statusCode}`, res.statusCode);
     }
     return this.challenge;
@@ -119,9 +123,8 @@ export class RegistryClient {
 
   /** A registry token for `scope` (distribution token flow), cached until shortly before expiry. */
   async token(scope: string): Promise<string | undefined> {
-    if (this.challenge === undefined) await this.ping();
-    const ch = this.challenge;
-    if (ch?.['realm'] === undefined) return undefined;
+    const ch = this.challenge === undefined ? await this.ping() : this.challenge;
+    if (ch === null || ch['realm'] === undefined) return undefined;
     const cached = this.tokens.get(scope);
     if (cached !== undefined && cached.until > Date.now()) return cached.token;
     const url = new URL(ch['realm']);
@@ -149,7 +152,10 @@ export class RegistryClient {
       if (res.statusCode !== 401 || attempt > 0) return res;
       await res.body.dump();
       this.tokens.delete(scope);
-      this.challenge = undefined;
+      // Learn the realm from this challenge: a registry open for pulls may
+      // answer /v2/ with 200 and still want a token for a push.
+      const ch = parseChallenge(header(res.headers, 'www-authenticate'));
+      this.challenge = ch?.['realm'] === undefined ? undefined : ch;
     }
   }
 

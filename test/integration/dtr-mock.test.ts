@@ -34,6 +34,19 @@ const USERS: NonNullable<DtrMockOptions['users']> = {
   dave: { password: 'dave-pw', repos: {} },
 };
 
+/** Awaits `p`, failing after DEADLINE ms; the timer never outlives the wait. */
+async function withDeadline<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`deadline: ${what}`)), DEADLINE);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function tmp(t: TestContext, prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `dtr-mock-${prefix}-`));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -779,6 +792,69 @@ test('tokens: false serves pulls to anyone and never redirects', async (t) => {
   assert.equal((await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${await pullToken(m, 'carol')}` } })).status, 307);
 });
 
+test('plain HTTP without TLS; registry-client with an open registry; indexes', async (t) => {
+  const dir = await tmp(t, 'plain');
+  const m = await startDtrMock({ users: USERS, tokens: false });
+  t.after(() => m.close());
+  assert.match(m.url, /^http:\/\/localhost:\d+$/);
+  const img = await createOciImage(join(dir, 'img'), { layers: [10_000], seed: 'plain' });
+  const pusher = new RegistryClient({ baseUrl: m.url, username: 'alice', password: 'alice-pw' });
+  t.after(() => pusher.close());
+  assert.equal(await pusher.ping(), null, 'open registry: /v2/ needs no token');
+  const pushed = await pusher.pushImage(img.dir, 'library/app', 'v1');
+  assert.equal(pushed.manifestDigest, img.manifestDigest);
+  // An OCI index over that image, seeded directly.
+  const manifestBytes = await readFile(join(img.dir, 'blobs', 'sha256', img.manifestDigest.slice(7)));
+  const index = await m.putManifest('library/app', 'multi', {
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.manifestDigest, size: manifestBytes.length }],
+  });
+  const anon = new RegistryClient({ baseUrl: m.url });
+  t.after(() => anon.close());
+  const pulled = await anon.pullImage('library/app', 'multi', join(dir, 'out'));
+  assert.equal(pulled.manifestDigest, index.digest);
+  assert.equal(pulled.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(pulled.manifests, [img.manifestDigest]);
+  assert.deepEqual(pulled.blobs.map((b) => b.digest), [img.configDigest, ...img.layerDigests]);
+});
+
+test('clients that abort uploads and downloads leave the server serving', async (t) => {
+  const dir = await tmp(t, 'abort');
+  const m = await mock(t, { storage: { dir: join(dir, 'store') } });
+  const blob = bytes(1024 * 1024, 23);
+  const { digest } = await m.putBlob('library/app', blob);
+  const auth = { authorization: `Bearer ${await token(m, 'alice', 'alice-pw', 'repository:library/app:pull,push')}` };
+
+  m.setBandwidth(256 * 1024);
+  const res = await request(`${m.url}/v2/library/app/blobs/${digest}`, { dispatcher: agent, headers: auth, signal: AbortSignal.timeout(DEADLINE) });
+  assert.equal(res.statusCode, 200);
+  for await (const _ of res.body) break; // leaves after the first chunk
+  m.setBandwidth(null);
+
+  const start = await http(`${m.url}/v2/library/app/blobs/uploads/`, { method: 'POST', headers: auth });
+  const loc = new URL(h(start, 'location') ?? '', m.url);
+  const { PassThrough } = await import('node:stream');
+  const body = new PassThrough();
+  const put = request(`${loc.href}?digest=${digest}`, {
+    dispatcher: agent, method: 'PUT', headers: { ...auth, 'content-length': String(blob.length) }, body,
+  });
+  body.write(blob.subarray(0, 300_000));
+  await new Promise((r) => setTimeout(r, 100));
+  body.destroy(new Error('client gave up'));
+  await assert.rejects(put);
+  // The session is gone, and its partial file with it.
+  const deadline = Date.now() + DEADLINE;
+  for (;;) {
+    const left = await readdir(join(dir, 'store', 'uploads'));
+    const st = await http(loc.href, { headers: auth });
+    if (left.length === 0 && st.status === 404) break;
+    assert.ok(Date.now() < deadline, `upload leftovers: ${left.join(',')} / ${st.status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ok = await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: auth });
+  assert.ok(ok.body.equals(blob));
+});
+
 test('bad input gets registry errors and never takes the server down', async (t) => {
   const m = await mock(t);
   const auth = { authorization: `Bearer ${await pullToken(m, 'carol')}` };
@@ -825,15 +901,14 @@ test('CLI: prints the listening line, serves, exits 0 on SIGTERM', async (t) => 
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const line = await new Promise<string>((resolve, reject) => {
+  const line = await withDeadline(new Promise<string>((resolve) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`no listening line; stderr: ${stderr}`)), DEADLINE);
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const nl = out.indexOf('\n');
-      if (nl >= 0) { clearTimeout(timer); resolve(out.slice(0, nl)); }
+      if (nl >= 0) resolve(out.slice(0, nl));
     });
-  });
+  }), 'listening line').catch((err: unknown) => assert.fail(`${String(err)}; stderr: ${stderr}`));
   const ev = JSON.parse(line) as { event: string; url: string; port: number };
   assert.equal(ev.event, 'listening');
   assert.equal(ev.url, `https://localhost:${ev.port}`);
@@ -843,7 +918,7 @@ test('CLI: prints the listening line, serves, exits 0 on SIGTERM', async (t) => 
   const cache = await http(`${ev.url}/api/v0/content_caches`, { method: 'POST', headers: { authorization: basic('root', 'root-pw') }, body: '{"name":"n","host":"https://h"}' });
   assert.equal(cache.status, 201);
   child.kill('SIGTERM');
-  const code = await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error('no exit')), DEADLINE))]);
+  const code = await withDeadline(exited, 'exit after SIGTERM');
   assert.equal(code, 0);
 });
 
@@ -973,7 +1048,8 @@ test('directory storage streams uploads: a large layer is not held in memory', a
     clearInterval(timer);
   }
   t.diagnostic(`peak memory growth ${Math.round(peak / 1048576)} MiB`);
-  assert.ok(peak < size / 2, `memory grew by ${Math.round(peak / 1048576)} MiB for a ${size / 1048576} MiB layer`);
+  // A store holding the layer would grow by at least its size; streaming stays well below.
+  assert.ok(peak < size * 0.75, `memory grew by ${Math.round(peak / 1048576)} MiB for a ${size / 1048576} MiB layer`);
   const st = await stat(join(dir, 'store', 'blobs', 'sha256', img.layerDigests[0]!.slice(7)));
   assert.equal(st.size, img.sizes[0]);
 });
