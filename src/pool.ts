@@ -19,7 +19,9 @@ export class WorkerPool {
   readonly #maxQueue: number;
 
   constructor(opts: PoolOptions) {
-    const threads = opts.threads ?? Math.max(2, Math.min(4, availableParallelism()));
+    // One thread per core beyond the main thread's, at least one: tasks are async (many
+    // fills share a thread), and each thread costs ~9 MiB RSS.
+    const threads = opts.threads ?? Math.max(1, Math.min(4, availableParallelism() - 1));
     this.#maxQueue = opts.maxQueue;
     this.#pool = new Piscina({
       filename: WORKER_FILE,

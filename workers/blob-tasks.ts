@@ -42,7 +42,7 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
         chain = chain.then(async () => {
           if (failed) return;
           if (msg.type === 'chunk') {
-            const buf = Buffer.from(msg.chunk);
+            const buf = Buffer.from(task.ring, msg.at, msg.length);
             try {
               let done = 0;
               while (done < buf.length) {

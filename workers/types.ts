@@ -14,13 +14,20 @@ export interface SpoolTask {
   expectedHex: string;
   /** Bytes already in the spool (a take-over resumes after them); normally 0. */
   startOffset: number;
+  /**
+   * The fill's byte ring, shared with the main thread: the main thread copies upstream
+   * bytes in and names the region in a `chunk` message; the region is not reused until the
+   * worker has reported it `written`. One fixed ring per fill means no per-chunk allocation
+   * on either thread, and the ring size bounds the bytes between upstream and disk.
+   */
+  ring: SharedArrayBuffer;
   /** Receives SpoolMessage from the main thread; sends SpoolProgress back. */
   port: MessagePort;
 }
 
-/** Main thread → worker, in order. `chunk` ownership is transferred. */
+/** Main thread → worker, in order. A chunk names a region of the ring (never wrapping). */
 export type SpoolMessage =
-  | { type: 'chunk'; chunk: ArrayBuffer }
+  | { type: 'chunk'; at: number; length: number }
   | { type: 'end'; expectedSize: number | null }
   | { type: 'abort' };
 

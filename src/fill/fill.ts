@@ -15,9 +15,12 @@ import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
 import { Signal } from './signal.js';
 import type { BlobSource } from './source.js';
 
-/** Pause the upstream when the worker is this far behind; resume below the low mark. */
-const HIGH_WATER = 8 << 20;
-const LOW_WATER = 2 << 20;
+/**
+ * Bytes between upstream and disk: the ring shared with the worker. Upstream chunks wait in
+ * `pending` (references, no copy) while the ring is full; past RING_SIZE of them, the
+ * upstream body is paused (DESIGN.md: backpressure runs upstream ← worker).
+ */
+const RING_SIZE = 4 << 20;
 /** Resumes after a transfer breaks midway, across all hosts, before the fill gives up. */
 const MAX_RESUMES = 8;
 
@@ -59,10 +62,13 @@ export class Fill {
   #clients = new Set<FillClient>();
   #firstClient: FillClient;
   #port: MessagePort | null = null;
+  #ring = new SharedArrayBuffer(RING_SIZE);
+  #ringView = Buffer.from(this.#ring);
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
   #pausedBody: UpstreamResponse['body'] | null = null;
+  #writeFailure: Error | null = null;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
@@ -151,12 +157,13 @@ export class Fill {
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
         startOffset: 0,
+        ring: this.#ring,
         port: port2,
       });
       this.#resolveReady(size);
       try {
         await this.#download(first);
-        this.#flush();
+        await this.#flushAll();
         port1.postMessage({ type: 'end', expectedSize: size });
       } catch (err) {
         port1.postMessage({ type: 'abort' });
@@ -226,6 +233,10 @@ export class Fill {
           data = data.subarray(n);
           if (data.length === 0) return;
         }
+        if (this.#writeFailure !== null) {
+          body.destroy(this.#writeFailure);
+          return;
+        }
         if (this.#received + data.length > this.#size) {
           body.destroy(new Error('upstream sent more bytes than its Content-Length'));
           return;
@@ -234,7 +245,7 @@ export class Fill {
         this.#pending.push(data);
         this.#pendingBytes += data.length;
         this.#scheduleFlush();
-        if (this.#sent + this.#pendingBytes - this.#written > HIGH_WATER) {
+        if (this.#pendingBytes > RING_SIZE) {
           body.pause();
           this.#pausedBody = body;
         }
@@ -245,7 +256,7 @@ export class Fill {
     });
   }
 
-  /** Coalesces the chunks of one event-loop turn into one transfer to the worker. */
+  /** Coalesces the chunks of one event-loop turn into one ring region (one message). */
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -255,33 +266,56 @@ export class Fill {
     });
   }
 
+  /**
+   * Copies pending bytes into the free part of the ring and names each contiguous region
+   * to the worker. The worker reports `written` offsets, which free the ring again.
+   */
   #flush(): void {
-    if (this.#pendingBytes === 0 || this.#port === null) return;
-    // A fresh ArrayBuffer is transferred (not copied again by postMessage); the chunks
-    // undici hands us may share memory with other buffers, so they cannot be transferred.
-    const out = new ArrayBuffer(this.#pendingBytes);
-    const view = new Uint8Array(out);
-    let at = 0;
-    for (const chunk of this.#pending) {
-      view.set(chunk, at);
-      at += chunk.length;
+    const port = this.#port;
+    if (port === null) return;
+    while (this.#pendingBytes > 0) {
+      const free = RING_SIZE - (this.#sent - this.#written);
+      if (free === 0) return;
+      const at = this.#sent % RING_SIZE;
+      const room = Math.min(free, RING_SIZE - at);
+      let length = 0;
+      while (length < room && this.#pending.length > 0) {
+        const chunk = this.#pending[0]!;
+        const n = Math.min(chunk.length, room - length);
+        chunk.copy(this.#ringView, at + length, 0, n);
+        length += n;
+        if (n === chunk.length) this.#pending.shift();
+        else this.#pending[0] = chunk.subarray(n);
+      }
+      this.#pendingBytes -= length;
+      this.#sent += length;
+      port.postMessage({ type: 'chunk', at, length });
     }
-    this.#sent += this.#pendingBytes;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#port.postMessage({ type: 'chunk', chunk: out }, [out]);
+  }
+
+  /** Waits until every received byte is in the ring (before `end`). */
+  async #flushAll(): Promise<void> {
+    for (;;) {
+      this.#flush();
+      if (this.#pendingBytes === 0) return;
+      await this.#progress.wait();
+      if (this.#writeFailure !== null) throw this.#writeFailure;
+    }
   }
 
   #onProgress(msg: SpoolProgress): void {
     if (msg.type === 'written') {
       this.#written = msg.offset;
       this.#progress.notify();
-      if (this.#pausedBody !== null && this.#sent - this.#written < LOW_WATER) {
+      if (this.#pendingBytes > 0) this.#flush();
+      if (this.#pausedBody !== null && this.#pendingBytes < RING_SIZE / 2) {
         this.#pausedBody.resume();
         this.#pausedBody = null;
       }
     } else {
-      this.#pausedBody?.destroy(new Error(`spool write failed: ${msg.code}`));
+      this.#writeFailure = new Error(`spool write failed: ${msg.code} ${msg.message}`);
+      this.#pausedBody?.destroy(this.#writeFailure);
+      this.#progress.notify();
     }
   }
 

@@ -10,7 +10,7 @@ export type Res = ServerResponse | Http2ServerResponse;
 export interface ResLike {
   readonly headersSent: boolean;
   writeHead(status: number, headers: Record<string, string | number>): unknown;
-  write(chunk: Buffer | string): boolean;
+  write(chunk: Buffer | string, cb?: (err?: Error | null) => void): boolean;
   end(chunk?: Buffer | string): unknown;
   destroy(err?: Error): unknown;
   once(event: 'drain' | 'close', fn: () => void): unknown;

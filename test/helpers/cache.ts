@@ -99,9 +99,16 @@ export interface CacheProcess {
 
 const CLI = new URL('../../src/cli.js', import.meta.url).pathname;
 
+/** The node flags on the CLI's shebang line (`#!/usr/bin/env -S node <flags>`), as users run it. */
+export async function cliNodeFlags(): Promise<string[]> {
+  const first = (await readFile(CLI, 'utf8')).split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
+}
+
 /** The cache as its own process (`dtr-cache serve`), for signals and kill -9. */
 export async function spawnCache(t: TestContext, configPath: string, root: string, env: NodeJS.ProcessEnv = {}): Promise<CacheProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(await cliNodeFlags()), CLI, 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
