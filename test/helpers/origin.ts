@@ -18,6 +18,8 @@ export interface Gate {
   /** Bytes sent before the gate holds the stream. */
   after: number;
   open: () => void;
+  /** Breaks the held transfer midway (destroys the connection). */
+  cut: () => void;
   reached: Promise<void>;
 }
 
@@ -67,9 +69,10 @@ export class TestOrigin {
   gate(digest: string, after: number): Gate {
     let open!: () => void;
     let reach!: () => void;
+    let cutNow = false;
     const opened = new Promise<void>((r) => (open = r));
     const reached = new Promise<void>((r) => (reach = r));
-    const gate = { after, open, reached, opened, reach };
+    const gate = { after, open, reached, opened, reach, cut: () => { cutNow = true; open(); }, get cutNow() { return cutNow; } };
     this.gates.set(digest, gate as Gate);
     return gate as Gate;
   }
@@ -166,13 +169,14 @@ export class TestOrigin {
       res.end();
       return;
     }
-    const gate = this.gates.get(digest) as (Gate & { opened: Promise<void>; reach: () => void }) | undefined;
+    const gate = this.gates.get(digest) as (Gate & { opened: Promise<void>; reach: () => void; cutNow: boolean }) | undefined;
     if (gate) {
       this.gates.delete(digest);
       res.write(body.subarray(0, gate.after));
       gate.reach();
       await gate.opened;
-      res.end(body.subarray(gate.after));
+      if (gate.cutNow) res.destroy();
+      else res.end(body.subarray(gate.after));
       return;
     }
     res.end(body);

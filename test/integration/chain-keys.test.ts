@@ -1,0 +1,60 @@
+// Issue #4: tokens and keys along a chain. A retry uses the newest token among the clients
+// still waiting; a tier with no route to the origin takes its keys from its upstream
+// cache, rotations included.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createTestCa } from '../../bench/lib/pki.js';
+import { startDtrMock } from '../../bench/dtr-mock/index.js';
+import { startTestCache } from '../helpers/cache.js';
+import { agentFor, fetchBlob } from '../helpers/http.js';
+import { startStack } from '../helpers/stack.js';
+import { within, waitFor } from '../helpers/deadline.js';
+
+test('a transfer that breaks is resumed with the newest token among the waiting clients', async (t) => {
+  const s = await startStack(t);
+  const bytes = randomBytes(4 << 20);
+  const blob = s.origin.add(bytes);
+  const older = await s.origin.mint('team/app', blob.digest, { ttlSec: 120 });
+  const newer = await s.origin.mint('team/app', blob.digest, { ttlSec: 900 });
+  const gate = s.origin.gate(blob.digest, 1 << 20);
+  const first = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, older));
+  await within(10_000, 'gate', gate.reached);
+  const fill = await waitFor(5_000, 'fill', () => [...s.cache.ctx.inflight.fills()][0]);
+  const second = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, newer));
+  await waitFor(5_000, 'two waiters', () => fill.waiters === 2);
+  gate.cut();
+  const [a, b] = await within(20_000, 'clients', Promise.all([first, second]));
+  assert.equal(`sha256:${a.sha256}`, blob.digest);
+  assert.equal(`sha256:${b.sha256}`, blob.digest);
+  const gets = s.origin.seen.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest));
+  assert.equal(gets.length, 2);
+  assert.equal(gets[0]!.headers.authorization, `Bearer ${older}`, 'the first fetch used the first client\'s token');
+  assert.equal(gets[1]!.headers.authorization, `Bearer ${newer}`, 'the retry used the newest token');
+  assert.equal(gets[1]!.headers.range, `bytes=${1 << 20}-`);
+});
+
+test('a tier with no route to the origin takes its keys from its upstream cache, and follows rotations', async (t) => {
+  const ca = await createTestCa();
+  const leaf = await ca.issue('origin');
+  const mock = await startDtrMock({ tls: { cert: leaf.cert, key: leaf.key } });
+  t.after(() => mock.close());
+  const regional = await startTestCache(t, { upstreams: [mock.url], cas: [ca.certPath], tls: await ca.issue('regional') });
+  // The edge's origin is unreachable: its keys and its blobs can only come through the regional.
+  const edge = await startTestCache(t, { upstreams: { origin: 'https://127.0.0.1:9', hosts: [regional.url] }, cas: [ca.certPath], tls: await ca.issue('edge') });
+  assert.deepEqual(edge.ctx.keys.toJSON().keys.map((k) => k.kid), mock.jwks().keys.map((k) => k.kid));
+  const agent = agentFor(ca.cert, true);
+  t.after(() => agent.destroy());
+  const { digest } = await mock.putBlob('team/app', randomBytes(100_000));
+  const pull = async () => fetchBlob(agent, `${edge.url}/v2/team/app/blobs/${digest}?token=${await mock.mintRedirectToken({ sub: 'alice', name: 'team/app', digest })}`);
+  assert.equal((await pull()).status, 200);
+
+  // The origin rotates and drops the old key; a token signed with the new one reaches the
+  // edge first. The edge refreshes from the regional, which refreshes from the origin.
+  await new Promise((r) => setTimeout(r, 10_100));
+  const kid = await mock.rotateKey({ dropOld: true });
+  const r = await pull();
+  assert.equal(r.status, 200, r.body.toString());
+  assert.ok(edge.ctx.keys.toJSON().keys.some((k) => k.kid === kid));
+  assert.ok(regional.ctx.keys.toJSON().keys.some((k) => k.kid === kid));
+});
