@@ -18,6 +18,7 @@ import { createCacheServer, type CacheServer, type TlsMaterial } from './server/
 import type { AppContext } from './server/context.js';
 import { BlobStore } from './store/blob-store.js';
 import { Layout } from './store/layout.js';
+import { Evictor } from './store/eviction.js';
 import { removeDeadSpools } from './store/spool.js';
 import { UpstreamChain } from './upstream/chain.js';
 import { loadTrustedCas } from './upstream/trust.js';
@@ -68,7 +69,13 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     issuer: config.downstream.issuer,
   });
 
-  const inflight = new Inflight({ chain, pool, store, log });
+  // The evictor needs the inflight map (busy digests); fills tell the evictor about publishes.
+  let evictor: Evictor | null = null;
+  const inflight = new Inflight({ chain, pool, store, log, onPublished: () => evictor?.afterPublish() });
+  if (config.storage.deleteEnabled) {
+    evictor = new Evictor(store, { ttlMs: config.downstream.blobTtlMs, maxSize: config.downstream.maxSize, busy: (d) => inflight.has(d), log });
+    evictor.start();
+  }
   const ctx: AppContext = { store, inflight, chain, verifier, keys, log };
   const tls = await readTls(config);
   const server = createCacheServer(config.http.limits, tls, createRouter(ctx));
@@ -95,6 +102,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
       closing ??= (async () => {
         log.info({ fills: inflight.size, deadlineMs: config.http.drainTimeoutMs }, 'draining');
         await server.close(config.http.drainTimeoutMs);
+        evictor?.stop();
         // Fills still running are abandoned: nothing unverified is ever published.
         keys.close();
         await chain.close();

@@ -29,6 +29,8 @@ export interface FillDeps {
   pool: WorkerPool;
   store: BlobStore;
   log: Logger;
+  /** After a blob is published (eviction checks the size cap here). */
+  onPublished?: (digest: Digest, size: number) => void;
 }
 
 export interface FillClient {
@@ -175,6 +177,7 @@ export class Fill {
       result = await spooled;
       if (!result.ok) throw spoolFailure(result);
       this.#deps.store.add(this.digest, size);
+      this.#deps.onPublished?.(this.digest, size);
       this.#verified = true;
       this.#written = size;
       this.#progress.notify();

@@ -1,0 +1,153 @@
+// Expiry and eviction (issue #5). blobttl counts from the last pull; a sweep every
+// min(blobttl / 2, 10 min) deletes what nobody pulled in time. `maxsize` evicts the least
+// recently pulled blobs down to a low watermark. A blob being read or filled is never
+// evicted. Evicted files are first renamed into a trash directory and deleted after a
+// grace period: a replica on shared storage (NFS) may still be reading them.
+import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobEntry, BlobStore } from './blob-store.js';
+
+export type EvictionReason = 'expired' | 'size';
+
+export interface EvictorOptions {
+  ttlMs: number | null;
+  maxSize: number | null;
+  /** Evict down to this fraction of maxSize, so one eviction makes room for many fills. */
+  lowWatermark?: number;
+  /** Digests with a fill in progress (never evicted). */
+  busy: (digest: string) => boolean;
+  /** How long a trashed file is kept for readers elsewhere. */
+  trashGraceMs?: number;
+  onEvict?: (reason: EvictionReason, entry: BlobEntry) => void;
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  now?: () => number;
+}
+
+const TEN_MINUTES = 10 * 60_000;
+
+export class Evictor {
+  readonly #store: BlobStore;
+  readonly #opts: EvictorOptions;
+  readonly #now: () => number;
+  readonly #trashDir: string;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+
+  constructor(store: BlobStore, opts: EvictorOptions) {
+    this.#store = store;
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#trashDir = join(store.layout.spoolDir, '..', 'trash');
+  }
+
+  /** The sweep period: min(blobttl / 2, 10 min); with only maxsize, every 10 min. */
+  get periodMs(): number {
+    return this.#opts.ttlMs === null ? TEN_MINUTES : Math.max(50, Math.min(this.#opts.ttlMs / 2, TEN_MINUTES));
+  }
+
+  start(): void {
+    if (this.#opts.ttlMs === null && this.#opts.maxSize === null) return;
+    const tick = (): void => {
+      void this.sweep().finally(() => {
+        if (this.#timer !== null) this.#timer = setTimeout(tick, this.periodMs).unref();
+      });
+    };
+    this.#timer = setTimeout(tick, this.periodMs).unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Runs one sweep (expiry, size, trash); concurrent callers share it. */
+  sweep(): Promise<void> {
+    this.#running ??= this.#sweep().finally(() => {
+      this.#running = null;
+    });
+    return this.#running;
+  }
+
+  /** Called after a publish: evicts only when over the cap, so the hot path stays cheap. */
+  afterPublish(): void {
+    const max = this.#opts.maxSize;
+    if (max !== null && this.#store.bytes > max) void this.sweep();
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.#opts.ttlMs !== null) {
+      for (const entry of [...this.#store.entries()]) {
+        if (this.#store.expired(entry) && this.#evictable(entry) && !(await this.#pulledElsewhere(entry, 'expired'))) {
+          await this.#evict(entry, 'expired');
+        }
+      }
+    }
+    const max = this.#opts.maxSize;
+    if (max !== null && this.#store.bytes > max) {
+      const target = max * (this.#opts.lowWatermark ?? 0.9);
+      const byAge = [...this.#store.entries()].sort((a, b) => a.lastPull - b.lastPull);
+      for (const entry of byAge) {
+        if (this.#store.bytes <= target) break;
+        if (this.#evictable(entry) && !(await this.#pulledElsewhere(entry, 'size'))) await this.#evict(entry, 'size');
+      }
+    }
+    await this.#emptyTrash();
+  }
+
+  #evictable(entry: BlobEntry): boolean {
+    return entry.readers === 0 && !this.#opts.busy(entry.digest.value);
+  }
+
+  /**
+   * Another replica on the same root may have served the blob since we last looked: its
+   * pull moved the file's mtime. Take that as our last pull too, and keep the blob.
+   */
+  async #pulledElsewhere(entry: BlobEntry, reason: EvictionReason): Promise<boolean> {
+    try {
+      const st = await stat(this.#store.layout.blobData(entry.digest));
+      if (st.mtimeMs > entry.lastPull + 1) {
+        entry.lastPull = st.mtimeMs;
+        entry.persistedPull = st.mtimeMs;
+        // No longer the least recently pulled, or no longer expired: keep it.
+        return reason === 'size' || !this.#store.expired(entry);
+      }
+      return false;
+    } catch {
+      // Gone already (another replica evicted it): forget it here too.
+      this.#store.forget(entry);
+      return true;
+    }
+  }
+
+  async #evict(entry: BlobEntry, reason: EvictionReason): Promise<void> {
+    const path = this.#store.layout.blobData(entry.digest);
+    this.#store.forget(entry);
+    try {
+      await mkdir(this.#trashDir, { recursive: true });
+      await rename(path, join(this.#trashDir, `${entry.digest.algorithm}-${entry.digest.hex}-${this.#now()}`));
+      // distribution leaves the <hex>/ directory; remove it when empty, as GC would.
+      await rmdir(join(path, '..')).catch(() => undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#opts.log?.warn({ digest: entry.digest.value, err: String(err) }, 'eviction failed');
+        return;
+      }
+    }
+    this.#opts.onEvict?.(reason, entry);
+    this.#opts.log?.info({ digest: entry.digest.value, size: entry.size, reason, lastPull: new Date(entry.lastPull).toISOString() }, 'blob evicted');
+  }
+
+  async #emptyTrash(): Promise<void> {
+    const grace = this.#opts.trashGraceMs ?? 15 * 60_000;
+    let names: string[];
+    try {
+      names = await readdir(this.#trashDir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const at = Number(name.slice(name.lastIndexOf('-') + 1));
+      if (Number.isFinite(at) && this.#now() - at > grace) await rm(join(this.#trashDir, name), { force: true });
+    }
+  }
+}
