@@ -1,0 +1,112 @@
+// Issue #5: the Evictor on a real directory: LRU order under maxsize, blobs in use are
+// never evicted, a pull by another replica (mtime) is honoured, trash outlives readers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { access, mkdir, mkdtemp, open, readdir, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { BlobStore } from '../../src/store/blob-store.js';
+import { parseDigest, type Digest } from '../../src/store/digest.js';
+import { Evictor, type EvictionReason } from '../../src/store/eviction.js';
+import { Layout } from '../../src/store/layout.js';
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+async function setup(names: string[], size: number) {
+  const root = await mkdtemp(join(tmpdir(), 'dtr-cache-evict-'));
+  const layout = new Layout(root);
+  const digests: Record<string, Digest> = {};
+  let t = Date.now() - 100_000;
+  for (const name of names) {
+    const bytes = Buffer.alloc(size, name);
+    const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    const path = layout.blobData(d);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, bytes);
+    // Pulled in the order given, one second apart.
+    t += 1000;
+    await utimes(path, new Date(t), new Date(t));
+    digests[name] = d;
+  }
+  const store = new BlobStore(layout, { ttlMs: null });
+  await store.scan();
+  return { root, layout, store, digests };
+}
+
+test('maxsize evicts the least recently pulled first, down to the low watermark', async () => {
+  const { layout, store, digests } = await setup(['a', 'b', 'c', 'd', 'e'], 100_000);
+  const evicted: Array<[EvictionReason, string]> = [];
+  const ev = new Evictor(store, { ttlMs: null, maxSize: 350_000, busy: () => false, onEvict: (r, e) => evicted.push([r, e.digest.value]) });
+  // b is pulled now: it becomes the most recent.
+  store.touch((await store.lookup(digests.b!))!);
+  await ev.sweep();
+  // 500 kB → ≤ 315 kB (90 % of 350 kB): a, c go (oldest), b is spared by its recent pull.
+  assert.deepEqual(evicted, [['size', digests.a!.value], ['size', digests.c!.value]]);
+  assert.equal(store.bytes, 300_000);
+  assert.equal(await exists(layout.blobData(digests.d!)), true);
+  assert.equal(await exists(layout.blobData(digests.a!)), false);
+  assert.equal(await exists(layout.blobData(digests.b!)), true);
+  assert.equal(await exists(layout.blobData(digests.e!)), true);
+});
+
+test('a blob being read or filled is never evicted', async () => {
+  const { layout, store, digests } = await setup(['a', 'b', 'c'], 100_000);
+  const reading = await store.open((await store.lookup(digests.a!))!);
+  const ev = new Evictor(store, { ttlMs: null, maxSize: 150_000, busy: (d) => d === digests.b!.value });
+  await ev.sweep();
+  assert.equal(await exists(layout.blobData(digests.a!)), true, 'being read');
+  assert.equal(await exists(layout.blobData(digests.b!)), true, 'being filled');
+  assert.equal(await exists(layout.blobData(digests.c!)), false, 'the only evictable one went');
+  await reading!.release();
+  await ev.sweep();
+  assert.equal(await exists(layout.blobData(digests.a!)), false, 'evictable once released');
+});
+
+test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, trash is emptied after the grace', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'dtr-cache-expire-'));
+  const layout = new Layout(root);
+  let now = Date.now();
+  const store = new BlobStore(layout, { ttlMs: 10_000, now: () => now });
+  const mk = async (fill: string) => {
+    const bytes = Buffer.alloc(1000, fill);
+    const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    await mkdir(dirname(layout.blobData(d)), { recursive: true });
+    await writeFile(layout.blobData(d), bytes);
+    store.add(d, bytes.length);
+    return d;
+  };
+  const old = await mk('o');
+  const shared = await mk('s');
+  const ev = new Evictor(store, { ttlMs: 10_000, maxSize: null, busy: () => false, now: () => now, trashGraceMs: 5_000 });
+  assert.equal(ev.periodMs, 5_000, 'min(blobttl / 2, 10 min)');
+  now += 11_000;
+  // Another replica served `shared` a moment ago: it moved the mtime.
+  await utimes(layout.blobData(shared), new Date(now - 1000), new Date(now - 1000));
+  assert.equal(await store.lookup(old), null, 'an expired blob is never served, swept or not');
+  await ev.sweep();
+  assert.equal(await exists(layout.blobData(old)), false);
+  assert.equal(await exists(layout.blobData(shared)), true);
+  assert.notEqual(await store.lookup(shared), null);
+  // The evicted file waits in the trash for readers elsewhere, then goes.
+  const trash = join(layout.spoolDir, '..', 'trash');
+  assert.equal((await readdir(trash)).length, 1);
+  now += 6_000;
+  await ev.sweep();
+  assert.equal((await readdir(trash)).length, 0);
+});
+
+test('a reader that opened a blob keeps reading after another replica evicts it', async () => {
+  const { layout, store, digests } = await setup(['a'], 100_000);
+  const fh = await open(layout.blobData(digests.a!), 'r');
+  const other = new BlobStore(layout, { ttlMs: null });
+  await other.scan();
+  await new Evictor(other, { ttlMs: null, maxSize: 1, busy: () => false }).sweep();
+  assert.equal(await exists(layout.blobData(digests.a!)), false);
+  const buf = Buffer.alloc(100_000);
+  const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+  assert.equal(bytesRead, 100_000);
+  assert.equal(createHash('sha256').update(buf).digest('hex'), digests.a!.hex);
+  await fh.close();
+  assert.equal(await store.lookup(digests.a!) === null || (await store.open((await store.lookup(digests.a!))!)) === null, true, 'the first replica treats it as a miss');
+});
