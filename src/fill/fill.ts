@@ -31,6 +31,14 @@ export interface FillDeps {
   log: Logger;
   /** After a blob is published (eviction checks the size cap here). */
   onPublished?: (digest: Digest, size: number) => void;
+  /** Observers (metrics); `upstreamBytes` runs per chunk, so both must be cheap. */
+  hooks?: FillHooks;
+}
+
+export interface FillHooks {
+  upstreamBytes(host: string, bytes: number): void;
+  /** Once per fill: 'published', or the failure ('digest-mismatch', 'size-mismatch', 'aborted', 'io', 'upstream'). */
+  settled(s: { result: string; size: number; joins: number }): void;
 }
 
 export interface FillClient {
@@ -182,6 +190,7 @@ export class Fill {
       this.#written = size;
       this.#progress.notify();
       this.#deps.log.info({ digest: this.digest.value, size, upstream: this.upstreamHost, joins: this.joins, ms: Date.now() - started }, 'fill published');
+      this.#deps.hooks?.settled({ result: 'published', size, joins: this.joins });
       return true;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -190,6 +199,7 @@ export class Fill {
       this.#progress.notify();
       const level = err instanceof RegistryError && err.status < 500 ? 'info' : 'error';
       this.#deps.log[level]({ digest: this.digest.value, err: error.message, reason: result && !result.ok ? result.reason : undefined }, 'fill failed');
+      this.#deps.hooks?.settled({ result: result && !result.ok ? result.reason : 'upstream', size: this.#size, joins: this.joins });
       return false;
     } finally {
       this.#port?.close();
@@ -245,6 +255,7 @@ export class Fill {
           return;
         }
         this.#received += data.length;
+        this.#deps.hooks?.upstreamBytes(res.host.url, data.length);
         this.#pending.push(data);
         this.#pendingBytes += data.length;
         this.#scheduleFlush();
