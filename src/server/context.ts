@@ -13,6 +13,12 @@ export interface AppContext {
   verifier: TokenVerifier;
   keys: KeySet;
   log: Logger;
+  /** Request metrics (src/metrics), when http.debug.prometheus is enabled. */
+  metrics?: RequestMetrics;
+}
+
+export interface RequestMetrics {
+  request(route: RequestRecord['route'], method: string | undefined, status: number, outcome: RequestRecord['outcome'], bytes: number): void;
 }
 
 /** What one request did, for its log line (and metrics). */
