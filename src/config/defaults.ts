@@ -26,6 +26,7 @@ export const DEFAULTS = {
       idletimeout: '60s',
       maxconcurrentstreams: 100,
       maxconnectionsperip: 256,
+      maxresetspersecond: 100,
     },
   },
   downstream: {

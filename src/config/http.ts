@@ -104,6 +104,7 @@ function readLimits(limits: Field): Config['http']['limits'] {
     idleTimeoutMs: readDuration(limits.child('idletimeout'), true) ?? parseGoDuration(d.idletimeout),
     maxConcurrentStreams: limits.child('maxconcurrentstreams').int(1, 2 ** 31 - 1) ?? d.maxconcurrentstreams,
     maxConnectionsPerIp: limits.child('maxconnectionsperip').int(1) ?? d.maxconnectionsperip,
+    maxResetsPerSecond: limits.child('maxresetspersecond').int(1) ?? d.maxresetspersecond,
   };
 }
 

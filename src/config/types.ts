@@ -38,6 +38,8 @@ export interface Config {
       readonly idleTimeoutMs: number;
       readonly maxConcurrentStreams: number;
       readonly maxConnectionsPerIp: number;
+      /** HTTP/2 streams a client may reset per second on one connection (CVE-2023-44487 rapid reset). */
+      readonly maxResetsPerSecond: number;
     };
     readonly drainTimeoutMs: number;
   };

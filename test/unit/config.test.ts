@@ -176,7 +176,7 @@ describe('DTR documentation configs load unchanged', () => {
     assert.equal(config.http.debug, null);
     assert.deepEqual(config.http.limits, {
       maxHeaderSize: 16384, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 60_000,
-      maxConcurrentStreams: 100, maxConnectionsPerIp: 256,
+      maxConcurrentStreams: 100, maxConnectionsPerIp: 256, maxResetsPerSecond: 100,
     });
     assert.deepEqual(config.downstream.timeouts, { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 });
     assert.equal(config.downstream.workerQueue, 256);
