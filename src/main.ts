@@ -71,7 +71,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
 
   // The evictor needs the inflight map (busy digests); fills tell the evictor about publishes.
   let evictor: Evictor | null = null;
-  const inflight = new Inflight({ chain, pool, store, log, onPublished: () => evictor?.afterPublish() });
+  const inflight = new Inflight({ chain, pool, store, log, disk: { full: false }, onPublished: () => evictor?.afterPublish() });
   if (config.storage.deleteEnabled) {
     evictor = new Evictor(store, { ttlMs: config.downstream.blobTtlMs, maxSize: config.downstream.maxSize, busy: (d) => inflight.has(d), log });
     evictor.start();

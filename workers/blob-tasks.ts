@@ -29,49 +29,56 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
   const hash = createHash(task.algorithm);
   let fh: FileHandle | null = null;
   let offset = task.startOffset;
+  /** Set by the first failed write (ENOSPC…): from then on bytes are only hashed. */
+  let writeError: { code: string; message: string } | null = null;
   try {
-    await hashPrefix(task.spoolPath, task.startOffset, hash);
-    fh = await open(task.spoolPath, 'r+');
+    if (task.spoolPath !== null) {
+      await hashPrefix(task.spoolPath, task.startOffset, hash);
+      fh = await open(task.spoolPath, 'r+');
+    } else {
+      writeError = { code: 'ENOSPC', message: 'no spool' };
+    }
     const handle = fh;
     // Messages arrive in order; each is processed fully before the next, so the
     // file and the hash see the bytes in the same order the upstream sent them.
     const result = await new Promise<SpoolResult>((resolve) => {
       let chain: Promise<void> = Promise.resolve();
-      let failed = false;
       port.on('message', (msg: SpoolMessage) => {
         chain = chain.then(async () => {
-          if (failed) return;
           if (msg.type === 'chunk') {
             const buf = Buffer.from(task.ring, msg.at, msg.length);
-            try {
-              let done = 0;
-              while (done < buf.length) {
-                const { bytesWritten } = await handle.write(buf, done, buf.length - done, offset + done);
-                done += bytesWritten;
+            if (writeError === null && handle !== null) {
+              try {
+                let done = 0;
+                while (done < buf.length) {
+                  const { bytesWritten } = await handle.write(buf, done, buf.length - done, offset + done);
+                  done += bytesWritten;
+                }
+              } catch (err) {
+                writeError = { code: errCode(err), message: errMessage(err) };
+                const failed: SpoolProgress = { type: 'write-failed', offset, ...writeError };
+                port.postMessage(failed);
               }
-            } catch (err) {
-              failed = true;
-              const progress: SpoolProgress = { type: 'write-failed', code: errCode(err), message: errMessage(err) };
-              port.postMessage(progress);
-              resolve({ ok: false, reason: 'io', code: errCode(err), message: errMessage(err) });
-              return;
             }
             hash.update(buf);
             offset += buf.length;
-            const progress: SpoolProgress = { type: 'written', offset };
+            const progress: SpoolProgress = { type: writeError === null ? 'written' : 'hashed', offset };
             port.postMessage(progress);
           } else if (msg.type === 'abort') {
             resolve({ ok: false, reason: 'aborted', size: offset });
+          } else if (writeError !== null) {
+            const sizeOk = msg.expectedSize === null || msg.expectedSize === offset;
+            resolve({ ok: false, reason: 'not-stored', size: offset, digestMatches: sizeOk && hash.digest('hex') === task.expectedHex, code: writeError.code });
           } else {
-            resolve(await finish(handle, task, hash.digest('hex'), offset, msg.expectedSize));
+            resolve(await finish(handle!, { ...task, spoolPath: task.spoolPath! }, hash.digest('hex'), offset, msg.expectedSize));
           }
         });
       });
     });
-    if (!result.ok) await rm(task.spoolPath, { force: true });
+    if (!result.ok && task.spoolPath !== null) await rm(task.spoolPath, { force: true });
     return result;
   } catch (err) {
-    await rm(task.spoolPath, { force: true }).catch(() => undefined);
+    if (task.spoolPath !== null) await rm(task.spoolPath, { force: true }).catch(() => undefined);
     return { ok: false, reason: 'io', code: errCode(err), message: errMessage(err) };
   } finally {
     port.close();
@@ -79,7 +86,7 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
   }
 }
 
-async function finish(fh: FileHandle, task: SpoolTask, actualHex: string, size: number, expectedSize: number | null): Promise<SpoolResult> {
+async function finish(fh: FileHandle, task: SpoolTask & { spoolPath: string }, actualHex: string, size: number, expectedSize: number | null): Promise<SpoolResult> {
   if (expectedSize !== null && size !== expectedSize) return { ok: false, reason: 'size-mismatch', size, expectedSize };
   if (actualHex !== task.expectedHex) return { ok: false, reason: 'digest-mismatch', size, actualHex };
   try {

@@ -6,8 +6,11 @@ export type HashAlgorithm = 'sha256' | 'sha512';
 
 /** Appends the bytes a fill receives to its spool, hashing them, then verifies and publishes. */
 export interface SpoolTask {
-  /** The spool file, already created (exclusively) by the main thread. */
-  spoolPath: string;
+  /**
+   * The spool file, already created (exclusively) by the main thread; null when the disk
+   * could not take even that: the task then only hashes (the bytes stream through).
+   */
+  spoolPath: string | null;
   /** Where the verified blob is renamed to. */
   finalPath: string;
   algorithm: HashAlgorithm;
@@ -34,13 +37,18 @@ export type SpoolMessage =
 /** Worker → main thread: bytes durably appended so far (readable by others via the page cache). */
 export type SpoolProgress =
   | { type: 'written'; offset: number }
-  | { type: 'write-failed'; code: string; message: string };
+  /** Bytes hashed but not stored: after a write failed, the task hashes on so the digest is still checked. */
+  | { type: 'hashed'; offset: number }
+  /** The first write failure: bytes up to `offset` are on disk, none after. */
+  | { type: 'write-failed'; offset: number; code: string; message: string };
 
 export type SpoolResult =
   | { ok: true; size: number; published: string }
   | { ok: false; reason: 'digest-mismatch'; size: number; actualHex: string }
   | { ok: false; reason: 'size-mismatch'; size: number; expectedSize: number }
   | { ok: false; reason: 'aborted'; size: number }
+  /** Nothing was published because writes failed; `digestMatches` says whether the bytes were good. */
+  | { ok: false; reason: 'not-stored'; size: number; digestMatches: boolean; code: string }
   | { ok: false; reason: 'io'; code: string; message: string };
 
 /** Re-hashes a stored file: used by scrub and by the take-over of a stale spool. */

@@ -9,9 +9,10 @@ import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import { claimSpool, removeOwner } from '../store/spool.js';
+import { claimSpool, removeOwner, type SpoolClaim } from '../store/spool.js';
 import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
 import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
+import { MemoryTail } from './memory-tail.js';
 import { Signal } from './signal.js';
 import type { BlobSource } from './source.js';
 
@@ -21,6 +22,9 @@ import type { BlobSource } from './source.js';
  * upstream body is paused (DESIGN.md: backpressure runs upstream ← worker).
  */
 const RING_SIZE = 4 << 20;
+/** With the disk full, bytes stream through memory: at most this much per fill. */
+const TAIL_LIMIT = 16 << 20;
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 /** Resumes after a transfer breaks midway, across all hosts, before the fill gives up. */
 const MAX_RESUMES = 8;
 
@@ -33,6 +37,8 @@ export interface FillDeps {
   onPublished?: (digest: Digest, size: number) => void;
   /** Observers (metrics); `upstreamBytes` runs per chunk, so both must be cheap. */
   hooks?: FillHooks;
+  /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
+  disk: { full: boolean };
 }
 
 export interface FillHooks {
@@ -61,7 +67,10 @@ export class Fill {
 
   #deps: FillDeps;
   #size = 0;
+  /** Bytes on disk in the spool. */
   #written = 0;
+  /** Bytes the worker is done with (written, or only hashed after a write failure): frees the ring. */
+  #acked = 0;
   #sent = 0;
   #received = 0;
   #verified = false;
@@ -78,7 +87,11 @@ export class Fill {
   #pendingBytes = 0;
   #flushScheduled = false;
   #pausedBody: UpstreamResponse['body'] | null = null;
-  #writeFailure: Error | null = null;
+  /** Set when the disk failed: bytes from tail.start on stream through memory, uncached. */
+  #tail: MemoryTail | null = null;
+  /** Each reader's next offset, so the memory tail is dropped only behind the slowest. */
+  #positions = new Map<FillClient, number>();
+  #body: UpstreamResponse['body'] | null = null;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
@@ -105,6 +118,11 @@ export class Fill {
     return this.#clients.size;
   }
 
+  /** A fill streaming through memory (disk full) cannot serve late joiners from offset 0. */
+  get joinable(): boolean {
+    return this.#tail === null;
+  }
+
   /** A client joins: it gets a source that reads the spool from any offset. */
   async attach(client: FillClient): Promise<BlobSource> {
     this.#clients.add(client);
@@ -115,10 +133,16 @@ export class Fill {
       throw err;
     }
     this.#refs++;
+    this.#positions.set(client, 0);
     let released = false;
     return {
       size: this.#size,
-      read: async (buf, position, length) => (await this.#reader!.read(buf, 0, length, position)).bytesRead,
+      read: async (buf, position, length) => {
+        const got = await this.#readAt(buf, position, length);
+        this.#positions.set(client, position + got);
+        this.#trimTail();
+        return got;
+      },
       available: () => this.#available(),
       failure: () => this.#failure,
       waitForMore: () => this.#progress.wait(),
@@ -126,6 +150,12 @@ export class Fill {
         if (released) return;
         released = true;
         this.#clients.delete(client);
+        this.#positions.delete(client);
+        this.#trimTail();
+        if (this.#tail !== null && this.#clients.size === 0 && !this.#verified) {
+          // Nobody is left to stream to, and nothing can be stored: stop downloading.
+          this.#body?.destroy(new Error('every client left a fill that cannot be stored'));
+        }
         await this.#unref();
       },
     };
@@ -134,7 +164,34 @@ export class Fill {
   /** The last byte is held back until the digest verifies, so no client can end cleanly on bad bytes. */
   #available(): number {
     if (this.#verified) return this.#size;
-    return Math.max(0, Math.min(this.#written, this.#size - 1));
+    const arrived = this.#tail === null ? this.#written : this.#received;
+    return Math.max(0, Math.min(arrived, this.#size - 1));
+  }
+
+  /** Reads from the spool below what is on disk, from the memory tail above it. */
+  async #readAt(buf: Buffer, position: number, length: number): Promise<number> {
+    if (position < this.#written && this.#reader !== null) {
+      const n = Math.min(length, this.#written - position);
+      return (await this.#reader.read(buf, 0, n, position)).bytesRead;
+    }
+    return this.#tail?.read(buf, position, length) ?? 0;
+  }
+
+  #trimTail(): void {
+    const tail = this.#tail;
+    if (tail === null) return;
+    let slowest = this.#received;
+    for (const pos of this.#positions.values()) slowest = Math.min(slowest, pos);
+    tail.trim(slowest);
+    this.#maybeResume();
+  }
+
+  #maybeResume(): void {
+    if (this.#pausedBody === null) return;
+    if (this.#pendingBytes < RING_SIZE / 2 && (this.#tail === null || this.#tail.bytes < TAIL_LIMIT / 2)) {
+      this.#pausedBody.resume();
+      this.#pausedBody = null;
+    }
   }
 
   /** The newest token among the clients still waiting (PROTOCOL §3: a retry outlives the first token). */
@@ -152,17 +209,18 @@ export class Fill {
       const size = await expectFullBody(first);
       this.#size = size;
       this.upstreamHost = first.host.url;
-      const claim = await claimSpool(this.#deps.store.layout, this.digest);
-      if (claim.kind !== 'created') {
+      const claim = await this.#claim();
+      if (claim.kind === 'exists') {
         discardBody(first.body);
         throw gatewayError('status', 'another fill of this blob holds the spool');
       }
-      this.#reader = claim.reader;
+      this.#reader = claim.kind === 'created' ? claim.reader : null;
+      const spoolPath = claim.kind === 'created' ? claim.path : null;
       const { port1, port2 } = new MessageChannel();
       this.#port = port1;
       port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
       const spooled = this.#deps.pool.spool({
-        spoolPath: claim.path,
+        spoolPath,
         finalPath: this.#deps.store.layout.blobData(this.digest),
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
@@ -180,10 +238,23 @@ export class Fill {
         await spooled;
         throw err;
       } finally {
-        await removeOwner(claim.path).catch(() => undefined);
+        if (spoolPath !== null) await removeOwner(spoolPath).catch(() => undefined);
       }
       result = await spooled;
+      if (!result.ok && result.reason === 'not-stored' && result.digestMatches) {
+        // The disk failed, but every byte streamed through and the digest holds: the
+        // clients complete; nothing is published.
+        this.#verified = true;
+        this.#progress.notify();
+        this.#deps.log.warn({ digest: this.digest.value, size, code: result.code, ms: Date.now() - started }, 'fill streamed through without caching');
+        this.#deps.hooks?.settled({ result: 'not-stored', size, joins: this.joins });
+        return false;
+      }
       if (!result.ok) throw spoolFailure(result);
+      if (this.#deps.disk.full) {
+        this.#deps.disk.full = false;
+        this.#deps.log.info({ digest: this.digest.value }, 'disk has room again: caching resumed');
+      }
       this.#deps.store.add(this.digest, size);
       this.#deps.onPublished?.(this.digest, size);
       this.#verified = true;
@@ -205,6 +276,38 @@ export class Fill {
       this.#port?.close();
       this.#port = null;
       await this.#unref();
+    }
+  }
+
+  /** The spool, or, when the disk cannot take even an empty file, none: stream through memory. */
+  async #claim(): Promise<SpoolClaim | { kind: 'none' }> {
+    try {
+      return await claimSpool(this.#deps.store.layout, this.digest);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (!DISK_FULL_CODES.has(code)) throw err;
+      this.#diskFailed(code, 0);
+      return { kind: 'none' };
+    }
+  }
+
+  /** Switches to streaming through memory from `offset` (the first byte not on disk). */
+  #diskFailed(code: string, offset: number): void {
+    const tail = new MemoryTail(offset);
+    // Bytes already handed to the worker but not on disk are still in the ring: copy them out.
+    for (let at = offset; at < this.#sent; ) {
+      const ringAt = at % RING_SIZE;
+      const n = Math.min(this.#sent - at, RING_SIZE - ringAt);
+      tail.push(Buffer.from(this.#ringView.subarray(ringAt, ringAt + n)));
+      at += n;
+    }
+    for (const chunk of this.#pending) tail.push(chunk);
+    this.#tail = tail;
+    if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
+      this.#deps.disk.full = true;
+      this.#deps.log.error({ code, digest: this.digest.value }, 'disk full: blobs stream through to clients without caching until space returns');
+    } else if (!DISK_FULL_CODES.has(code)) {
+      this.#deps.log.error({ code, digest: this.digest.value }, 'spool write failed: streaming this blob through without caching');
     }
   }
 
@@ -236,6 +339,7 @@ export class Fill {
 
   #pump(res: UpstreamResponse, skip: number): Promise<void> {
     const body = res.body;
+    this.#body = body;
     let toSkip = skip;
     return new Promise<void>((resolve, reject) => {
       body.on('data', (chunk: Buffer) => {
@@ -246,10 +350,6 @@ export class Fill {
           data = data.subarray(n);
           if (data.length === 0) return;
         }
-        if (this.#writeFailure !== null) {
-          body.destroy(this.#writeFailure);
-          return;
-        }
         if (this.#received + data.length > this.#size) {
           body.destroy(new Error('upstream sent more bytes than its Content-Length'));
           return;
@@ -258,8 +358,10 @@ export class Fill {
         this.#deps.hooks?.upstreamBytes(res.host.url, data.length);
         this.#pending.push(data);
         this.#pendingBytes += data.length;
+        this.#tail?.push(data);
         this.#scheduleFlush();
-        if (this.#pendingBytes > RING_SIZE) {
+        if (this.#tail !== null) this.#progress.notify();
+        if (this.#pendingBytes > RING_SIZE || (this.#tail !== null && this.#tail.bytes > TAIL_LIMIT)) {
           body.pause();
           this.#pausedBody = body;
         }
@@ -288,7 +390,7 @@ export class Fill {
     const port = this.#port;
     if (port === null) return;
     while (this.#pendingBytes > 0) {
-      const free = RING_SIZE - (this.#sent - this.#written);
+      const free = RING_SIZE - (this.#sent - this.#acked);
       if (free === 0) return;
       const at = this.#sent % RING_SIZE;
       const room = Math.min(free, RING_SIZE - at);
@@ -313,24 +415,19 @@ export class Fill {
       this.#flush();
       if (this.#pendingBytes === 0) return;
       await this.#progress.wait();
-      if (this.#writeFailure !== null) throw this.#writeFailure;
     }
   }
 
   #onProgress(msg: SpoolProgress): void {
-    if (msg.type === 'written') {
-      this.#written = msg.offset;
-      this.#progress.notify();
-      if (this.#pendingBytes > 0) this.#flush();
-      if (this.#pausedBody !== null && this.#pendingBytes < RING_SIZE / 2) {
-        this.#pausedBody.resume();
-        this.#pausedBody = null;
-      }
-    } else {
-      this.#writeFailure = new Error(`spool write failed: ${msg.code} ${msg.message}`);
-      this.#pausedBody?.destroy(this.#writeFailure);
-      this.#progress.notify();
+    if (msg.type === 'write-failed') {
+      this.#diskFailed(msg.code, msg.offset);
+      return;
     }
+    this.#acked = msg.offset;
+    if (msg.type === 'written') this.#written = msg.offset;
+    this.#progress.notify();
+    if (this.#pendingBytes > 0) this.#flush();
+    this.#maybeResume();
   }
 
   async #unref(): Promise<void> {
@@ -352,6 +449,8 @@ function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error {
       return gatewayError('reset', 'fill aborted');
     case 'io':
       return gatewayError('status', `spool write failed: ${result.code} ${result.message}`);
+    case 'not-stored':
+      return gatewayError('status', `upstream bytes do not match the digest (disk write failed too: ${result.code})`);
   }
 }
 

@@ -26,7 +26,9 @@ export class Inflight {
   /** The fill for this digest: the running one (joined) or a new one (started). */
   join(name: string, digest: Digest, client: FillClient, via: string | undefined): { fill: Fill; joined: boolean } {
     const running = this.#fills.get(digest.value);
-    if (running !== undefined) {
+    // A fill streaming through memory (disk full) cannot start a newcomer at offset 0: the
+    // newcomer gets a fill of its own, which tries the disk again.
+    if (running !== undefined && running.joinable) {
       running.joins++;
       return { fill: running, joined: true };
     }
