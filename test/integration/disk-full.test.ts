@@ -1,0 +1,60 @@
+// Issue #5: a full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
+// than the disk still reach every client complete, nothing partial is published, the
+// error is logged once per episode, and caching resumes by itself when space returns.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { startStack } from '../helpers/stack.js';
+import { fetchBlob } from '../helpers/http.js';
+import { within } from '../helpers/deadline.js';
+
+const run = promisify(execFile);
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+test('disk full mid-fill: clients get complete blobs, nothing partial is published, caching resumes', async (t) => {
+  const mnt = await mkdtemp(join(tmpdir(), 'dtr-cache-tmpfs-'));
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
+  } catch (err) {
+    t.skip(`mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`);
+    return;
+  }
+  t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  const layout = new Layout(join(mnt, 'registry'));
+  const big = [s.origin.add(randomBytes(20 << 20)), s.origin.add(randomBytes(20 << 20))];
+  const urls = await Promise.all(big.map(async (b) => s.blobUrl('team/app', b.digest, await s.origin.mint('team/app', b.digest))));
+  // Two blobs, each larger than the whole disk, two clients each, at once.
+  const results = await within(60_000, 'clients of blobs larger than the disk', Promise.all([
+    fetchBlob(s.h1, urls[0]!), fetchBlob(s.h2, urls[0]!), fetchBlob(s.h1, urls[1]!), fetchBlob(s.h2, urls[1]!),
+  ]));
+  results.forEach((r, i) => {
+    assert.equal(r.error, null, `client ${i} ended cleanly`);
+    assert.equal(`sha256:${r.sha256}`, big[i < 2 ? 0 : 1]!.digest);
+  });
+  for (const b of big) assert.equal(await exists(layout.blobData(parseDigest(b.digest))), false, 'nothing published');
+  assert.deepEqual(await readdir(layout.spoolDir), [], 'no spool left behind');
+  let lines = await s.cache.logLines();
+  assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 1, 'logged once for the episode, not per fill or chunk');
+  assert.equal(lines.filter((l) => l.msg === 'fill streamed through without caching').length, 2);
+
+  // Space is back (the failed spools are gone): the next blob that fits is cached again.
+  const small = s.origin.add(randomBytes(1 << 20));
+  const r = await fetchBlob(s.h2, s.blobUrl('team/app', small.digest, await s.origin.mint('team/app', small.digest)));
+  assert.equal(`sha256:${r.sha256}`, small.digest);
+  assert.equal(await exists(layout.blobData(parseDigest(small.digest))), true, 'cached again');
+  lines = await s.cache.logLines();
+  assert.ok(lines.some((l) => l.msg === 'disk has room again: caching resumed'));
+  // And a big one still streams through, a new episode logged once more.
+  const again = await fetchBlob(s.h1, urls[0]!);
+  assert.equal(`sha256:${again.sha256}`, big[0]!.digest);
+  lines = await s.cache.logLines();
+  assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 2);
+});
