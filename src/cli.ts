@@ -10,12 +10,15 @@ import { isConfigError } from './config/errors.js';
 import { loadConfigFile, type LoadResult } from './config/load.js';
 import { createLogger } from './log.js';
 import { startCache } from './main.js';
+import { scrub } from './scrub.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
 
 commands:
   serve          run the cache node
   check-config   validate the configuration and exit (0 valid, 2 invalid)
+  scrub          re-hash every stored blob and remove bad ones (--dry-run: only report);
+                 exit 0 when all were good, 3 when bad blobs were found
 `;
 
 async function loadOrExit(path: string | undefined): Promise<LoadResult> {
@@ -60,7 +63,7 @@ async function serve(configPath: string | undefined): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' } },
     allowPositionals: true,
   });
   const command = positionals[0];
@@ -76,6 +79,11 @@ async function main(argv: string[]): Promise<void> {
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write('configuration ok\n');
       return;
+    }
+    case 'scrub': {
+      const { config } = await loadOrExit(values.config);
+      const report = await scrub(config, { dryRun: values['dry-run'] === true, say: (line) => process.stdout.write(`${line}\n`) });
+      process.exit(report.bad.length === 0 ? 0 : 3);
     }
     default:
       process.stderr.write(`dtr-cache: unknown command ${command}\n${USAGE}`);
