@@ -1,0 +1,134 @@
+// Every process the benchmark starts: servers (mock, caches, peers) and load drivers.
+// Server output goes to a file, not through a pipe we parse: at tens of thousands of
+// requests per second the cache logs a line per request, and parsing those in the harness
+// would take CPU from the processes being measured on this 2-core machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+
+export interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves with the exit code (or the signal's name) once the process is gone. */
+  readonly exited: Promise<number | string>;
+  /** True when it exited without being asked to. */
+  crashed(): boolean;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const live = new Set<Proc>();
+
+export interface SpawnSpec {
+  name: string;
+  command: string;
+  args: string[];
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Starts a process with stdout and stderr appended to `logFile`. */
+export async function spawnLogged(spec: SpawnSpec): Promise<Proc> {
+  const fh = await open(spec.logFile, 'a');
+  const child = spawn(spec.command, spec.args, {
+    env: { ...process.env, ...(spec.env ?? {}) },
+    cwd: spec.cwd,
+    stdio: ['ignore', fh.fd, fh.fd],
+  });
+  await fh.close(); // the child holds its own copy of the descriptor
+  let stopping = false;
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', (err) => resolve(`spawn error: ${err.message}`));
+  });
+  const proc: Proc = {
+    name: spec.name,
+    child,
+    pid: child.pid ?? -1,
+    logFile: spec.logFile,
+    exited,
+    crashed: () => !stopping && (child.exitCode !== null || child.signalCode !== null),
+    async stop(graceMs = 5_000) {
+      stopping = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      live.delete(proc);
+    },
+  };
+  live.add(proc);
+  void exited.then(() => { if (stopping) live.delete(proc); });
+  return proc;
+}
+
+/** Polls `check` every 50 ms until it returns a value, the process dies, or `ms` pass. */
+export async function waitReady<T>(proc: Proc, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited (${String(await proc.exited)}) before it was ready:\n${await tail(proc.logFile)}`);
+    }
+    if (Date.now() > end) throw new Error(`${proc.name} not ready after ${ms} ms:\n${await tail(proc.logFile)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The first JSON line of the log that `match` accepts. */
+export async function findLogLine<T>(logFile: string, match: (l: Record<string, unknown>) => T | undefined): Promise<T | undefined> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const v = match(JSON.parse(line) as Record<string, unknown>);
+      if (v !== undefined) return v;
+    } catch {
+      // a half-written line: the next poll sees it whole
+    }
+  }
+  return undefined;
+}
+
+export async function tail(file: string, lines = 20): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+/** Peak resident set size of a live process (VmHWM, /proc/PID/status), in bytes. */
+export async function peakRss(pid: number): Promise<number | null> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(text);
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/** A port that was free a moment ago, for servers that cannot be told to pick one (Go, nginx). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Kills whatever is still running: at the end, on errors, and on Ctrl-C. */
+export async function stopAll(graceMs = 3_000): Promise<void> {
+  await Promise.all([...live].map((p) => p.stop(graceMs)));
+}
+
+/** Synchronous last resort for `process.on('exit')`: SIGKILL to every child still alive. */
+export function killAllNow(): void {
+  for (const p of live) {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  }
+}

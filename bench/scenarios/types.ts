@@ -1,0 +1,67 @@
+// The result schema of `npm run bench` (bench/README.md, "Results"). Changing a field's
+// meaning means bumping SCHEMA; adding a field does not.
+
+export const SCHEMA = 'dtr-cache-bench/1';
+
+/** A figure is a number, or null when it could not be measured (the note says why). */
+export type Figure = number | null;
+
+/** Our figure ÷ the peer's, for one metric. */
+export interface Ratio {
+  /** The peer scenario compared against, e.g. `peer-distribution-hit-small-h1`. */
+  against: string;
+  metric: string;
+  value: Figure;
+  /** Whether a higher ratio is better for us (req/s) or a lower one (seconds). */
+  better: 'higher' | 'lower';
+}
+
+export type ScenarioStatus = 'ok' | 'skipped' | 'error';
+
+export interface ScenarioResult {
+  name: string;
+  /** What was measured: `dtr-cache` or a peer (`distribution`, `nginx`, `node-naive`). */
+  subject: string;
+  status: ScenarioStatus;
+  /** Why it was skipped or failed; other remarks. */
+  note: string | null;
+  /** The shape that ran: sizes, concurrency, durations, protocol. */
+  params: Record<string, number | string | boolean>;
+  /** Measured values; units are in the names (`reqPerSec`, `p99Ms`, `MBps`, `peakRssMiB`). */
+  figures: Record<string, Figure>;
+  /** Failed requests: errors, non-2xx answers, short bodies. The run fails when any is > 0. */
+  errors: number;
+  /** A few error messages, for the reader. */
+  errorSamples: string[];
+  ratios: Ratio[];
+  durationMs: number;
+}
+
+export interface TargetResult {
+  id: string;
+  description: string;
+  scenario: string;
+  /** The measured ratio or value the threshold applies to. */
+  value: Figure;
+  op: '<=' | '<' | '>=' | '>' | '==';
+  threshold: number;
+  /** null when the value could not be measured (scenario skipped, figure missing). */
+  pass: boolean | null;
+}
+
+export interface BenchReport {
+  schema: typeof SCHEMA;
+  mode: Mode;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  machine: { node: string; platform: string; arch: string; cpus: number; cpuModel: string; memMiB: number };
+  /** The far DTR the mock plays. */
+  origin: { latencyMs: number; bandwidthBytesPerSec: number };
+  scenarios: ScenarioResult[];
+  targets: TargetResult[];
+  /** false when a scenario errored (request errors, a crashed process); targets do not count. */
+  ok: boolean;
+}
+
+export type Mode = 'full' | 'quick' | 'smoke';
