@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.js';
+import { guardRapidReset, headerListSize, PerIpLimiter, clientIp, type GuardHooks } from './guards.js';
 import type { Req, Res } from './http-types.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
@@ -25,10 +26,18 @@ export interface CacheServer {
 /** HTTP/2 flow-control windows sized for large blobs (the 64 KiB default caps a stream at ~window/RTT). */
 const H2_WINDOW = 8 << 20;
 
-export function createCacheServer(limits: Config['http']['limits'], tls: TlsMaterial | null, handler: Handler): CacheServer {
+export function createCacheServer(limits: Config['http']['limits'], tls: TlsMaterial | null, handler: Handler, hooks: GuardHooks = {}): CacheServer {
   const onRequest = (req: Req, res: Res): void => {
+    // HTTP/1.1 header size is enforced by node:http's parser (431); HTTP/2's is not (guards.ts).
+    if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
+      hooks.refused?.('header-size', clientIp(req.socket));
+      res.writeHead(431, { 'Content-Length': 0 });
+      res.end();
+      return;
+    }
     void handler(req, res);
   };
+  const perIp = new PerIpLimiter(limits.maxConnectionsPerIp);
   const sessions = new Set<Http2Session>();
   const sockets = new Set<Socket>();
   let server: HttpServer | Http2SecureServer;
@@ -40,9 +49,13 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
       maxSessionMemory: 64,
       settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize },
       maxHeaderListPairs: 128,
+      // A TCP connection that never completes its TLS handshake is a slowloris too.
+      handshakeTimeout: limits.headersTimeoutMs,
     });
     h2.on('session', (session: Http2Session) => {
       sessions.add(session);
+      const ip = clientIp(session.socket as Socket);
+      guardRapidReset(session, limits.maxResetsPerSecond, () => hooks.refused?.('rapid-reset', ip));
       session.once('close', () => sessions.delete(session));
       session.once('connect', () => session.setLocalWindowSize(H2_WINDOW));
     });
@@ -53,6 +66,7 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
   }
   applyHttp1Limits(server, limits);
   server.on('connection', (socket: Socket) => {
+    if (!perIp.admit(socket, hooks)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
@@ -92,7 +106,11 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
  * connection listener, which reads these same fields off the server object.
  */
 function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: Config['http']['limits']): void {
-  const s = server as unknown as { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize?: number };
+  const s = server as unknown as { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number; connectionsCheckingInterval: number };
+  s.maxHeaderSize = limits.maxHeaderSize;
+  // node:http checks headersTimeout/requestTimeout only every connectionsCheckingInterval
+  // (30 s by default, read at 'listening'), so a dribbling client outlived headersTimeout.
+  s.connectionsCheckingInterval = Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)));
   s.headersTimeout = limits.headersTimeoutMs;
   s.requestTimeout = limits.requestTimeoutMs;
   s.keepAliveTimeout = limits.idleTimeoutMs;
