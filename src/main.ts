@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { realmFor } from './auth/challenge.js';
@@ -12,7 +13,11 @@ import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
 import { createLogger, flushLogger } from './log.js';
+import { Health } from './metrics/health.js';
+import { Metrics } from './metrics/metrics.js';
 import { WorkerPool } from './pool.js';
+import { startDebugServer, type DebugServer } from './server/debug-server.js';
+import { refusalReporter } from './server/guards.js';
 import { createRouter } from './server/router.js';
 import { createCacheServer, type CacheServer, type TlsMaterial } from './server/server.js';
 import type { AppContext } from './server/context.js';
@@ -33,6 +38,8 @@ export interface RunningCache {
   readonly ctx: AppContext;
   readonly pool: WorkerPool;
   readonly server: CacheServer;
+  /** http://host:port of the debug server (/debug/health, /metrics), or null when http.debug.addr is unset. */
+  readonly debugUrl: string | null;
   /** Re-reads the TLS certificate and key, and the key set (SIGHUP). */
   reload(): Promise<void>;
   /** Graceful stop: no new requests, transfers finish up to http.draintimeout. */
@@ -71,18 +78,36 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
 
   // The evictor needs the inflight map (busy digests); fills tell the evictor about publishes.
   let evictor: Evictor | null = null;
-  const inflight = new Inflight({ chain, pool, store, log, disk: { full: false }, onPublished: () => evictor?.afterPublish() });
+  // Metrics only when something scrapes them (http.debug.prometheus.enabled).
+  const metrics: Metrics | null = config.http.debug?.prometheus ? new Metrics({ blobs: () => store, fills: () => fillStats(inflight), workerQueue: () => pool.queueSize }) : null;
+  metrics?.watchUpstreams(chain.all.map((h) => h.url));
+  const inflight: Inflight = new Inflight({
+    chain, pool, store, log, disk: { full: false }, onPublished: () => evictor?.afterPublish(), ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
+  });
   if (config.storage.deleteEnabled) {
-    evictor = new Evictor(store, { ttlMs: config.downstream.blobTtlMs, maxSize: config.downstream.maxSize, busy: (d) => inflight.has(d), log });
+    const onEvict = metrics === null ? {} : { onEvict: (reason: string, entry: { size: number }) => metrics.evicted(reason, entry.size) };
+    evictor = new Evictor(store, { ttlMs: config.downstream.blobTtlMs, maxSize: config.downstream.maxSize, busy: (d) => inflight.has(d), log, ...onEvict });
     evictor.start();
   }
-  const ctx: AppContext = { store, inflight, chain, verifier, keys, log };
+  const ctx: AppContext = { store, inflight, chain, verifier, keys, log, ...(metrics === null ? {} : { metrics }) };
   const tls = await readTls(config);
-  const server = createCacheServer(config.http.limits, tls, createRouter(ctx));
+  const server = createCacheServer(config.http.limits, tls, createRouter(ctx), refusalReporter(log, (reason) => metrics?.refused(reason)));
   const bound = await server.listen(config.http.host, config.http.port);
   const scheme = tls === null ? 'http' : 'https';
   const url = `${scheme}://localhost:${bound.port}`;
   log.info({ addr: bound.host, port: bound.port, tls: tls !== null, upstreams: chain.all.map((h) => h.url) }, 'dtr-cache listening');
+
+  const health = new Health({ probeDir: dirname(layout.spoolDir), keys, upstreams: () => chain.all });
+  let debug: DebugServer | null = null;
+  if (config.http.debug !== null) {
+    const d = config.http.debug;
+    debug = await startDebugServer(d.host, d.port, {
+      health: () => health.report(),
+      metrics: metrics === null ? null : { path: d.prometheusPath, render: () => metrics.render() },
+      log,
+    });
+    log.info({ addr: debug.host, port: debug.port, metrics: metrics === null ? null : d.prometheusPath }, 'debug server listening');
+  }
 
   let closing: Promise<void> | null = null;
   return {
@@ -92,7 +117,9 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     ctx,
     pool,
     server,
+    debugUrl: debug === null ? null : `http://${debug.host.includes(':') ? `[${debug.host}]` : debug.host}:${debug.port}`,
     async reload() {
+      // A broken pair throws here, before anything is replaced: the old certificate stays.
       const material = await readTls(config);
       if (material !== null) server.setTls(material);
       await keys.refresh();
@@ -100,6 +127,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     },
     close() {
       closing ??= (async () => {
+        health.draining = true;
         log.info({ fills: inflight.size, deadlineMs: config.http.drainTimeoutMs }, 'draining');
         await server.close(config.http.drainTimeoutMs);
         evictor?.stop();
@@ -108,12 +136,20 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         await chain.close();
         await jwksAgent.close();
         await pool.close();
+        await debug?.close();
+        metrics?.close();
         log.info('stopped');
         await flushLogger(log);
       })();
       return closing;
     },
   };
+}
+
+function fillStats(inflight: Inflight): { inFlight: number; waiters: number } {
+  let waiters = 0;
+  for (const fill of inflight.fills()) waiters += fill.waiters;
+  return { inFlight: inflight.size, waiters };
 }
 
 /** Reads http.tls; a broken pair throws (at start: exit; on SIGHUP: the old one stays). */

@@ -78,3 +78,24 @@ export function headerListSize(rawHeaders: readonly string[]): number {
   for (let i = 0; i < rawHeaders.length; i++) size += rawHeaders[i]!.length + (i % 2 === 0 ? 32 : 0);
   return size;
 }
+
+/**
+ * Guard hooks that count every refusal and log at most one line per reason per second
+ * (with how many were not logged), so a flood never becomes a log flood.
+ */
+export function refusalReporter(log: { warn(obj: object, msg: string): void }, count?: (reason: GuardReason) => void): GuardHooks {
+  const last = new Map<GuardReason, { at: number; suppressed: number }>();
+  return {
+    refused(reason, ip) {
+      count?.(reason);
+      const now = Date.now();
+      const seen = last.get(reason);
+      if (seen !== undefined && now - seen.at < 1_000) {
+        seen.suppressed++;
+        return;
+      }
+      log.warn({ reason, ip, notLogged: seen?.suppressed ?? 0 }, 'refused a client over a limit');
+      last.set(reason, { at: now, suppressed: 0 });
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// /debug/health (issue #7): can this node serve? It cannot when its store is not writable
+// (no fill could be spooled) or when it has no trusted keys (no token could be verified);
+// either answers 503, as does a node that is draining. Upstream results are reported, not
+// judged: a node whose upstreams are down still serves its hits.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface HealthSources {
+  /** A directory on the store's filesystem where a probe file may be written. */
+  probeDir: string;
+  keys: { readonly loaded: boolean; readonly size: number };
+  upstreams(): Iterable<{ readonly url: string; readonly role: string; readonly lastResult: { ok: boolean; at: number; detail: string } | null }>;
+}
+
+export interface HealthReport {
+  status: 200 | 503;
+  body: {
+    status: 'ok' | 'unavailable';
+    checks: {
+      store: { ok: boolean; detail: string; checkedAt: string };
+      keys: { ok: boolean; loaded: boolean; count: number };
+      draining: boolean;
+      upstreams: Array<{ url: string; role: string; ok: boolean | null; at: string | null; detail: string }>;
+    };
+  };
+}
+
+/** A probe result is reused this long, so a scraper polling every second costs one write per window. */
+const PROBE_CACHE_MS = 5_000;
+
+export class Health {
+  readonly #src: HealthSources;
+  readonly #probeFile: string;
+  #probe: { at: number; result: Promise<{ ok: boolean; detail: string }> } | null = null;
+  draining = false;
+
+  constructor(src: HealthSources) {
+    this.#src = src;
+    this.#probeFile = join(src.probeDir, `health-probe-${process.pid}`);
+  }
+
+  async report(now = Date.now()): Promise<HealthReport> {
+    if (this.#probe === null || now - this.#probe.at >= PROBE_CACHE_MS) {
+      this.#probe = { at: now, result: this.#writeProbe() };
+    }
+    const checkedAt = new Date(this.#probe.at).toISOString();
+    const store = { ...(await this.#probe.result), checkedAt };
+    const keys = { ok: this.#src.keys.loaded && this.#src.keys.size > 0, loaded: this.#src.keys.loaded, count: this.#src.keys.size };
+    const upstreams = [...this.#src.upstreams()].map((h) => ({
+      url: h.url,
+      role: h.role,
+      ok: h.lastResult?.ok ?? null,
+      at: h.lastResult === null ? null : new Date(h.lastResult.at).toISOString(),
+      detail: h.lastResult?.detail ?? 'not contacted yet',
+    }));
+    const ok = store.ok && keys.ok && !this.draining;
+    return { status: ok ? 200 : 503, body: { status: ok ? 'ok' : 'unavailable', checks: { store, keys, draining: this.draining, upstreams } } };
+  }
+
+  /** Writes, then removes, a small file: catches a read-only remount, a full disk, lost permissions. */
+  async #writeProbe(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      await mkdir(this.#src.probeDir, { recursive: true });
+      await writeFile(this.#probeFile, 'ok\n');
+      await rm(this.#probeFile, { force: true });
+      return { ok: true, detail: 'writable' };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { ok: false, detail: `${e.code ?? 'error'}: ${e.message}` };
+    }
+  }
+}

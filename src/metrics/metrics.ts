@@ -1,0 +1,159 @@
+// Prometheus metrics (issue #7), kept off the hot path (DESIGN.md §11): counters are bumped
+// through label children cached on first use, and everything that is state (stored bytes,
+// fills in flight, queue depth, event-loop delay) is read only when /metrics is scraped,
+// in `collect()`. Each Metrics has its own registry, so several caches in one process
+// (tests) never share or clash.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { UpstreamWatch } from './upstream-watch.js';
+
+/** State read at scrape time; main.ts wires these to the store, the inflight map and the pool. */
+export interface MetricSources {
+  blobs(): { count: number; bytes: number };
+  fills(): { inFlight: number; waiters: number };
+  workerQueue(): number;
+}
+
+/** How a fill ended, as fill.ts reports it through its `settled` hook. */
+export interface FillSettled {
+  /** 'published', or why not: 'digest-mismatch', 'size-mismatch', 'aborted', 'io', 'upstream'. */
+  result: string;
+  size: number;
+  /** Clients that joined after the first. */
+  joins: number;
+}
+
+/** Why a connection or stream was refused by a hostile-client guard (server.ts). */
+export type RefusalReason = 'per-ip' | 'rapid-reset' | 'header-size';
+
+const PREFIX = 'dtr_cache_';
+const METHODS = new Set(['GET', 'HEAD']);
+
+export class Metrics {
+  readonly registry = new Registry();
+  /**
+   * Evictions by reason ('ttl', 'size', …). The eviction code calls
+   * `metrics.evictions.inc({ reason })`, or `evicted(reason, bytes)` for count and bytes.
+   */
+  readonly evictions: Counter<'reason'>;
+  readonly evictedBytes: Counter<'reason'>;
+
+  readonly #requests: Counter<'route' | 'method' | 'status'>;
+  readonly #blobRequests: Counter<'outcome'>;
+  readonly #blobBytes: Counter<'outcome'>;
+  readonly #upstreamBytes: Counter<'host'>;
+  readonly #fills: Counter<'result'>;
+  readonly #digestFailures: Counter;
+  readonly #collapseSaved: Counter;
+  readonly #fillClients: Histogram;
+  readonly #refused: Counter<'reason'>;
+  readonly #children = new Map<string, Counter.Internal>();
+  readonly #loop: IntervalHistogram;
+  readonly #upstreams: UpstreamWatch;
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    this.#requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests answered, by route, method and status (0: the response broke after its headers; 499: the client left).', labelNames: ['route', 'method', 'status'], registers });
+    this.#blobRequests = new Counter({ name: `${PREFIX}blob_requests_total`, help: 'Blob requests by outcome: hit, miss (started a fill), joined (collapsed into a running fill), head-upstream, not-modified, error.', labelNames: ['outcome'], registers });
+    this.#blobBytes = new Counter({ name: `${PREFIX}blob_bytes_served_total`, help: 'Blob body bytes sent to clients, by outcome (hit, miss, joined).', labelNames: ['outcome'], registers });
+    this.#upstreamBytes = new Counter({ name: `${PREFIX}upstream_bytes_total`, help: 'Blob bytes received from each upstream host by fills.', labelNames: ['host'], registers });
+    this.#fills = new Counter({ name: `${PREFIX}fills_total`, help: 'Fills settled, by result: published, digest-mismatch, size-mismatch, upstream, aborted, io.', labelNames: ['result'], registers });
+    this.#digestFailures = new Counter({ name: `${PREFIX}digest_failures_total`, help: 'Fills whose bytes did not hash to the digest (never published).', registers });
+    this.#collapseSaved = new Counter({ name: `${PREFIX}collapse_saved_bytes_total`, help: 'Upstream bytes not downloaded thanks to miss collapse: joins x size of each published fill.', registers });
+    this.#fillClients = new Histogram({ name: `${PREFIX}fill_clients`, help: 'Clients served by one fill (1 + joins), observed when the fill settles.', buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200], registers });
+    this.#refused = new Counter({ name: `${PREFIX}refused_total`, help: 'Connections or streams refused by hostile-client limits, by reason: per-ip, rapid-reset, header-size.', labelNames: ['reason'], registers });
+    this.evictions = new Counter({ name: `${PREFIX}evictions_total`, help: 'Blobs evicted, by reason.', labelNames: ['reason'], registers });
+    this.evictedBytes = new Counter({ name: `${PREFIX}evicted_bytes_total`, help: 'Bytes of blobs evicted, by reason.', labelNames: ['reason'], registers });
+
+    new Gauge({ name: `${PREFIX}stored_bytes`, help: 'Bytes of blobs in the store index.', registers, collect() { this.set(sources.blobs().bytes); } });
+    new Gauge({ name: `${PREFIX}stored_blobs`, help: 'Blobs in the store index.', registers, collect() { this.set(sources.blobs().count); } });
+    new Gauge({ name: `${PREFIX}fills_in_flight`, help: 'Fills running now.', registers, collect() { this.set(sources.fills().inFlight); } });
+    new Gauge({ name: `${PREFIX}fill_waiters`, help: 'Clients attached to running fills now.', registers, collect() { this.set(sources.fills().waiters); } });
+    new Gauge({ name: `${PREFIX}worker_queue_depth`, help: 'Worker tasks waiting for a thread (429 past downstream.workerqueue).', registers, collect() { this.set(sources.workerQueue()); } });
+
+    // Event-loop delay since the previous scrape, under prom-client's default-metric names
+    // (dashboards know them). The registry reads metrics in registration order, so the
+    // first gauge's collect() sets all three, then resets the histogram.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    this.#loop = loop;
+    const seconds = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    const p99 = new Gauge({ name: 'nodejs_eventloop_lag_p99_seconds', help: 'Event-loop delay p99 since the previous scrape.', registers: [] });
+    const max = new Gauge({ name: 'nodejs_eventloop_lag_max_seconds', help: 'Largest event-loop delay since the previous scrape.', registers: [] });
+    new Gauge({
+      name: 'nodejs_eventloop_lag_p50_seconds', help: 'Event-loop delay p50 since the previous scrape (perf_hooks.monitorEventLoopDelay).', registers,
+      collect() {
+        this.set(seconds(loop.percentile(50)));
+        p99.set(seconds(loop.percentile(99)));
+        max.set(seconds(loop.max));
+        loop.reset();
+      },
+    });
+    this.registry.registerMetric(p99);
+    this.registry.registerMetric(max);
+    new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', registers, collect() { this.set(process.memoryUsage.rss()); } });
+
+    const upstreamRequests = new Counter({ name: `${PREFIX}upstream_requests_total`, help: 'Blob requests to each upstream host, by outcome: 2xx..5xx, or timeout, unreachable, reset when no answer came.', labelNames: ['host', 'outcome'], registers });
+    const upstreamBreaks = new Counter({ name: `${PREFIX}upstream_transfer_breaks_total`, help: 'Upstream blob bodies that broke after their headers.', labelNames: ['host'], registers });
+    this.#upstreams = new UpstreamWatch({
+      outcome: (host, outcome) => this.#child(upstreamRequests, 'u', host, outcome).inc(),
+      broke: (host) => this.#child(upstreamBreaks, 'b', host).inc(),
+    });
+  }
+
+  /** Counts upstream requests to these hosts (the chain's URLs); see upstream-watch.ts. */
+  watchUpstreams(urls: readonly string[]): void {
+    this.#upstreams.watch(urls);
+  }
+
+  /** One call per request, where the router writes its log line. */
+  request(route: string, method: string | undefined, status: number, outcome: string | undefined, bytes: number): void {
+    const m = method !== undefined && METHODS.has(method) ? method : 'other';
+    this.#child(this.#requests, 'r', route, m, String(status)).inc();
+    if (route !== 'blob') return;
+    const o = outcome ?? 'error';
+    this.#child(this.#blobRequests, 'o', o).inc();
+    if (bytes > 0) this.#child(this.#blobBytes, 'b', o).inc(bytes);
+  }
+
+  /** Hooks for fill.ts (FillDeps.hooks); arrow properties, so they can be passed as an object. */
+  readonly fillHooks = {
+    upstreamBytes: (host: string, n: number): void => this.#child(this.#upstreamBytes, 'h', host).inc(n),
+    settled: (s: FillSettled): void => {
+      this.#child(this.#fills, 'f', s.result).inc();
+      this.#fillClients.observe(1 + s.joins);
+      if (s.result === 'digest-mismatch') this.#digestFailures.inc();
+      if (s.result === 'published' && s.joins > 0) this.#collapseSaved.inc(s.joins * s.size);
+    },
+  };
+
+  evicted(reason: string, bytes: number): void {
+    this.#child(this.evictions, 'e', reason).inc();
+    this.#child(this.evictedBytes, 'eb', reason).inc(bytes);
+  }
+
+  refused(reason: RefusalReason): void {
+    this.#child(this.#refused, 'x', reason).inc();
+  }
+
+  /** The Prometheus text exposition (format 0.0.4). */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  close(): void {
+    this.#loop.disable();
+    this.#upstreams.close();
+  }
+
+  /** The label child for these values, made once: prom-client's labels() hashes its arguments on every call. */
+  #child<T extends string>(counter: Counter<T>, ns: string, ...values: string[]): Counter.Internal {
+    const key = `${ns}\0${values.join('\0')}`;
+    let child = this.#children.get(key);
+    if (child === undefined) {
+      child = counter.labels(...values);
+      this.#children.set(key, child);
+    }
+    return child;
+  }
+}

@@ -1,0 +1,74 @@
+// The debug server on http.debug.addr (distribution's debug port): plain HTTP, for
+// operators and orchestrators only. GET /debug/health always; the Prometheus text at
+// http.debug.prometheus.path when enabled. Nothing here touches the request path.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface DebugRoutes {
+  health(): Promise<{ status: number; body: unknown }>;
+  metrics: { path: string; render(): Promise<{ contentType: string; body: string }> } | null;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+export interface DebugServer {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export const HEALTH_PATH = '/debug/health';
+
+export async function startDebugServer(host: string, port: number, routes: DebugRoutes): Promise<DebugServer> {
+  const server: Server = createServer({ maxHeaderSize: 8192 }, (req, res) => {
+    handle(routes, req, res).catch((err: unknown) => {
+      routes.log?.warn({ err: err instanceof Error ? err.message : String(err), path: req.url }, 'debug request failed');
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    });
+  });
+  // Scrapers and health checks are short requests: tight limits, no long keep-alive.
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  const bound = await new Promise<{ host: string; port: number }>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host === '' ? undefined : host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') return reject(new Error('no TCP address'));
+      resolve({ host: addr.address, port: addr.port });
+    });
+  });
+  return {
+    ...bound,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    }),
+  };
+}
+
+async function handle(routes: DebugRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?', 1)[0];
+  const head = req.method === 'HEAD';
+  if (req.method !== 'GET' && !head) return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', head, { Allow: 'GET, HEAD' });
+  if (path === HEALTH_PATH) {
+    const { status, body } = await routes.health();
+    return send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`, head);
+  }
+  if (routes.metrics !== null && path === routes.metrics.path) {
+    const { contentType, body } = await routes.metrics.render();
+    return send(res, 200, contentType, body, head);
+  }
+  send(res, 404, 'text/plain; charset=utf-8', 'not found\n', head);
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string, head = false, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...extra });
+  res.end(head ? undefined : body);
+}
