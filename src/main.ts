@@ -24,12 +24,10 @@ import type { AppContext } from './server/context.js';
 import { BlobStore } from './store/blob-store.js';
 import { Layout } from './store/layout.js';
 import { Evictor } from './store/eviction.js';
-import { removeDeadSpools } from './store/spool.js';
+import { removeDeadSpools, SPOOL_STALE_MS } from './store/spool.js';
 import { UpstreamChain } from './upstream/chain.js';
 import { loadTrustedCas } from './upstream/trust.js';
 
-/** A spool that has not grown for this long, whose writer we cannot see, is dead. */
-export const SPOOL_STALE_MS = 60_000;
 
 export interface RunningCache {
   readonly config: Config;

@@ -1,20 +1,22 @@
 // One fill: one upstream fetch of one blob, written through a worker to the spool and
 // read by every waiting client as it grows (DESIGN.md "Data flow"). The fill goes on when
 // clients leave; it is published only when the worker has verified size and digest.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { RegistryError, REGISTRY_ERRORS, type RegistryCode } from '../errors/registry.js';
+import { RegistryError } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import { claimSpool, removeOwner, type SpoolClaim } from '../store/spool.js';
+import { claimSpool, claimTakeover, recordSpoolOwner, removeOwner, removeSpool, SPOOL_STALE_MS, type SpoolClaim } from '../store/spool.js';
 import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
 import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
+import { follow, followerSize, type FollowOptions } from './follow.js';
 import { MemoryTail } from './memory-tail.js';
 import { Signal } from './signal.js';
 import type { BlobSource } from './source.js';
+import { expectFullBody, expectResumeBody, spoolFailure } from './upstream-response.js';
 
 /**
  * Bytes between upstream and disk: the ring shared with the worker. Upstream chunks wait in
@@ -205,17 +207,36 @@ export class Fill {
     const started = Date.now();
     let result: SpoolResult | null = null;
     try {
-      const first = await this.#deps.chain.request({ method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via });
-      const size = await expectFullBody(first);
-      this.#size = size;
-      this.upstreamHost = first.host.url;
-      const claim = await this.#claim();
-      if (claim.kind === 'exists') {
-        discardBody(first.body);
-        throw gatewayError('status', 'another fill of this blob holds the spool');
+      // The spool is claimed before upstream is asked: when a replica sharing the root is
+      // already filling this blob, we follow its spool and make no upstream request at all.
+      let claim = await this.#claim();
+      let startOffset = 0;
+      while (claim.kind === 'exists') {
+        const followed = await this.#followReplica(claim.path);
+        if (followed === 'published') return this.#publishedByReplica(started);
+        if (followed === 'reclaim') {
+          claim = await this.#claim();
+          continue;
+        }
+        startOffset = followed.offset;
+        claim = { kind: 'taken-over', path: claim.path };
       }
-      this.#reader = claim.kind === 'created' ? claim.reader : null;
-      const spoolPath = claim.kind === 'created' ? claim.path : null;
+      if (claim.kind === 'created') this.#reader = claim.reader;
+      const spoolPath = claim.kind === 'none' ? null : claim.path;
+
+      const first = await this.#deps.chain.request({
+        method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: startOffset,
+      });
+      let skip = 0;
+      if (startOffset === 0) {
+        this.#size = await expectFullBody(first);
+        if (spoolPath !== null) await recordSpoolOwner(spoolPath, this.#size);
+      } else {
+        skip = await expectResumeBody(first, startOffset, this.#size);
+      }
+      const size = this.#size;
+      this.upstreamHost = first.host.url;
+      this.#received = this.#sent = this.#acked = this.#written = startOffset;
       const { port1, port2 } = new MessageChannel();
       this.#port = port1;
       port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
@@ -224,13 +245,13 @@ export class Fill {
         finalPath: this.#deps.store.layout.blobData(this.digest),
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
-        startOffset: 0,
+        startOffset,
         ring: this.#ring,
         port: port2,
       });
       this.#resolveReady(size);
       try {
-        await this.#download(first);
+        await this.#download(first, skip);
         await this.#flushAll();
         port1.postMessage({ type: 'end', expectedSize: size });
       } catch (err) {
@@ -279,8 +300,62 @@ export class Fill {
     }
   }
 
+  /**
+   * Follows a replica's fill of this blob through its spool. Returns 'published' when the
+   * replica published it, the offset to continue from when we took over a dead writer's
+   * spool, or 'reclaim' when a writer died before it knew the size (its spool is removed).
+   */
+  async #followReplica(spoolPath: string): Promise<'published' | 'reclaim' | { offset: number }> {
+    const opts: FollowOptions = {
+      spoolPath,
+      finalPath: this.#deps.store.layout.blobData(this.digest),
+      staleMs: SPOOL_STALE_MS,
+      onGrow: (bytes) => {
+        this.#received = this.#sent = this.#acked = this.#written = bytes;
+        this.#progress.notify();
+      },
+      abandoned: () => this.#clients.size === 0,
+    };
+    const size = await followerSize(opts);
+    if (size === null) {
+      await removeSpool(spoolPath);
+      return 'reclaim';
+    }
+    try {
+      this.#reader = await open(spoolPath, 'r');
+    } catch {
+      // Renamed into place between the claim and the open.
+      this.#reader = await open(opts.finalPath, 'r');
+      this.#size = size;
+      return 'published';
+    }
+    this.#size = size;
+    this.#resolveReady(size);
+    this.#deps.log.info({ digest: this.digest.value, size }, 'following a replica\'s fill of this blob');
+    for (;;) {
+      const outcome = await follow(this.#reader, size, opts);
+      if (outcome.kind === 'published') return 'published';
+      if (outcome.kind === 'failed') throw gatewayError('status', 'the replica filling this blob failed or was abandoned');
+      if (await claimTakeover(spoolPath, size, SPOOL_STALE_MS)) {
+        this.#deps.log.warn({ digest: this.digest.value, offset: outcome.offset, size }, 'took over the spool of a dead writer');
+        return { offset: outcome.offset };
+      }
+    }
+  }
+
+  #publishedByReplica(started: number): boolean {
+    this.#deps.store.add(this.digest, this.#size);
+    this.#written = this.#size;
+    this.#verified = true;
+    this.#resolveReady(this.#size);
+    this.#progress.notify();
+    this.#deps.log.info({ digest: this.digest.value, size: this.#size, ms: Date.now() - started }, 'replica published the blob we followed');
+    this.#deps.hooks?.settled({ result: 'published-by-replica', size: this.#size, joins: this.joins });
+    return true;
+  }
+
   /** The spool, or, when the disk cannot take even an empty file, none: stream through memory. */
-  async #claim(): Promise<SpoolClaim | { kind: 'none' }> {
+  async #claim(): Promise<SpoolClaim | { kind: 'none' } | { kind: 'taken-over'; path: string }> {
     try {
       return await claimSpool(this.#deps.store.layout, this.digest);
     } catch (err) {
@@ -315,9 +390,9 @@ export class Fill {
    * Streams the upstream body into the worker. A transfer that breaks midway is resumed
    * from the next host with `Range: bytes=<received>-`; the bytes already received stay.
    */
-  async #download(first: UpstreamResponse): Promise<void> {
+  async #download(first: UpstreamResponse, firstSkip: number): Promise<void> {
     let res = first;
-    let skip = 0;
+    let skip = firstSkip;
     for (let resumes = 0; ; resumes++) {
       try {
         await this.#pump(res, skip);
@@ -439,69 +514,3 @@ export class Fill {
   }
 }
 
-function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error {
-  switch (result.reason) {
-    case 'digest-mismatch':
-      return gatewayError('status', `upstream bytes do not match the digest (got sha:${result.actualHex.slice(0, 16)}…)`);
-    case 'size-mismatch':
-      return gatewayError('status', `upstream sent ${result.size} bytes, expected ${result.expectedSize}`);
-    case 'aborted':
-      return gatewayError('reset', 'fill aborted');
-    case 'io':
-      return gatewayError('status', `spool write failed: ${result.code} ${result.message}`);
-    case 'not-stored':
-      return gatewayError('status', `upstream bytes do not match the digest (disk write failed too: ${result.code})`);
-  }
-}
-
-/** A first response must be a 200 with a Content-Length; errors are relayed as the registry error they are. */
-async function expectFullBody(res: UpstreamResponse): Promise<number> {
-  if (res.statusCode !== 200) throw await relayedError(res);
-  const size = Number(res.headers['content-length']);
-  if (!Number.isSafeInteger(size) || size < 0) {
-    discardBody(res.body);
-    throw gatewayError('status', `upstream ${res.host.url} sent no valid Content-Length`);
-  }
-  return size;
-}
-
-/** A resumed response: 206 from `offset` (nothing to skip), or a 200 whose first `offset` bytes are skipped. */
-async function expectResumeBody(res: UpstreamResponse, offset: number, size: number): Promise<number> {
-  if (res.statusCode === 206) {
-    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
-    if (m && Number(m[1]) === offset && Number(m[2]) === size - 1) return 0;
-    discardBody(res.body);
-    throw gatewayError('status', `upstream ${res.host.url} answered the resume with a wrong Content-Range`);
-  }
-  if (res.statusCode === 200 && Number(res.headers['content-length']) === size) return offset;
-  if (res.statusCode >= 400) throw await relayedError(res);
-  discardBody(res.body);
-  throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
-}
-
-/** Turns an upstream 4xx into the same registry error for our client (PROTOCOL §3: passed as is). */
-export async function relayedError(res: UpstreamResponse): Promise<RegistryError> {
-  let text = '';
-  for await (const chunk of res.body) {
-    if (text.length < 16_384) text += String(chunk);
-  }
-  let code: RegistryCode = res.statusCode === 404 ? 'BLOB_UNKNOWN' : res.statusCode === 401 ? 'UNAUTHORIZED' : res.statusCode === 403 ? 'DENIED' : 'UNAVAILABLE';
-  let message: string | undefined;
-  try {
-    const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
-    const first = parsed.errors?.[0];
-    if (first?.code && first.code in REGISTRY_ERRORS) code = first.code as RegistryCode;
-    if (first?.message) message = first.message;
-  } catch {
-    // Not registry JSON: keep the status-derived code.
-  }
-  const headers: Record<string, string> = {};
-  const challenge = res.headers['www-authenticate'];
-  if (typeof challenge === 'string') headers['WWW-Authenticate'] = challenge;
-  return new RegistryError(code, {
-    status: res.statusCode >= 400 && res.statusCode < 500 ? res.statusCode : 502,
-    ...(message === undefined ? {} : { message }),
-    headers,
-    detail: { upstream: res.host.url },
-  });
-}

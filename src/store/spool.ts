@@ -2,7 +2,7 @@
 // One spool per digest, created exclusively, with a `.owner` file naming the writing
 // process; replicas sharing the root use it to tell a live fill from a dead one.
 import { hostname } from 'node:os';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from './digest.js';
 import type { Layout } from './layout.js';
@@ -11,7 +11,12 @@ export interface SpoolOwner {
   host: string;
   pid: number;
   startedAt: number;
+  /** The blob's size, once the writer has its upstream headers (followers need it). */
+  size?: number;
 }
+
+/** A spool that has not grown for this long, whose writer we cannot see, is dead. */
+export const SPOOL_STALE_MS = 60_000;
 
 export const THIS_PROCESS: SpoolOwner = { host: hostname(), pid: process.pid, startedAt: Date.now() };
 
@@ -46,7 +51,9 @@ export async function readOwner(spoolPath: string): Promise<SpoolOwner | null> {
   try {
     const parsed = JSON.parse(await readFile(ownerPath(spoolPath), 'utf8')) as Partial<SpoolOwner>;
     if (typeof parsed.host === 'string' && typeof parsed.pid === 'number' && typeof parsed.startedAt === 'number') {
-      return { host: parsed.host, pid: parsed.pid, startedAt: parsed.startedAt };
+      const owner: SpoolOwner = { host: parsed.host, pid: parsed.pid, startedAt: parsed.startedAt };
+      if (typeof parsed.size === 'number') owner.size = parsed.size;
+      return owner;
     }
   } catch {
     // Missing or half-written owner file: treated as unknown owner.
@@ -72,7 +79,8 @@ export async function spoolIsDead(spoolPath: string, staleMs: number, now = Date
   const owner = await readOwner(spoolPath);
   if (owner !== null && owner.host === THIS_PROCESS.host) {
     if (owner.pid === THIS_PROCESS.pid) return owner.startedAt !== THIS_PROCESS.startedAt;
-    if (!processAlive(owner.pid)) return true;
+    // A live writer on this host is never taken over, however slow its upstream is.
+    return !processAlive(owner.pid);
   }
   try {
     const st = await stat(spoolPath);
@@ -80,6 +88,39 @@ export async function spoolIsDead(spoolPath: string, staleMs: number, now = Date
   } catch {
     return true;
   }
+}
+
+/** The writer records the blob size for replicas following its spool. */
+export async function recordSpoolOwner(spoolPath: string, size: number): Promise<void> {
+  const tmp = `${ownerPath(spoolPath)}.${process.pid}`;
+  await writeFile(tmp, JSON.stringify({ ...THIS_PROCESS, size }));
+  await rename(tmp, ownerPath(spoolPath));
+}
+
+/**
+ * Claims a dead writer's spool for this process, exclusively among replicas: the winner
+ * creates `<spool>.takeover` first. A lock older than `staleMs` is a dead taker's.
+ */
+export async function claimTakeover(spoolPath: string, size: number, staleMs: number): Promise<boolean> {
+  const lock = `${spoolPath}.takeover`;
+  try {
+    const st = await stat(lock);
+    if (Date.now() - st.mtimeMs < staleMs) return false;
+    await rm(lock, { force: true });
+  } catch {
+    // No lock: free to try.
+  }
+  try {
+    await (await open(lock, 'wx')).close();
+  } catch {
+    return false;
+  }
+  try {
+    await recordSpoolOwner(spoolPath, size);
+  } finally {
+    await rm(lock, { force: true });
+  }
+  return true;
 }
 
 export async function removeSpool(spoolPath: string): Promise<void> {
@@ -102,6 +143,11 @@ export async function removeDeadSpools(layout: Layout, staleMs: number): Promise
   }
   let removed = 0;
   for (const name of names) {
+    if (name.endsWith('.takeover') || /\.owner\.\d+$/.test(name)) {
+      const st = await stat(join(layout.spoolDir, name)).catch(() => null);
+      if (st !== null && Date.now() - st.mtimeMs > staleMs) await rm(join(layout.spoolDir, name), { force: true });
+      continue;
+    }
     if (name.endsWith('.owner')) {
       const data = join(layout.spoolDir, name.slice(0, -'.owner'.length));
       if (!names.includes(name.slice(0, -'.owner'.length))) {
@@ -111,6 +157,7 @@ export async function removeDeadSpools(layout: Layout, staleMs: number): Promise
         removed++;
       }
     } else if (!names.includes(`${name}.owner`) && (await spoolIsDead(join(layout.spoolDir, name), staleMs))) {
+      // A data file without an owner: its writer died between creating it and the owner file.
       await removeSpool(join(layout.spoolDir, name));
       removed++;
     }

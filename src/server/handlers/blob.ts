@@ -2,7 +2,7 @@
 // disk, answer a HEAD miss from an upstream HEAD, or join/start the digest's fill.
 import { tokenFromRequest } from '../../auth/extract.js';
 import { RegistryError } from '../../errors/registry.js';
-import { relayedError } from '../../fill/fill.js';
+import { relayedError } from '../../fill/upstream-response.js';
 import { discardBody } from '../../upstream/chain.js';
 import { fileSource, type BlobSource } from '../../fill/source.js';
 import type { Digest } from '../../store/digest.js';
