@@ -84,6 +84,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const progress = new Progress(values.quiet === true);
   const workDir = await mkdtemp(join(tmpdir(), 'dtr-cache-bench-'));
+  process.stderr.write(`bench: ${mode} run, work directory ${workDir}\n`);
   let env: BenchEnv | null = null;
   const cleanup = async (): Promise<void> => {
     progress.stop();

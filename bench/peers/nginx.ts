@@ -18,7 +18,7 @@ export async function nginxMissing(): Promise<string | null> {
 function location(role: 'static' | 'proxy', blobDir: string, upstreamUrl: string, caPath: string): string {
   if (role === 'static') {
     return `    location = /v2/ { return 200 '{}'; }
-    location ~ ^/v2/.+/blobs/sha256:([0-9a-f]{64})$ { alias ${blobDir}/$1; }`;
+    location ~ "^/v2/.+/blobs/sha256:([0-9a-f]{64})$" { alias ${blobDir}/$1; }`;
   }
   const up = new URL(upstreamUrl);
   return `    location /v2/ {

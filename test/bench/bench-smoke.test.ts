@@ -1,0 +1,125 @@
+// Issue #6: the benchmark harness itself. Runs `bench/run.js --smoke` (the issue's shapes with
+// tiny sizes and ~1 s loads, peers skipped) and checks the report's schema, that every
+// scenario ran with zero errors, and that no process outlives the run, also on Ctrl-C.
+// No timing is asserted: this machine is shared and noisy.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { within, waitFor } from '../helpers/deadline.js';
+
+const RUN = new URL('../../bench/run.js', import.meta.url).pathname;
+const OURS = ['hit-small-h1', 'hit-small-h2', 'hit-large', 'cold-stampede', 'chain-cold', 'mixed'];
+
+interface Run { code: number | string; stdout: string; stderr: string; workDir: string | null }
+
+function startRun(args: string[], onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
+  const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    onStderr?.(stderr, (s) => child.kill(s));
+  });
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stdout, stderr, workDir: /work directory (\S+)/.exec(stderr)?.[1] ?? null }));
+  });
+}
+
+/** PIDs of processes whose command line names `dir` (every server and driver of a run does). */
+async function processesUsing(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(dir)) pids.push(Number(e));
+  }
+  return pids;
+}
+
+function isFigure(v: unknown): boolean {
+  return v === null || (typeof v === 'number' && Number.isFinite(v));
+}
+
+test('bench --smoke: every scenario runs with zero errors; the report follows the schema; no process is left', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'bench-smoke-out-'));
+  t.after(() => rm(out, { recursive: true, force: true }));
+  const run = await within(120_000, 'bench --smoke', startRun(['--smoke', '--keep', '--out', out]));
+  if (run.workDir !== null) t.after(() => rm(run.workDir!, { recursive: true, force: true }));
+  assert.equal(run.code, 0, `exit status; stdout:\n${run.stdout}\nstderr:\n${run.stderr.slice(-3000)}`);
+  assert.ok(run.workDir, 'the run names its work directory');
+  assert.deepEqual(await processesUsing(run.workDir), [], 'every mock, cache and driver process is gone');
+
+  const files = (await readdir(out)).sort();
+  assert.equal(files.length, 2, `latest.json and one timestamped copy: ${files.join(', ')}`);
+  assert.ok(files.includes('latest.json'));
+  const latest = await readFile(join(out, 'latest.json'), 'utf8');
+  assert.equal(await readFile(join(out, files.find((f) => f !== 'latest.json')!), 'utf8'), latest);
+
+  const report = JSON.parse(latest) as Record<string, unknown>;
+  assert.equal(report['schema'], 'dtr-cache-bench/1');
+  assert.equal(report['mode'], 'smoke');
+  assert.equal(report['ok'], true);
+  for (const k of ['startedAt', 'finishedAt']) assert.ok(!Number.isNaN(Date.parse(String(report[k]))), k);
+  assert.equal(typeof report['durationMs'], 'number');
+  assert.deepEqual(report['origin'], { latencyMs: 40, bandwidthBytesPerSec: 25_000_000 });
+  const machine = report['machine'] as Record<string, unknown>;
+  assert.equal(machine['node'], process.version);
+
+  const scenarios = report['scenarios'] as Array<Record<string, unknown>>;
+  assert.deepEqual(scenarios.map((s) => s['name']), OURS, 'smoke runs our scenarios, in order; peers skipped');
+  for (const s of scenarios) {
+    const name = String(s['name']);
+    assert.equal(s['status'], 'ok', `${name}: ${String(s['note'])}`);
+    assert.equal(s['errors'], 0, `${name} errors: ${JSON.stringify(s['errorSamples'])}`);
+    assert.equal(s['subject'], 'dtr-cache');
+    assert.ok(Array.isArray(s['ratios']) && Array.isArray(s['errorSamples']), name);
+    assert.equal(typeof s['durationMs'], 'number');
+    const figures = s['figures'] as Record<string, unknown>;
+    assert.ok(Object.keys(figures).length > 0, `${name} has figures`);
+    for (const [k, v] of Object.entries(figures)) assert.ok(isFigure(v), `${name}.${k} = ${String(v)}`);
+    assert.equal(typeof s['params'], 'object');
+  }
+  const fig = (name: string, k: string): unknown => (scenarios.find((s) => s['name'] === name)!['figures'] as Record<string, unknown>)[k];
+  // Each load really ran: requests were made and bytes moved (no figure's size is judged).
+  assert.ok(Number(fig('hit-small-h1', 'requests')) > 0);
+  assert.ok(Number(fig('hit-small-h2', 'requests')) > 0);
+  assert.ok(Number(fig('hit-large', 'h1Requests')) > 0 && Number(fig('hit-large', 'h2Requests')) > 0);
+  assert.ok(Number(fig('cold-stampede', 'upstreamGets')) >= 1, 'the stampede reached the mock');
+  assert.ok(Number(fig('chain-cold', 'upstreamGets')) >= 1, 'the chain reached the mock');
+  const hit = Number(fig('mixed', 'hitRatio'));
+  assert.ok(hit > 0 && hit < 1, `mixed hit ratio ${hit}: some hits, some misses`);
+  assert.equal(fig('mixed', 'requests'), 2000);
+
+  const targets = report['targets'] as Array<Record<string, unknown>>;
+  assert.ok(targets.length > 0);
+  for (const tg of targets) {
+    assert.ok(typeof tg['id'] === 'string' && typeof tg['description'] === 'string');
+    assert.ok(['<=', '<', '>=', '>', '=='].includes(String(tg['op'])));
+    assert.ok(tg['pass'] === null || typeof tg['pass'] === 'boolean');
+    assert.ok(isFigure(tg['value']));
+  }
+  assert.match(run.stdout, /targets \(reported, never fatal\)/, 'the table is printed');
+});
+
+test('bench: Ctrl-C mid-run stops every process and exits 130', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'bench-smoke-out-'));
+  t.after(() => rm(out, { recursive: true, force: true }));
+  let sent = false;
+  const run = await within(60_000, 'bench interrupted', startRun(['--smoke', '--keep', '--out', out, '--scenario', 'hit-small-h1'], (text, kill) => {
+    // Interrupt once the load driver is running: mock, cache and driver are all alive.
+    if (!sent && /h1 load/.test(text)) {
+      sent = true;
+      kill('SIGINT');
+    }
+  }));
+  if (run.workDir !== null) t.after(() => rm(run.workDir!, { recursive: true, force: true }));
+  assert.ok(sent, `the run reached its load phase:\n${run.stderr}`);
+  assert.equal(run.code, 130, run.stderr.slice(-2000));
+  assert.ok(run.workDir);
+  await waitFor(5_000, 'no process left', async () => (await processesUsing(run.workDir!)).length === 0);
+  assert.deepEqual(await readdir(out), [], 'an interrupted run writes no report');
+});
