@@ -47,13 +47,14 @@ export class Metrics {
   readonly #collapseSaved: Counter;
   readonly #fillClients: Histogram;
   readonly #refused: Counter<'reason'>;
+  readonly #broken: Counter<'route'>;
   readonly #children = new Map<string, Counter.Internal>();
   readonly #loop: IntervalHistogram;
   readonly #upstreams: UpstreamWatch;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    this.#requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests answered, by route, method and status (0: the response broke after its headers; 499: the client left).', labelNames: ['route', 'method', 'status'], registers });
+    this.#requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests answered, by route, method and the status sent (499: the client left first).', labelNames: ['route', 'method', 'status'], registers });
     this.#blobRequests = new Counter({ name: `${PREFIX}blob_requests_total`, help: 'Blob requests by outcome: hit, miss (started a fill), joined (collapsed into a running fill), head-upstream, not-modified, error.', labelNames: ['outcome'], registers });
     this.#blobBytes = new Counter({ name: `${PREFIX}blob_bytes_served_total`, help: 'Blob body bytes sent to clients, by outcome (hit, miss, joined).', labelNames: ['outcome'], registers });
     this.#upstreamBytes = new Counter({ name: `${PREFIX}upstream_bytes_total`, help: 'Blob bytes received from each upstream host by fills.', labelNames: ['host'], registers });
@@ -62,6 +63,7 @@ export class Metrics {
     this.#collapseSaved = new Counter({ name: `${PREFIX}collapse_saved_bytes_total`, help: 'Upstream bytes not downloaded thanks to miss collapse: joins x size of each published fill.', registers });
     this.#fillClients = new Histogram({ name: `${PREFIX}fill_clients`, help: 'Clients served by one fill (1 + joins), observed when the fill settles.', buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200], registers });
     this.#refused = new Counter({ name: `${PREFIX}refused_total`, help: 'Connections or streams refused by hostile-client limits, by reason: per-ip, rapid-reset, header-size.', labelNames: ['reason'], registers });
+    this.#broken = new Counter({ name: `${PREFIX}responses_broken_total`, help: 'Responses reset after their (2xx) headers were sent, e.g. a fill that failed its digest check.', labelNames: ['route'], registers });
     this.evictions = new Counter({ name: `${PREFIX}evictions_total`, help: 'Blobs evicted, by reason.', labelNames: ['reason'], registers });
     this.evictedBytes = new Counter({ name: `${PREFIX}evicted_bytes_total`, help: 'Bytes of blobs evicted, by reason.', labelNames: ['reason'], registers });
 
@@ -107,9 +109,10 @@ export class Metrics {
   }
 
   /** One call per request, where the router writes its log line. */
-  request(route: string, method: string | undefined, status: number, outcome: string | undefined, bytes: number): void {
+  request(route: string, method: string | undefined, status: number, outcome: string | undefined, bytes: number, failed: boolean): void {
     const m = method !== undefined && METHODS.has(method) ? method : 'other';
     this.#child(this.#requests, 'r', route, m, String(status)).inc();
+    if (failed && status < 400) this.#child(this.#broken, 'k', route).inc();
     if (route !== 'blob') return;
     const o = outcome ?? 'error';
     this.#child(this.#blobRequests, 'o', o).inc();

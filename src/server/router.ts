@@ -77,6 +77,6 @@ export function createRouter(ctx: AppContext) {
       method: req.method, route: rec.route, repo: rec.repo, digest: rec.digest, status, bytes: rec.bytes,
       ms: Math.round(ms * 10) / 10, outcome: rec.outcome, proto: req.httpVersion, err: rec.error,
     }, 'request');
-    ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes);
+    ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
   };
 }
