@@ -120,8 +120,9 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
       // A broken pair throws here, before anything is replaced: the old certificate stays.
       const material = await readTls(config);
       if (material !== null) server.setTls(material);
-      await keys.refresh();
-      log.info({ keys: keys.size }, 'reloaded TLS certificate and key set');
+      // The certificate is in place whatever the origin says; a failed key refresh keeps the old keys.
+      await keys.refresh().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'key set refresh failed on reload; keeping the current keys'));
+      log.info({ tls: material !== null, keys: keys.size }, 'reloaded TLS certificate and key set');
     },
     close() {
       closing ??= (async () => {

@@ -1,0 +1,216 @@
+// Issue #7, lifecycle, with the cache as its own process (`dtr-cache serve`):
+// SIGTERM drains (GOAWAY, no new connections, transfers in flight finish, exit 0 within
+// http.draintimeout) and publishes nothing partial; SIGHUP swaps the TLS certificate
+// without dropping connections and refuses a broken one.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { access, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { request } from 'undici';
+import { createTestCa, type Leaf, type TestCa } from '../../bench/lib/pki.js';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js';
+import { agentFor, fetchBlob } from '../helpers/http.js';
+import { TestOrigin } from '../helpers/origin.js';
+import { waitFor, within } from '../helpers/deadline.js';
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+async function setup(t: TestContext, extraHttp: string, tls?: Leaf): Promise<{ ca: TestCa; origin: TestOrigin; cfg: Awaited<ReturnType<typeof writeConfig>> }> {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: tls ?? (await ca.issue('cache')), extraHttp });
+  t.after(() => rm(cfg.dir, { recursive: true, force: true }));
+  return { ca, origin, cfg };
+}
+
+function h2Session(t: TestContext, url: string, ca: string): Promise<ClientHttp2Session> {
+  const session = http2Connect(url, { ca });
+  session.on('error', () => undefined);
+  t.after(() => session.destroy());
+  return within(5_000, 'h2 connect', new Promise((resolve, reject) => {
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+  }));
+}
+
+/** One GET on an HTTP/2 session: status, body bytes and their sha256, or the stream's error. */
+function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; bytes: number; sha256: string; error: Error | null }> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':path': path });
+    const hash = createHash('sha256');
+    let status = 0;
+    let bytes = 0;
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (d: Buffer) => {
+      bytes += d.length;
+      hash.update(d);
+    });
+    stream.on('error', (err) => resolve({ status, bytes, sha256: '', error: err }));
+    stream.on('end', () => resolve({ status, bytes, sha256: hash.digest('hex'), error: null }));
+    stream.end();
+  });
+}
+
+function exitOf(p: CacheProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (p.child.exitCode !== null) resolve(p.child.exitCode);
+    else p.child.once('exit', (code) => resolve(code));
+  });
+}
+
+function connectError(port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = netConnect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(null);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+}
+
+async function debugPort(p: CacheProcess): Promise<number> {
+  return waitFor(10_000, 'debug server line', () => {
+    const line = p.lines.find((l) => l.msg === 'debug server listening');
+    return line === undefined ? undefined : Number(line.port);
+  });
+}
+
+test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the transfer completes, exit 0 before the deadline', async (t) => {
+  const { ca, origin, cfg } = await setup(t, '  draintimeout: 20s\n  debug:\n    addr: 127.0.0.1:0\n');
+  const cache = await spawnCache(t, cfg.path, cfg.root);
+  const dport = await debugPort(cache);
+  assert.equal((await request(`http://127.0.0.1:${dport}/metrics`)).statusCode, 404, 'prometheus is off unless enabled');
+  assert.equal((await request(`http://127.0.0.1:${dport}/debug/health`)).statusCode, 200);
+
+  // An idle HTTP/1.1 keep-alive connection must not hold the drain open.
+  const h1 = agentFor(ca.cert, false);
+  t.after(() => h1.destroy());
+  assert.equal((await fetchBlob(h1, `${cache.url}/v2/`)).status, 200);
+
+  const blob = origin.add(randomBytes(4 << 20));
+  const token = await origin.mint('team/app', blob.digest);
+  const session = await h2Session(t, cache.url, ca.cert);
+  let goaway: number | null = null;
+  session.on('goaway', (code) => (goaway = code));
+  const gate = origin.gate(blob.digest, 1 << 20);
+  const transfer = h2Get(session, `/v2/team/app/blobs/${blob.digest}?token=${encodeURIComponent(token)}`);
+  await within(10_000, 'origin sent the first MiB', gate.reached);
+
+  const exited = exitOf(cache);
+  const sigterm = Date.now();
+  cache.child.kill('SIGTERM');
+  await waitFor(5_000, 'GOAWAY on the HTTP/2 session', () => goaway !== null);
+  assert.equal(goaway, 0, 'GOAWAY(NO_ERROR)');
+  assert.equal(await waitFor(5_000, 'new connections refused', async () => {
+    const code = await connectError(cache.port);
+    return code === 'ECONNREFUSED' ? code : undefined;
+  }), 'ECONNREFUSED');
+  const health = await request(`http://127.0.0.1:${dport}/debug/health`);
+  assert.equal(health.statusCode, 503, 'a draining node tells its orchestrator');
+  assert.equal(((await health.body.json()) as { checks: { draining: boolean } }).checks.draining, true);
+
+  gate.open();
+  const r = await within(15_000, 'the transfer in flight', transfer);
+  const done = Date.now();
+  assert.equal(r.error, null);
+  assert.equal(r.status, 200);
+  assert.equal(r.bytes, blob.bytes.length);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(await within(20_000, 'exit', exited), 0);
+  const exitMs = Date.now() - sigterm;
+  assert.ok(exitMs < 20_000, `exited ${exitMs} ms after SIGTERM, within the drain deadline`);
+  assert.ok(Date.now() - done < 3_000, `exited ${Date.now() - done} ms after the last transfer: nothing idle held the drain`);
+  assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'the completed fill was published');
+  assert.ok(cache.lines.some((l) => l.msg === 'stopped'));
+});
+
+test('drain deadline passes mid-fill: exit 0 at the deadline, nothing partial published, no spool leftover after restart', async (t) => {
+  const { ca, origin, cfg } = await setup(t, '  draintimeout: 500ms\n');
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const blob = origin.add(randomBytes(4 << 20));
+  const token = await origin.mint('team/app', blob.digest);
+  const layout = new Layout(cfg.root);
+  const d = parseDigest(blob.digest);
+
+  const first = await spawnCache(t, cfg.path, cfg.root);
+  const gate = origin.gate(blob.digest, 1 << 20);
+  t.after(() => gate.open());
+  const victim = fetchBlob(agent, `${first.url}/v2/team/app/blobs/${blob.digest}?token=${token}`);
+  await within(10_000, 'origin sent the first MiB', gate.reached);
+  await waitFor(10_000, 'the spool exists', async () => (await readdir(layout.spoolDir).catch(() => [])).length > 0);
+  const sigterm = Date.now();
+  assert.equal(await first.stop('SIGTERM'), 0, 'exit 0 after the deadline');
+  const ms = Date.now() - sigterm;
+  assert.ok(ms >= 450 && ms < 5_000, `stopped ${ms} ms after SIGTERM (deadline 500 ms)`);
+  const v = await within(5_000, 'the cut transfer', victim);
+  assert.notEqual(v.error, null, 'the client saw a broken transfer, never a clean end');
+  assert.ok(v.body.length < blob.bytes.length);
+  assert.equal(await exists(layout.blobData(d)), false, 'nothing published');
+
+  const second = await spawnCache(t, cfg.path, cfg.root);
+  assert.deepEqual(await readdir(layout.spoolDir).catch(() => []), [], 'no spool leftover after restart');
+  gate.open();
+  const r = await fetchBlob(agent, `${second.url}/v2/team/app/blobs/${blob.digest}?token=${token}`);
+  assert.equal(r.status, 200);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 2, 'fetched afresh');
+  assert.equal(await second.stop('SIGTERM'), 0);
+});
+
+test('SIGHUP: new certificate for new connections, open sessions keep working, a broken one is refused and the old kept', async (t) => {
+  const ca = await createTestCa();
+  const [a, b, c] = [await ca.issue('cache-a'), await ca.issue('cache-b'), await ca.issue('cache-c')];
+  const tlsDir = await mkdtemp(join(tmpdir(), 'dtr-cache-tls-'));
+  t.after(() => rm(tlsDir, { recursive: true, force: true }));
+  const live: Leaf = { ...a, certPath: join(tlsDir, 'cache.cert.pem'), keyPath: join(tlsDir, 'cache.key.pem') };
+  const install = async (cert: string, key: string) => Promise.all([writeFile(live.certPath, cert), writeFile(live.keyPath, key)]);
+  await Promise.all([copyFile(a.certPath, live.certPath), copyFile(a.keyPath, live.keyPath)]);
+  const { origin, cfg } = await setup(t, '', live);
+  const cache = await spawnCache(t, cfg.path, cfg.root);
+  const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
+  const served = () => new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port: cache.port, ca: ca.cert, ALPNProtocols: ['h2'] }, () => {
+      resolve(s.getPeerCertificate().fingerprint256);
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+  const reloads = (msg: string) => cache.lines.filter((l) => l.msg === msg).length;
+  const hup = async (msg: string) => {
+    const before = reloads(msg);
+    cache.child.kill('SIGHUP');
+    await waitFor(5_000, msg, () => reloads(msg) > before);
+  };
+
+  const session = await h2Session(t, cache.url, ca.cert);
+  assert.equal((session.socket as unknown as { getPeerCertificate(): { fingerprint256: string } }).getPeerCertificate().fingerprint256, fp(a.cert));
+  assert.equal((await h2Get(session, '/v2/')).status, 200);
+  await origin.rotate();
+
+  await install(b.cert, b.key);
+  await hup('reloaded TLS certificate and key set');
+  assert.equal(cache.lines.findLast((l) => l.msg === 'reloaded TLS certificate and key set')?.keys, 2, 'the key set was reloaded too');
+  assert.equal(await served(), fp(b.cert), 'new connections get the new certificate');
+  assert.equal((await h2Get(session, '/v2/')).status, 200, 'the open session still works');
+
+  // A certificate that does not match its key, then one that does not parse: both refused.
+  for (const [cert, key] of [[c.cert, b.key], ['-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n', b.key]] as const) {
+    await install(cert, key);
+    await hup('reload refused; keeping the current certificate and keys');
+    assert.equal(await served(), fp(b.cert), 'the previous certificate is kept');
+    assert.equal((await h2Get(session, '/v2/')).status, 200);
+  }
+  assert.equal(cache.child.exitCode, null, 'still running');
+  assert.equal(session.closed || session.destroyed, false, 'the session was never dropped');
+  assert.equal(await cache.stop('SIGTERM'), 0);
+});
