@@ -143,9 +143,13 @@ export async function removeDeadSpools(layout: Layout, staleMs: number): Promise
   }
   let removed = 0;
   for (const name of names) {
-    if (name.endsWith('.takeover') || /\.owner\.\d+$/.test(name)) {
+    // Leftovers of an owner-file update (`.owner.<pid>`) or a take-over lock: removed when
+    // their process is gone, or when old.
+    const tmpPid = /\.owner\.(\d+)$/.exec(name)?.[1];
+    if (tmpPid !== undefined || name.endsWith('.takeover')) {
       const st = await stat(join(layout.spoolDir, name)).catch(() => null);
-      if (st !== null && Date.now() - st.mtimeMs > staleMs) await rm(join(layout.spoolDir, name), { force: true });
+      const orphan = tmpPid !== undefined && Number(tmpPid) !== process.pid && !processAlive(Number(tmpPid));
+      if (st !== null && (orphan || Date.now() - st.mtimeMs > staleMs)) await rm(join(layout.spoolDir, name), { force: true });
       continue;
     }
     if (name.endsWith('.owner')) {
