@@ -240,15 +240,24 @@ export class Fill {
       const { port1, port2 } = new MessageChannel();
       this.#port = port1;
       port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
-      const spooled = this.#deps.pool.spool({
-        spoolPath,
-        finalPath: this.#deps.store.layout.blobData(this.digest),
-        algorithm: this.digest.algorithm,
-        expectedHex: this.digest.hex,
-        startOffset,
-        ring: this.#ring,
-        port: port2,
-      });
+      let spooled: Promise<SpoolResult>;
+      try {
+        spooled = this.#deps.pool.spool({
+          spoolPath,
+          finalPath: this.#deps.store.layout.blobData(this.digest),
+          algorithm: this.digest.algorithm,
+          expectedHex: this.digest.hex,
+          startOffset,
+          ring: this.#ring,
+          port: port2,
+        });
+      } catch (err) {
+        // Refused (a full worker queue: 429) before a byte was spooled. A spool left behind
+        // would look like this process's live fill, and the client's retry would wait on it.
+        discardBody(first.body);
+        if (spoolPath !== null) await removeSpool(spoolPath).catch(() => undefined);
+        throw err;
+      }
       this.#resolveReady(size);
       try {
         await this.#download(first, skip);
