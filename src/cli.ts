@@ -60,12 +60,21 @@ async function serve(configPath: string | undefined): Promise<void> {
   });
 }
 
+function parseUsage(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' } },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' } },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseUsage(argv);
   const command = positionals[0];
   if (values.help || command === undefined) {
     process.stdout.write(USAGE);
