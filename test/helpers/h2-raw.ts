@@ -3,6 +3,7 @@
 // SETTINGS_MAX_CONCURRENT_STREAMS, or open and cancel streams in a tight loop (the
 // CVE-2023-44487 "rapid reset" pattern). Header blocks use only HPACK static-table
 // indices and literals without indexing (RFC 7541 §6.1, §6.2.2), so no encoder state.
+import { connect as netConnect } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
@@ -85,7 +86,9 @@ export class RawH2 {
 
   static open(port: number, ca: string, opts: { localAddress?: string } = {}): Promise<RawH2> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', servername: 'localhost', port, ca, ALPNProtocols: ['h2'], ...opts }, () => {
+      const tcp = netConnect({ host: '127.0.0.1', port, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) });
+      tcp.once('error', reject);
+      const socket = connect({ socket: tcp, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
         if (socket.alpnProtocol !== 'h2') return reject(new Error(`ALPN gave ${String(socket.alpnProtocol)}`));
         socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0)]));
         resolve(new RawH2(socket));
