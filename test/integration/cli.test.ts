@@ -1,0 +1,74 @@
+// Issue #2, as a user meets it: `dtr-cache check-config` exits 0 for the DTR doc configs
+// (placeholders filled) and 2 for each bad value, naming the key path and line; usage
+// errors exit 2 too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createTestCa } from '../../bench/lib/pki.js';
+import { cliNodeFlags } from '../helpers/cache.js';
+
+const run = promisify(execFile);
+const CLI = new URL('../../src/cli.js', import.meta.url).pathname;
+const SEEDS = new URL('../../../test/fixtures/seeds/', import.meta.url).pathname;
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const r = await run(process.execPath, [...(await cliNodeFlags()), CLI, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, out: x.stdout, err: x.stderr };
+  }
+}
+
+test('check-config: the DTR doc configs load; bad values exit 2 naming key path and line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-cli-'));
+  const ca = await createTestCa();
+  const leaf = await ca.issue('cache');
+  const fill = (text: string) => text
+    .replace(/<dtr-url>:<dtr-port>/g, 'dtr.example.org:443').replace(/<[a-z-]+>/g, 'host.example.org')
+    // Key files get the key; every other PEM (TLS certificates, `cas`) a certificate.
+    .replace(/\/(run\/secrets|certs)\/[a-z.-]+\.pem/g, (m) => (m.includes('key') ? leaf.keyPath : ca.certPath));
+  for (const file of ['002-swarm.yml', '003-asia.yml', '003-china.yml', '004-simple.yml']) {
+    const path = join(dir, file);
+    await writeFile(path, fill(await readFile(join(SEEDS, file), 'utf8')));
+    const r = await cli(['check-config', '--config', path]);
+    assert.equal(r.code, 0, `${file}: ${r.err}`);
+    assert.match(r.out, /configuration ok/);
+  }
+  const base = fill(await readFile(join(SEEDS, '004-simple.yml'), 'utf8'));
+  const cases: Array<[string, string, RegExp]> = [
+    ['blobttl: 24h', 'blobttl: 24x', /middleware\.registry\[0\]\.options\.blobttl \(line \d+\): found "24x"/],
+    ['enabled: true', 'enabled: false', /blobttl.*storage\.delete\.enabled/],
+    ['addr: :5000', 'addr: nowhere', /http\.addr \(line \d+\): found "nowhere"/],
+  ];
+  for (const [from, to, expect] of cases) {
+    const path = join(dir, 'bad.yml');
+    assert.ok(base.includes(from));
+    await writeFile(path, base.replace(from, to));
+    const r = await cli(['check-config', '--config', path]);
+    assert.equal(r.code, 2, `${to}: ${r.out}`);
+    assert.match(r.err, expect);
+    assert.equal(r.err.trim().split('\n').length, 1, 'one message');
+  }
+  // Environment overrides, distribution style; a bad one names the variable.
+  const good = join(dir, 'good.yml');
+  await writeFile(good, base);
+  assert.equal((await cli(['check-config', '--config', good], { REGISTRY_HTTP_ADDR: '127.0.0.1:5999' })).code, 0);
+  const badEnv = await cli(['check-config', '--config', good], { REGISTRY_LOG_LEVEL: 'loud' });
+  assert.equal(badEnv.code, 2);
+  assert.match(badEnv.err, /REGISTRY_LOG_LEVEL/);
+  // An unknown key is a warning, not an error.
+  await writeFile(good, base.replace('http:\n', 'http:\n  adr: :5000\n'));
+  const warned = await cli(['check-config', '--config', good]);
+  assert.equal(warned.code, 0);
+  assert.match(warned.err, /http\.adr.*unknown key/);
+  // Usage errors.
+  assert.equal((await cli(['serve'])).code, 2);
+  assert.equal((await cli(['serve', '--bogus'])).code, 2);
+  assert.equal((await cli(['nonsense', '--config', good])).code, 2);
+});
