@@ -3,13 +3,15 @@
 // (16 MiB semi-spaces) grew the heap by ~40 MiB of short-lived garbage; 4 MiB kept the peak
 // RSS of 50 clients × 1 GiB at ~155 MiB instead of ~200, and ran faster. Test helpers and
 // deployment files launch the CLI with the flags named on this line.
-// dtr-cache serve|check-config --config FILE
+// dtr-cache serve|check-config|scrub|register --config FILE
 // Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad configuration.
 import { parseArgs } from 'node:util';
 import { isConfigError } from './config/errors.js';
 import { loadConfigFile, type LoadResult } from './config/load.js';
 import { createLogger } from './log.js';
 import { startCache } from './main.js';
+import { readCredentials, register, RegisterError } from './register.js';
+import { loadTrustedCas } from './upstream/trust.js';
 import { scrub } from './scrub.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
@@ -19,6 +21,12 @@ commands:
   check-config   validate the configuration and exit (0 valid, 2 invalid)
   scrub          re-hash every stored blob and remove bad ones (--dry-run: only report);
                  exit 0 when all were good, 3 when bad blobs were found
+  register       register this cache with the origin's content-cache API and, with
+                 --users a,b, select it for those users; running it again is harmless
+                 --name NAME  [--host URL (default: http.host)]  [--origin URL (default:
+                 the first upstream)]  [--users a,b]
+                 admin credentials: DTR_USERNAME and DTR_PASSWORD, or stdin (username,
+                 then password, one per line); never on the command line
 `;
 
 async function loadOrExit(path: string | undefined): Promise<LoadResult> {
@@ -60,11 +68,37 @@ async function serve(configPath: string | undefined): Promise<void> {
   });
 }
 
+function usageError(message: string): never {
+  process.stderr.write(`dtr-cache: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+async function registerCache(values: { config?: string | undefined; name?: string | undefined; host?: string | undefined; origin?: string | undefined; users?: string | undefined }): Promise<void> {
+  const { config } = await loadOrExit(values.config);
+  const name = values.name ?? usageError('register: --name NAME is required');
+  const host = values.host ?? config.http.publicUrl ?? usageError('register: --host URL is required (or set http.host in the config)');
+  const ups = config.downstream.upstreams;
+  const origin = values.origin ?? ups.origin ?? ups.hosts[0] ?? usageError('register: --origin URL is required');
+  const users = (values.users ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  try {
+    const credentials = await readCredentials(process.env, process.stdin);
+    const ca = await loadTrustedCas(config.downstream.cas);
+    await register({ origin, name, host, users, credentials, ca, say: (line) => process.stdout.write(`${line}\n`) });
+  } catch (err) {
+    if (!(err instanceof RegisterError)) throw err;
+    process.stderr.write(`dtr-cache register: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
 function parseUsage(argv: string[]) {
   try {
     return parseArgs({
       args: argv,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' } },
+      options: {
+        config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' },
+        name: { type: 'string' }, host: { type: 'string' }, origin: { type: 'string' }, users: { type: 'string' },
+      },
       allowPositionals: true,
     });
   } catch (err) {
@@ -94,6 +128,8 @@ async function main(argv: string[]): Promise<void> {
       const report = await scrub(config, { dryRun: values['dry-run'] === true, say: (line) => process.stdout.write(`${line}\n`) });
       process.exit(report.bad.length === 0 ? 0 : 3);
     }
+    case 'register':
+      return registerCache(values);
     default:
       process.stderr.write(`dtr-cache: unknown command ${command}\n${USAGE}`);
       process.exit(2);
