@@ -60,9 +60,9 @@ export async function startCacheSubject(env: BenchEnv, label: string, upstreams:
   const proc = await spawnLogged({
     name: label,
     command: process.execPath,
-    args: [...(await cliNodeFlags()), CACHE_CLI, 'serve', '--config', path],
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
+    args: [...(await cliNodeFlags()), ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, label)}`]), CACHE_CLI, 'serve', '--config', path],
     logFile: join(dir, 'cache.log'),
-    env: prof === null ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(prof, label)}` },
   });
   const port = await waitReady(proc, 20_000, () => findLogLine(proc.logFile, (l) => (l['msg'] === 'dtr-cache listening' ? Number(l['port']) : undefined)));
   const metricsUrl = `http://127.0.0.1:${debugPort}/metrics`;
