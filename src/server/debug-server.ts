@@ -3,6 +3,7 @@
 // http.debug.prometheus.path when enabled. Nothing here touches the request path.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { listenOn } from './listen.js';
 
 export interface DebugRoutes {
   health(): Promise<{ status: number; body: unknown }>;
@@ -35,15 +36,7 @@ export async function startDebugServer(host: string, port: number, routes: Debug
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  const bound = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host === '' ? undefined : host, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no TCP address'));
-      resolve({ host: addr.address, port: addr.port });
-    });
-  });
+  const bound = await listenOn(server, host, port);
   return {
     ...bound,
     close: () => new Promise<void>((resolve) => {

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/types.js';
 import { guardRapidReset, headerListSize, PerIpLimiter, clientIp, type GuardHooks } from './guards.js';
 import type { Req, Res } from './http-types.js';
+import { listenOn } from './listen.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
 
@@ -73,17 +74,7 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
 
   return {
     server,
-    listen(host, port) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host === '' ? undefined : host, () => {
-          server.off('error', reject);
-          const addr = server.address();
-          if (addr === null || typeof addr === 'string') return reject(new Error('no TCP address'));
-          resolve({ port: addr.port, host: addr.address });
-        });
-      });
-    },
+    listen: (host, port) => listenOn(server, host, port),
     setTls(material) {
       if (!('setSecureContext' in server)) throw new Error('this server has no TLS');
       server.setSecureContext({ cert: material.cert, key: material.key });

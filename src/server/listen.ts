@@ -1,0 +1,15 @@
+// Binds a server to host:port ('' = every interface, as Go reads ":5000") and resolves
+// with the address actually bound (port 0 picks a free port).
+import type { Server } from 'node:net';
+
+export function listenOn(server: Server, host: string, port: number): Promise<{ port: number; host: string }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host === '' ? undefined : host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') return reject(new Error('no TCP address'));
+      resolve({ port: addr.port, host: addr.address });
+    });
+  });
+}
