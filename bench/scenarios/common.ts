@@ -73,9 +73,12 @@ export function wanMs(env: BenchEnv, bytes: number): number {
   return 30_000 + 4 * ((bytes * 1000) / env.settings.bandwidth + env.settings.latencyMs);
 }
 
-/** Fetches each blob once through `subject` (HTTP/1.1), so later loads are hits. */
+/**
+ * Fetches each blob once through `subject` (HTTP/1.1), so later loads are hits. Static
+ * servers (no upstream) already have every blob on disk: the warm-up load suffices.
+ */
 export async function warm(env: BenchEnv, subject: Subject, blobs: Blob[], errors: ErrorTally, concurrency = 16): Promise<void> {
-  if (blobs.length === 0) return;
+  if (blobs.length === 0 || subject.upstream === null) return;
   const biggest = Math.max(...blobs.map((b) => b.size));
   env.phase(`warming ${blobs.length} blob(s)`);
   errors.add(await load(env, subject, blobs, {

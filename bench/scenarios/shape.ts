@@ -27,10 +27,10 @@ const FULL: Shape = {
 };
 
 const QUICK: Shape = {
-  warmupMs: 300,
-  hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 2_000, maxRequests: 400_000 },
-  hitLarge: { blobs: 4, size: 16 * MiB, concurrency: 8, durationMs: 2_000, maxRequests: 2_000 },
-  coldStampede: { clients: 32, size: 32 * MiB },
+  warmupMs: 200,
+  hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 1_500, maxRequests: 400_000 },
+  hitLarge: { blobs: 4, size: 8 * MiB, concurrency: 8, durationMs: 1_500, maxRequests: 2_000 },
+  coldStampede: { clients: 32, size: 24 * MiB },
   chainCold: { layers: [8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 512 * KiB, 4 * KiB], concurrency: 3 },
   mixed: { blobs: 1000, minSize: 1 * KiB, maxSize: 256 * KiB, zipfS: 1, hitShare: 0.8, concurrency: 32, requests: 2_000, durationMs: 10_000 },
 };
