@@ -4,8 +4,8 @@
 // Bounded by `durationMs` and `maxRequests` (autocannon's duration and maxOverallRequests),
 // and from outside by the harness killing us.
 import autocannon from 'autocannon';
-import { readFile, writeFile } from 'node:fs/promises';
-import type { LoadResult, LoadSpec } from './protocol.js';
+import { readFile } from 'node:fs/promises';
+import { driverMain, type LoadResult, type LoadSpec } from './protocol.js';
 
 export async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const ca = await readFile(spec.caPath, 'utf8');
@@ -38,14 +38,4 @@ export async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
-async function main(): Promise<void> {
-  const [specPath, resultPath] = process.argv.slice(2);
-  if (specPath === undefined || resultPath === undefined) throw new Error('usage: autocannon.js SPEC.json RESULT.json');
-  const spec = JSON.parse(await readFile(specPath, 'utf8')) as LoadSpec;
-  await writeFile(resultPath, JSON.stringify(await runAutocannon(spec)));
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
-});
+driverMain('autocannon', runAutocannon);

@@ -1,6 +1,7 @@
 // What the harness tells a load driver (a JSON file named on its command line) and what
 // the driver answers (a JSON file it writes before exiting). Drivers run as their own
 // processes, so the load generator never shares a thread with the server it measures.
+import { readFile, writeFile } from 'node:fs/promises';
 
 export interface LoadTarget {
   /** `https://localhost:PORT` */
@@ -61,4 +62,18 @@ export function percentiles(values: Float64Array | number[]): Percentiles {
   const sorted = Float64Array.from(values).sort();
   const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1] ?? 0 };
+}
+
+/** A driver's entry point: `node DRIVER.js SPEC.json RESULT.json`; exit 1 with the stack on failure. */
+export function driverMain(name: string, run: (spec: LoadSpec) => Promise<LoadResult>): void {
+  const [specPath, resultPath] = process.argv.slice(2);
+  const go = async (): Promise<void> => {
+    if (specPath === undefined || resultPath === undefined) throw new Error(`usage: ${name}.js SPEC.json RESULT.json`);
+    const spec = JSON.parse(await readFile(specPath, 'utf8')) as LoadSpec;
+    await writeFile(resultPath, JSON.stringify(await run(spec)));
+  };
+  go().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  });
 }

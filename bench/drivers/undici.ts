@@ -5,9 +5,9 @@
 // `durationMs` and `maxRequests` (and, from outside, by the harness killing us).
 // Uses undici's raw dispatch handler rather than `request()`: no stream per response, so
 // the driver spends less of the machine's two cores on itself.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Pool, type Dispatcher } from 'undici';
-import { percentiles, type LoadResult, type LoadSpec } from './protocol.js';
+import { driverMain, percentiles, type LoadResult, type LoadSpec } from './protocol.js';
 
 function nextIndexer(spec: LoadSpec, deadline: number): () => number | undefined {
   let issued = 0;
@@ -100,14 +100,4 @@ export async function runUndici(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
-async function main(): Promise<void> {
-  const [specPath, resultPath] = process.argv.slice(2);
-  if (specPath === undefined || resultPath === undefined) throw new Error('usage: undici.js SPEC.json RESULT.json');
-  const spec = JSON.parse(await readFile(specPath, 'utf8')) as LoadSpec;
-  await writeFile(resultPath, JSON.stringify(await runUndici(spec)));
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
-});
+driverMain('undici', runUndici);
