@@ -4,6 +4,8 @@ import type { OpenBlob } from '../store/blob-store.js';
 
 export interface BlobSource {
   readonly size: number;
+  /** The whole blob, when it is in memory: a full response is then one write. */
+  readonly bytes?: Buffer;
   read(buf: Buffer, position: number, length: number): Promise<number>;
   /** Exclusive end of the bytes that may be sent now (a fill holds back its last byte until verified). */
   available(): number;
@@ -23,5 +25,17 @@ export function fileSource(blob: OpenBlob): BlobSource {
     failure: () => null,
     waitForMore: () => Promise.resolve(),
     release: () => blob.release(),
+  };
+}
+
+export function bufferSource(bytes: Buffer): BlobSource {
+  return {
+    size: bytes.length,
+    bytes,
+    read: (buf, position, length) => Promise.resolve(bytes.copy(buf, 0, position, position + length)),
+    available: () => bytes.length,
+    failure: () => null,
+    waitForMore: () => Promise.resolve(),
+    release: () => Promise.resolve(),
   };
 }

@@ -50,6 +50,10 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
     if (range.kind === 'full') {
       res.writeHead(200, { ...base, 'Content-Length': size });
       if (opts.head) return end(res, 0);
+      if (src.bytes !== undefined) {
+        res.end(src.bytes);
+        return size;
+      }
       return end(res, await pump(res, src, { start: 0, end: size - 1 }, watch));
     }
     if (range.ranges.length === 1) {

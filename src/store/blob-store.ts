@@ -5,6 +5,12 @@ import { open, readdir, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, type Digest } from './digest.js';
 import type { Layout } from './layout.js';
+import { SmallBlobCache } from './small-blobs.js';
+
+/** Blobs up to this size are kept in memory once read (configs, small layers)… */
+const SMALL_BLOB = 64 << 10;
+/** …up to this many bytes in all. */
+const SMALL_BLOBS_TOTAL = 32 << 20;
 
 export interface BlobEntry {
   readonly digest: Digest;
@@ -33,6 +39,7 @@ export interface OpenBlob {
 export class BlobStore {
   readonly layout: Layout;
   readonly #entries = new Map<string, BlobEntry>();
+  readonly #small = new SmallBlobCache(SMALL_BLOB, SMALL_BLOBS_TOTAL);
   readonly #ttlMs: number | null;
   readonly #now: () => number;
   #bytes = 0;
@@ -100,9 +107,34 @@ export class BlobStore {
 
   /** Forgets an entry (the caller deletes the file). */
   forget(entry: BlobEntry): void {
+    this.#small.delete(entry.digest.value);
     if (this.#entries.get(entry.digest.value) === entry) {
       this.#entries.delete(entry.digest.value);
       this.#bytes -= entry.size;
+    }
+  }
+
+  /**
+   * The bytes of a small blob, from memory, or read once from disk and remembered; null
+   * for a blob too large to keep, or one whose file is gone or the wrong size.
+   */
+  async smallBytes(entry: BlobEntry): Promise<Buffer | null> {
+    if (entry.size > this.#small.maxEntry) return null;
+    const cached = this.#small.get(entry.digest.value);
+    if (cached !== undefined) return cached;
+    const blob = await this.open(entry);
+    if (blob === null) return null;
+    try {
+      const buf = Buffer.allocUnsafe(entry.size);
+      const { bytesRead } = await blob.fh.read(buf, 0, entry.size, 0);
+      if (bytesRead !== entry.size) {
+        this.forget(entry);
+        return null;
+      }
+      this.#small.set(entry.digest.value, buf);
+      return buf;
+    } finally {
+      await blob.release();
     }
   }
 

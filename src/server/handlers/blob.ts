@@ -4,7 +4,7 @@ import { tokenFromRequest } from '../../auth/extract.js';
 import { RegistryError } from '../../errors/registry.js';
 import { relayedError } from '../../fill/upstream-response.js';
 import { discardBody } from '../../upstream/chain.js';
-import { fileSource, type BlobSource } from '../../fill/source.js';
+import { bufferSource, fileSource, type BlobSource } from '../../fill/source.js';
 import type { Digest } from '../../store/digest.js';
 import type { AppContext, RequestRecord } from '../context.js';
 import { header, type Req, type ResLike } from '../http-types.js';
@@ -33,10 +33,11 @@ export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, query:
   };
 
   const entry = await ctx.store.lookup(digest);
-  const blob = entry === null ? null : await ctx.store.open(entry);
-  if (blob !== null) {
-    ctx.store.touch(blob.entry);
-    const src = fileSource(blob);
+  const small = entry === null ? null : await ctx.store.smallBytes(entry);
+  const blob = entry === null || small !== null ? null : await ctx.store.open(entry);
+  if (small !== null || blob !== null) {
+    ctx.store.touch(entry!);
+    const src = small !== null ? bufferSource(small) : fileSource(blob!);
     try {
       rec.bytes = await send(src, 'hit');
     } finally {
