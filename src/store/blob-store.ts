@@ -1,7 +1,7 @@
 // The blob store: an in-memory index over distribution's on-disk layout, rebuilt from
 // disk at start. The index maps digest → size and last pull; the last pull is also the
 // file's mtime, so it survives restarts and is shared by replicas on one root.
-import { open, readdir, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, type Digest } from './digest.js';
 import type { Layout } from './layout.js';
@@ -115,6 +115,20 @@ export class BlobStore {
   }
 
   /**
+   * A file found bad (its size changed under us) is moved to the trash, not just forgotten:
+   * otherwise the next lookup would find it on disk again and index it at its wrong size.
+   */
+  async quarantine(entry: BlobEntry): Promise<void> {
+    this.forget(entry);
+    try {
+      await mkdir(this.layout.trashDir, { recursive: true });
+      await rename(this.layout.blobData(entry.digest), this.layout.trash(entry.digest, this.#now()));
+    } catch {
+      // Already gone (another replica quarantined or evicted it).
+    }
+  }
+
+  /**
    * The bytes of a small blob, from memory, or read once from disk and remembered; null
    * for a blob too large to keep, or one whose file is gone or the wrong size.
    */
@@ -128,7 +142,7 @@ export class BlobStore {
       const buf = Buffer.allocUnsafe(entry.size);
       const { bytesRead } = await blob.fh.read(buf, 0, entry.size, 0);
       if (bytesRead !== entry.size) {
-        this.forget(entry);
+        await this.quarantine(entry);
         return null;
       }
       this.#small.set(entry.digest.value, buf);
@@ -154,7 +168,7 @@ export class BlobStore {
     const st = await fh.stat();
     if (st.size !== entry.size) {
       await fh.close();
-      this.forget(entry);
+      await this.quarantine(entry);
       return null;
     }
     entry.readers++;

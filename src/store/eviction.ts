@@ -37,7 +37,7 @@ export class Evictor {
     this.#store = store;
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#trashDir = join(store.layout.spoolDir, '..', 'trash');
+    this.#trashDir = store.layout.trashDir;
   }
 
   /** The sweep period: min(blobttl / 2, 10 min); with only maxsize, every 10 min. */
@@ -124,7 +124,7 @@ export class Evictor {
     this.#store.forget(entry);
     try {
       await mkdir(this.#trashDir, { recursive: true });
-      await rename(path, join(this.#trashDir, `${entry.digest.algorithm}-${entry.digest.hex}-${this.#now()}`));
+      await rename(path, this.#store.layout.trash(entry.digest, this.#now()));
       // distribution leaves the <hex>/ directory; remove it when empty, as GC would.
       await rmdir(join(path, '..')).catch(() => undefined);
     } catch (err) {

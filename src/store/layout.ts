@@ -8,15 +8,23 @@ export class Layout {
   readonly root: string;
   readonly blobsDir: string;
   readonly spoolDir: string;
+  /** Evicted or quarantined files wait here before deletion (readers elsewhere may hold them). */
+  readonly trashDir: string;
 
   constructor(root: string) {
     this.root = root;
     this.blobsDir = join(root, 'docker', 'registry', 'v2', 'blobs');
     this.spoolDir = join(root, 'docker', 'registry', 'v2', '_dtr-cache', 'spool');
+    this.trashDir = join(root, 'docker', 'registry', 'v2', '_dtr-cache', 'trash');
   }
 
   blobData(d: Digest): string {
     return join(this.blobsDir, d.algorithm, d.hex.slice(0, 2), d.hex, 'data');
+  }
+
+  /** A trash name that sorts by time: `<alg>-<hex>-<ms>`. */
+  trash(d: Digest, now: number): string {
+    return join(this.trashDir, `${d.algorithm}-${d.hex}-${now}`);
   }
 
   /** One spool per digest: replicas sharing the root find each other's fill by name. */
