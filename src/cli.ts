@@ -11,7 +11,7 @@ import { loadConfigFile, type LoadResult } from './config/load.js';
 import { createLogger } from './log.js';
 import { startCache } from './main.js';
 import { readCredentials, register, RegisterError } from './register.js';
-import { loadTrustedCas } from './upstream/trust.js';
+import { loadUpstreamTrust } from './upstream/trust.js';
 import { scrub } from './scrub.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
@@ -82,8 +82,8 @@ async function registerCache(values: { config?: string | undefined; name?: strin
   const users = (values.users ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
   try {
     const credentials = await readCredentials(process.env, process.stdin);
-    const ca = await loadTrustedCas(config.downstream.cas);
-    await register({ origin, name, host, users, credentials, ca, say: (line) => process.stdout.write(`${line}\n`) });
+    const secureContext = await loadUpstreamTrust(config.downstream.cas);
+    await register({ origin, name, host, users, credentials, secureContext, say: (line) => process.stdout.write(`${line}\n`) });
   } catch (err) {
     if (!(err instanceof RegisterError)) throw err;
     process.stderr.write(`dtr-cache register: ${err.message}\n`);

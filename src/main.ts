@@ -26,7 +26,7 @@ import { Layout } from './store/layout.js';
 import { Evictor } from './store/eviction.js';
 import { removeDeadSpools, SPOOL_STALE_MS } from './store/spool.js';
 import { UpstreamChain } from './upstream/chain.js';
-import { loadTrustedCas } from './upstream/trust.js';
+import { loadUpstreamTrust } from './upstream/trust.js';
 
 
 export interface RunningCache {
@@ -57,13 +57,13 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const scanned = await store.scan();
   log.info({ blobs: scanned.count, bytes: scanned.bytes, ms: Date.now() - scanStarted, removedSpools, root: layout.root }, 'store indexed');
 
-  const ca = await loadTrustedCas(config.downstream.cas);
+  const secureContext = await loadUpstreamTrust(config.downstream.cas);
   const t = config.downstream.timeouts;
-  const hostOpts = { ca, connectTimeoutMs: t.connectMs, headersTimeoutMs: t.headersMs, bodyIdleTimeoutMs: t.bodyIdleMs };
+  const hostOpts = { secureContext, connectTimeoutMs: t.connectMs, headersTimeoutMs: t.headersMs, bodyIdleTimeoutMs: t.bodyIdleMs };
   const chain = new UpstreamChain(config.downstream.upstreams, { ...hostOpts, viaName: viaName(config), log });
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue });
 
-  const jwksAgent = new Agent({ connect: { ca, timeout: t.connectMs }, headersTimeout: t.headersMs, bodyTimeout: t.bodyIdleMs });
+  const jwksAgent = new Agent({ connect: { secureContext, timeout: t.connectMs }, headersTimeout: t.headersMs, bodyTimeout: t.bodyIdleMs });
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { log });
   await keys.start();
   const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';

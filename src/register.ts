@@ -4,6 +4,7 @@
 // another host is refused (the API has no update, and deleting would clear every user's
 // selection). Admin credentials come from the environment or stdin, never from argv, so
 // they stay out of `ps` and shell history.
+import type { SecureContext } from 'node:tls';
 import { Agent, request } from 'undici';
 
 export interface Credentials {
@@ -19,8 +20,8 @@ export interface RegisterOptions {
   host: string;
   users: readonly string[];
   credentials: Credentials;
-  /** PEM CAs trusted for the origin's TLS (the system roots plus `cas`). */
-  ca: readonly string[];
+  /** Trust for the origin's TLS: the system roots plus `cas` (upstream/trust.ts). */
+  secureContext: SecureContext;
   say(line: string): void;
 }
 
@@ -51,7 +52,7 @@ function sameHost(a: string, b: string): boolean {
 }
 
 export async function register(opts: RegisterOptions): Promise<void> {
-  const agent = new Agent({ connect: { ca: [...opts.ca], timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  const agent = new Agent({ connect: { secureContext: opts.secureContext, timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 });
   const base = opts.origin.replace(/\/+$/, '');
   const auth = `Basic ${Buffer.from(`${opts.credentials.username}:${opts.credentials.password}`).toString('base64')}`;
   const call = async (method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> => {

@@ -10,8 +10,13 @@ import { blobHeaders } from './respond.js';
 /** Large reads serve big blobs fastest (DESIGN.md: 1 MiB doubled throughput over 64 KiB)… */
 const READ_SIZE = 1 << 20;
 const MIN_READ_SIZE = 64 << 10;
-/** …but all responses together hold at most this much in read buffers, whatever the client count. */
-const READ_BUDGET = 24 << 20;
+/**
+ * …but all responses together hold at most this much in read buffers, whatever the client
+ * count. It also bounds one event-loop turn: TLS encrypts inside write(), so when a fill
+ * advances, every waiting client's write lands in the same turn (cold-stampede: 32 × 768
+ * KiB writes at 24 MiB gave a 60 ms event-loop p99).
+ */
+const READ_BUDGET = 8 << 20;
 let activePumps = 0;
 
 /** The read size for a new response: READ_SIZE while few are active, shrinking as more join. */

@@ -1,9 +1,11 @@
 // One upstream host: its undici dispatcher (with the CA list passed explicitly) and its
 // health. A host that keeps failing is skipped for a growing back-off, then tried again.
+import type { SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 
 export interface HostOptions {
-  ca: string[];
+  /** Trust for upstream TLS: the system roots plus `cas` (trust.ts). */
+  secureContext: SecureContext;
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyIdleTimeoutMs: number;
@@ -28,7 +30,7 @@ export class UpstreamHost {
     this.role = role;
     this.#now = opts.now ?? Date.now;
     this.dispatcher = new Pool(url, {
-      connect: { ca: opts.ca, timeout: opts.connectTimeoutMs },
+      connect: { secureContext: opts.secureContext, timeout: opts.connectTimeoutMs },
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyIdleTimeoutMs,
       keepAliveTimeout: 30_000,
