@@ -27,7 +27,9 @@ export class WorkerPool {
       filename: WORKER_FILE,
       minThreads: threads,
       maxThreads: threads,
-      concurrentTasksPerWorker: 32,
+      // A spool task lasts as long as its fill and mostly awaits messages and disk writes:
+      // many run at once on one thread, or concurrent cold blobs would queue behind each other.
+      concurrentTasksPerWorker: 128,
       maxQueue: opts.maxQueue,
       idleTimeout: 60_000,
     });
