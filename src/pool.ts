@@ -29,7 +29,7 @@ export class WorkerPool {
       maxThreads: threads,
       // A spool task lasts as long as its fill and mostly awaits messages and disk writes:
       // many run at once on one thread, or concurrent cold blobs would queue behind each other.
-      concurrentTasksPerWorker: 128,
+      concurrentTasksPerWorker: 64,
       maxQueue: opts.maxQueue,
       idleTimeout: 60_000,
     });
