@@ -12,7 +12,9 @@ export interface Fetched {
 }
 
 export function agentFor(ca: string, h2: boolean): Agent {
-  return new Agent({ connect: { ca, rejectUnauthorized: true }, allowH2: h2, connections: 64, pipelining: 0 });
+  // For HTTP/2, undici's `pipelining` is the number of concurrent streams per connection
+  // (with the default of 1 it runs one request at a time on each).
+  return new Agent({ connect: { ca, rejectUnauthorized: true }, allowH2: h2, connections: 64, pipelining: h2 ? 100 : 0 });
 }
 
 export async function fetchBlob(agent: Agent, url: string, opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {}): Promise<Fetched> {
