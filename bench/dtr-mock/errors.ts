@@ -1,28 +1,19 @@
 // Registry error answers of the mock origin (distribution spec, "Error Codes";
-// PROTOCOL.md §5). Self-contained on purpose: the mock plays the origin, which is
-// not our product, so it does not share the cache's error table.
+// PROTOCOL.md §5): the cache's table (src/errors/registry.ts), so shared codes cannot
+// drift, plus the codes only a registry that takes pushes answers with.
 import type { ServerResponse } from 'node:http';
+import { REGISTRY_ERRORS } from '../../src/errors/registry.js';
 
 const TABLE = {
-  BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
+  ...REGISTRY_ERRORS,
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
-  DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
   MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a manifest or blob unknown to registry' },
   MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
-  MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown' },
-  NAME_INVALID: { status: 400, message: 'invalid repository name' },
-  NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
   TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
-  UNAUTHORIZED: { status: 401, message: 'authentication required' },
-  DENIED: { status: 403, message: 'requested access to the resource is denied' },
-  UNSUPPORTED: { status: 405, message: 'The operation is unsupported.' },
-  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
-  NOT_FOUND: { status: 404, message: 'not found' },
   CONFLICT: { status: 409, message: 'conflict' },
   INVALID_REQUEST: { status: 400, message: 'invalid request' },
-  UNAVAILABLE: { status: 503, message: 'service unavailable' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
