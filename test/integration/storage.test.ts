@@ -103,3 +103,19 @@ test('a registry volume laid out by distribution is served as a warm cache', asy
   assert.equal(r.sha256, hex);
   assert.equal(origin.count(origin.gets, `sha256:${hex}`), 0, 'served from the volume, no upstream fetch');
 });
+
+test('storage.delete.enabled: false never deletes, and says so at start', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache'), deleteEnabled: false });
+  const cache = await spawnCache(t, cfg.path, cfg.root);
+  assert.ok(cache.lines.some((l) => l.level === 40 && String(l.msg).includes('never deletes')), 'a warning at start');
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const blob = origin.add(randomBytes(10_000));
+  const r = await fetchBlob(agent, `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'kept');
+  assert.ok(!cache.lines.some((l) => l.msg === 'blob evicted'));
+});
