@@ -94,6 +94,7 @@ export class Fill {
   /** Each reader's next offset, so the memory tail is dropped only behind the slowest. */
   #positions = new Map<FillClient, number>();
   #body: UpstreamResponse['body'] | null = null;
+  #workerLost = false;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
@@ -206,6 +207,8 @@ export class Fill {
   async #run(): Promise<boolean> {
     const started = Date.now();
     let result: SpoolResult | null = null;
+    let unownedSpool: string | null = null;
+    let first: UpstreamResponse | null = null;
     try {
       // The spool is claimed before upstream is asked: when a replica sharing the root is
       // already filling this blob, we follow its spool and make no upstream request at all.
@@ -224,53 +227,61 @@ export class Fill {
       if (claim.kind === 'created') this.#reader = claim.reader;
       const spoolPath = claim.kind === 'none' ? null : claim.path;
 
-      const first = await this.#deps.chain.request({
-        method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: startOffset,
-      });
+      // Ours until the worker task owns it: removed if we fail before that, or the next
+      // request for this digest would follow a spool nobody writes.
+      unownedSpool = spoolPath;
+      // A taken-over spool may hold every byte already (its writer died before the rename):
+      // then there is nothing to ask upstream for, only the verification.
+      const complete = startOffset > 0 && startOffset === this.#size;
       let skip = 0;
-      if (startOffset === 0) {
-        this.#size = await expectFullBody(first);
-        if (spoolPath !== null) await recordSpoolOwner(spoolPath, this.#size);
-      } else {
-        skip = await expectResumeBody(first, startOffset, this.#size);
+      if (!complete) {
+        first = await this.#deps.chain.request({
+          method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: startOffset,
+        });
+        if (startOffset === 0) {
+          this.#size = await expectFullBody(first);
+          if (spoolPath !== null) await recordSpoolOwner(spoolPath, this.#size);
+        } else {
+          skip = await expectResumeBody(first, startOffset, this.#size);
+        }
+        this.upstreamHost = first.host.url;
       }
       const size = this.#size;
-      this.upstreamHost = first.host.url;
       this.#received = this.#sent = this.#acked = this.#written = startOffset;
       const { port1, port2 } = new MessageChannel();
       this.#port = port1;
       port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
-      let spooled: Promise<SpoolResult>;
-      try {
-        spooled = this.#deps.pool.spool({
-          spoolPath,
-          finalPath: this.#deps.store.layout.blobData(this.digest),
-          algorithm: this.digest.algorithm,
-          expectedHex: this.digest.hex,
-          startOffset,
-          ring: this.#ring,
-          port: port2,
-        });
-      } catch (err) {
-        // Refused (a full worker queue: 429) before a byte was spooled. A spool left behind
-        // would look like this process's live fill, and the client's retry would wait on it.
-        discardBody(first.body);
-        if (spoolPath !== null) await removeSpool(spoolPath).catch(() => undefined);
-        throw err;
-      }
+      // Refused synchronously by a full worker queue (429): the catch below cleans up.
+      const spooled = this.#deps.pool.spool({
+        spoolPath,
+        finalPath: this.#deps.store.layout.blobData(this.digest),
+        algorithm: this.digest.algorithm,
+        expectedHex: this.digest.hex,
+        startOffset,
+        ring: this.#ring,
+        port: port2,
+      }).catch((err: unknown): SpoolResult => {
+        // A lost worker (crash, pool closed) must fail the fill, not the process, and must
+        // wake whatever waits for its progress.
+        this.#workerLost = true;
+        this.#progress.notify();
+        return { ok: false, reason: 'io', code: 'EWORKER', message: err instanceof Error ? err.message : String(err) };
+      });
+      unownedSpool = null;
       this.#resolveReady(size);
+      let downloadError: unknown = null;
       try {
-        await this.#download(first, skip);
+        if (first !== null) await this.#download(first, skip);
         await this.#flushAll();
         port1.postMessage({ type: 'end', expectedSize: size });
       } catch (err) {
+        downloadError = err;
         port1.postMessage({ type: 'abort' });
-        await spooled;
-        throw err;
-      } finally {
-        if (spoolPath !== null) await removeOwner(spoolPath).catch(() => undefined);
       }
       result = await spooled;
+      // Only now: until the worker renamed or removed the data, the owner file says it is live.
+      if (spoolPath !== null) await removeOwner(spoolPath).catch(() => undefined);
+      if (downloadError !== null) throw downloadError;
       if (!result.ok && result.reason === 'not-stored' && result.digestMatches) {
         // The disk failed, but every byte streamed through and the digest holds: the
         // clients complete; nothing is published.
@@ -294,6 +305,8 @@ export class Fill {
       this.#deps.hooks?.settled({ result: 'published', size, joins: this.joins });
       return true;
     } catch (err) {
+      if (first !== null) discardBody(first.body);
+      if (unownedSpool !== null) await removeSpool(unownedSpool).catch(() => undefined);
       const error = err instanceof Error ? err : new Error(String(err));
       this.#failure = error;
       this.#rejectReady(error);
@@ -409,6 +422,8 @@ export class Fill {
         throw new Error(`upstream ended early at ${this.#received} of ${this.#size} bytes`);
       } catch (err) {
         discardBody(res.body);
+        // Streaming through memory (disk full) with nobody left to stream to: stop, do not resume.
+        if (this.#tail !== null && this.#clients.size === 0) throw err;
         res.host.recordFailure(`body: ${err instanceof Error ? err.message : String(err)}`);
         if (resumes >= MAX_RESUMES) throw gatewayError('reset', 'upstream transfer kept breaking', err);
         this.#deps.log.warn({ digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) }, 'upstream transfer broke, resuming');
@@ -499,6 +514,7 @@ export class Fill {
       this.#flush();
       if (this.#pendingBytes === 0) return;
       await this.#progress.wait();
+      if (this.#workerLost) throw new Error('the spool worker was lost');
     }
   }
 

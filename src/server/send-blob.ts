@@ -145,8 +145,17 @@ async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange
 
 /** Writes and waits until the data has left our buffer (the write callback), or the client left. */
 async function writeAll(res: ResLike, chunk: Buffer, watch: CloseWatch): Promise<void> {
-  await watch.until(new Promise<void>((resolve) => res.write(chunk, () => resolve())));
+  await watch.until(new Promise<void>((resolve) => res.write(chunk, (err) => {
+    if (err) watch.markGone();
+    resolve();
+  })));
   if (watch.closed) throw new ClientGone();
+}
+
+/** Whether the response's connection or stream is already gone (HTTP/1.1 or HTTP/2). */
+function clientGone(res: ResLike): boolean {
+  const r = res as unknown as { destroyed?: boolean; socket?: { destroyed?: boolean } | null; stream?: { destroyed?: boolean } };
+  return r.destroyed === true || r.socket?.destroyed === true || r.stream?.destroyed === true;
 }
 
 /**
@@ -166,7 +175,14 @@ class CloseWatch {
 
   constructor(res: ResLike) {
     this.#res = res;
+    // A client may have gone while we waited for a fill's headers: 'close' is then past.
+    this.closed = clientGone(res);
     res.once('close', this.#onClose);
+  }
+
+  /** A write that failed means the client is gone, whether or not 'close' came first. */
+  markGone(): void {
+    this.#onClose();
   }
 
   /** Resolves when `p` settles or the client goes, whichever comes first. */

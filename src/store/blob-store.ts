@@ -165,7 +165,10 @@ export class BlobStore {
       this.forget(entry);
       return null;
     }
-    const st = await fh.stat();
+    const st = await fh.stat().catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    });
     if (st.size !== entry.size) {
       await fh.close();
       await this.quarantine(entry);

@@ -158,3 +158,16 @@ test('upstream errors are relayed: 404 BLOB_UNKNOWN, and UNAVAILABLE when every 
   assert.equal(u.status, 502);
   assert.equal(JSON.parse(u.body.toString()).errors[0].code, 'UNAVAILABLE');
 });
+
+test('a fill that fails before streaming leaves no spool behind: the retry is fetched at once', async (t) => {
+  const s = await startStack(t);
+  const bytes = randomBytes(100_000);
+  const { createHash } = await import('node:crypto');
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const url = s.blobUrl('team/app', digest, await s.origin.mint('team/app', digest));
+  assert.equal((await fetchBlob(s.h1, url)).status, 404, 'not at the origin yet');
+  s.origin.add(bytes);
+  // A spool left by the failed fill would make this wait (follow a spool nobody writes).
+  const r = await within(5_000, 'the retry', fetchBlob(s.h2, url));
+  assert.equal(`sha256:${r.sha256}`, digest);
+});

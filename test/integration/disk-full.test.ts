@@ -13,7 +13,7 @@ import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
-import { within } from '../helpers/deadline.js';
+import { waitFor, within } from '../helpers/deadline.js';
 
 const run = promisify(execFile);
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -52,6 +52,21 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   assert.equal(await exists(layout.blobData(parseDigest(small.digest))), true, 'cached again');
   lines = await s.cache.logLines();
   assert.ok(lines.some((l) => l.msg === 'disk has room again: caching resumed'));
+  // A pass-through fill whose every client leaves stops, rather than hold memory forever.
+  const { request } = await import('undici');
+  const ac = new AbortController();
+  const res = await request(urls[1]!, { dispatcher: s.h1, signal: ac.signal });
+  let got = 0;
+  try {
+    for await (const chunk of res.body) {
+      got += (chunk as Buffer).length;
+      if (got > 9 << 20) ac.abort();
+    }
+  } catch {
+    // aborted
+  }
+  await waitFor(10_000, 'the abandoned fill ended', () => s.cache.ctx.inflight.size === 0);
+
   // And a big one still streams through, a new episode logged once more.
   const again = await fetchBlob(s.h1, urls[0]!);
   assert.equal(`sha256:${again.sha256}`, big[0]!.digest);
