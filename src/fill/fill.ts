@@ -9,7 +9,7 @@ import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import { claimSpool, claimTakeover, recordSpoolOwner, removeOwner, removeSpool, SPOOL_STALE_MS, type SpoolClaim } from '../store/spool.js';
+import { claimSpool, claimTakeover, recordSpoolOwner, removeOwner, removeSpool, SPOOL_STALE_MS, THIS_PROCESS, type SpoolClaim, type SpoolOwner } from '../store/spool.js';
 import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
 import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
 import { follow, followerSize, type FollowOptions } from './follow.js';
@@ -53,6 +53,10 @@ export interface FillClient {
   token: string;
   /** The token's `exp`, seconds since epoch: the newest is used for retries. */
   exp: number;
+}
+
+function sameProcess(owner: SpoolOwner | null): boolean {
+  return owner !== null && owner.host === THIS_PROCESS.host && owner.pid === THIS_PROCESS.pid && owner.startedAt === THIS_PROCESS.startedAt;
 }
 
 export class Fill {
@@ -379,7 +383,15 @@ export class Fill {
   /** The spool, or, when the disk cannot take even an empty file, none: stream through memory. */
   async #claim(): Promise<SpoolClaim | { kind: 'none' } | { kind: 'taken-over'; path: string }> {
     try {
-      return await claimSpool(this.#deps.store.layout, this.digest);
+      const claim = await claimSpool(this.#deps.store.layout, this.digest);
+      // Our own process's spool belongs to a fill that is not joinable: one streaming
+      // through memory because the disk failed. Following it would stall where its disk
+      // writes stopped, so this fill streams through memory too.
+      if (claim.kind === 'exists' && sameProcess(claim.owner)) {
+        this.#tail = new MemoryTail(0);
+        return { kind: 'none' };
+      }
+      return claim;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (!DISK_FULL_CODES.has(code)) throw err;

@@ -45,6 +45,18 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 1, 'logged once for the episode, not per fill or chunk');
   assert.equal(lines.filter((l) => l.msg === 'fill streamed through without caching').length, 2);
 
+  // A newcomer while a fill streams through memory gets a fill of its own, not a stalled spool.
+  const gate = s.origin.gate(big[0]!.digest, 12 << 20);
+  const first = fetchBlob(s.h1, urls[0]!);
+  await within(10_000, 'past the disk size', gate.reached);
+  await waitFor(10_000, 'the fill went to memory', () => [...s.cache.ctx.inflight.fills()].some((f) => !f.joinable));
+  const newcomer = fetchBlob(s.h2, urls[0]!);
+  const done = await within(30_000, 'the newcomer completes', newcomer);
+  assert.equal(done.error, null);
+  assert.equal(`sha256:${done.sha256}`, big[0]!.digest);
+  gate.open();
+  assert.equal(`sha256:${(await first).sha256}`, big[0]!.digest);
+
   // Space is back (the failed spools are gone): the next blob that fits is cached again.
   const small = s.origin.add(randomBytes(1 << 20));
   const r = await fetchBlob(s.h2, s.blobUrl('team/app', small.digest, await s.origin.mint('team/app', small.digest)));
