@@ -12,10 +12,15 @@ export interface LoadTarget {
   paths: string[];
   /** Expected body size of each path; a different size counts as an error. */
   sizes: number[];
+  /**
+   * Digest of each path's body (`sha256:…`). The raw driver hashes the first response of
+   * each path and counts a mismatch as an error; the others check sizes only.
+   */
+  digests?: string[];
 }
 
 export interface LoadSpec extends LoadTarget {
-  driver: 'autocannon' | 'undici';
+  driver: 'autocannon' | 'undici' | 'raw';
   /** undici only: HTTP/2 (`allowH2`) or HTTP/1.1. autocannon is always HTTP/1.1. */
   proto: 'h1' | 'h2';
   /** Requests in flight at once (HTTP/1.1: one connection each). */
@@ -62,6 +67,75 @@ export function percentiles(values: Float64Array | number[]): Percentiles {
   const sorted = Float64Array.from(values).sort();
   const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1] ?? 0 };
+}
+
+/** What one request came to, as a driver's fetch function reports it. */
+export interface Fetched {
+  ok: boolean;
+  bytes: number;
+  /** Milliseconds from the request's start to its first body byte; -1 if none came. */
+  ttfb: number;
+  error?: string;
+}
+
+/** Checks a finished response against what the spec expects of `path`. */
+export function judge(path: string, status: number, bytes: number, expect: number, ttfb: number): Fetched {
+  const name = path.split('?')[0];
+  if (status !== 200) return { ok: false, bytes, ttfb, error: `status ${status} for ${name}` };
+  if (bytes !== expect) return { ok: false, bytes, ttfb, error: `short body: ${bytes} of ${expect} bytes for ${name}` };
+  return { ok: true, bytes, ttfb };
+}
+
+/**
+ * A closed loop: `concurrency` loops, each issuing a request, awaiting it, issuing the
+ * next, until the duration or request cap (or a non-cycling `order`) runs out. Loop `n`
+ * passes its own index so a driver can keep one connection per loop.
+ */
+export async function closedLoop(spec: LoadSpec, fetchOne: (loop: number, index: number) => Promise<Fetched>): Promise<LoadResult> {
+  const latency: number[] = [];
+  const ttfb: number[] = [];
+  const samples: string[] = [];
+  let errors = 0;
+  let bytes = 0;
+  const t0 = performance.now();
+  let lastEnd = t0;
+  const deadline = t0 + spec.durationMs;
+  let issued = 0;
+  const next = (): number | undefined => {
+    if (issued >= spec.maxRequests || performance.now() > deadline) return undefined;
+    const pos = issued++;
+    if (spec.order === undefined) return pos % spec.paths.length;
+    if (pos >= spec.order.length && !spec.cycle) return undefined;
+    return spec.order[pos % spec.order.length];
+  };
+  const loop = async (n: number): Promise<void> => {
+    for (let i = next(); i !== undefined; i = next()) {
+      const started = performance.now();
+      const r = await fetchOne(n, i);
+      const ended = performance.now();
+      lastEnd = Math.max(lastEnd, ended);
+      bytes += r.bytes;
+      latency.push(ended - started);
+      if (r.ttfb >= 0) ttfb.push(r.ttfb);
+      if (!r.ok) {
+        errors++;
+        if (samples.length < 5 && r.error !== undefined) samples.push(r.error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: spec.concurrency }, (_, n) => loop(n)));
+  const elapsedMs = lastEnd - t0;
+  return {
+    requests: latency.length,
+    errors,
+    errorSamples: samples,
+    bytes,
+    elapsedMs,
+    reqPerSec: elapsedMs > 0 ? (latency.length * 1000) / elapsedMs : 0,
+    bytesPerSec: elapsedMs > 0 ? (bytes * 1000) / elapsedMs : 0,
+    latencyMs: percentiles(latency),
+    ttfbMs: ttfb.length > 0 ? percentiles(ttfb) : null,
+  };
 }
 
 /** A driver's entry point: `node DRIVER.js SPEC.json RESULT.json`; exit 1 with the stack on failure. */

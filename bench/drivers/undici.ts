@@ -7,23 +7,9 @@
 // the driver spends less of the machine's two cores on itself.
 import { readFile } from 'node:fs/promises';
 import { Pool, type Dispatcher } from 'undici';
-import { driverMain, percentiles, type LoadResult, type LoadSpec } from './protocol.js';
+import { closedLoop, driverMain, judge, type Fetched, type LoadResult, type LoadSpec } from './protocol.js';
 
-function nextIndexer(spec: LoadSpec, deadline: number): () => number | undefined {
-  let issued = 0;
-  const order = spec.order;
-  return () => {
-    if (issued >= spec.maxRequests || performance.now() > deadline) return undefined;
-    const pos = issued++;
-    if (order === undefined) return pos % spec.paths.length;
-    if (pos >= order.length && !spec.cycle) return undefined;
-    return order[pos % order.length];
-  };
-}
-
-interface One { ok: boolean; bytes: number; ttfb: number; error?: string }
-
-function fetchOne(pool: Dispatcher, path: string, expect: number, timeoutMs: number): Promise<One> {
+function fetchOne(pool: Dispatcher, path: string, expect: number, timeoutMs: number): Promise<Fetched> {
   const started = performance.now();
   return new Promise((resolve) => {
     let status = 0;
@@ -37,11 +23,7 @@ function fetchOne(pool: Dispatcher, path: string, expect: number, timeoutMs: num
         if (ttfb < 0) ttfb = performance.now() - started;
         bytes += chunk.length;
       },
-      onResponseEnd() {
-        if (status !== 200) resolve({ ok: false, bytes, ttfb, error: `status ${status} for ${path.split('?')[0]}` });
-        else if (bytes !== expect) resolve({ ok: false, bytes, ttfb, error: `short body: ${bytes} of ${expect} bytes for ${path.split('?')[0]}` });
-        else resolve({ ok: true, bytes, ttfb });
-      },
+      onResponseEnd() { resolve(judge(path, status, bytes, expect, ttfb)); },
       onResponseError(_c, err) { resolve({ ok: false, bytes, ttfb, error: `${err.name}: ${err.message}` }); },
     });
   });
@@ -64,44 +46,9 @@ export async function runUndici(spec: LoadSpec): Promise<LoadResult> {
       connectionWindowSize: 1 << 30,
     })
     : new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, connect: { ca } });
-
-  const latency: number[] = [];
-  const ttfb: number[] = [];
-  const samples: string[] = [];
-  let errors = 0;
-  let bytes = 0;
-  const t0 = performance.now();
-  let lastEnd = t0;
-  const next = nextIndexer(spec, t0 + spec.durationMs);
-  const worker = async (): Promise<void> => {
-    for (let i = next(); i !== undefined; i = next()) {
-      const started = performance.now();
-      const r = await fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs);
-      const ended = performance.now();
-      lastEnd = Math.max(lastEnd, ended);
-      bytes += r.bytes;
-      latency.push(ended - started);
-      if (r.ttfb >= 0) ttfb.push(r.ttfb);
-      if (!r.ok) {
-        errors++;
-        if (samples.length < 5 && r.error !== undefined) samples.push(r.error);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  const result = await closedLoop(spec, (_loop, i) => fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs));
   await pool.close();
-  const elapsedMs = lastEnd - t0;
-  return {
-    requests: latency.length,
-    errors,
-    errorSamples: samples,
-    bytes,
-    elapsedMs,
-    reqPerSec: elapsedMs > 0 ? (latency.length * 1000) / elapsedMs : 0,
-    bytesPerSec: elapsedMs > 0 ? (bytes * 1000) / elapsedMs : 0,
-    latencyMs: percentiles(latency),
-    ttfbMs: ttfb.length > 0 ? percentiles(ttfb) : null,
-  };
+  return result;
 }
 
 driverMain('undici', runUndici);

@@ -17,7 +17,7 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   const upstream = subject.upstream;
   if (upstream === null) throw new Error(`${subject.kind} has no upstream: cold-stampede needs a cache`);
   const errors = new ErrorTally();
-  const common = { driver: 'undici' as const, proto: 'h1' as const, cycle: false, durationMs: wanMs(env, s.size), slackMs: wanMs(env, s.size) };
+  const common = { driver: 'raw' as const, proto: 'h1' as const, cycle: false, durationMs: wanMs(env, s.size), slackMs: wanMs(env, s.size) };
 
   env.phase('lone cold fetch');
   const one = errors.add(await load(env, subject, [lone], { ...common, concurrency: 1, order: [0], maxRequests: 1 }));
@@ -31,7 +31,7 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   const loneTtfb = one.ttfbMs?.p50 ?? null;
   const ttfbP99 = many.ttfbMs?.p99 ?? null;
   return {
-    params: { clients: s.clients, blobBytes: s.size, proto: 'h1', driver: 'undici' },
+    params: { clients: s.clients, blobBytes: s.size, proto: 'h1', driver: 'raw' },
     figures: {
       upstreamGets: gets,
       wallMs: round(many.elapsedMs, 0),

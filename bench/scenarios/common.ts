@@ -58,6 +58,7 @@ export async function load(env: BenchEnv, subject: Subject, blobs: Blob[], o: Lo
     caPath: env.ca.certPath,
     paths,
     sizes: blobs.map((b) => b.size),
+    digests: blobs.map((b) => b.digest),
     concurrency: o.concurrency,
     cycle: o.cycle ?? true,
     durationMs: o.durationMs,
@@ -65,7 +66,7 @@ export async function load(env: BenchEnv, subject: Subject, blobs: Blob[], o: Lo
     requestTimeoutMs: o.requestTimeoutMs ?? 120_000,
     ...(o.order !== undefined ? { order: o.order } : {}),
   };
-  return runLoad(env.workDir, spec, o.slackMs ?? 30_000);
+  return runLoad(env.workDir, spec, o.slackMs ?? 30_000, env.settings.cpuProfDir);
 }
 
 /** Time a transfer of `bytes` takes from the far origin, with headroom: the slack for cold loads. */
