@@ -26,10 +26,15 @@ let activePumps = 0;
  */
 const COALESCE_MS = 8;
 
-/** The read size for a new response: READ_SIZE while few are active, shrinking as more join. */
-function readSize(length: number): number {
-  const share = Math.floor(READ_BUDGET / Math.max(1, activePumps) / MIN_READ_SIZE) * MIN_READ_SIZE;
-  return Math.min(length, Math.max(MIN_READ_SIZE, Math.min(READ_SIZE, share)));
+/**
+ * One response's share of READ_BUDGET at this moment: READ_SIZE while few are active,
+ * shrinking as more join. Applied to every read, not only to the buffer's size: responses
+ * that started while few were active keep their larger buffers, and sizing alone let 32
+ * stampede clients hold ~16 MiB of reads, and so of TLS writes, in one turn.
+ */
+function share(): number {
+  const even = Math.floor(READ_BUDGET / Math.max(1, activePumps) / MIN_READ_SIZE) * MIN_READ_SIZE;
+  return Math.max(MIN_READ_SIZE, Math.min(READ_SIZE, even));
 }
 
 export class ClientGone extends Error {
@@ -107,7 +112,7 @@ async function pump(res: ResLike, src: BlobSource, r: ByteRange, watch: CloseWat
   // One buffer per response, reused once the socket has taken the previous write: no
   // garbage per MiB, so memory is bounded by (clients × READ_SIZE) whatever the blob size.
   activePumps++;
-  const buf = Buffer.allocUnsafeSlow(readSize(r.end - r.start + 1));
+  const buf = Buffer.allocUnsafeSlow(Math.min(r.end - r.start + 1, share()));
   try {
     return await pumpWith(buf, res, src, r, watch);
   } finally {
@@ -128,13 +133,14 @@ async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange
     }
     // First bytes go out at once (time to first byte); later, a small gap on a source that
     // is still growing is worth a short wait for more.
-    if (pos > r.start && limit - pos < buf.length / 2 && limit <= r.end && src.available() < src.size) {
+    const most = Math.min(buf.length, share());
+    if (pos > r.start && limit - pos < most / 2 && limit <= r.end && src.available() < src.size) {
       // One wait only: then whatever has arrived is sent.
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
     }
     const now = Math.min(src.available(), r.end + 1);
-    const want = Math.min(buf.length, now - pos);
+    const want = Math.min(most, now - pos);
     const got = await src.read(buf, pos, want);
     if (got === 0) throw new Error(`blob file is shorter than its size (${pos} of ${src.size})`);
     pos += got;
