@@ -56,9 +56,10 @@ export async function hitLarge(env: BenchEnv, subject: Subject): Promise<Outcome
       figures['h2P99Ms'] = null;
       continue;
     }
-    // undici for HTTP/1.1 too: autocannon's JavaScript parser (http-parser-js) completed no
-    // 64 MiB response in 5 s at c=8 here, where undici moved ~300 MiB/s (bench/README.md).
-    const opts = { driver: 'undici' as const, proto, concurrency: s.concurrency, maxRequests: s.maxRequests, slackMs: 60_000 };
+    // HTTP/1.1 by the raw driver: autocannon's JavaScript parser completed no 64 MiB
+    // response in 5 s at c=8 here, and undici's own CPU per GB capped what it could measure
+    // (bench/README.md, "Load drivers for large bodies").
+    const opts = { driver: proto === 'h1' ? 'raw' as const : 'undici' as const, proto, concurrency: s.concurrency, maxRequests: s.maxRequests, slackMs: 60_000 };
     if (env.shape.warmupMs > 0) {
       env.phase(`${proto} warm-up load`);
       errors.add(await load(env, subject, blobs, { ...opts, durationMs: env.shape.warmupMs }));
@@ -70,7 +71,7 @@ export async function hitLarge(env: BenchEnv, subject: Subject): Promise<Outcome
     figures[`${proto}Requests`] = r.requests;
   }
   return {
-    params: { blobs: s.blobs, blobBytes: s.size, concurrency: s.concurrency, durationMs: s.durationMs, driver: 'undici' },
+    params: { blobs: s.blobs, blobBytes: s.size, concurrency: s.concurrency, durationMs: s.durationMs, h1Driver: 'raw', h2Driver: 'undici' },
     figures,
     errors: errors.count,
     errorSamples: errors.samples,
