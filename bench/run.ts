@@ -15,6 +15,7 @@ import { Progress } from './scenarios/progress.js';
 import { selectScenarios, type ScenarioDef } from './scenarios/registry.js';
 import { formatTable, writeReport } from './scenarios/report.js';
 import { shapeFor } from './scenarios/shape.js';
+import { cpuTimes, stealPct } from './scenarios/steal.js';
 import { evaluateTargets, addRatios } from './scenarios/targets.js';
 import { SCHEMA, type BenchReport, type Mode, type ScenarioResult } from './scenarios/types.js';
 
@@ -39,14 +40,16 @@ async function runOne(env: BenchEnv, def: ScenarioDef): Promise<ScenarioResult> 
   const started = performance.now();
   const base = { name: def.name, subject: def.subject, ratios: [], params: {}, figures: {}, errors: 0, errorSamples: [] };
   const missing = (await def.missing?.()) ?? null;
-  if (missing !== null) return { ...base, status: 'skipped', note: `skipped: ${missing}`, durationMs: 0 };
+  if (missing !== null) return { ...base, status: 'skipped', note: `skipped: ${missing}`, durationMs: 0, stealPct: null };
+  const cpuBefore = await cpuTimes();
+  const timing = async () => ({ durationMs: Math.round(performance.now() - started), stealPct: stealPct(cpuBefore, await cpuTimes()) });
   try {
     const o = await def.run(env);
     if (env.mock.proc.crashed()) throw new Error('the DTR mock exited during the scenario');
-    return { ...base, ...o, status: o.errors > 0 ? 'error' : 'ok', note: o.note ?? null, durationMs: Math.round(performance.now() - started) };
+    return { ...base, ...o, status: o.errors > 0 ? 'error' : 'ok', note: o.note ?? null, ...(await timing()) };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    return { ...base, status: 'error', note: msg.slice(0, 2_000), errors: Math.max(1, base.errors), durationMs: Math.round(performance.now() - started) };
+    return { ...base, status: 'error', note: msg.slice(0, 2_000), errors: Math.max(1, base.errors), ...(await timing()) };
   }
 }
 

@@ -14,10 +14,10 @@ function pad(s: string, n: number): string {
 
 function scenarioRows(results: ScenarioResult[]): string[] {
   const w = Math.max(...results.map((r) => r.name.length), 8) + 2;
-  const rows = [`${pad('scenario', w)}${pad('status', 9)}${pad('errors', 8)}figures`];
+  const rows = [`${pad('scenario', w)}${pad('status', 9)}${pad('errors', 8)}${pad('steal%', 8)}figures`];
   for (const r of results) {
     const figs = Object.entries(r.figures).map(([k, v]) => `${k}=${show(v)}`).join('  ');
-    rows.push(`${pad(r.name, w)}${pad(r.status, 9)}${pad(String(r.errors), 8)}${figs}`);
+    rows.push(`${pad(r.name, w)}${pad(r.status, 9)}${pad(String(r.errors), 8)}${pad(show(r.stealPct), 8)}${figs}`);
     if (r.note !== null) rows.push(`${pad('', w)}note: ${r.note}`);
     for (const e of r.errorSamples.slice(0, 3)) rows.push(`${pad('', w)}error: ${e}`);
   }

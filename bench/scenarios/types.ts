@@ -35,6 +35,12 @@ export interface ScenarioResult {
   errorSamples: string[];
   ratios: Ratio[];
   durationMs: number;
+  /**
+   * Share of all CPU time the hypervisor took for other guests while the scenario ran
+   * (percent, /proc/stat `steal`); null off Linux or when skipped. Figures of runs with
+   * high steal understate the subject, a single-threaded one most.
+   */
+  stealPct: Figure;
 }
 
 export interface TargetResult {

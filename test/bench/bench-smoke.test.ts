@@ -78,6 +78,8 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
     assert.equal(s['subject'], 'dtr-cache');
     assert.ok(Array.isArray(s['ratios']) && Array.isArray(s['errorSamples']), name);
     assert.equal(typeof s['durationMs'], 'number');
+    // Linux has /proc/stat: steal is measured (0 on an idle host), never missing.
+    assert.ok(typeof s['stealPct'] === 'number' && s['stealPct'] >= 0 && s['stealPct'] <= 100, `${name}.stealPct = ${String(s['stealPct'])}`);
     const figures = s['figures'] as Record<string, unknown>;
     assert.ok(Object.keys(figures).length > 0, `${name} has figures`);
     for (const [k, v] of Object.entries(figures)) assert.ok(isFigure(v), `${name}.${k} = ${String(v)}`);
