@@ -24,5 +24,7 @@ export async function cpuTimes(): Promise<CpuTimes | null> {
 /** Steal as a percentage of all CPU time between two readings. */
 export function stealPct(before: CpuTimes | null, after: CpuTimes | null): Figure {
   if (before === null || after === null || after.total <= before.total) return null;
-  return Math.round((1000 * (after.steal - before.steal)) / (after.total - before.total)) / 10;
+  // Some hypervisors' steal counter has been seen to step backwards: clamp to 0–100.
+  const pct = Math.round((1000 * (after.steal - before.steal)) / (after.total - before.total)) / 10;
+  return Math.min(100, Math.max(0, pct));
 }

@@ -133,14 +133,13 @@ async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange
     }
     // First bytes go out at once (time to first byte); later, a small gap on a source that
     // is still growing is worth a short wait for more.
-    const most = Math.min(buf.length, share());
-    if (pos > r.start && limit - pos < most / 2 && limit <= r.end && src.available() < src.size) {
+    if (pos > r.start && limit - pos < Math.min(buf.length, share()) / 2 && limit <= r.end && src.available() < src.size) {
       // One wait only: then whatever has arrived is sent.
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
     }
     const now = Math.min(src.available(), r.end + 1);
-    const want = Math.min(most, now - pos);
+    const want = Math.min(buf.length, share(), now - pos);
     const got = await src.read(buf, pos, want);
     if (got === 0) throw new Error(`blob file is shorter than its size (${pos} of ${src.size})`);
     pos += got;
