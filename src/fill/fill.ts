@@ -150,6 +150,11 @@ export class Fill {
         this.#trimTail();
         return got;
       },
+      startingAt: (position) => {
+        if ((this.#positions.get(client) ?? 0) >= position) return;
+        this.#positions.set(client, position);
+        this.#trimTail();
+      },
       available: () => this.#available(),
       failure: () => this.#failure,
       waitForMore: () => this.#progress.wait(),
@@ -469,9 +474,14 @@ export class Fill {
         this.#deps.hooks?.upstreamBytes(res.host.url, data.length);
         this.#pending.push(data);
         this.#pendingBytes += data.length;
-        this.#tail?.push(data);
         this.#scheduleFlush();
-        if (this.#tail !== null) this.#progress.notify();
+        if (this.#tail !== null) {
+          this.#tail.push(data);
+          // Bytes every reader is already past (a Range client waiting further on) go at once:
+          // trimming only when readers read would let them fill the tail and pause us for good.
+          this.#trimTail();
+          this.#progress.notify();
+        }
         if (this.#pendingBytes > RING_SIZE || (this.#tail !== null && this.#tail.bytes > TAIL_LIMIT)) {
           body.pause();
           this.#pausedBody = body;

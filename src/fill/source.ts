@@ -7,6 +7,12 @@ export interface BlobSource {
   /** The whole blob, when it is in memory: a full response is then one write. */
   readonly bytes?: Buffer;
   read(buf: Buffer, position: number, length: number): Promise<number>;
+  /**
+   * The response reads nothing below `position`: a fill streaming through memory may drop
+   * those bytes for this reader before its first read (a Range client waiting for bytes
+   * that have not arrived must not pin the memory below them).
+   */
+  startingAt?(position: number): void;
   /** Exclusive end of the bytes that may be sent now (a fill holds back its last byte until verified). */
   available(): number;
   /** Set once the bytes can never be completed or trusted; the response must be reset. */

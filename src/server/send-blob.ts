@@ -62,6 +62,7 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
     res.end();
     return 0;
   }
+  src.startingAt?.(range.kind === 'full' ? 0 : Math.min(...range.ranges.map((r) => r.start)));
   const watch = new CloseWatch(res);
   try {
     if (range.kind === 'full') {

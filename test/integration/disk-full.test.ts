@@ -85,3 +85,28 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   lines = await s.cache.logLines();
   assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 2);
 });
+
+test('disk full: a Range client of a pass-through fill holds no memory below its range, so the fill does not stall', async (t) => {
+  const mnt = await mkdtemp(join(tmpdir(), 'dtr-cache-tmpfs-'));
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
+  } catch (err) {
+    t.skip(`mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`);
+    return;
+  }
+  t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  // 40 MiB through memory (the disk holds 8), asked for from 30 MiB on. The memory tail
+  // pauses the upstream at 16 MiB held: were the client's position 0 until its first read,
+  // it would never trim below 16 MiB, and the bytes from 30 MiB on would never come.
+  const blob = s.origin.add(randomBytes(40 << 20));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const from = 30 << 20;
+  const r = await within(30_000, 'the range from 30 MiB of a 40 MiB pass-through fill', fetchBlob(s.h1, url, { headers: { Range: `bytes=${from}-` } }));
+  assert.equal(r.error, null);
+  assert.equal(r.status, 206);
+  assert.equal(r.headers['content-range'], `bytes ${from}-${(40 << 20) - 1}/${40 << 20}`);
+  assert.ok(r.body.equals(blob.bytes.subarray(from)), 'the bytes of the range');
+  const lines = await s.cache.logLines();
+  assert.ok(lines.some((l) => l.msg === 'fill streamed through without caching'), 'it was a pass-through fill');
+});
