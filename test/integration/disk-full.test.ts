@@ -1,7 +1,7 @@
 // Issue #5: a full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
 // than the disk still reach every client complete, nothing partial is published, the
 // error is logged once per episode, and caching resumes by itself when space returns.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,15 +18,22 @@ import { waitFor, within } from '../helpers/deadline.js';
 const run = promisify(execFile);
 const exists = (p: string) => access(p).then(() => true, () => false);
 
-test('disk full mid-fill: clients get complete blobs, nothing partial is published, caching resumes', async (t) => {
+/** An 8 MiB tmpfs for the test, unmounted after it; null (test skipped) where mounting is not allowed. */
+async function smallDisk(t: TestContext): Promise<string | null> {
   const mnt = await mkdtemp(join(tmpdir(), 'dtr-cache-tmpfs-'));
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   } catch (err) {
     t.skip(`mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`);
-    return;
+    return null;
   }
   t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  return mnt;
+}
+
+test('disk full mid-fill: clients get complete blobs, nothing partial is published, caching resumes', async (t) => {
+  const mnt = await smallDisk(t);
+  if (mnt === null) return;
   const s = await startStack(t, { root: join(mnt, 'registry') });
   const layout = new Layout(join(mnt, 'registry'));
   const big = [s.origin.add(randomBytes(20 << 20)), s.origin.add(randomBytes(20 << 20))];
@@ -87,14 +94,8 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
 });
 
 test('disk full: a Range client of a pass-through fill holds no memory below its range, so the fill does not stall', async (t) => {
-  const mnt = await mkdtemp(join(tmpdir(), 'dtr-cache-tmpfs-'));
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
-  } catch (err) {
-    t.skip(`mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`);
-    return;
-  }
-  t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  const mnt = await smallDisk(t);
+  if (mnt === null) return;
   const s = await startStack(t, { root: join(mnt, 'registry') });
   // 40 MiB through memory (the disk holds 8), asked for from 30 MiB on. The memory tail
   // pauses the upstream at 16 MiB held: were the client's position 0 until its first read,
