@@ -2,7 +2,6 @@
 // fill and mostly awaits messages, so each worker runs many at once
 // (concurrentTasksPerWorker); the queue is bounded and a full queue is a 429.
 import { availableParallelism } from 'node:os';
-import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RegistryError } from './errors/registry.js';
 import type { HashFileResult, HashFileTask, SpoolResult, SpoolTask } from '../workers/types.js';
@@ -46,7 +45,9 @@ export class WorkerPool {
 
   spool(task: SpoolTask): Promise<SpoolResult> {
     this.#admit();
-    const transferList: MessagePort[] = [task.port];
+    // piscina infers its TransferList type from MessagePort.postMessage's last overload,
+    // which @types/node 26 made the options form; the port array is what it accepts at run time.
+    const transferList = [task.port] as unknown as NonNullable<Parameters<Piscina['run']>[1]>['transferList'];
     return this.#pool.run(task, { name: 'spool', transferList });
   }
 

@@ -3,7 +3,7 @@
 // fills in flight, queue depth, event-loop delay) is read only when /metrics is scraped,
 // in `collect()`. Each Metrics has its own registry, so several caches in one process
 // (tests) never share or clash.
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { UpstreamWatch } from './upstream-watch.js';
 
@@ -49,7 +49,7 @@ export class Metrics {
   readonly #refused: Counter<'reason'>;
   readonly #broken: Counter<'route'>;
   readonly #children = new Map<string, Counter.Internal>();
-  readonly #loop: IntervalHistogram;
+  readonly #loop: ELDHistogram;
   readonly #upstreams: UpstreamWatch;
 
   constructor(sources: MetricSources) {

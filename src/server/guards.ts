@@ -1,9 +1,10 @@
 // Hostile-client guards that Node's servers do not provide themselves (issue #7): open
 // connections per client IP, HTTP/2 rapid-reset floods, and the HTTP/2 header-list size.
-// Measured on Node 20.20: nghttp2's own reset limit lets ~1000 reset streams per
-// connection reach the request handler before its GOAWAY, and a header list beyond the
-// advertised SETTINGS_MAX_HEADER_LIST_SIZE is delivered as is; HTTP/1.1 header size and
-// timeouts are node:http's (see server.ts).
+// On Node 26, nghttp2's RST_STREAM rate limit (server.ts sets it from maxresetspersecond)
+// stops a reset flood before its streams reach us, with GOAWAY(INTERNAL_ERROR); the guard
+// here counts the resets of streams that did reach the handler. A header list beyond the
+// advertised SETTINGS_MAX_HEADER_LIST_SIZE is still delivered as is; HTTP/1.1 header size
+// and timeouts are node:http's (see server.ts).
 import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 

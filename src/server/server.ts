@@ -5,7 +5,7 @@ import { createSecureServer, type Http2SecureServer, type Http2Session } from 'n
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.js';
 import { guardRapidReset, headerListSize, PerIpLimiter, clientIp, type GuardHooks } from './guards.js';
-import type { Req, Res } from './http-types.js';
+import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
@@ -29,7 +29,7 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
     // HTTP/1.1 header size is enforced by node:http's parser (431); HTTP/2's is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
       hooks.refused?.('header-size', clientIp(req.socket));
-      res.writeHead(431, { 'Content-Length': 0 });
+      asRes(res).writeHead(431, { 'Content-Length': 0 });
       res.end();
       return;
     }
@@ -51,6 +51,10 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
       maxHeaderListPairs: 128,
       // A TCP connection that never completes its TLS handshake is a slowloris too.
       handshakeTimeout: limits.headersTimeoutMs,
+      // nghttp2's own RST_STREAM rate limit (CVE-2023-44487) acts before streams reach us;
+      // it answers with GOAWAY(INTERNAL_ERROR). guardRapidReset covers the streams it lets by.
+      streamResetBurst: limits.maxResetsPerSecond,
+      streamResetRate: limits.maxResetsPerSecond,
     });
     h2.on('session', (session: Http2Session) => {
       sessions.add(session);

@@ -175,7 +175,7 @@ test('hostile clients, each contained while a well-behaved client is served', as
     await x.wellBehaved();
   });
 
-  await t.test('HTTP/2 rapid reset (CVE-2023-44487): GOAWAY(ENHANCE_YOUR_CALM) after maxresetspersecond', async (tt) => {
+  await t.test('HTTP/2 rapid reset (CVE-2023-44487): GOAWAY after maxresetspersecond', async (tt) => {
     const before = await x.requestLines('other');
     const raw = await RawH2.open(port, s.ca.cert, { localAddress: '127.0.0.6' });
     tt.after(() => raw.destroy());
@@ -189,12 +189,18 @@ test('hostile clients, each contained while a well-behaved client is served', as
     }
     await waitFor(5_000, 'flooder disconnected', () => raw.closed);
     await served;
-    assert.equal(raw.goaway?.code, 0xb, 'GOAWAY(ENHANCE_YOUR_CALM)');
     const handled = (await x.requestLines('other')) - before;
-    tt.diagnostic(`rapid reset: ${handled} of ${sent} streams sent reached the router before GOAWAY`);
-    // Without the guard nghttp2 let ~1000 reset streams per connection reach the handler.
+    const goaway = raw.goaway;
+    assert.ok(goaway !== null, 'the flooder got a GOAWAY');
+    tt.diagnostic(`rapid reset: GOAWAY code ${goaway.code} after stream ${goaway.lastStreamId}; ${handled} of ${sent} streams sent reached the router`);
+    // Two layers can stop the flood, both held to maxresetspersecond (50 here): nghttp2's
+    // RST_STREAM limit, which Node 26 applies before a stream reaches us (GOAWAY
+    // INTERNAL_ERROR), and our guard for resets of streams that did (ENHANCE_YOUR_CALM).
+    if (goaway.code === 0xb) assert.equal(await x.refused('rapid-reset'), 1);
+    else assert.equal(goaway.code, 0x2, 'GOAWAY(INTERNAL_ERROR) from the nghttp2 limit, or ENHANCE_YOUR_CALM from ours');
+    // The configured 50 must be what stopped it (without it: ~110 streams on Node 26.10).
+    assert.ok(goaway.lastStreamId <= 2 * 75 + 1, `the session was stopped after stream ${goaway.lastStreamId}`);
     assert.ok(handled <= 150, `${handled} of ${sent} reset streams reached the router`);
-    assert.equal(await x.refused('rapid-reset'), 1);
     await x.wellBehaved();
   });
 

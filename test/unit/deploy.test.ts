@@ -118,7 +118,7 @@ test('deploy: the systemd unit runs the CLI as users do, reloads with SIGHUP, an
     if (kv && section === 'Service') service.set(kv[1]!, kv[2]!);
   }
   const exec = (service.get('ExecStart') ?? '').split(/\s+/);
-  assert.equal(exec[0], '/usr/bin/node');
+  assert.equal(exec[0], '/opt/dtr-cache/node_modules/.bin/node', 'the pinned runtime installed with the package');
   assert.deepEqual(exec.slice(1, 1 + (await cliNodeFlags()).length), await cliNodeFlags());
   assert.match(exec.at(-4) ?? '', /\/dist\/src\/cli\.js$/);
   assert.deepEqual(exec.slice(-3, -1), ['serve', '--config']);
