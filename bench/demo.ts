@@ -62,7 +62,9 @@ interface Running {
   image: OciImage;
 }
 
-const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
+const out = (s = ''): void => {
+  process.stdout.write(`${s}\n`);
+};
 
 async function step<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -74,8 +76,17 @@ async function step<T>(label: string, fn: () => Promise<T>): Promise<T> {
 
 async function pushImage(r: Omit<Running, 'image'>, image: OciImage, client: Client): Promise<void> {
   if (client === 'skopeo') {
-    const res = await runTool('skopeo', ['--insecure-policy', 'copy', '--preserve-digests', '--dest-cert-dir', r.certDir,
-      '--dest-creds', `${r.user.user}:${r.user.password}`, `oci:${image.dir}:${TAG}`, `docker://localhost:${r.mock.port}/${REPO}:${TAG}`]);
+    const res = await runTool('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--preserve-digests',
+      '--dest-cert-dir',
+      r.certDir,
+      '--dest-creds',
+      `${r.user.user}:${r.user.password}`,
+      `oci:${image.dir}:${TAG}`,
+      `docker://localhost:${r.mock.port}/${REPO}:${TAG}`,
+    ]);
     if (res.code !== 0) throw new DemoFailure(`skopeo push failed:\n${res.out}`);
     return;
   }
@@ -90,8 +101,17 @@ async function pushImage(r: Omit<Running, 'image'>, image: OciImage, client: Cli
 async function pullImage(r: Running, client: Client, dest: string): Promise<void> {
   if (client === 'skopeo') {
     // --preserve-digests: store the layers as they came, so digests can be compared.
-    const res = await runTool('skopeo', ['--insecure-policy', 'copy', '--preserve-digests', '--src-cert-dir', r.certDir,
-      '--src-creds', `${r.user.user}:${r.user.password}`, `docker://localhost:${r.mock.port}/${REPO}:${TAG}`, `oci:${dest}:${TAG}`]);
+    const res = await runTool('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--preserve-digests',
+      '--src-cert-dir',
+      r.certDir,
+      '--src-creds',
+      `${r.user.user}:${r.user.password}`,
+      `docker://localhost:${r.mock.port}/${REPO}:${TAG}`,
+      `oci:${dest}:${TAG}`,
+    ]);
     if (res.code !== 0) throw new DemoFailure(`skopeo pull failed:\n${res.out}`);
     return;
   }
@@ -104,12 +124,18 @@ async function pullImage(r: Running, client: Client, dest: string): Promise<void
 }
 
 const blobGets = (lines: Array<Record<string, unknown>>, digest: string): Array<Record<string, unknown>> =>
-  lines.filter((l) => l['msg'] === 'request' && l['route'] === 'blob' && l['method'] === 'GET' && l['digest'] === digest);
+  lines.filter(
+    (l) => l['msg'] === 'request' && l['route'] === 'blob' && l['method'] === 'GET' && l['digest'] === digest,
+  );
 const published = (lines: Array<Record<string, unknown>>, digest: string): boolean =>
   lines.some((l) => l['msg'] === 'fill published' && l['digest'] === digest);
 
 /** The cache logs a request when it ends, a moment after the client has its bytes: wait for them. */
-async function cacheLinesSince(cache: ServiceProcess, from: number, blobs: string[]): Promise<Array<Record<string, unknown>>> {
+async function cacheLinesSince(
+  cache: ServiceProcess,
+  from: number,
+  blobs: string[],
+): Promise<Array<Record<string, unknown>>> {
   const end = Date.now() + 5000;
   for (;;) {
     const lines = cache.lines.slice(from);
@@ -132,9 +158,11 @@ async function pullOnce(r: Running, n: number, client: Client): Promise<PullRepo
   const ms = performance.now() - t0;
 
   const got = await readLayoutImage(dest, TAG);
-  if (got.manifestDigest !== r.image.manifestDigest) throw new DemoFailure(`pull ${n}: manifest ${got.manifestDigest}, pushed ${r.image.manifestDigest}`);
+  if (got.manifestDigest !== r.image.manifestDigest)
+    throw new DemoFailure(`pull ${n}: manifest ${got.manifestDigest}, pushed ${r.image.manifestDigest}`);
   const gotBlobs = [got.configDigest, ...got.layerDigests];
-  if (gotBlobs.join() !== blobs.join()) throw new DemoFailure(`pull ${n}: blobs ${gotBlobs.join(', ')} differ from the pushed ${blobs.join(', ')}`);
+  if (gotBlobs.join() !== blobs.join())
+    throw new DemoFailure(`pull ${n}: blobs ${gotBlobs.join(', ')} differ from the pushed ${blobs.join(', ')}`);
   const bad = await badBlobs(dest, blobs);
   if (bad.length > 0) throw new DemoFailure(`pull ${n}: blob files do not match their digests: ${bad.join(', ')}`);
 
@@ -164,27 +192,48 @@ function check(pulls: PullReport[]): void {
   const [first, second] = pulls;
   if (first === undefined || second === undefined) throw new DemoFailure('expected two pulls');
   for (const p of pulls) {
-    if (p.redirected !== p.blobs) throw new DemoFailure(`pull ${p.pull}: the origin redirected ${p.redirected} of ${p.blobs} blob GETs to the cache`);
+    if (p.redirected !== p.blobs)
+      throw new DemoFailure(
+        `pull ${p.pull}: the origin redirected ${p.redirected} of ${p.blobs} blob GETs to the cache`,
+      );
   }
   if (first.fills !== first.blobs || first.originServed !== first.blobs) {
-    throw new DemoFailure(`pull 1: the cache published ${first.fills} fills and the origin served ${first.originServed} blobs; expected ${first.blobs} each`);
+    throw new DemoFailure(
+      `pull 1: the cache published ${first.fills} fills and the origin served ${first.originServed} blobs; expected ${first.blobs} each`,
+    );
   }
   if (second.originServed !== 0 || second.hits !== second.blobs) {
-    throw new DemoFailure(`pull 2 was not served wholly by the cache: ${second.hits} hits of ${second.blobs}, origin served ${second.originServed} blobs`);
+    throw new DemoFailure(
+      `pull 2 was not served wholly by the cache: ${second.hits} hits of ${second.blobs}, origin served ${second.originServed} blobs`,
+    );
   }
 }
 
 function report(pulls: PullReport[]): void {
-  out(textTable(
-    ['pull', 'client', 'time', 'bytes', 'redirected (307)', 'cache misses', 'cache hits', 'origin -> cache'],
-    pulls.map((p) => [String(p.pull), p.client, formatMs(p.ms), formatBytes(p.bytes), `${p.redirected}/${p.blobs}`,
-      String(p.misses), String(p.hits), `${p.originServed} blobs, ${formatBytes(p.originBytes)}`]),
-  ));
+  out(
+    textTable(
+      ['pull', 'client', 'time', 'bytes', 'redirected (307)', 'cache misses', 'cache hits', 'origin -> cache'],
+      pulls.map((p) => [
+        String(p.pull),
+        p.client,
+        formatMs(p.ms),
+        formatBytes(p.bytes),
+        `${p.redirected}/${p.blobs}`,
+        String(p.misses),
+        String(p.hits),
+        `${p.originServed} blobs, ${formatBytes(p.originBytes)}`,
+      ]),
+    ),
+  );
   const [first, second] = pulls;
   if (first === undefined || second === undefined) return;
   out();
-  out(`The first pull filled the cache: ${first.fills} upstream fetches at the origin, ${formatBytes(first.originBytes)}.`);
-  out(`The second pull came from the cache alone, ${(first.ms / second.ms).toFixed(1)}x faster; the origin only answered manifests and redirects.`);
+  out(
+    `The first pull filled the cache: ${first.fills} upstream fetches at the origin, ${formatBytes(first.originBytes)}.`,
+  );
+  out(
+    `The second pull came from the cache alone, ${(first.ms / second.ms).toFixed(1)}x faster; the origin only answered manifests and redirects.`,
+  );
 }
 
 async function run(work: string, client: Client, json: boolean, stops: Array<() => Promise<unknown>>): Promise<void> {
@@ -197,13 +246,30 @@ async function run(work: string, client: Client, json: boolean, stops: Array<() 
   });
   const certDir = await caCertDir(ca.certPath, join(work, 'certs'));
   const usersFile = join(work, 'users.json');
-  await writeFile(usersFile, JSON.stringify({ [user.user]: { password: user.password, repos: { [REPO]: ['pull', 'push'] } } }));
+  await writeFile(
+    usersFile,
+    JSON.stringify({ [user.user]: { password: user.password, repos: { [REPO]: ['pull', 'push'] } } }),
+  );
 
   const mock = await step('starting the DTR mock', async () => {
     const m = await startService({
-      name: 'dtr-mock', command: process.execPath,
-      args: [MOCK_MAIN, '--port', '0', '--cert', mockLeaf.certPath, '--key', mockLeaf.keyPath, '--storage', join(work, 'origin'),
-        '--users', usersFile, '--admin', `${admin.user}:${admin.password}`],
+      name: 'dtr-mock',
+      command: process.execPath,
+      args: [
+        MOCK_MAIN,
+        '--port',
+        '0',
+        '--cert',
+        mockLeaf.certPath,
+        '--key',
+        mockLeaf.keyPath,
+        '--storage',
+        join(work, 'origin'),
+        '--users',
+        usersFile,
+        '--admin',
+        `${admin.user}:${admin.password}`,
+      ],
       ready: (l) => (l['event'] === 'listening' ? { port: Number(l['port']), url: String(l['url']) } : undefined),
     });
     stops.push(() => m.stop());
@@ -212,7 +278,12 @@ async function run(work: string, client: Client, json: boolean, stops: Array<() 
   const api = new DtrApi(mock.url, ca.cert);
   stops.push(() => api.close());
   const cache = await step('starting the cache (dtr-cache serve)', async () => {
-    const cfg = await writeCacheConfig(join(work, 'cache'), { upstreams: [mock.url], cas: [ca.certPath], tls: cacheLeaf, logLevel: 'info' });
+    const cfg = await writeCacheConfig(join(work, 'cache'), {
+      upstreams: [mock.url],
+      cas: [ca.certPath],
+      tls: cacheLeaf,
+      logLevel: 'info',
+    });
     const c = await spawnCacheProcess(cfg.path);
     stops.push(() => c.stop());
     return c;
@@ -220,21 +291,26 @@ async function run(work: string, client: Client, json: boolean, stops: Array<() 
   out(`    origin ${mock.url}, cache ${cache.url}`);
 
   const image = await step(`generating ${REPO}:${TAG} (${LAYERS.length} layers)`, () =>
-    createOciImage(join(work, 'image'), { layers: LAYERS, tag: TAG }));
+    createOciImage(join(work, 'image'), { layers: LAYERS, tag: TAG }),
+  );
   const base = { work, certDir, caPem: ca.cert, mock, cache, api, user };
   await step(`pushing it to the origin with ${client}`, () => pushImage(base, image, client));
   await step('registering the cache with the origin and selecting it for the user', async () => {
     await api.registerContentCache(admin, 'demo-cache', cache.url);
     await api.selectContentCache(user, user.user, 'demo-cache');
   });
-  await step(`making the origin far away (+${LATENCY_MS} ms per request, ${formatBytes(BANDWIDTH)}/s per connection)`, () =>
-    api.configureMock(admin, { latencyMs: LATENCY_MS, bandwidth: BANDWIDTH }));
+  await step(
+    `making the origin far away (+${LATENCY_MS} ms per request, ${formatBytes(BANDWIDTH)}/s per connection)`,
+    () => api.configureMock(admin, { latencyMs: LATENCY_MS, bandwidth: BANDWIDTH }),
+  );
 
   const r: Running = { ...base, image };
   const pulls: PullReport[] = [];
   for (const n of [1, 2]) pulls.push(await step(`pull ${n} through the redirect`, () => pullOnce(r, n, client)));
   out();
-  out(`image ${REPO}:${TAG} ${image.manifestDigest.slice(0, 19)}…: config + ${image.layerDigests.length} layers, ${formatBytes(image.sizes.reduce((a, b) => a + b, 0) + image.configSize)}; both pulls verified against the pushed digests`);
+  out(
+    `image ${REPO}:${TAG} ${image.manifestDigest.slice(0, 19)}…: config + ${image.layerDigests.length} layers, ${formatBytes(image.sizes.reduce((a, b) => a + b, 0) + image.configSize)}; both pulls verified against the pushed digests`,
+  );
   out();
   report(pulls);
   check(pulls);
@@ -242,10 +318,15 @@ async function run(work: string, client: Client, json: boolean, stops: Array<() 
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { client: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false } } });
-  if (!['auto', 'skopeo', 'registry-client'].includes(values.client)) throw new DemoFailure('--client is auto, skopeo or registry-client');
-  const client: Client = values.client === 'auto' ? ((await hasTool('skopeo')) ? 'skopeo' : 'registry-client') : values.client as Client;
-  if (client === 'skopeo' && !(await hasTool('skopeo'))) throw new DemoFailure('skopeo is not installed (apt-get install -y skopeo), or use --client registry-client');
+  const { values } = parseArgs({
+    options: { client: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false } },
+  });
+  if (!['auto', 'skopeo', 'registry-client'].includes(values.client))
+    throw new DemoFailure('--client is auto, skopeo or registry-client');
+  const client: Client =
+    values.client === 'auto' ? ((await hasTool('skopeo')) ? 'skopeo' : 'registry-client') : (values.client as Client);
+  if (client === 'skopeo' && !(await hasTool('skopeo')))
+    throw new DemoFailure('skopeo is not installed (apt-get install -y skopeo), or use --client registry-client');
   const work = await mkdtemp(join(tmpdir(), 'dtr-cache-demo-'));
   const stops: Array<() => Promise<unknown>> = [];
   const cleanup = async (): Promise<void> => {
@@ -267,8 +348,14 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  const msg = err instanceof DemoFailure ? err.message : err instanceof Error ? err.stack ?? err.message : String(err);
-  process.stderr.write(`\ndemo failed: ${msg}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const msg =
+      err instanceof DemoFailure ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`\ndemo failed: ${msg}\n`);
+    process.exitCode = 1;
+  },
+);

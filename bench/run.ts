@@ -38,32 +38,61 @@ function whole(v: string | undefined, flag: string, dflt: number): number {
 
 async function runOne(env: BenchEnv, def: ScenarioDef): Promise<ScenarioResult> {
   const started = performance.now();
-  const base = { name: def.name, subject: def.subject, ratios: [], params: {}, figures: {}, errors: 0, errorSamples: [] };
+  const base = {
+    name: def.name,
+    subject: def.subject,
+    ratios: [],
+    params: {},
+    figures: {},
+    errors: 0,
+    errorSamples: [],
+  };
   const missing = (await def.missing?.()) ?? null;
-  if (missing !== null) return { ...base, status: 'skipped', note: `skipped: ${missing}`, durationMs: 0, stealPct: null };
+  if (missing !== null)
+    return { ...base, status: 'skipped', note: `skipped: ${missing}`, durationMs: 0, stealPct: null };
   const cpuBefore = await cpuTimes();
-  const timing = async () => ({ durationMs: Math.round(performance.now() - started), stealPct: stealPct(cpuBefore, await cpuTimes()) });
+  const timing = async () => ({
+    durationMs: Math.round(performance.now() - started),
+    stealPct: stealPct(cpuBefore, await cpuTimes()),
+  });
   try {
     const o = await def.run(env);
     if (env.mock.proc.crashed()) throw new Error('the DTR mock exited during the scenario');
     return { ...base, ...o, status: o.errors > 0 ? 'error' : 'ok', note: o.note ?? null, ...(await timing()) };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    return { ...base, status: 'error', note: msg.slice(0, 2_000), errors: Math.max(1, base.errors), ...(await timing()) };
+    return {
+      ...base,
+      status: 'error',
+      note: msg.slice(0, 2_000),
+      errors: Math.max(1, base.errors),
+      ...(await timing()),
+    };
   }
 }
 
 function summary(r: ScenarioResult): string {
   if (r.status !== 'ok') return `${r.status}${r.note === null ? '' : `: ${r.note.split('\n')[0]}`}`;
-  return Object.entries(r.figures).slice(0, 5).map(([k, v]) => `${k}=${v ?? '—'}`).join(' ');
+  return Object.entries(r.figures)
+    .slice(0, 5)
+    .map(([k, v]) => `${k}=${v ?? '—'}`)
+    .join(' ');
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      quick: { type: 'boolean' }, smoke: { type: 'boolean' }, scenario: { type: 'string' }, 'no-peers': { type: 'boolean' },
-      'latency-ms': { type: 'string' }, bandwidth: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' },
-      keep: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      smoke: { type: 'boolean' },
+      scenario: { type: 'string' },
+      'no-peers': { type: 'boolean' },
+      'latency-ms': { type: 'string' },
+      bandwidth: { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      keep: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -116,8 +145,14 @@ async function main(): Promise<number> {
     await corpus.init();
     progress.phase('starting the DTR mock');
     const mock = await MockOrigin.start({
-      name: 'dtr-mock', workDir, leaf, caPem: ca.cert, storageDir: corpus.root,
-      latencyMs: settings.latencyMs, bandwidth: settings.bandwidth, tokens: true,
+      name: 'dtr-mock',
+      workDir,
+      leaf,
+      caPem: ca.cert,
+      storageDir: corpus.root,
+      latencyMs: settings.latencyMs,
+      bandwidth: settings.bandwidth,
+      tokens: true,
     });
     env = new BenchEnv(settings, shapeFor(mode), workDir, ca, leaf, corpus, mock);
     env.phase = (what) => progress.phase(what);
@@ -137,7 +172,14 @@ async function main(): Promise<number> {
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - startedAt.getTime(),
-      machine: { node: process.version, platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', memMiB: Math.round(totalmem() / 2 ** 20) },
+      machine: {
+        node: process.version,
+        platform: process.platform,
+        arch: process.arch,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        memMiB: Math.round(totalmem() / 2 ** 20),
+      },
       origin: { latencyMs: settings.latencyMs, bandwidthBytesPerSec: settings.bandwidth },
       scenarios: results,
       targets: evaluateTargets(results),
@@ -154,8 +196,11 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  killAllNow();
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    killAllNow();
+    process.exit(1);
+  },
+);

@@ -22,13 +22,15 @@ export interface ScanResult {
 async function layOut(layout: Layout, n: number): Promise<void> {
   const width = 64;
   for (let i = 0; i < n; i += width) {
-    await Promise.all(Array.from({ length: Math.min(width, n - i) }, async (_, k) => {
-      const bytes = Buffer.from(`blob ${i + k}`);
-      const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
-      const path = layout.blobData(d);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, bytes);
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(width, n - i) }, async (_, k) => {
+        const bytes = Buffer.from(`blob ${i + k}`);
+        const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+        const path = layout.blobData(d);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, bytes);
+      }),
+    );
   }
 }
 
@@ -44,17 +46,28 @@ export async function runStartupScan(blobs: number): Promise<ScanResult> {
     const { count } = await store.scan();
     const scanMs = performance.now() - t1;
     if (count !== blobs) throw new Error(`indexed ${count} of ${blobs} blobs`);
-    return { blobs, layoutMs: Math.round(layoutMs), scanMs: Math.round(scanMs), perBlobUs: Math.round((scanMs * 1000) / blobs * 10) / 10 };
+    return {
+      blobs,
+      layoutMs: Math.round(layoutMs),
+      scanMs: Math.round(scanMs),
+      perBlobUs: Math.round(((scanMs * 1000) / blobs) * 10) / 10,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { blobs: { type: 'string', default: '100000' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { blobs: { type: 'string', default: '100000' }, json: { type: 'boolean' } },
+  });
   const sizes = [Math.max(1, Math.floor(Number(values.blobs) / 10)), Number(values.blobs)];
   const results: ScanResult[] = [];
   for (const n of sizes) results.push(await runStartupScan(n));
   if (values.json) process.stdout.write(`${JSON.stringify(results)}\n`);
-  else for (const r of results) process.stdout.write(`startup scan: ${r.blobs} blobs indexed in ${r.scanMs} ms (${r.perBlobUs} µs/blob; laying them out took ${r.layoutMs} ms)\n`);
+  else
+    for (const r of results)
+      process.stdout.write(
+        `startup scan: ${r.blobs} blobs indexed in ${r.scanMs} ms (${r.perBlobUs} µs/blob; laying them out took ${r.layoutMs} ms)\n`,
+      );
 }

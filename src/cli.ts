@@ -49,22 +49,35 @@ async function serve(configPath: string | undefined): Promise<void> {
   const { config, warnings } = await loadOrExit(configPath);
   const log = createLogger(config.log);
   for (const w of warnings) log.warn(w);
-  if (!config.storage.deleteEnabled) log.warn('storage.delete.enabled is false: this cache never deletes blobs (no blobttl expiry, no maxsize eviction)');
+  if (!config.storage.deleteEnabled)
+    log.warn(
+      'storage.delete.enabled is false: this cache never deletes blobs (no blobttl expiry, no maxsize eviction)',
+    );
   const cache = await startCache(config, { log });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    cache.close().then(() => process.exit(0), (err: unknown) => {
-      log.error({ err }, 'stop failed');
-      process.exit(1);
-    });
+    cache.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    cache.reload().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'reload refused; keeping the current certificate and keys'));
+    cache
+      .reload()
+      .catch((err: unknown) =>
+        log.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          'reload refused; keeping the current certificate and keys',
+        ),
+      );
   });
 }
 
@@ -73,17 +86,37 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-async function registerCache(values: { config?: string | undefined; name?: string | undefined; host?: string | undefined; origin?: string | undefined; users?: string | undefined }): Promise<void> {
+async function registerCache(values: {
+  config?: string | undefined;
+  name?: string | undefined;
+  host?: string | undefined;
+  origin?: string | undefined;
+  users?: string | undefined;
+}): Promise<void> {
   const { config } = await loadOrExit(values.config);
   const name = values.name ?? usageError('register: --name NAME is required');
-  const host = values.host ?? config.http.publicUrl ?? usageError('register: --host URL is required (or set http.host in the config)');
+  const host =
+    values.host ??
+    config.http.publicUrl ??
+    usageError('register: --host URL is required (or set http.host in the config)');
   const ups = config.downstream.upstreams;
   const origin = values.origin ?? ups.origin ?? ups.hosts[0] ?? usageError('register: --origin URL is required');
-  const users = (values.users ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const users = (values.users ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
   try {
     const credentials = await readCredentials(process.env, process.stdin);
     const secureContext = await loadUpstreamTrust(config.downstream.cas);
-    await register({ origin, name, host, users, credentials, secureContext, say: (line) => process.stdout.write(`${line}\n`) });
+    await register({
+      origin,
+      name,
+      host,
+      users,
+      credentials,
+      secureContext,
+      say: (line) => process.stdout.write(`${line}\n`),
+    });
   } catch (err) {
     if (!(err instanceof RegisterError)) throw err;
     process.stderr.write(`dtr-cache register: ${err.message}\n`);
@@ -96,8 +129,13 @@ function parseUsage(argv: string[]) {
     return parseArgs({
       args: argv,
       options: {
-        config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, 'dry-run': { type: 'boolean' },
-        name: { type: 'string' }, host: { type: 'string' }, origin: { type: 'string' }, users: { type: 'string' },
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        'dry-run': { type: 'boolean' },
+        name: { type: 'string' },
+        host: { type: 'string' },
+        origin: { type: 'string' },
+        users: { type: 'string' },
       },
       allowPositionals: true,
     });
@@ -125,7 +163,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'scrub': {
       const { config } = await loadOrExit(values.config);
-      const report = await scrub(config, { dryRun: values['dry-run'] === true, say: (line) => process.stdout.write(`${line}\n`) });
+      const report = await scrub(config, {
+        dryRun: values['dry-run'] === true,
+        say: (line) => process.stdout.write(`${line}\n`),
+      });
       process.exit(report.bad.length === 0 ? 0 : 3);
     }
     case 'register':

@@ -28,7 +28,10 @@ export default function textTransport(opts: { dest?: number | string }): Writabl
     write(chunk: Buffer, _enc, cb) {
       const lines = (rest + chunk.toString('utf8')).split('\n');
       rest = lines.pop() ?? '';
-      const text = lines.filter((l) => l.length > 0).map((l) => formatLine(l) + '\n').join('');
+      const text = lines
+        .filter((l) => l.length > 0)
+        .map((l) => formatLine(l) + '\n')
+        .join('');
       if (text.length === 0 || out.write(text)) cb();
       else out.once('drain', () => cb());
     },

@@ -4,7 +4,14 @@
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/types.js';
 
-const REDACT = ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization'];
+const REDACT = [
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+];
 
 export function createLogger(cfg: Config['log'], dest: number | string = 1): Logger {
   const options = { level: cfg.level, base: { svc: 'dtr-cache' }, redact: { paths: REDACT, censor: '[redacted]' } };

@@ -28,7 +28,6 @@ import { removeDeadSpools, SPOOL_STALE_MS } from './store/spool.js';
 import { UpstreamChain } from './upstream/chain.js';
 import { loadUpstreamTrust } from './upstream/trust.js';
 
-
 export interface RunningCache {
   readonly config: Config;
   readonly url: string;
@@ -55,15 +54,27 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const removedSpools = await removeDeadSpools(layout, SPOOL_STALE_MS);
   const scanStarted = Date.now();
   const scanned = await store.scan();
-  log.info({ blobs: scanned.count, bytes: scanned.bytes, ms: Date.now() - scanStarted, removedSpools, root: layout.root }, 'store indexed');
+  log.info(
+    { blobs: scanned.count, bytes: scanned.bytes, ms: Date.now() - scanStarted, removedSpools, root: layout.root },
+    'store indexed',
+  );
 
   const secureContext = await loadUpstreamTrust(config.downstream.cas);
   const t = config.downstream.timeouts;
-  const hostOpts = { secureContext, connectTimeoutMs: t.connectMs, headersTimeoutMs: t.headersMs, bodyIdleTimeoutMs: t.bodyIdleMs };
+  const hostOpts = {
+    secureContext,
+    connectTimeoutMs: t.connectMs,
+    headersTimeoutMs: t.headersMs,
+    bodyIdleTimeoutMs: t.bodyIdleMs,
+  };
   const chain = new UpstreamChain(config.downstream.upstreams, { ...hostOpts, viaName: viaName(config), log });
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue });
 
-  const jwksAgent = new Agent({ connect: { secureContext, timeout: t.connectMs }, headersTimeout: t.headersMs, bodyTimeout: t.bodyIdleMs });
+  const jwksAgent = new Agent({
+    connect: { secureContext, timeout: t.connectMs },
+    headersTimeout: t.headersMs,
+    bodyTimeout: t.bodyIdleMs,
+  });
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { log });
   await keys.start();
   const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';
@@ -77,23 +88,48 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   // The evictor needs the inflight map (busy digests); fills tell the evictor about publishes.
   let evictor: Evictor | null = null;
   // Metrics only when something scrapes them (http.debug.prometheus.enabled).
-  const metrics: Metrics | null = config.http.debug?.prometheus ? new Metrics({ blobs: () => store, fills: () => fillStats(inflight), workerQueue: () => pool.queueSize }) : null;
+  const metrics: Metrics | null = config.http.debug?.prometheus
+    ? new Metrics({ blobs: () => store, fills: () => fillStats(inflight), workerQueue: () => pool.queueSize })
+    : null;
   metrics?.watchUpstreams(chain.all.map((h) => h.url));
   const inflight: Inflight = new Inflight({
-    chain, pool, store, log, disk: { full: false }, onPublished: () => evictor?.afterPublish(), ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
+    chain,
+    pool,
+    store,
+    log,
+    disk: { full: false },
+    onPublished: () => evictor?.afterPublish(),
+    ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
   });
   if (config.storage.deleteEnabled) {
-    const onEvict = metrics === null ? {} : { onEvict: (reason: string, entry: { size: number }) => metrics.evicted(reason, entry.size) };
-    evictor = new Evictor(store, { ttlMs: config.downstream.blobTtlMs, maxSize: config.downstream.maxSize, busy: (d) => inflight.has(d), log, ...onEvict });
+    const onEvict =
+      metrics === null
+        ? {}
+        : { onEvict: (reason: string, entry: { size: number }) => metrics.evicted(reason, entry.size) };
+    evictor = new Evictor(store, {
+      ttlMs: config.downstream.blobTtlMs,
+      maxSize: config.downstream.maxSize,
+      busy: (d) => inflight.has(d),
+      log,
+      ...onEvict,
+    });
     evictor.start();
   }
   const ctx: AppContext = { store, inflight, chain, verifier, keys, log, ...(metrics === null ? {} : { metrics }) };
   const tls = await readTls(config);
-  const server = createCacheServer(config.http.limits, tls, createRouter(ctx), refusalReporter(log, (reason) => metrics?.refused(reason)));
+  const server = createCacheServer(
+    config.http.limits,
+    tls,
+    createRouter(ctx),
+    refusalReporter(log, (reason) => metrics?.refused(reason)),
+  );
   const bound = await server.listen(config.http.host, config.http.port);
   const scheme = tls === null ? 'http' : 'https';
   const url = `${scheme}://localhost:${bound.port}`;
-  log.info({ addr: bound.host, port: bound.port, tls: tls !== null, upstreams: chain.all.map((h) => h.url) }, 'dtr-cache listening');
+  log.info(
+    { addr: bound.host, port: bound.port, tls: tls !== null, upstreams: chain.all.map((h) => h.url) },
+    'dtr-cache listening',
+  );
 
   const health = new Health({ probeDir: dirname(layout.spoolDir), keys, upstreams: () => chain.all });
   let debug: DebugServer | null = null;
@@ -104,7 +140,10 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
       metrics: metrics === null ? null : { path: d.prometheusPath, render: () => metrics.render() },
       log,
     });
-    log.info({ addr: debug.host, port: debug.port, metrics: metrics === null ? null : d.prometheusPath }, 'debug server listening');
+    log.info(
+      { addr: debug.host, port: debug.port, metrics: metrics === null ? null : d.prometheusPath },
+      'debug server listening',
+    );
   }
 
   let closing: Promise<void> | null = null;
@@ -115,13 +154,21 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     ctx,
     pool,
     server,
-    debugUrl: debug === null ? null : `http://${debug.host.includes(':') ? `[${debug.host}]` : debug.host}:${debug.port}`,
+    debugUrl:
+      debug === null ? null : `http://${debug.host.includes(':') ? `[${debug.host}]` : debug.host}:${debug.port}`,
     async reload() {
       // A broken pair throws here, before anything is replaced: the old certificate stays.
       const material = await readTls(config);
       if (material !== null) server.setTls(material);
       // The certificate is in place whatever the origin says; a failed key refresh keeps the old keys.
-      await keys.refresh().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'key set refresh failed on reload; keeping the current keys'));
+      await keys
+        .refresh()
+        .catch((err: unknown) =>
+          log.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'key set refresh failed on reload; keeping the current keys',
+          ),
+        );
       log.info({ tls: material !== null, keys: keys.size }, 'reloaded TLS certificate and key set');
     },
     close() {
@@ -154,7 +201,10 @@ function fillStats(inflight: Inflight): { inFlight: number; waiters: number } {
 /** Reads http.tls; a broken pair throws (at start: exit; on SIGHUP: the old one stays). */
 export async function readTls(config: Config): Promise<TlsMaterial | null> {
   if (config.http.tls === null) return null;
-  const [cert, key] = await Promise.all([readFile(config.http.tls.certificate, 'utf8'), readFile(config.http.tls.key, 'utf8')]);
+  const [cert, key] = await Promise.all([
+    readFile(config.http.tls.certificate, 'utf8'),
+    readFile(config.http.tls.key, 'utf8'),
+  ]);
   // Throws on a mismatched or unparsable pair before it can replace a working one.
   const { createSecureContext } = await import('node:tls');
   createSecureContext({ cert, key });

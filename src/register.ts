@@ -52,20 +52,36 @@ function sameHost(a: string, b: string): boolean {
 }
 
 export async function register(opts: RegisterOptions): Promise<void> {
-  const agent = new Agent({ connect: { secureContext: opts.secureContext, timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  const agent = new Agent({
+    connect: { secureContext: opts.secureContext, timeout: 10_000 },
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  });
   const base = opts.origin.replace(/\/+$/, '');
   const auth = `Basic ${Buffer.from(`${opts.credentials.username}:${opts.credentials.password}`).toString('base64')}`;
-  const call = async (method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> => {
+  const call = async (
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: unknown; text: string }> => {
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(`${base}${path}`, {
         method,
         dispatcher: agent,
-        headers: { authorization: auth, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: auth,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (err) {
-      throw new RegisterError('ORIGIN', `cannot reach the origin at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new RegisterError(
+        'ORIGIN',
+        `cannot reach the origin at ${base}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
     const text = await res.body.text();
     let json: unknown = null;
@@ -75,12 +91,18 @@ export async function register(opts: RegisterOptions): Promise<void> {
       // not JSON: reported through `text`
     }
     if (res.statusCode === 401 || res.statusCode === 403) {
-      throw new RegisterError('CREDENTIALS', `the origin refused the credentials of ${opts.credentials.username} for ${method} ${path} (${res.statusCode}): admin credentials are required`);
+      throw new RegisterError(
+        'CREDENTIALS',
+        `the origin refused the credentials of ${opts.credentials.username} for ${method} ${path} (${res.statusCode}): admin credentials are required`,
+      );
     }
     return { status: res.statusCode, json, text };
   };
   const unexpected = (what: string, r: { status: number; text: string }): RegisterError =>
-    new RegisterError(r.status === 400 ? 'REFUSED' : 'ORIGIN', `${what}: the origin answered ${r.status} ${originMessage(r.text)}`);
+    new RegisterError(
+      r.status === 400 ? 'REFUSED' : 'ORIGIN',
+      `${what}: the origin answered ${r.status} ${originMessage(r.text)}`,
+    );
 
   try {
     opts.say(`origin: ${base}`);
@@ -94,9 +116,11 @@ export async function register(opts: RegisterOptions): Promise<void> {
       const existing = (list.json as ContentCache[]).find((c) => c.name === opts.name);
       if (existing === undefined) throw unexpected(`registering "${opts.name}"`, created);
       if (!sameHost(existing.host, opts.host)) {
-        throw new RegisterError('HOST_MISMATCH',
+        throw new RegisterError(
+          'HOST_MISMATCH',
           `content cache "${opts.name}" is already registered with host ${existing.host}, not ${opts.host}; ` +
-          `choose another --name, or delete it first (DELETE /api/v0/content_caches/${existing.id}; users who selected it lose that setting)`);
+            `choose another --name, or delete it first (DELETE /api/v0/content_caches/${existing.id}; users who selected it lose that setting)`,
+        );
       }
       opts.say(`content cache "${existing.name}" already registered at ${existing.host} (id ${existing.id})`);
     } else {
@@ -126,7 +150,8 @@ function originMessage(text: string): string {
   try {
     const parsed = JSON.parse(text) as { errors?: Array<{ message?: string; detail?: unknown }> };
     const first = parsed.errors?.[0];
-    if (first !== undefined) return `(${[first.message, first.detail === undefined ? undefined : JSON.stringify(first.detail)].filter(Boolean).join(': ')})`;
+    if (first !== undefined)
+      return `(${[first.message, first.detail === undefined ? undefined : JSON.stringify(first.detail)].filter(Boolean).join(': ')})`;
   } catch {
     // not JSON
   }
@@ -143,7 +168,10 @@ export async function readCredentials(env: NodeJS.ProcessEnv, stdin: NodeJS.Read
   let password = env['DTR_PASSWORD'];
   if (username === undefined || password === undefined) {
     if (stdin.isTTY) {
-      throw new RegisterError('CREDENTIALS', 'admin credentials are read from DTR_USERNAME/DTR_PASSWORD or from stdin (username and password, one per line), not from a terminal prompt');
+      throw new RegisterError(
+        'CREDENTIALS',
+        'admin credentials are read from DTR_USERNAME/DTR_PASSWORD or from stdin (username and password, one per line), not from a terminal prompt',
+      );
     }
     let text = '';
     for await (const chunk of stdin) {
@@ -155,7 +183,10 @@ export async function readCredentials(env: NodeJS.ProcessEnv, stdin: NodeJS.Read
     password ??= lines.shift();
   }
   if (!username || !password) {
-    throw new RegisterError('CREDENTIALS', 'admin credentials missing: set DTR_USERNAME and DTR_PASSWORD, or pipe the username and password, one per line, on stdin');
+    throw new RegisterError(
+      'CREDENTIALS',
+      'admin credentials missing: set DTR_USERNAME and DTR_PASSWORD, or pipe the username and password, one per line, on stdin',
+    );
   }
   return { username, password };
 }

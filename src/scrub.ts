@@ -13,7 +13,10 @@ export interface ScrubReport {
   removed: number;
 }
 
-export async function scrub(config: Config, opts: { dryRun: boolean; say: (line: string) => void }): Promise<ScrubReport> {
+export async function scrub(
+  config: Config,
+  opts: { dryRun: boolean; say: (line: string) => void },
+): Promise<ScrubReport> {
   const layout = new Layout(config.storage.rootDirectory);
   const store = new BlobStore(layout, { ttlMs: null });
   await store.scan();
@@ -24,19 +27,25 @@ export async function scrub(config: Config, opts: { dryRun: boolean; say: (line:
     // A few at a time: the pool hashes in parallel without queueing the whole store.
     const width = 4;
     for (let i = 0; i < entries.length; i += width) {
-      await Promise.all(entries.slice(i, i + width).map(async (entry) => {
-        const path = layout.blobData(entry.digest);
-        const res = await pool.hashFile({ path, algorithm: entry.digest.algorithm, length: null });
-        report.checked++;
-        const problem = !res.ok ? `unreadable: ${res.code}` : res.hex !== entry.digest.hex ? `content hashes to ${entry.digest.algorithm}:${res.hex}` : null;
-        if (problem === null) return;
-        report.bad.push({ digest: entry.digest.value, problem });
-        if (!opts.dryRun) {
-          await rm(path, { force: true });
-          report.removed++;
-        }
-        opts.say(`${opts.dryRun ? 'bad' : 'removed'} ${entry.digest.value}: ${problem}`);
-      }));
+      await Promise.all(
+        entries.slice(i, i + width).map(async (entry) => {
+          const path = layout.blobData(entry.digest);
+          const res = await pool.hashFile({ path, algorithm: entry.digest.algorithm, length: null });
+          report.checked++;
+          const problem = !res.ok
+            ? `unreadable: ${res.code}`
+            : res.hex !== entry.digest.hex
+              ? `content hashes to ${entry.digest.algorithm}:${res.hex}`
+              : null;
+          if (problem === null) return;
+          report.bad.push({ digest: entry.digest.value, problem });
+          if (!opts.dryRun) {
+            await rm(path, { force: true });
+            report.removed++;
+          }
+          opts.say(`${opts.dryRun ? 'bad' : 'removed'} ${entry.digest.value}: ${problem}`);
+        }),
+      );
     }
   } finally {
     await pool.close();

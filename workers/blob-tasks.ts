@@ -68,9 +68,23 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
             resolve({ ok: false, reason: 'aborted', size: offset });
           } else if (writeError !== null) {
             const sizeOk = msg.expectedSize === null || msg.expectedSize === offset;
-            resolve({ ok: false, reason: 'not-stored', size: offset, digestMatches: sizeOk && hash.digest('hex') === task.expectedHex, code: writeError.code });
+            resolve({
+              ok: false,
+              reason: 'not-stored',
+              size: offset,
+              digestMatches: sizeOk && hash.digest('hex') === task.expectedHex,
+              code: writeError.code,
+            });
           } else {
-            resolve(await finish(handle!, { ...task, spoolPath: task.spoolPath! }, hash.digest('hex'), offset, msg.expectedSize));
+            resolve(
+              await finish(
+                handle!,
+                { ...task, spoolPath: task.spoolPath! },
+                hash.digest('hex'),
+                offset,
+                msg.expectedSize,
+              ),
+            );
           }
         });
       });
@@ -86,7 +100,13 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
   }
 }
 
-async function finish(fh: FileHandle, task: SpoolTask & { spoolPath: string }, actualHex: string, size: number, expectedSize: number | null): Promise<SpoolResult> {
+async function finish(
+  fh: FileHandle,
+  task: SpoolTask & { spoolPath: string },
+  actualHex: string,
+  size: number,
+  expectedSize: number | null,
+): Promise<SpoolResult> {
   if (expectedSize !== null && size !== expectedSize) return { ok: false, reason: 'size-mismatch', size, expectedSize };
   if (actualHex !== task.expectedHex) return { ok: false, reason: 'digest-mismatch', size, actualHex };
   try {
@@ -116,7 +136,8 @@ export async function hashFile(task: HashFileTask): Promise<HashFileResult> {
   try {
     const hash = createHash(task.algorithm);
     let size = 0;
-    const opts = task.length === null ? { highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20, start: 0, end: task.length - 1 };
+    const opts =
+      task.length === null ? { highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20, start: 0, end: task.length - 1 };
     if (task.length === 0) return { ok: true, hex: hash.digest('hex'), size: 0 };
     for await (const chunk of createReadStream(task.path, opts)) {
       hash.update(chunk as Buffer);

@@ -30,9 +30,7 @@ export interface SpoolTask {
 
 /** Main thread → worker, in order. A chunk names a region of the ring (never wrapping). */
 export type SpoolMessage =
-  | { type: 'chunk'; at: number; length: number }
-  | { type: 'end'; expectedSize: number | null }
-  | { type: 'abort' };
+  { type: 'chunk'; at: number; length: number } | { type: 'end'; expectedSize: number | null } | { type: 'abort' };
 
 /** Worker → main thread: bytes durably appended so far (readable by others via the page cache). */
 export type SpoolProgress =
@@ -59,6 +57,4 @@ export interface HashFileTask {
   length: number | null;
 }
 
-export type HashFileResult =
-  | { ok: true; hex: string; size: number }
-  | { ok: false; code: string; message: string };
+export type HashFileResult = { ok: true; hex: string; size: number } | { ok: false; code: string; message: string };

@@ -19,7 +19,8 @@ export async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
     tlsOptions: { ca },
   });
   const samples: string[] = [];
-  for (const [code, s] of Object.entries(r.statusCodeStats)) if (code !== '200') samples.push(`status ${code} × ${s.count}`);
+  for (const [code, s] of Object.entries(r.statusCodeStats))
+    if (code !== '200') samples.push(`status ${code} × ${s.count}`);
   if (r.errors > 0) samples.push(`${r.errors} connection errors (${r.timeouts} timeouts, ${r.resets} resets)`);
   if (r.mismatches > 0) samples.push(`${r.mismatches} body mismatches`);
   const elapsedMs = r.duration * 1000;

@@ -65,8 +65,9 @@ export interface LoadResult {
 
 export function percentiles(values: Float64Array | number[]): Percentiles {
   const sorted = Float64Array.from(values).sort();
-  const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1] ?? 0 };
+  const at = (q: number): number =>
+    sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? 0 : (sorted[sorted.length - 1] ?? 0) };
 }
 
 /** What one request came to, as a driver's fetch function reports it. */
@@ -91,7 +92,10 @@ export function judge(path: string, status: number, bytes: number, expect: numbe
  * next, until the duration or request cap (or a non-cycling `order`) runs out. Loop `n`
  * passes its own index so a driver can keep one connection per loop.
  */
-export async function closedLoop(spec: LoadSpec, fetchOne: (loop: number, index: number) => Promise<Fetched>): Promise<LoadResult> {
+export async function closedLoop(
+  spec: LoadSpec,
+  fetchOne: (loop: number, index: number) => Promise<Fetched>,
+): Promise<LoadResult> {
   const latency: number[] = [];
   const ttfb: number[] = [];
   const samples: string[] = [];
@@ -147,7 +151,7 @@ export function driverMain(name: string, run: (spec: LoadSpec) => Promise<LoadRe
     await writeFile(resultPath, JSON.stringify(await run(spec)));
   };
   go().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   });
 }

@@ -48,17 +48,33 @@ class Client {
   private ex: Exchange | null = null;
   private readonly buffer = Buffer.allocUnsafe(READ_BUFFER);
 
-  constructor(private readonly target: Target, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly target: Target,
+    private readonly timeoutMs: number,
+  ) {}
 
   fetch(path: string, expect: number, digest: string | undefined): Promise<Fetched> {
     return new Promise((resolve) => {
       const started = performance.now();
       this.ex = {
-        path, expect, started, head: '', inBody: false, status: 0, remaining: 0, bytes: 0, ttfb: -1, keepAlive: true,
-        hash: digest === undefined ? null : createHash('sha256'), digest, resolve,
+        path,
+        expect,
+        started,
+        head: '',
+        inBody: false,
+        status: 0,
+        remaining: 0,
+        bytes: 0,
+        ttfb: -1,
+        keepAlive: true,
+        hash: digest === undefined ? null : createHash('sha256'),
+        digest,
+        resolve,
         timer: setTimeout(() => this.fail(`timeout after ${this.timeoutMs} ms`), this.timeoutMs),
       };
-      (this.socket ?? this.open()).write(`GET ${path} HTTP/1.1\r\nHost: ${this.target.host}:${this.target.port}\r\nUser-Agent: dtr-cache-bench-raw\r\n\r\n`);
+      (this.socket ?? this.open()).write(
+        `GET ${path} HTTP/1.1\r\nHost: ${this.target.host}:${this.target.port}\r\nUser-Agent: dtr-cache-bench-raw\r\n\r\n`,
+      );
     });
   }
 
@@ -67,11 +83,22 @@ class Client {
     const onread = { buffer: this.buffer, callback: (n: number, buf: Uint8Array) => this.received(n, buf as Buffer) };
     // tls.connect takes `onread` since Node 15 (nodejs/node#35753); @types/node lists it
     // for net only, hence the variable rather than an object literal.
-    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = { host, port, secureContext: tls ?? undefined, servername: host, ALPNProtocols: ['http/1.1'], onread };
+    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = {
+      host,
+      port,
+      secureContext: tls ?? undefined,
+      servername: host,
+      ALPNProtocols: ['http/1.1'],
+      onread,
+    };
     const socket = tls !== null ? connectTls(tlsOptions) : connectTcp({ host, port, onread });
     // A dropped socket's late events must not touch the next request's exchange.
-    socket.on('error', (err) => { if (this.socket === socket) this.fail(`${err.name}: ${err.message}`); });
-    socket.on('close', () => { if (this.socket === socket) this.fail('connection closed'); });
+    socket.on('error', (err) => {
+      if (this.socket === socket) this.fail(`${err.name}: ${err.message}`);
+    });
+    socket.on('close', () => {
+      if (this.socket === socket) this.fail('connection closed');
+    });
     this.socket = socket;
     return socket;
   }
@@ -122,7 +149,8 @@ class Client {
     if (length === null) return `status ${ex.status} without Content-Length`;
     ex.remaining = Number(length[1]);
     // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes unless told otherwise.
-    ex.keepAlive = status[1] === '1' ? !/\r\nconnection: *close/i.test(head) : /\r\nconnection: *keep-alive/i.test(head);
+    ex.keepAlive =
+      status[1] === '1' ? !/\r\nconnection: *close/i.test(head) : /\r\nconnection: *keep-alive/i.test(head);
     ex.inBody = true;
     ex.head = '';
     return null;
@@ -145,7 +173,12 @@ class Client {
     if (ex === null) return;
     clearTimeout(ex.timer);
     this.ex = null;
-    ex.resolve({ ok: false, bytes: ex.bytes, ttfb: ex.ttfb, error: `${why} (${ex.bytes} body bytes of ${ex.path.split('?')[0]})` });
+    ex.resolve({
+      ok: false,
+      bytes: ex.bytes,
+      ttfb: ex.ttfb,
+      error: `${why} (${ex.bytes} body bytes of ${ex.path.split('?')[0]})`,
+    });
   }
 
   private drop(): void {
@@ -166,7 +199,8 @@ export async function runRaw(spec: LoadSpec): Promise<LoadResult> {
   // A context per connection (tls.connect with `ca`) parsed the CA and built an SSL_CTX
   // for each of the stampede's 32 handshakes: the first completed only after ~80 ms.
   const target: Target = {
-    host: url.hostname, port: Number(url.port || (secure ? 443 : 80)),
+    host: url.hostname,
+    port: Number(url.port || (secure ? 443 : 80)),
     tls: secure ? createSecureContext({ ca: await readFile(spec.caPath, 'utf8') }) : null,
   };
   const clients = Array.from({ length: spec.concurrency }, () => new Client(target, spec.requestTimeoutMs));

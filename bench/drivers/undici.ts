@@ -15,38 +15,50 @@ function fetchOne(pool: Dispatcher, path: string, expect: number, timeoutMs: num
     let status = 0;
     let bytes = 0;
     let ttfb = -1;
-    pool.dispatch({ method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, {
-      // Its presence selects undici's new handler API (onResponse*), which needs no stream per response.
-      onRequestStart() {},
-      onResponseStart(_c, statusCode) { status = statusCode; },
-      onResponseData(_c, chunk) {
-        if (ttfb < 0) ttfb = performance.now() - started;
-        bytes += chunk.length;
+    pool.dispatch(
+      { method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+      {
+        // Its presence selects undici's new handler API (onResponse*), which needs no stream per response.
+        onRequestStart() {},
+        onResponseStart(_c, statusCode) {
+          status = statusCode;
+        },
+        onResponseData(_c, chunk) {
+          if (ttfb < 0) ttfb = performance.now() - started;
+          bytes += chunk.length;
+        },
+        onResponseEnd() {
+          resolve(judge(path, status, bytes, expect, ttfb));
+        },
+        onResponseError(_c, err) {
+          resolve({ ok: false, bytes, ttfb, error: `${err.name}: ${err.message}` });
+        },
       },
-      onResponseEnd() { resolve(judge(path, status, bytes, expect, ttfb)); },
-      onResponseError(_c, err) { resolve({ ok: false, bytes, ttfb, error: `${err.name}: ${err.message}` }); },
-    });
+    );
   });
 }
 
 export async function runUndici(spec: LoadSpec): Promise<LoadResult> {
   const ca = await readFile(spec.caPath, 'utf8');
-  const pool = spec.proto === 'h2'
-    ? new Pool(spec.origin, {
-      allowH2: true,
-      connections: spec.h2Connections ?? 1,
-      // undici runs one stream at a time per HTTP/2 connection unless `pipelining` says
-      // more: without it the driver measured its own serialisation (a 4 KiB hit at c=64
-      // gave ~500 req/s against ~2,100 with the streams multiplexed).
-      pipelining: Math.ceil(spec.concurrency / (spec.h2Connections ?? 1)),
-      connect: { ca },
-      // What Go's HTTP/2 client (docker, containerd) advertises: 4 MiB per stream, 1 GiB per
-      // connection, so client windows do not cap large transfers.
-      initialWindowSize: 4 << 20,
-      connectionWindowSize: 1 << 30,
-    })
-    : new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, connect: { ca } });
-  const result = await closedLoop(spec, (_loop, i) => fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs));
+  const pool =
+    spec.proto === 'h2'
+      ? new Pool(spec.origin, {
+          allowH2: true,
+          connections: spec.h2Connections ?? 1,
+          // undici runs one stream at a time per HTTP/2 connection unless `pipelining` says
+          // more: without it the driver measured its own serialisation (a 4 KiB hit at c=64
+          // gave ~500 req/s against ~2,100 with the streams multiplexed).
+          pipelining: Math.ceil(spec.concurrency / (spec.h2Connections ?? 1)),
+          connect: { ca },
+          // What Go's HTTP/2 client (docker, containerd) advertises: 4 MiB per stream, 1 GiB per
+          // connection, so client windows do not cap large transfers.
+          initialWindowSize: 4 << 20,
+          connectionWindowSize: 1 << 30,
+        })
+      : new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, connect: { ca } });
+  const result = await closedLoop(spec, (_loop, i) =>
+    fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs),
+  );
   await pool.close();
   return result;
 }

@@ -33,8 +33,14 @@ export interface AuthorizeOptions {
  * A registry token that lacks the right gets 403 when the user truly lacks it,
  * else 401 + `insufficient_scope` so the client fetches a token for this scope.
  */
-export async function authorize(ctx: MockContext, req: IncomingMessage, url: URL, name: string,
-  action: 'pull' | 'push', o: AuthorizeOptions = {}): Promise<Principal> {
+export async function authorize(
+  ctx: MockContext,
+  req: IncomingMessage,
+  url: URL,
+  name: string,
+  action: 'pull' | 'push',
+  o: AuthorizeOptions = {},
+): Promise<Principal> {
   const scope = `repository:${name}:${action === 'push' ? 'pull,push' : 'pull'}`;
   const queryToken = o.redirectDigest !== undefined ? url.searchParams.get('token') : null;
   if (queryToken !== null && o.redirectDigest !== undefined) {
@@ -56,17 +62,26 @@ export async function authorize(ctx: MockContext, req: IncomingMessage, url: URL
     throw new MockError('DENIED', { detail: [{ Type: 'repository', Name: name, Action: action }] });
   }
   throw new MockError('UNAUTHORIZED', {
-    message: 'insufficient scope', headers: challenge(ctx, scope, 'insufficient_scope'),
+    message: 'insufficient scope',
+    headers: challenge(ctx, scope, 'insufficient_scope'),
     detail: [{ Type: 'repository', Name: name, Action: action }],
   });
 }
 
-async function redirectPrincipal(ctx: MockContext, token: string, name: string, digest: string,
-  scope: string): Promise<Principal> {
+async function redirectPrincipal(
+  ctx: MockContext,
+  token: string,
+  name: string,
+  digest: string,
+  scope: string,
+): Promise<Principal> {
   const r = await ctx.keys.verify(token, name, digest);
   if (r.ok) return { kind: 'redirect', sub: r.sub };
   if (r.status === 403) throw new MockError('DENIED', { message: r.reason });
-  throw new MockError('UNAUTHORIZED', { message: `invalid redirect token: ${r.reason}`, headers: challenge(ctx, scope, 'invalid_token') });
+  throw new MockError('UNAUTHORIZED', {
+    message: `invalid redirect token: ${r.reason}`,
+    headers: challenge(ctx, scope, 'invalid_token'),
+  });
 }
 
 /** The user a principal stands for, for the request log. */

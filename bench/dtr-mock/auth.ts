@@ -65,8 +65,8 @@ export class UserDb {
     if (u === undefined) return out;
     if (u.admin === true) return new Set(ACTIONS);
     for (const [pattern, actions] of Object.entries(u.repos ?? {})) {
-      const hit = pattern === '*' || pattern === repo ||
-        (pattern.endsWith('/*') && repo.startsWith(pattern.slice(0, -1)));
+      const hit =
+        pattern === '*' || pattern === repo || (pattern.endsWith('/*') && repo.startsWith(pattern.slice(0, -1)));
       if (hit) for (const a of actions) if (ACTIONS.includes(a)) out.add(a);
     }
     return out;
@@ -101,7 +101,14 @@ export function parseScopes(values: string[]): { type: string; name: string; act
       if (first <= 0 || last <= first) continue;
       // `repository(plugin)` is a repository with a class annotation.
       const type = s.slice(0, first).replace(/\(.*\)$/, '');
-      out.push({ type, name: s.slice(first + 1, last), actions: s.slice(last + 1).split(',').filter(Boolean) });
+      out.push({
+        type,
+        name: s.slice(first + 1, last),
+        actions: s
+          .slice(last + 1)
+          .split(',')
+          .filter(Boolean),
+      });
     }
   }
   return out;
@@ -116,7 +123,10 @@ export interface TokenIssuerOptions {
 export class RegistryTokens {
   private readonly secret = new Uint8Array(randomBytes(32));
 
-  constructor(private readonly users: UserDb, private readonly opts: TokenIssuerOptions) {}
+  constructor(
+    private readonly users: UserDb,
+    private readonly opts: TokenIssuerOptions,
+  ) {}
 
   get service(): string {
     return this.opts.service;
@@ -155,7 +165,9 @@ export class RegistryTokens {
   async verify(token: string): Promise<RegistryPrincipal | undefined> {
     try {
       const { payload } = await jwtVerify(token, this.secret, {
-        algorithms: ['HS256'], issuer: this.opts.issuer, audience: this.opts.service,
+        algorithms: ['HS256'],
+        issuer: this.opts.issuer,
+        audience: this.opts.service,
       });
       const access = Array.isArray(payload['access']) ? (payload['access'] as AccessEntry[]) : [];
       return { sub: typeof payload.sub === 'string' ? payload.sub : '', access };
@@ -168,7 +180,12 @@ export class RegistryTokens {
    * `GET /auth/token?service=…&scope=…` with optional Basic credentials, and the
    * OAuth2 password grant (`POST` form) some clients use.
    */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, body: string | undefined): Promise<string | undefined> {
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    body: string | undefined,
+  ): Promise<string | undefined> {
     let user: string | undefined;
     let scopes = url.searchParams.getAll('scope');
     let creds = parseBasic(req);
@@ -191,7 +208,10 @@ export class RegistryTokens {
     const access = this.grant(user, parseScopes(scopes));
     const t = await this.issue(user ?? '', access);
     const json = JSON.stringify({
-      token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt.toISOString(),
+      token: t.token,
+      access_token: t.token,
+      expires_in: t.expiresIn,
+      issued_at: t.issuedAt.toISOString(),
     });
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) });
     res.end(json);

@@ -32,8 +32,15 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   return { kind: 'range', start, end };
 }
 
-export async function handleBlob(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rawName: string, rawDigest: string, rq: RequestState): Promise<void> {
+export async function handleBlob(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  rawDigest: string,
+  rq: RequestState,
+): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
     throw new MockError('UNSUPPORTED', { detail: 'blob deletion is not supported by the mock' });
@@ -60,7 +67,11 @@ export async function handleBlob(ctx: MockContext, req: IncomingMessage, res: Se
     const cache = ctx.caches.cacheFor(principal.sub);
     if (cache !== undefined) {
       const token = await ctx.keys.mint({ sub: principal.sub, name, digest, ttlSec: ctx.knobs.redirectTtlSec });
-      res.writeHead(307, { ...API_VERSION, Location: `${cache.host}/v2/${name}/blobs/${digest}?token=${token}`, 'Content-Length': 0 });
+      res.writeHead(307, {
+        ...API_VERSION,
+        Location: `${cache.host}/v2/${name}/blobs/${digest}?token=${token}`,
+        'Content-Length': 0,
+      });
       res.end();
       outcome('redirected');
       return;

@@ -18,7 +18,8 @@ export class ContentCaches {
   private readonly selected = new Map<string, string>();
 
   add(name: string, host: string): ContentCache {
-    if (typeof name !== 'string' || name.trim() === '') throw new MockError('INVALID_REQUEST', { detail: 'name is required' });
+    if (typeof name !== 'string' || name.trim() === '')
+      throw new MockError('INVALID_REQUEST', { detail: 'name is required' });
     let url: URL;
     try {
       url = new URL(host);
@@ -61,7 +62,8 @@ export class ContentCaches {
       this.selected.delete(user);
       return;
     }
-    if (this.byName(name) === undefined) throw new MockError('INVALID_REQUEST', { detail: `no content cache named ${name}` });
+    if (this.byName(name) === undefined)
+      throw new MockError('INVALID_REQUEST', { detail: `no content cache named ${name}` });
     this.selected.set(user, name);
   }
 
@@ -116,8 +118,14 @@ function decodeSegment(s: string): string {
 }
 
 /** Routes `/api/v0/...`; returns false when the path is not part of this API. */
-export function handleCachesApi(req: IncomingMessage, res: ServerResponse, path: string, body: string,
-  caches: ContentCaches, users: UserDb): boolean {
+export function handleCachesApi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  body: string,
+  caches: ContentCaches,
+  users: UserDb,
+): boolean {
   const method = req.method ?? 'GET';
   if (path === '/api/v0/content_caches') {
     requireAdmin(req, users);
@@ -159,7 +167,8 @@ export function handleCachesApi(req: IncomingMessage, res: ServerResponse, path:
     if (method === 'PATCH' || method === 'PUT') {
       const b = parseJson(body);
       const v = b['contentCache'];
-      if (v !== null && typeof v !== 'string') throw new MockError('INVALID_REQUEST', { detail: 'contentCache: string or null' });
+      if (v !== null && typeof v !== 'string')
+        throw new MockError('INVALID_REQUEST', { detail: 'contentCache: string or null' });
       caches.select(account, v === '' ? null : v);
     } else if (method !== 'GET') {
       throw new MockError('UNSUPPORTED');

@@ -52,10 +52,18 @@ export interface RequestState {
 
 export const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
 
-export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify(value);
   res.writeHead(status, {
-    ...API_VERSION, ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+    ...API_VERSION,
+    ...headers,
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(body),
   });
   res.end(body);
 }

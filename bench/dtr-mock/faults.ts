@@ -17,7 +17,8 @@ export interface Fault {
 /** Validates a fault from JSON (`POST /_mock/config`). */
 export function parseFault(v: unknown): Fault | null {
   if (v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new MockError('INVALID_REQUEST', { detail: 'fault must be an object or null' });
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new MockError('INVALID_REQUEST', { detail: 'fault must be an object or null' });
   const o = v as Record<string, unknown>;
   const f: Fault = {};
   for (const k of Object.keys(o)) {

@@ -83,7 +83,12 @@ export interface DtrMock {
   mintRedirectToken(o: MintOptions): Promise<string>;
   /** Stores a blob from bytes or from a file path (streamed). */
   putBlob(name: string, content: Buffer | string): Promise<{ digest: string; size: number }>;
-  putManifest(name: string, reference: string, manifest: Buffer | string | object, mediaType?: string): Promise<{ digest: string; size: number }>;
+  putManifest(
+    name: string,
+    reference: string,
+    manifest: Buffer | string | object,
+    mediaType?: string,
+  ): Promise<{ digest: string; size: number }>;
   /** Copies an OCI image layout (blobs and manifests) into `name`, tagged. */
   putOciLayout(layoutDir: string, name: string, tag?: string): Promise<{ digest: string; tag: string }[]>;
   addUser(name: string, spec: UserSpec): void;
@@ -96,8 +101,12 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
   const service = opts.service ?? 'dtr-mock';
   const issuer = opts.issuer ?? 'dtr-mock';
   const users = new UserDb(opts.users ?? {});
-  if (!Object.values(opts.users ?? {}).some((u) => u.admin === true)) users.set('admin', { password: 'admin', admin: true });
-  const storage = opts.storage === undefined || opts.storage === 'memory' ? new MemoryStorage() : new DirectoryStorage(opts.storage.dir);
+  if (!Object.values(opts.users ?? {}).some((u) => u.admin === true))
+    users.set('admin', { password: 'admin', admin: true });
+  const storage =
+    opts.storage === undefined || opts.storage === 'memory'
+      ? new MemoryStorage()
+      : new DirectoryStorage(opts.storage.dir);
   await storage.init();
   const manifests = new ManifestIndex(storage, storage instanceof DirectoryStorage ? storage.root : undefined);
   await manifests.init();

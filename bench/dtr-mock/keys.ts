@@ -1,8 +1,14 @@
 // Redirect-token keys of the mock origin (PROTOCOL.md §2): the signing key
 // ring, its JWK Set, rotation, and minting and verifying redirect tokens.
 import {
-  calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify, SignJWT,
-  type CryptoKey, type JWK, type JWTPayload,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
 } from 'jose';
 import type { AccessEntry } from './auth.js';
 
@@ -37,18 +43,14 @@ export interface MintOptions {
   issuer?: string;
 }
 
-export type VerifyResult =
-  | { ok: true; sub: string; kid: string }
-  | { ok: false; status: 401 | 403; reason: string };
+export type VerifyResult = { ok: true; sub: string; kid: string } | { ok: false; status: 401 | 403; reason: string };
 
 export function isSigningAlg(v: unknown): v is SigningAlg {
   return typeof v === 'string' && (SIGNING_ALGS as readonly string[]).includes(v);
 }
 
 async function newKey(alg: SigningAlg): Promise<SigningKey> {
-  const pair = alg === 'EdDSA'
-    ? await generateKeyPair('EdDSA', { crv: 'Ed25519' })
-    : await generateKeyPair(alg);
+  const pair = alg === 'EdDSA' ? await generateKeyPair('EdDSA', { crv: 'Ed25519' }) : await generateKeyPair(alg);
   const pub = await exportJWK(pair.publicKey);
   const kid = await calculateJwkThumbprint(pub);
   return { kid, alg, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk: { ...pub, kid, alg, use: 'sig' } };
@@ -100,7 +102,8 @@ export class KeyRing {
     if (opts.dropOld === true) {
       this.previous = [];
     } else {
-      this.previous = this.previous.filter((p) => p.until > now)
+      this.previous = this.previous
+        .filter((p) => p.until > now)
         .concat(old.map((key) => ({ key, until: now + this.opts.keepOldKeysSec * 1000 })));
     }
     return this.current.get(this.opts.alg)?.kid ?? '';
@@ -138,12 +141,16 @@ export class KeyRing {
     let kid = '';
     try {
       const keys = this.published();
-      const r = await jwtVerify(token, async (header) => {
-        const k = keys.find((x) => x.kid === header.kid && x.alg === header.alg);
-        if (k === undefined) throw new Error(`unknown kid ${String(header.kid)}`);
-        kid = k.kid;
-        return k.publicKey;
-      }, { algorithms: [...SIGNING_ALGS], issuer: this.opts.issuer, clockTolerance: LEEWAY_SEC });
+      const r = await jwtVerify(
+        token,
+        async (header) => {
+          const k = keys.find((x) => x.kid === header.kid && x.alg === header.alg);
+          if (k === undefined) throw new Error(`unknown kid ${String(header.kid)}`);
+          kid = k.kid;
+          return k.publicKey;
+        },
+        { algorithms: [...SIGNING_ALGS], issuer: this.opts.issuer, clockTolerance: LEEWAY_SEC },
+      );
       payload = r.payload;
     } catch (err) {
       return { ok: false, status: 401, reason: err instanceof Error ? err.message : 'invalid token' };

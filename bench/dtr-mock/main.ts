@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   const users: Record<string, UserSpec> = {};
   if (values.users !== undefined) {
     const parsed: unknown = JSON.parse(await readFile(values.users, 'utf8'));
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('--users file must hold a JSON object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      fail('--users file must hold a JSON object');
     Object.assign(users, parsed);
   }
   if (values.admin !== undefined) {
@@ -85,10 +86,13 @@ async function main(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    mock.close().then(() => process.exit(0), () => process.exit(1));
+    mock.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
 
-main().catch((err: unknown) => fail(err instanceof Error ? err.stack ?? err.message : String(err)));
+main().catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err)));

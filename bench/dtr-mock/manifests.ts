@@ -30,7 +30,10 @@ export interface StoredManifest {
   bytes: Buffer;
 }
 
-interface Descriptor { digest: string; mediaType?: string }
+interface Descriptor {
+  digest: string;
+  mediaType?: string;
+}
 
 /** The blobs and child manifests a manifest refers to. */
 function references(mediaType: string, doc: Record<string, unknown>): { blobs: string[]; manifests: string[] } {
@@ -51,7 +54,10 @@ export class ManifestIndex {
   private saving: Promise<void> = Promise.resolve();
   private readonly file: string | undefined;
 
-  constructor(private readonly blobs: BlobStorage, dir?: string) {
+  constructor(
+    private readonly blobs: BlobStorage,
+    dir?: string,
+  ) {
     this.file = dir === undefined ? undefined : join(dir, 'manifests.json');
   }
 
@@ -92,8 +98,13 @@ export class ManifestIndex {
    * Stores a manifest under `reference` (a tag or its own digest). `contentType`
    * wins over the body's `mediaType`, as in distribution.
    */
-  async put(name: string, reference: string, contentType: string | undefined, bytes: Buffer,
-    opts: { verifyRefs: boolean }): Promise<StoredManifest> {
+  async put(
+    name: string,
+    reference: string,
+    contentType: string | undefined,
+    bytes: Buffer,
+    opts: { verifyRefs: boolean },
+  ): Promise<StoredManifest> {
     let doc: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(bytes.toString('utf8'));
@@ -104,7 +115,7 @@ export class ManifestIndex {
     }
     const declared = typeof doc['mediaType'] === 'string' ? doc['mediaType'] : undefined;
     const ct = contentType?.split(';')[0]?.trim();
-    const mediaType = ct !== undefined && KNOWN.has(ct) ? ct : declared ?? ct;
+    const mediaType = ct !== undefined && KNOWN.has(ct) ? ct : (declared ?? ct);
     if (mediaType === undefined || !KNOWN.has(mediaType)) {
       throw new MockError('MANIFEST_INVALID', { detail: { mediaType: mediaType ?? null } });
     }

@@ -40,7 +40,8 @@ function object(body: string): Record<string, unknown> {
 }
 
 function num(v: unknown, what: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new MockError('INVALID_REQUEST', { detail: `${what}: number >= ${min}` });
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+    throw new MockError('INVALID_REQUEST', { detail: `${what}: number >= ${min}` });
   return v;
 }
 
@@ -62,7 +63,8 @@ export function parseConfigPatch(b: Record<string, unknown>): MockConfigPatch {
   if (b['clearFaults'] !== undefined) p.clearFaults = b['clearFaults'] === true;
   const f = b['faults'];
   if (f !== undefined) {
-    if (typeof f !== 'object' || f === null || Array.isArray(f)) throw new MockError('INVALID_REQUEST', { detail: 'faults: object' });
+    if (typeof f !== 'object' || f === null || Array.isArray(f))
+      throw new MockError('INVALID_REQUEST', { detail: 'faults: object' });
     p.faults = {};
     for (const [d, v] of Object.entries(f)) p.faults[d] = parseFault(v);
   }
@@ -70,8 +72,14 @@ export function parseConfigPatch(b: Record<string, unknown>): MockConfigPatch {
 }
 
 /** Routes `/_mock/...`; returns false for other paths. */
-export async function handleMockApi(ctx: MockContext, control: MockControl, req: IncomingMessage,
-  res: ServerResponse, path: string, body: string): Promise<boolean> {
+export async function handleMockApi(
+  ctx: MockContext,
+  control: MockControl,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  body: string,
+): Promise<boolean> {
   const method = req.method ?? 'GET';
   if (path === '/_mock/stats' && (method === 'GET' || method === 'HEAD')) {
     sendJson(res, 200, control.stats());

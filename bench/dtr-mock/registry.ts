@@ -33,8 +33,15 @@ function checkReference(ref: string): string {
   return ref;
 }
 
-async function manifest(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rawName: string, rawRef: string, rq: RequestState): Promise<void> {
+async function manifest(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  rawRef: string,
+  rq: RequestState,
+): Promise<void> {
   const name = checkName(rawName);
   const ref = checkReference(rawRef);
   const method = req.method ?? 'GET';
@@ -55,9 +62,14 @@ async function manifest(ctx: MockContext, req: IncomingMessage, res: ServerRespo
   if (method === 'PUT') {
     rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
     const body = await readSmallBody(req, MANIFEST_LIMIT);
-    const m = await ctx.manifests.put(name, ref, req.headers['content-type'], body, { verifyRefs: ctx.verifyManifestRefs });
+    const m = await ctx.manifests.put(name, ref, req.headers['content-type'], body, {
+      verifyRefs: ctx.verifyManifestRefs,
+    });
     res.writeHead(201, {
-      ...API_VERSION, Location: `/v2/${name}/manifests/${m.digest}`, 'Docker-Content-Digest': m.digest, 'Content-Length': 0,
+      ...API_VERSION,
+      Location: `/v2/${name}/manifests/${m.digest}`,
+      'Docker-Content-Digest': m.digest,
+      'Content-Length': 0,
     });
     res.end();
     return;
@@ -66,8 +78,14 @@ async function manifest(ctx: MockContext, req: IncomingMessage, res: ServerRespo
 }
 
 /** `GET /v2/<name>/tags/list[?n=&last=]` */
-async function tags(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rawName: string, rq: RequestState): Promise<void> {
+async function tags(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  rq: RequestState,
+): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new MockError('UNSUPPORTED');
   const name = checkName(rawName);
   rq.user = principalUser(await authorize(ctx, req, url, name, 'pull', { rq }));
@@ -81,14 +99,20 @@ async function tags(ctx: MockContext, req: IncomingMessage, res: ServerResponse,
   if (n !== undefined && Number.isInteger(n) && n >= 0 && all.length > n) {
     all = all.slice(0, n);
     const next = all[all.length - 1];
-    if (next !== undefined) headers['Link'] = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(next)}>; rel="next"`;
+    if (next !== undefined)
+      headers['Link'] = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(next)}>; rel="next"`;
   }
   sendJson(res, 200, { name, tags: all }, headers);
 }
 
 /** Routes a `/v2/...` path; throws NOT_FOUND for anything else under /v2/. */
-export async function handleRegistry(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rq: RequestState): Promise<void> {
+export async function handleRegistry(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rq: RequestState,
+): Promise<void> {
   const path = url.pathname;
   if (path === '/v2/' || path === '/v2') {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MockError('UNSUPPORTED');

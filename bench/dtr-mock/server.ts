@@ -18,8 +18,14 @@ export interface TlsMaterial {
   ca?: string | Buffer;
 }
 
-async function route(ctx: MockContext, control: MockControl, req: IncomingMessage, res: ServerResponse,
-  url: URL, rq: RequestState): Promise<void> {
+async function route(
+  ctx: MockContext,
+  control: MockControl,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rq: RequestState,
+): Promise<void> {
   const path = url.pathname;
   if (path === '/v2' || path.startsWith('/v2/')) {
     await handleRegistry(ctx, req, res, url, rq);
@@ -58,8 +64,12 @@ function onRequest(ctx: MockContext, control: MockControl) {
     const range = req.headers.range;
     res.once('close', () => {
       ctx.stats.request({
-        ts: Date.now(), method, path: url.pathname, range: range ?? null,
-        status: res.headersSent ? res.statusCode : 0, user: rq.user,
+        ts: Date.now(),
+        method,
+        path: url.pathname,
+        range: range ?? null,
+        status: res.headersSent ? res.statusCode : 0,
+        user: rq.user,
       });
     });
     // A refused blob: the connection dies before latency, auth or any byte.
@@ -86,9 +96,13 @@ export function createMockServer(ctx: MockContext, control: MockControl, tls: Tl
   };
   // No request timeout: a big upload over a capped link may take minutes.
   const common = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 };
-  const server: Server = tls === undefined
-    ? createHttpServer(common, listener)
-    : createHttpsServer({ ...common, cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }) }, listener);
+  const server: Server =
+    tls === undefined
+      ? createHttpServer(common, listener)
+      : createHttpsServer(
+          { ...common, cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }) },
+          listener,
+        );
   // A client that breaks a connection must never take the process with it.
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

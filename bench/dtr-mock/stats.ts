@@ -93,6 +93,10 @@ export class Stats {
       }
       bytesSent += e.bytesSent;
     }
-    return { blobs, totals: { requests: this.requests, blobGet, blobHead, bytesSent }, log: this.log.map((l) => ({ ...l })) };
+    return {
+      blobs,
+      totals: { requests: this.requests, blobGet, blobHead, bytesSent },
+      log: this.log.map((l) => ({ ...l })),
+    };
   }
 }

@@ -66,9 +66,11 @@ export class MemoryStorage implements BlobStorage {
     const buf = this.blobs.get(digest);
     if (buf === undefined) throw new Error(`blob ${digest} vanished`);
     const slice = buf.subarray(start, end + 1);
-    return Readable.from((function* () {
-      for (let o = 0; o < slice.length; o += READ_CHUNK) yield slice.subarray(o, o + READ_CHUNK);
-    })());
+    return Readable.from(
+      (function* () {
+        for (let o = 0; o < slice.length; o += READ_CHUNK) yield slice.subarray(o, o + READ_CHUNK);
+      })(),
+    );
   }
 
   async readAll(digest: string): Promise<Buffer | undefined> {
@@ -81,7 +83,9 @@ export class MemoryStorage implements BlobStorage {
     const blobs = this.blobs;
     return {
       id: randomUUID(),
-      get size() { return size; },
+      get size() {
+        return size;
+      },
       async append(src) {
         for await (const c of src as AsyncIterable<Buffer | string>) {
           const b = typeof c === 'string' ? Buffer.from(c) : c;
@@ -99,7 +103,9 @@ export class MemoryStorage implements BlobStorage {
         chunks.length = 0;
         return true;
       },
-      async abort() { chunks.length = 0; },
+      async abort() {
+        chunks.length = 0;
+      },
     };
   }
 }
@@ -150,12 +156,20 @@ export class DirectoryStorage implements BlobStorage {
     const publish = (digest: string) => this.blobPath(digest);
     return {
       id,
-      get size() { return size; },
+      get size() {
+        return size;
+      },
       async append(src) {
         // The first append creates the file, so an empty upload still has one.
         const flags = started ? 'a' : 'w';
         started = true;
-        await pipeline(src, hashing(sha256, (n) => { size += n; }), createWriteStream(path, { flags }));
+        await pipeline(
+          src,
+          hashing(sha256, (n) => {
+            size += n;
+          }),
+          createWriteStream(path, { flags }),
+        );
       },
       async finalize(digest) {
         if (!started) {
@@ -168,9 +182,12 @@ export class DirectoryStorage implements BlobStorage {
           actual = `sha256:${sha256.digest('hex')}`;
         } else {
           const h = createHash('sha512');
-          await pipeline(createReadStream(path, { highWaterMark: READ_CHUNK }), async (source: AsyncIterable<Buffer>) => {
-            for await (const c of source) h.update(c);
-          });
+          await pipeline(
+            createReadStream(path, { highWaterMark: READ_CHUNK }),
+            async (source: AsyncIterable<Buffer>) => {
+              for await (const c of source) h.update(c);
+            },
+          );
           actual = `sha512:${h.digest('hex')}`;
         }
         if (actual !== digest) {
@@ -181,7 +198,9 @@ export class DirectoryStorage implements BlobStorage {
         await rename(path, publish(digest));
         return true;
       },
-      async abort() { await rm(path, { force: true }); },
+      async abort() {
+        await rm(path, { force: true });
+      },
     };
   }
 }
@@ -201,7 +220,10 @@ export async function storeFile(storage: BlobStorage, path: string): Promise<{ d
   const h = createHash('sha256');
   let size = 0;
   await pipeline(createReadStream(path, { highWaterMark: READ_CHUNK }), async (source: AsyncIterable<Buffer>) => {
-    for await (const c of source) { h.update(c); size += c.length; }
+    for await (const c of source) {
+      h.update(c);
+      size += c.length;
+    }
   });
   const digest = `sha256:${h.digest('hex')}`;
   if ((await storage.statBlob(digest)) === undefined) {

@@ -47,7 +47,11 @@ export interface SendBodyOptions {
  * Writes `src` to `res` and ends it. Resolves 'done' on a complete body,
  * 'cut' when a cutAfter fault destroyed the socket, 'aborted' when the client left.
  */
-export async function sendBody(src: Readable, res: ServerResponse, o: SendBodyOptions): Promise<'done' | 'cut' | 'aborted'> {
+export async function sendBody(
+  src: Readable,
+  res: ServerResponse,
+  o: SendBodyOptions,
+): Promise<'done' | 'cut' | 'aborted'> {
   const socket = res.socket;
   let sent = 0;
   const cut = o.fault?.cutAfter;

@@ -21,7 +21,10 @@ function uploadHeaders(name: string, s: UploadSession): Record<string, string | 
 
 function created(res: ServerResponse, name: string, digest: string): void {
   res.writeHead(201, {
-    ...API_VERSION, Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': 0,
+    ...API_VERSION,
+    Location: `/v2/${name}/blobs/${digest}`,
+    'Docker-Content-Digest': digest,
+    'Content-Length': 0,
   });
   res.end();
 }
@@ -68,8 +71,14 @@ function newSession(ctx: MockContext, name: string): UploadSession {
 }
 
 /** `POST /v2/<name>/blobs/uploads/` */
-export async function startUpload(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rawName: string, rq: RequestState): Promise<void> {
+export async function startUpload(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  rq: RequestState,
+): Promise<void> {
   if (req.method !== 'POST') throw new MockError('UNSUPPORTED');
   const name = checkName(rawName);
   rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
@@ -98,8 +107,15 @@ export async function startUpload(ctx: MockContext, req: IncomingMessage, res: S
 }
 
 /** `PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>` */
-export async function continueUpload(ctx: MockContext, req: IncomingMessage, res: ServerResponse, url: URL,
-  rawName: string, id: string, rq: RequestState): Promise<void> {
+export async function continueUpload(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  id: string,
+  rq: RequestState,
+): Promise<void> {
   const name = checkName(rawName);
   rq.user = principalUser(await authorize(ctx, req, url, name, 'push', { rq }));
   const s = ctx.uploads.get(id);

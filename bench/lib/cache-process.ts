@@ -24,8 +24,12 @@ export interface CacheSpec {
 export function configYaml(spec: CacheSpec & { root: string }): string {
   const ups = Array.isArray(spec.upstreams)
     ? spec.upstreams.map((u) => `            - ${u}`).join('\n')
-    : [`            - originhost: ${spec.upstreams.origin}`,
-       ...(spec.upstreams.hosts?.length ? ['              upstreamhosts:', ...spec.upstreams.hosts.map((h) => `                - ${h}`)] : [])].join('\n');
+    : [
+        `            - originhost: ${spec.upstreams.origin}`,
+        ...(spec.upstreams.hosts?.length
+          ? ['              upstreamhosts:', ...spec.upstreams.hosts.map((h) => `                - ${h}`)]
+          : []),
+      ].join('\n');
   return `version: 0.1
 log:
   level: ${spec.logLevel ?? 'debug'}
@@ -75,8 +79,9 @@ export async function spawnCacheProcess(configPath: string, env: NodeJS.ProcessE
     command: process.execPath,
     args: [...(await cliNodeFlags()), CACHE_CLI, 'serve', '--config', configPath],
     env,
-    ready: (l) => (l['msg'] === 'dtr-cache listening'
-      ? { port: Number(l['port']), url: `${l['tls'] === true ? 'https' : 'http'}://localhost:${Number(l['port'])}` }
-      : undefined),
+    ready: (l) =>
+      l['msg'] === 'dtr-cache listening'
+        ? { port: Number(l['port']), url: `${l['tls'] === true ? 'https' : 'http'}://localhost:${Number(l['port'])}` }
+        : undefined,
   });
 }

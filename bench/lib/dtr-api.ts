@@ -4,22 +4,35 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { MockConfigPatch, StatsSnapshot } from '../dtr-mock/index.js';
 
-export interface Credentials { user: string; password: string }
+export interface Credentials {
+  user: string;
+  password: string;
+}
 
 export class DtrApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'DtrApiError';
   }
 }
 
-export interface ContentCacheRecord { id: string; name: string; host: string }
+export interface ContentCacheRecord {
+  id: string;
+  name: string;
+  host: string;
+}
 
 export class DtrApi {
   private readonly agent: Agent;
 
   /** `ca`: PEM trusted for the origin's TLS. */
-  constructor(readonly baseUrl: string, ca?: string) {
+  constructor(
+    readonly baseUrl: string,
+    ca?: string,
+  ) {
     this.agent = new Agent(ca === undefined ? {} : { connect: { ca } });
   }
 
@@ -27,15 +40,25 @@ export class DtrApi {
     return this.agent.close();
   }
 
-  private async call<T>(method: Dispatcher.HttpMethod, path: string, creds: Credentials | undefined, body?: unknown): Promise<T> {
+  private async call<T>(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    creds: Credentials | undefined,
+    body?: unknown,
+  ): Promise<T> {
     const headers: Record<string, string> = {};
-    if (creds !== undefined) headers['authorization'] = `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString('base64')}`;
+    if (creds !== undefined)
+      headers['authorization'] = `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString('base64')}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await request(`${this.baseUrl}${path}`, {
-      method, headers, dispatcher: this.agent, body: body === undefined ? null : JSON.stringify(body),
+      method,
+      headers,
+      dispatcher: this.agent,
+      body: body === undefined ? null : JSON.stringify(body),
     });
     const text = await res.body.text();
-    if (res.statusCode >= 300) throw new DtrApiError(res.statusCode, `${method} ${path} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    if (res.statusCode >= 300)
+      throw new DtrApiError(res.statusCode, `${method} ${path} answered ${res.statusCode}: ${text.slice(0, 300)}`);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -46,7 +69,12 @@ export class DtrApi {
 
   /** `PATCH /api/v0/accounts/{user}/settings` (the user or an admin); null clears it. */
   async selectContentCache(as: Credentials, user: string, cacheName: string | null): Promise<string | null> {
-    const r = await this.call<{ contentCache: string | null }>('PATCH', `/api/v0/accounts/${encodeURIComponent(user)}/settings`, as, { contentCache: cacheName });
+    const r = await this.call<{ contentCache: string | null }>(
+      'PATCH',
+      `/api/v0/accounts/${encodeURIComponent(user)}/settings`,
+      as,
+      { contentCache: cacheName },
+    );
     return r.contentCache;
   }
 

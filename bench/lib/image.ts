@@ -44,8 +44,11 @@ export interface OciImage {
 /** A ustar header for one regular file (POSIX.1-2001 "ustar Interchange Format"). */
 function tarHeader(name: string, size: number): Buffer {
   const h = Buffer.alloc(BLOCK);
-  const field = (off: number, len: number, value: string): void => { h.write(value, off, len, 'ascii'); };
-  const octal = (off: number, len: number, n: number): void => field(off, len, `${n.toString(8).padStart(len - 1, '0')}\0`);
+  const field = (off: number, len: number, value: string): void => {
+    h.write(value, off, len, 'ascii');
+  };
+  const octal = (off: number, len: number, n: number): void =>
+    field(off, len, `${n.toString(8).padStart(len - 1, '0')}\0`);
   field(0, 100, name);
   octal(100, 8, 0o644);
   octal(108, 8, 0);
@@ -83,19 +86,26 @@ async function writeBlob(blobsDir: string, source: AsyncIterable<Buffer>): Promi
   const tmp = join(blobsDir, `.tmp-${randomBytes(8).toString('hex')}`);
   const hash = createHash('sha256');
   let size = 0;
-  await pipeline(source, async function* (src: AsyncIterable<Buffer>) {
-    for await (const c of src) {
-      hash.update(c);
-      size += c.length;
-      yield c;
-    }
-  }, createWriteStream(tmp));
+  await pipeline(
+    source,
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) {
+        hash.update(c);
+        size += c.length;
+        yield c;
+      }
+    },
+    createWriteStream(tmp),
+  );
   const hex = hash.digest('hex');
   await rename(tmp, join(blobsDir, hex));
   return { digest: `sha256:${hex}`, size };
 }
 
-async function writeJsonBlob(blobsDir: string, value: unknown): Promise<{ digest: string; size: number; bytes: Buffer }> {
+async function writeJsonBlob(
+  blobsDir: string,
+  value: unknown,
+): Promise<{ digest: string; size: number; bytes: Buffer }> {
   const bytes = Buffer.from(JSON.stringify(value));
   const hex = createHash('sha256').update(bytes).digest('hex');
   await writeFile(join(blobsDir, hex), bytes);
@@ -117,7 +127,10 @@ export async function createOciImage(dir: string, o: CreateOciImageOptions): Pro
     created: EPOCH.toISOString(),
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Labels: { 'dtr-cache.seed': seed } },
+    config: {
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      Labels: { 'dtr-cache.seed': seed },
+    },
     // Uncompressed layers: each diff_id is the layer digest itself.
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
     history: layers.map((_, i) => ({ created: EPOCH.toISOString(), created_by: `dtr-cache bench layer ${i}` })),
@@ -129,14 +142,21 @@ export async function createOciImage(dir: string, o: CreateOciImageOptions): Pro
     layers: layers.map((l) => ({ mediaType: OCI_LAYER_TAR, digest: l.digest, size: l.size })),
   });
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_INDEX,
-    manifests: [{
-      mediaType: OCI_MANIFEST, digest: manifest.digest, size: manifest.size,
-      annotations: { 'org.opencontainers.image.ref.name': tag },
-    }],
-  }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [
+        {
+          mediaType: OCI_MANIFEST,
+          digest: manifest.digest,
+          size: manifest.size,
+          annotations: { 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
   return {
     dir,
     tag,

@@ -15,7 +15,10 @@ export interface LayoutImage {
   blobBytes: number;
 }
 
-interface Desc { digest: string; size: number }
+interface Desc {
+  digest: string;
+  size: number;
+}
 
 export function blobPath(layoutDir: string, digest: string): string {
   const [alg, hex] = digest.split(':');
@@ -24,13 +27,20 @@ export function blobPath(layoutDir: string, digest: string): string {
 
 /** The image of the first manifest in `index.json` (or the one tagged `tag`). */
 export async function readLayoutImage(layoutDir: string, tag?: string): Promise<LayoutImage> {
-  const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as
-    { manifests?: Array<Desc & { annotations?: Record<string, string> }> };
+  const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as {
+    manifests?: Array<Desc & { annotations?: Record<string, string> }>;
+  };
   const entries = index.manifests ?? [];
-  const top = tag === undefined ? entries[0] : entries.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
-  if (top === undefined) throw new Error(`${layoutDir}/index.json names no manifest${tag === undefined ? '' : ` tagged ${tag}`}`);
-  const manifest = JSON.parse(await readFile(blobPath(layoutDir, top.digest), 'utf8')) as { config?: Desc; layers?: Desc[] };
-  if (manifest.config === undefined || !Array.isArray(manifest.layers)) throw new Error(`${top.digest} is not an image manifest`);
+  const top =
+    tag === undefined ? entries[0] : entries.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (top === undefined)
+    throw new Error(`${layoutDir}/index.json names no manifest${tag === undefined ? '' : ` tagged ${tag}`}`);
+  const manifest = JSON.parse(await readFile(blobPath(layoutDir, top.digest), 'utf8')) as {
+    config?: Desc;
+    layers?: Desc[];
+  };
+  if (manifest.config === undefined || !Array.isArray(manifest.layers))
+    throw new Error(`${top.digest} is not an image manifest`);
   return {
     manifestDigest: top.digest,
     configDigest: manifest.config.digest,

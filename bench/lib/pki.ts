@@ -34,9 +34,24 @@ export async function createTestCa(label = 'dtr-cache test CA', dir?: string): P
   const root = dir ?? (await mkdtemp(join(tmpdir(), 'dtr-cache-pki-')));
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], root);
   await openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '2', '-subj', `/CN=${label}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      '-out', 'ca.crt'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-sha256',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${label}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-out',
+      'ca.crt',
+    ],
     root,
   );
   const certPath = join(root, 'ca.crt');
@@ -49,17 +64,43 @@ export async function createTestCa(label = 'dtr-cache test CA', dir?: string): P
     async issue(name: string, dnsNames: string[] = []): Promise<Leaf> {
       const base = `${name}-${serial++}`;
       const sans = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1', ...dnsNames.map((d) => `DNS:${d}`)].join(',');
-      await writeFile(join(root, `${base}.ext`),
-        `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n`);
+      await writeFile(
+        join(root, `${base}.ext`),
+        `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n`,
+      );
       await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${base}.ec.key`], root);
       // PKCS#8, as most servers and Go expect.
       await openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${base}.ec.key`, '-out', `${base}.key`], root);
       await openssl(['req', '-new', '-key', `${base}.key`, '-subj', `/CN=${name}`, '-out', `${base}.csr`], root);
-      await openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-        '-days', '2', '-sha256', '-extfile', `${base}.ext`, '-out', `${base}.crt`], root);
+      await openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${base}.csr`,
+          '-CA',
+          'ca.crt',
+          '-CAkey',
+          'ca.key',
+          '-CAcreateserial',
+          '-days',
+          '2',
+          '-sha256',
+          '-extfile',
+          `${base}.ext`,
+          '-out',
+          `${base}.crt`,
+        ],
+        root,
+      );
       const certPathLeaf = join(root, `${base}.crt`);
       const keyPath = join(root, `${base}.key`);
-      return { certPath: certPathLeaf, keyPath, cert: await readFile(certPathLeaf, 'utf8'), key: await readFile(keyPath, 'utf8') };
+      return {
+        certPath: certPathLeaf,
+        keyPath,
+        cert: await readFile(certPathLeaf, 'utf8'),
+        key: await readFile(keyPath, 'utf8'),
+      };
     },
   };
 }

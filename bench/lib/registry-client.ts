@@ -19,10 +19,16 @@ const MANIFEST_TYPES = [
 const INDEX_TYPES = new Set([MANIFEST_TYPES[0], MANIFEST_TYPES[2]]);
 const MAX_REDIRECTS = 5;
 
-export type RegistryClientErrorCode = 'HTTP_STATUS' | 'DIGEST_MISMATCH' | 'SIZE_MISMATCH' | 'AUTH' | 'REDIRECT' | 'LAYOUT';
+export type RegistryClientErrorCode =
+  'HTTP_STATUS' | 'DIGEST_MISMATCH' | 'SIZE_MISMATCH' | 'AUTH' | 'REDIRECT' | 'LAYOUT';
 
 export class RegistryClientError extends Error {
-  constructor(readonly code: RegistryClientErrorCode, message: string, readonly status?: number, options?: ErrorOptions) {
+  constructor(
+    readonly code: RegistryClientErrorCode,
+    message: string,
+    readonly status?: number,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = 'RegistryClientError';
   }
@@ -57,11 +63,20 @@ export interface PushResult {
   blobs: { digest: string; size: number; uploaded: boolean }[];
 }
 
-interface Descriptor { mediaType?: string; digest: string; size?: number; annotations?: Record<string, string> }
+interface Descriptor {
+  mediaType?: string;
+  digest: string;
+  size?: number;
+  annotations?: Record<string, string>;
+}
 
 function isDescriptor(v: unknown): v is Descriptor {
-  return typeof v === 'object' && v !== null && typeof (v as Descriptor).digest === 'string' &&
-    /^sha256:[a-f0-9]{64}$/.test((v as Descriptor).digest);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as Descriptor).digest === 'string' &&
+    /^sha256:[a-f0-9]{64}$/.test((v as Descriptor).digest)
+  );
 }
 
 function children(doc: Record<string, unknown>): { manifests: Descriptor[]; blobs: Descriptor[] } {
@@ -131,9 +146,13 @@ export class RegistryClient {
     if (ch['service'] !== undefined) url.searchParams.set('service', ch['service']);
     url.searchParams.set('scope', scope);
     const auth = this.basic();
-    const res = await request(url, { dispatcher: this.agent, headers: auth === undefined ? {} : { authorization: auth } });
+    const res = await request(url, {
+      dispatcher: this.agent,
+      headers: auth === undefined ? {} : { authorization: auth },
+    });
     const text = await res.body.text();
-    if (res.statusCode !== 200) throw new RegistryClientError('AUTH', `token endpoint answered ${res.statusCode}: ${text}`, res.statusCode);
+    if (res.statusCode !== 200)
+      throw new RegistryClientError('AUTH', `token endpoint answered ${res.statusCode}: ${text}`, res.statusCode);
     const body = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
     if (token === undefined) throw new RegistryClientError('AUTH', 'token endpoint gave no token');
@@ -142,8 +161,12 @@ export class RegistryClient {
   }
 
   /** A request to the registry with its token; on 401 the token is fetched anew once. */
-  private async call(method: Dispatcher.HttpMethod, url: string | URL, scope: string,
-    opts: { headers?: Record<string, string>; body?: () => Dispatcher.DispatchOptions['body'] } = {}): Promise<Dispatcher.ResponseData> {
+  private async call(
+    method: Dispatcher.HttpMethod,
+    url: string | URL,
+    scope: string,
+    opts: { headers?: Record<string, string>; body?: () => Dispatcher.DispatchOptions['body'] } = {},
+  ): Promise<Dispatcher.ResponseData> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.token(scope);
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
@@ -161,12 +184,17 @@ export class RegistryClient {
 
   private async fail(res: Dispatcher.ResponseData, what: string): Promise<never> {
     const text = await res.body.text().catch(() => '');
-    throw new RegistryClientError('HTTP_STATUS', `${what} answered ${res.statusCode}: ${text.slice(0, 500)}`, res.statusCode);
+    throw new RegistryClientError(
+      'HTTP_STATUS',
+      `${what} answered ${res.statusCode}: ${text.slice(0, 500)}`,
+      res.statusCode,
+    );
   }
 
   async getManifest(repo: string, ref: string): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
-    const res = await this.call('GET', `${this.origin}/v2/${repo}/manifests/${ref}`, `repository:${repo}:pull`,
-      { headers: { accept: MANIFEST_TYPES.join(', ') } });
+    const res = await this.call('GET', `${this.origin}/v2/${repo}/manifests/${ref}`, `repository:${repo}:pull`, {
+      headers: { accept: MANIFEST_TYPES.join(', ') },
+    });
     if (res.statusCode !== 200) return this.fail(res, `GET manifest ${repo}:${ref}`);
     const bytes = Buffer.from(await res.body.arrayBuffer());
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -186,32 +214,41 @@ export class RegistryClient {
     let url = new URL(`${this.origin}/v2/${repo}/blobs/${d.digest}`);
     let redirectedTo: string | undefined;
     for (let hop = 0; ; hop++) {
-      const res = url.origin === this.origin
-        ? await this.call('GET', url, `repository:${repo}:pull`)
-        : await request(url, { dispatcher: this.agent });
+      const res =
+        url.origin === this.origin
+          ? await this.call('GET', url, `repository:${repo}:pull`)
+          : await request(url, { dispatcher: this.agent });
       if ([301, 302, 303, 307, 308].includes(res.statusCode)) {
         await res.body.dump();
         const loc = header(res.headers, 'location');
-        if (loc === undefined || hop >= MAX_REDIRECTS) throw new RegistryClientError('REDIRECT', `bad redirect for ${d.digest}`, res.statusCode);
+        if (loc === undefined || hop >= MAX_REDIRECTS)
+          throw new RegistryClientError('REDIRECT', `bad redirect for ${d.digest}`, res.statusCode);
         url = new URL(loc, url);
         if (url.origin !== this.origin) redirectedTo = url.origin;
         continue;
       }
-      if (res.statusCode !== 200) return this.fail(res, `GET blob ${d.digest}${redirectedTo === undefined ? '' : ` at ${redirectedTo}`}`);
+      if (res.statusCode !== 200)
+        return this.fail(res, `GET blob ${d.digest}${redirectedTo === undefined ? '' : ` at ${redirectedTo}`}`);
       const tmp = `${dest}.part-${randomBytes(4).toString('hex')}`;
       const hash = createHash('sha256');
       let size = 0;
       try {
-        await pipeline(res.body, async function* (src: AsyncIterable<Buffer>) {
-          for await (const c of src) {
-            hash.update(c);
-            size += c.length;
-            yield c;
-          }
-        }, createWriteStream(tmp));
+        await pipeline(
+          res.body,
+          async function* (src: AsyncIterable<Buffer>) {
+            for await (const c of src) {
+              hash.update(c);
+              size += c.length;
+              yield c;
+            }
+          },
+          createWriteStream(tmp),
+        );
         const actual = `sha256:${hash.digest('hex')}`;
-        if (actual !== d.digest) throw new RegistryClientError('DIGEST_MISMATCH', `blob ${d.digest} hashed to ${actual}`);
-        if (d.size !== undefined && d.size !== size) throw new RegistryClientError('SIZE_MISMATCH', `blob ${d.digest}: ${size} bytes, expected ${d.size}`);
+        if (actual !== d.digest)
+          throw new RegistryClientError('DIGEST_MISMATCH', `blob ${d.digest} hashed to ${actual}`);
+        if (d.size !== undefined && d.size !== size)
+          throw new RegistryClientError('SIZE_MISMATCH', `blob ${d.digest}: ${size} bytes, expected ${d.size}`);
         await rename(tmp, dest);
       } catch (err) {
         await rm(tmp, { force: true });
@@ -244,23 +281,38 @@ export class RegistryClient {
     };
     await visit(top);
     await writeFile(join(outDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await writeFile(join(outDir, 'index.json'), JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length,
-        annotations: { 'org.opencontainers.image.ref.name': tag } }],
-    }));
+    await writeFile(
+      join(outDir, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: top.mediaType,
+            digest: top.digest,
+            size: top.bytes.length,
+            annotations: { 'org.opencontainers.image.ref.name': tag },
+          },
+        ],
+      }),
+    );
     return result;
   }
 
   /** Uploads one blob file unless the registry has it: POST, then PUT ?digest= with the file as body. */
-  async pushBlob(repo: string, digest: string, path: string): Promise<{ digest: string; size: number; uploaded: boolean }> {
+  async pushBlob(
+    repo: string,
+    digest: string,
+    path: string,
+  ): Promise<{ digest: string; size: number; uploaded: boolean }> {
     const scope = `repository:${repo}:pull,push`;
     const size = (await stat(path)).size;
     const head = await this.call('HEAD', `${this.origin}/v2/${repo}/blobs/${digest}`, scope);
     await head.body.dump();
     if (head.statusCode === 200) return { digest, size, uploaded: false };
-    const start = await this.call('POST', `${this.origin}/v2/${repo}/blobs/uploads/`, scope, { headers: { 'content-length': '0' } });
+    const start = await this.call('POST', `${this.origin}/v2/${repo}/blobs/uploads/`, scope, {
+      headers: { 'content-length': '0' },
+    });
     const loc = header(start.headers, 'location');
     if (start.statusCode !== 202 || loc === undefined) return this.fail(start, `POST upload ${repo}`);
     await start.body.dump();
@@ -276,8 +328,10 @@ export class RegistryClient {
   }
 
   async putManifest(repo: string, ref: string, mediaType: string, bytes: Buffer): Promise<string> {
-    const res = await this.call('PUT', `${this.origin}/v2/${repo}/manifests/${ref}`, `repository:${repo}:pull,push`,
-      { headers: { 'content-type': mediaType }, body: () => bytes });
+    const res = await this.call('PUT', `${this.origin}/v2/${repo}/manifests/${ref}`, `repository:${repo}:pull,push`, {
+      headers: { 'content-type': mediaType },
+      body: () => bytes,
+    });
     if (res.statusCode !== 201) return this.fail(res, `PUT manifest ${repo}:${ref}`);
     await res.body.dump();
     return header(res.headers, 'docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -293,7 +347,8 @@ export class RegistryClient {
     const pushManifest = async (d: Descriptor, ref: string): Promise<string> => {
       const bytes = await readFile(blobPath(d.digest));
       const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-      const mediaType = d.mediaType ?? (typeof doc['mediaType'] === 'string' ? doc['mediaType'] : MANIFEST_TYPES[1] ?? '');
+      const mediaType =
+        d.mediaType ?? (typeof doc['mediaType'] === 'string' ? doc['mediaType'] : (MANIFEST_TYPES[1] ?? ''));
       const c = children(doc);
       for (const child of c.manifests) await pushManifest(child, child.digest);
       for (const b of c.blobs) blobs.push(await this.pushBlob(repo, b.digest, blobPath(b.digest)));

@@ -31,16 +31,23 @@ function timeout<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
   ]).finally(() => clearTimeout(timer));
 }
 
 /** Spawns the service and resolves once it printed its ready line; kills it if it never does. */
 export async function startService(spec: ServiceSpec): Promise<ServiceProcess> {
-  const child = spawn(spec.command, spec.args, { env: { ...process.env, ...(spec.env ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(spec.command, spec.args, {
+    env: { ...process.env, ...(spec.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let buf = '';
   const listening = new Promise<{ port: number; url: string }>((resolve, reject) => {
@@ -61,7 +68,9 @@ export async function startService(spec: ServiceSpec): Promise<ServiceProcess> {
       }
     });
     child.once('error', reject);
-    void exited.then((code) => reject(new Error(`${spec.name} exited with ${code} before listening: ${stderr.trim()}`)));
+    void exited.then((code) =>
+      reject(new Error(`${spec.name} exited with ${code} before listening: ${stderr.trim()}`)),
+    );
   });
   const stop = async (signal: NodeJS.Signals = 'SIGTERM', ms = 30_000): Promise<number | null> => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

@@ -4,17 +4,26 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export interface ToolResult { code: number; out: string; ms: number }
+export interface ToolResult {
+  code: number;
+  out: string;
+  ms: number;
+}
 
 /** Runs `cmd args`; never throws: a missing tool or a timeout is a non-zero code. */
 export function runTool(cmd: string, args: string[], timeoutMs = 120_000): Promise<ToolResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 127;
-      const note = err !== null && err.killed ? `\n(killed after ${timeoutMs} ms)` : '';
-      resolve({ code, out: `${stdout}${stderr}${note}`, ms: performance.now() - started });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 127;
+        const note = err !== null && err.killed ? `\n(killed after ${timeoutMs} ms)` : '';
+        resolve({ code, out: `${stdout}${stderr}${note}`, ms: performance.now() - started });
+      },
+    );
   });
 }
 

@@ -12,7 +12,10 @@ import { procCrashed, waitHttpReady, type Subject } from '../scenarios/subject.j
 export const NGINX_BIN = '/usr/sbin/nginx';
 
 export async function nginxMissing(): Promise<string | null> {
-  return access(NGINX_BIN, constants.X_OK).then(() => null, () => `${NGINX_BIN} not installed (npm run bench:peers:install)`);
+  return access(NGINX_BIN, constants.X_OK).then(
+    () => null,
+    () => `${NGINX_BIN} not installed (npm run bench:peers:install)`,
+  );
 }
 
 function location(role: 'static' | 'proxy', blobDir: string, upstreamUrl: string, caPath: string): string {

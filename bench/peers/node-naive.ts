@@ -9,7 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { cert: { type: 'string' }, key: { type: 'string' }, dir: { type: 'string' }, port: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { cert: { type: 'string' }, key: { type: 'string' }, dir: { type: 'string' }, port: { type: 'string' } },
+});
 if (values.cert === undefined || values.key === undefined || values.dir === undefined) {
   process.stderr.write('usage: node-naive.js --cert PEM --key PEM --dir BLOBDIR [--port N]\n');
   process.exit(2);
@@ -24,14 +26,24 @@ const server = createServer({ cert: await readFile(values.cert), key: await read
     return;
   }
   const file = join(dir, hex);
-  stat(file).then((st) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size, 'docker-content-digest': `sha256:${hex}` });
-    createReadStream(file).pipe(res);
-  }, () => res.writeHead(404).end());
+  stat(file).then(
+    (st) => {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': st.size,
+        'docker-content-digest': `sha256:${hex}`,
+      });
+      createReadStream(file).pipe(res);
+    },
+    () => res.writeHead(404).end(),
+  );
 });
 server.listen(Number(values.port ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ event: 'listening', port: (server.address() as AddressInfo).port })}\n`);
 });
-const stop = (): void => { server.close(() => process.exit(0)); server.closeAllConnections(); };
+const stop = (): void => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -17,14 +17,27 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   const upstream = subject.upstream;
   if (upstream === null) throw new Error(`${subject.kind} has no upstream: cold-stampede needs a cache`);
   const errors = new ErrorTally();
-  const common = { driver: 'raw' as const, proto: 'h1' as const, cycle: false, durationMs: wanMs(env, s.size), slackMs: wanMs(env, s.size) };
+  const common = {
+    driver: 'raw' as const,
+    proto: 'h1' as const,
+    cycle: false,
+    durationMs: wanMs(env, s.size),
+    slackMs: wanMs(env, s.size),
+  };
 
   env.phase('lone cold fetch');
   const one = errors.add(await load(env, subject, [lone], { ...common, concurrency: 1, order: [0], maxRequests: 1 }));
   const getsBefore = await upstream.servedGets([crowd.digest]);
   await subject.eventLoopP99Ms(); // resets the cache's histogram: the next reading covers the stampede only
   env.phase(`${s.clients} clients on one cold blob`);
-  const many = errors.add(await load(env, subject, [crowd], { ...common, concurrency: s.clients, order: Array.from({ length: s.clients }, () => 0), maxRequests: s.clients }));
+  const many = errors.add(
+    await load(env, subject, [crowd], {
+      ...common,
+      concurrency: s.clients,
+      order: Array.from({ length: s.clients }, () => 0),
+      maxRequests: s.clients,
+    }),
+  );
   const loopP99 = await subject.eventLoopP99Ms();
   const gets = (await upstream.servedGets([crowd.digest])) - getsBefore;
   const rss = subject.pid === null ? null : await peakRss(subject.pid);
@@ -58,24 +71,53 @@ export async function chainCold(env: BenchEnv): Promise<Outcome> {
   const chained = await env.blobs('chain-tiers', s.layers);
   const total = s.layers.reduce((a, b) => a + b, 0);
   const errors = new ErrorTally();
-  const pull = { driver: 'undici' as const, proto: 'h1' as const, concurrency: s.concurrency, order: s.layers.map((_, i) => i), cycle: false, maxRequests: s.layers.length, durationMs: wanMs(env, total), slackMs: wanMs(env, total) };
+  const pull = {
+    driver: 'undici' as const,
+    proto: 'h1' as const,
+    concurrency: s.concurrency,
+    order: s.layers.map((_, i) => i),
+    cycle: false,
+    maxRequests: s.layers.length,
+    durationMs: wanMs(env, total),
+    slackMs: wanMs(env, total),
+  };
 
   env.phase('direct pull from the mock');
   const mockSubject: Subject = {
-    kind: 'dtr-mock', origin: env.mock.url, h2: false, pid: null, upstream: null,
-    path: (d) => env.mock.blobPath(d), eventLoopP99Ms: async () => null, crashed: () => env.mock.proc.crashed(), stop: async () => {},
+    kind: 'dtr-mock',
+    origin: env.mock.url,
+    h2: false,
+    pid: null,
+    upstream: null,
+    path: (d) => env.mock.blobPath(d),
+    eventLoopP99Ms: async () => null,
+    crashed: () => env.mock.proc.crashed(),
+    stop: async () => {},
   };
   const d = errors.add(await load(env, mockSubject, direct, pull));
 
-  const { c, gets } = await withSubject(() => startCacheSubject(env, 'chain-regional', [env.mock.url]), (regional) =>
-    withSubject(() => startCacheSubject(env, 'chain-edge', [regional.origin]), async (edge) => {
-      env.phase('cold pull through edge → regional → mock');
-      const before = await env.mock.servedGets(chained.map((b) => b.digest));
-      const r = errors.add(await load(env, edge, chained, pull));
-      return { c: r, gets: (await env.mock.servedGets(chained.map((b) => b.digest))) - before };
-    }));
+  const { c, gets } = await withSubject(
+    () => startCacheSubject(env, 'chain-regional', [env.mock.url]),
+    (regional) =>
+      withSubject(
+        () => startCacheSubject(env, 'chain-edge', [regional.origin]),
+        async (edge) => {
+          env.phase('cold pull through edge → regional → mock');
+          const before = await env.mock.servedGets(chained.map((b) => b.digest));
+          const r = errors.add(await load(env, edge, chained, pull));
+          return { c: r, gets: (await env.mock.servedGets(chained.map((b) => b.digest))) - before };
+        },
+      ),
+  );
   return {
-    params: { layers: s.layers.length, totalBytes: total, concurrency: s.concurrency, proto: 'h1', driver: 'undici', tiers: 2 },
+    params: {
+      layers: s.layers.length,
+      totalBytes: total,
+      concurrency: s.concurrency,
+      proto: 'h1',
+      driver: 'undici',
+      tiers: 2,
+    },
     figures: {
       chainMs: round(c.elapsedMs, 0),
       directMs: round(d.elapsedMs, 0),

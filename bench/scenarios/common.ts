@@ -78,15 +78,28 @@ export function wanMs(env: BenchEnv, bytes: number): number {
  * Fetches each blob once through `subject` (HTTP/1.1), so later loads are hits. Static
  * servers (no upstream) already have every blob on disk: the warm-up load suffices.
  */
-export async function warm(env: BenchEnv, subject: Subject, blobs: Blob[], errors: ErrorTally, concurrency = 16): Promise<void> {
+export async function warm(
+  env: BenchEnv,
+  subject: Subject,
+  blobs: Blob[],
+  errors: ErrorTally,
+  concurrency = 16,
+): Promise<void> {
   if (blobs.length === 0 || subject.upstream === null) return;
   const biggest = Math.max(...blobs.map((b) => b.size));
   env.phase(`warming ${blobs.length} blob(s)`);
-  errors.add(await load(env, subject, blobs, {
-    driver: 'undici', proto: 'h1', concurrency: Math.min(concurrency, blobs.length),
-    order: blobs.map((_, i) => i), cycle: false, maxRequests: blobs.length,
-    durationMs: wanMs(env, biggest * Math.ceil(blobs.length / concurrency)), slackMs: wanMs(env, biggest),
-  }));
+  errors.add(
+    await load(env, subject, blobs, {
+      driver: 'undici',
+      proto: 'h1',
+      concurrency: Math.min(concurrency, blobs.length),
+      order: blobs.map((_, i) => i),
+      cycle: false,
+      maxRequests: blobs.length,
+      durationMs: wanMs(env, biggest * Math.ceil(blobs.length / concurrency)),
+      slackMs: wanMs(env, biggest),
+    }),
+  );
 }
 
 /** Starts a subject, runs `body`, and always stops it; a subject that died fails the scenario. */

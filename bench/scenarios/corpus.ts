@@ -56,7 +56,9 @@ export class Corpus {
     const digest = `sha256:${hash.digest('hex')}`;
     if (!(await up.finalize(digest))) throw new Error('corpus: blob digest mismatch after write');
     const file = this.fileOf(digest);
-    await access(file).catch(() => { throw new Error(`corpus: the mock's storage layout changed (no ${file})`); });
+    await access(file).catch(() => {
+      throw new Error(`corpus: the mock's storage layout changed (no ${file})`);
+    });
     return { digest, size, file };
   }
 
@@ -64,9 +66,11 @@ export class Corpus {
   async addMany(sizes: number[], parallel = 8): Promise<Blob[]> {
     const out: Blob[] = new Array<Blob>(sizes.length);
     let next = 0;
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      for (let i = next++; i < sizes.length; i = next++) out[i] = await this.add(sizes[i] ?? 0);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        for (let i = next++; i < sizes.length; i = next++) out[i] = await this.add(sizes[i] ?? 0);
+      }),
+    );
     return out;
   }
 }

@@ -12,7 +12,12 @@ let seq = 0;
  * Runs `spec` and resolves its result. `slackMs` is how long past `durationMs` the driver
  * may take (requests in flight finish, cold transfers run at WAN speed) before it is killed.
  */
-export async function runLoad(workDir: string, spec: LoadSpec, slackMs: number, cpuProfDir: string | null = null): Promise<LoadResult> {
+export async function runLoad(
+  workDir: string,
+  spec: LoadSpec,
+  slackMs: number,
+  cpuProfDir: string | null = null,
+): Promise<LoadResult> {
   const id = `${String(++seq).padStart(3, '0')}-${spec.driver}-${spec.proto}`;
   const specPath = join(workDir, `${id}.spec.json`);
   const resultPath = join(workDir, `${id}.result.json`);
@@ -20,7 +25,12 @@ export async function runLoad(workDir: string, spec: LoadSpec, slackMs: number, 
   const proc = await spawnLogged({
     name: `driver ${id}`,
     command: process.execPath,
-    args: [...(cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, 'drivers')}`]), join(DRIVERS, `${spec.driver}.js`), specPath, resultPath],
+    args: [
+      ...(cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, 'drivers')}`]),
+      join(DRIVERS, `${spec.driver}.js`),
+      specPath,
+      resultPath,
+    ],
     logFile: join(workDir, `${id}.log`),
   });
   const limitMs = spec.durationMs + slackMs;

@@ -54,8 +54,14 @@ export class BenchEnv {
   /** The mock with tokens off, over the same storage, started on first use. */
   openMock(): Promise<MockOrigin> {
     this.#openMock ??= MockOrigin.start({
-      name: 'dtr-mock-open', workDir: this.workDir, leaf: this.leaf, caPem: this.ca.cert,
-      storageDir: this.corpus.root, latencyMs: this.settings.latencyMs, bandwidth: this.settings.bandwidth, tokens: false,
+      name: 'dtr-mock-open',
+      workDir: this.workDir,
+      leaf: this.leaf,
+      caPem: this.ca.cert,
+      storageDir: this.corpus.root,
+      latencyMs: this.settings.latencyMs,
+      bandwidth: this.settings.bandwidth,
+      tokens: false,
     });
     return this.#openMock;
   }

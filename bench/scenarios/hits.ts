@@ -8,12 +8,18 @@ import type { Subject } from './subject.js';
 
 function smallBlobs(env: BenchEnv) {
   const s = env.shape.hitSmall;
-  return env.blobs('hit-small', Array.from({ length: s.blobs }, () => s.size));
+  return env.blobs(
+    'hit-small',
+    Array.from({ length: s.blobs }, () => s.size),
+  );
 }
 
 function largeBlobs(env: BenchEnv) {
   const s = env.shape.hitLarge;
-  return env.blobs('hit-large', Array.from({ length: s.blobs }, () => s.size));
+  return env.blobs(
+    'hit-large',
+    Array.from({ length: s.blobs }, () => s.size),
+  );
 }
 
 export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h2'): Promise<Outcome> {
@@ -21,7 +27,7 @@ export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h
   const blobs = await smallBlobs(env);
   const errors = new ErrorTally();
   await warm(env, subject, blobs, errors);
-  const driver = proto === 'h1' ? 'autocannon' as const : 'undici' as const;
+  const driver = proto === 'h1' ? ('autocannon' as const) : ('undici' as const);
   const opts = { driver, proto, concurrency: s.concurrency, maxRequests: s.maxRequests, slackMs: 20_000 };
   if (env.shape.warmupMs > 0) {
     env.phase('warm-up load');
@@ -32,8 +38,11 @@ export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h
   return {
     params: { blobs: s.blobs, blobBytes: s.size, concurrency: s.concurrency, durationMs: s.durationMs, proto, driver },
     figures: {
-      reqPerSec: round(r.reqPerSec, 0), p50Ms: round(r.latencyMs.p50, 2), p99Ms: round(r.latencyMs.p99, 2),
-      maxMs: round(r.latencyMs.max, 1), requests: r.requests,
+      reqPerSec: round(r.reqPerSec, 0),
+      p50Ms: round(r.latencyMs.p50, 2),
+      p99Ms: round(r.latencyMs.p99, 2),
+      maxMs: round(r.latencyMs.max, 1),
+      requests: r.requests,
     },
     errors: errors.count,
     errorSamples: errors.samples,
@@ -59,7 +68,13 @@ export async function hitLarge(env: BenchEnv, subject: Subject): Promise<Outcome
     // HTTP/1.1 by the raw driver: autocannon's JavaScript parser completed no 64 MiB
     // response in 5 s at c=8 here, and undici's own CPU per GB capped what it could measure
     // (bench/README.md, "Load drivers for large bodies").
-    const opts = { driver: proto === 'h1' ? 'raw' as const : 'undici' as const, proto, concurrency: s.concurrency, maxRequests: s.maxRequests, slackMs: 60_000 };
+    const opts = {
+      driver: proto === 'h1' ? ('raw' as const) : ('undici' as const),
+      proto,
+      concurrency: s.concurrency,
+      maxRequests: s.maxRequests,
+      slackMs: 60_000,
+    };
     if (env.shape.warmupMs > 0) {
       env.phase(`${proto} warm-up load`);
       errors.add(await load(env, subject, blobs, { ...opts, durationMs: env.shape.warmupMs }));
@@ -71,7 +86,14 @@ export async function hitLarge(env: BenchEnv, subject: Subject): Promise<Outcome
     figures[`${proto}Requests`] = r.requests;
   }
   return {
-    params: { blobs: s.blobs, blobBytes: s.size, concurrency: s.concurrency, durationMs: s.durationMs, h1Driver: 'raw', h2Driver: 'undici' },
+    params: {
+      blobs: s.blobs,
+      blobBytes: s.size,
+      concurrency: s.concurrency,
+      durationMs: s.durationMs,
+      h1Driver: 'raw',
+      h2Driver: 'undici',
+    },
     figures,
     errors: errors.count,
     errorSamples: errors.samples,

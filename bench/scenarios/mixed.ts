@@ -28,7 +28,10 @@ export interface MixedPlan {
   expectedHitShare: number;
 }
 
-export function planMixed(o: { blobs: number; minSize: number; maxSize: number; zipfS: number; hitShare: number; requests: number }, seed = 6): MixedPlan {
+export function planMixed(
+  o: { blobs: number; minSize: number; maxSize: number; zipfS: number; hitShare: number; requests: number },
+  seed = 6,
+): MixedPlan {
   const rnd = prng(seed);
   const lo = Math.log(o.minSize);
   const hi = Math.log(o.maxSize);
@@ -74,19 +77,40 @@ export async function mixed(env: BenchEnv, subject: Subject): Promise<Outcome> {
   const upstream = subject.upstream;
   if (upstream === null) throw new Error('mixed needs a subject with an upstream');
   const errors = new ErrorTally();
-  await warm(env, subject, plan.warm.map((i) => blobs[i]!), errors);
+  await warm(
+    env,
+    subject,
+    plan.warm.map((i) => blobs[i]!),
+    errors,
+  );
   const digests = blobs.map((b) => b.digest);
   const before = await upstream.servedGets(digests);
   env.phase(`${plan.sequence.length} Zipf requests, c=${s.concurrency}`);
-  const r = errors.add(await load(env, subject, blobs, {
-    driver: 'undici', proto: 'h1', concurrency: s.concurrency, order: plan.sequence, cycle: false,
-    maxRequests: plan.sequence.length, durationMs: s.durationMs, slackMs: wanMs(env, s.maxSize),
-  }));
+  const r = errors.add(
+    await load(env, subject, blobs, {
+      driver: 'undici',
+      proto: 'h1',
+      concurrency: s.concurrency,
+      order: plan.sequence,
+      cycle: false,
+      maxRequests: plan.sequence.length,
+      durationMs: s.durationMs,
+      slackMs: wanMs(env, s.maxSize),
+    }),
+  );
   const misses = (await upstream.servedGets(digests)) - before;
   return {
     params: {
-      blobs: s.blobs, minBytes: s.minSize, maxBytes: s.maxSize, zipfS: s.zipfS, requests: plan.sequence.length,
-      concurrency: s.concurrency, warmed: plan.warm.length, plannedHitShare: round(plan.expectedHitShare, 3) ?? 0, proto: 'h1', driver: 'undici',
+      blobs: s.blobs,
+      minBytes: s.minSize,
+      maxBytes: s.maxSize,
+      zipfS: s.zipfS,
+      requests: plan.sequence.length,
+      concurrency: s.concurrency,
+      warmed: plan.warm.length,
+      plannedHitShare: round(plan.expectedHitShare, 3) ?? 0,
+      proto: 'h1',
+      driver: 'undici',
     },
     figures: {
       reqPerSec: round(r.reqPerSec, 0),

@@ -26,7 +26,11 @@ export class MockOrigin {
   readonly #agent: Agent;
   readonly #tokens = new Map<string, string>();
 
-  private constructor(readonly proc: Proc, readonly url: string, caPem: string) {
+  private constructor(
+    readonly proc: Proc,
+    readonly url: string,
+    caPem: string,
+  ) {
     this.#agent = new Agent({ connect: { ca: caPem }, connections: 64 });
   }
 
@@ -34,12 +38,29 @@ export class MockOrigin {
     const proc = await spawnLogged({
       name: s.name,
       command: process.execPath,
-      args: [MOCK_MAIN, '--port', '0', '--cert', s.leaf.certPath, '--key', s.leaf.keyPath, '--storage', s.storageDir,
-        '--latency-ms', String(s.latencyMs), '--bandwidth', String(s.bandwidth), '--redirect-ttl', '1200',
-        ...(s.tokens ? [] : ['--no-tokens'])],
+      args: [
+        MOCK_MAIN,
+        '--port',
+        '0',
+        '--cert',
+        s.leaf.certPath,
+        '--key',
+        s.leaf.keyPath,
+        '--storage',
+        s.storageDir,
+        '--latency-ms',
+        String(s.latencyMs),
+        '--bandwidth',
+        String(s.bandwidth),
+        '--redirect-ttl',
+        '1200',
+        ...(s.tokens ? [] : ['--no-tokens']),
+      ],
       logFile: join(s.workDir, `${s.name}.log`),
     });
-    const url = await waitReady(proc, 20_000, () => findLogLine(proc.logFile, (l) => (l['event'] === 'listening' ? String(l['url']) : undefined)));
+    const url = await waitReady(proc, 20_000, () =>
+      findLogLine(proc.logFile, (l) => (l['event'] === 'listening' ? String(l['url']) : undefined)),
+    );
     return new MockOrigin(proc, url, s.caPem);
   }
 
@@ -48,12 +69,14 @@ export class MockOrigin {
     const have = this.#tokens.get(digest);
     if (have !== undefined) return have;
     const res = await request(`${this.url}/_mock/token`, {
-      method: 'POST', dispatcher: this.#agent,
+      method: 'POST',
+      dispatcher: this.#agent,
       headers: { authorization: ADMIN, 'content-type': 'application/json' },
       body: JSON.stringify({ sub: 'bench', name: REPO, digest, ttlSec: 1200 }),
     });
     const body = (await res.body.json()) as { token?: string };
-    if (res.statusCode !== 200 || typeof body.token !== 'string') throw new Error(`mock refused to mint a token: ${res.statusCode}`);
+    if (res.statusCode !== 200 || typeof body.token !== 'string')
+      throw new Error(`mock refused to mint a token: ${res.statusCode}`);
     this.#tokens.set(digest, body.token);
     return body.token;
   }
@@ -61,9 +84,11 @@ export class MockOrigin {
   /** Mints tokens for many digests, 32 at a time (each call pays the mock's latency). */
   async tokens(digests: string[]): Promise<void> {
     let next = 0;
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      for (let i = next++; i < digests.length; i = next++) await this.token(digests[i] ?? '');
-    }));
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        for (let i = next++; i < digests.length; i = next++) await this.token(digests[i] ?? '');
+      }),
+    );
   }
 
   /** `/v2/<repo>/blobs/<digest>` with the redirect token, as a redirected client asks. */

@@ -63,7 +63,9 @@ export async function spawnLogged(spec: SpawnSpec): Promise<Proc> {
     },
   };
   live.add(proc);
-  void exited.then(() => { if (stopping) live.delete(proc); });
+  void exited.then(() => {
+    if (stopping) live.delete(proc);
+  });
   return proc;
 }
 
@@ -74,7 +76,9 @@ export async function waitReady<T>(proc: Proc, ms: number, check: () => Promise<
     const v = await check().catch(() => undefined);
     if (v !== undefined) return v;
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`${proc.name} exited (${String(await proc.exited)}) before it was ready:\n${await tail(proc.logFile)}`);
+      throw new Error(
+        `${proc.name} exited (${String(await proc.exited)}) before it was ready:\n${await tail(proc.logFile)}`,
+      );
     }
     if (Date.now() > end) throw new Error(`${proc.name} not ready after ${ms} ms:\n${await tail(proc.logFile)}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -82,7 +86,10 @@ export async function waitReady<T>(proc: Proc, ms: number, check: () => Promise<
 }
 
 /** The first JSON line of the log that `match` accepts. */
-export async function findLogLine<T>(logFile: string, match: (l: Record<string, unknown>) => T | undefined): Promise<T | undefined> {
+export async function findLogLine<T>(
+  logFile: string,
+  match: (l: Record<string, unknown>) => T | undefined,
+): Promise<T | undefined> {
   const text = await readFile(logFile, 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;

@@ -16,7 +16,9 @@ function scenarioRows(results: ScenarioResult[]): string[] {
   const w = Math.max(...results.map((r) => r.name.length), 8) + 2;
   const rows = [`${pad('scenario', w)}${pad('status', 9)}${pad('errors', 8)}${pad('steal%', 8)}figures`];
   for (const r of results) {
-    const figs = Object.entries(r.figures).map(([k, v]) => `${k}=${show(v)}`).join('  ');
+    const figs = Object.entries(r.figures)
+      .map(([k, v]) => `${k}=${show(v)}`)
+      .join('  ');
     rows.push(`${pad(r.name, w)}${pad(r.status, 9)}${pad(String(r.errors), 8)}${pad(show(r.stealPct), 8)}${figs}`);
     if (r.note !== null) rows.push(`${pad('', w)}note: ${r.note}`);
     for (const e of r.errorSamples.slice(0, 3)) rows.push(`${pad('', w)}error: ${e}`);
@@ -29,7 +31,9 @@ function ratioRows(results: ScenarioResult[]): string[] {
   for (const r of results) {
     for (const q of r.ratios) {
       if (q.value === null) continue;
-      rows.push(`${pad(r.name, 16)}${pad(q.metric, 14)}÷ ${pad(q.against, 34)}${pad(show(q.value), 8)}(${q.better} is better)`);
+      rows.push(
+        `${pad(r.name, 16)}${pad(q.metric, 14)}÷ ${pad(q.against, 34)}${pad(show(q.value), 8)}(${q.better} is better)`,
+      );
     }
   }
   return rows;
@@ -51,7 +55,10 @@ export function formatTable(report: BenchReport): string {
   const ratios = ratioRows(report.scenarios);
   if (ratios.length > 0) out.push('', 'ratios (ours ÷ peer, same run)', ...ratios);
   if (report.targets.length > 0) out.push('', 'targets (reported, never fatal)', ...targetRows(report.targets));
-  out.push('', `${report.ok ? 'ok' : 'FAILED'}: ${report.scenarios.length} scenario(s) in ${(report.durationMs / 1000).toFixed(1)} s`);
+  out.push(
+    '',
+    `${report.ok ? 'ok' : 'FAILED'}: ${report.scenarios.length} scenario(s) in ${(report.durationMs / 1000).toFixed(1)} s`,
+  );
   return out.join('\n');
 }
 

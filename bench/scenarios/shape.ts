@@ -14,7 +14,16 @@ export interface Shape {
   coldStampede: { clients: number; size: number };
   /** A cold pull of an image: its layer sizes, fetched three at a time (docker's default). */
   chainCold: { layers: number[]; concurrency: number };
-  mixed: { blobs: number; minSize: number; maxSize: number; zipfS: number; hitShare: number; concurrency: number; requests: number; durationMs: number };
+  mixed: {
+    blobs: number;
+    minSize: number;
+    maxSize: number;
+    zipfS: number;
+    hitShare: number;
+    concurrency: number;
+    requests: number;
+    durationMs: number;
+  };
 }
 
 const FULL: Shape = {
@@ -23,7 +32,16 @@ const FULL: Shape = {
   hitLarge: { blobs: 4, size: 64 * MiB, concurrency: 8, durationMs: 10_000, maxRequests: 4_000 },
   coldStampede: { clients: 32, size: 256 * MiB },
   chainCold: { layers: [64 * MiB, 32 * MiB, 16 * MiB, 8 * MiB, 4 * MiB, 4 * KiB], concurrency: 3 },
-  mixed: { blobs: 1000, minSize: 1 * KiB, maxSize: 4 * MiB, zipfS: 1, hitShare: 0.8, concurrency: 32, requests: 2_000, durationMs: 30_000 },
+  mixed: {
+    blobs: 1000,
+    minSize: 1 * KiB,
+    maxSize: 4 * MiB,
+    zipfS: 1,
+    hitShare: 0.8,
+    concurrency: 32,
+    requests: 2_000,
+    durationMs: 30_000,
+  },
 };
 
 const QUICK: Shape = {
@@ -32,7 +50,16 @@ const QUICK: Shape = {
   hitLarge: { blobs: 4, size: 8 * MiB, concurrency: 8, durationMs: 1_500, maxRequests: 2_000 },
   coldStampede: { clients: 32, size: 24 * MiB },
   chainCold: { layers: [8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 512 * KiB, 4 * KiB], concurrency: 3 },
-  mixed: { blobs: 1000, minSize: 1 * KiB, maxSize: 256 * KiB, zipfS: 1, hitShare: 0.8, concurrency: 32, requests: 2_000, durationMs: 10_000 },
+  mixed: {
+    blobs: 1000,
+    minSize: 1 * KiB,
+    maxSize: 256 * KiB,
+    zipfS: 1,
+    hitShare: 0.8,
+    concurrency: 32,
+    requests: 2_000,
+    durationMs: 10_000,
+  },
 };
 
 const SMOKE: Shape = {
@@ -41,7 +68,16 @@ const SMOKE: Shape = {
   hitLarge: { blobs: 4, size: 1 * MiB, concurrency: 8, durationMs: 800, maxRequests: 1_000 },
   coldStampede: { clients: 32, size: 2 * MiB },
   chainCold: { layers: [1 * MiB, 512 * KiB, 256 * KiB, 128 * KiB, 64 * KiB, 4 * KiB], concurrency: 3 },
-  mixed: { blobs: 1000, minSize: 512, maxSize: 16 * KiB, zipfS: 1, hitShare: 0.8, concurrency: 32, requests: 2_000, durationMs: 5_000 },
+  mixed: {
+    blobs: 1000,
+    minSize: 512,
+    maxSize: 16 * KiB,
+    zipfS: 1,
+    hitShare: 0.8,
+    concurrency: 32,
+    requests: 2_000,
+    durationMs: 5_000,
+  },
 };
 
 export function shapeFor(mode: Mode): Shape {

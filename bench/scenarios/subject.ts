@@ -53,7 +53,10 @@ export async function startCacheSubject(env: BenchEnv, label: string, upstreams:
   await mkdir(dir, { recursive: true });
   const debugPort = await freePort();
   const { path } = await writeCacheConfig(dir, {
-    upstreams, cas: [env.ca.certPath], tls: env.leaf, logLevel: 'info',
+    upstreams,
+    cas: [env.ca.certPath],
+    tls: env.leaf,
+    logLevel: 'info',
     extraHttp: `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n      path: /metrics\n`,
   });
   const prof = env.settings.cpuProfDir;
@@ -61,10 +64,19 @@ export async function startCacheSubject(env: BenchEnv, label: string, upstreams:
     name: label,
     command: process.execPath,
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
-    args: [...(await cliNodeFlags()), ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, label)}`]), CACHE_CLI, 'serve', '--config', path],
+    args: [
+      ...(await cliNodeFlags()),
+      ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, label)}`]),
+      CACHE_CLI,
+      'serve',
+      '--config',
+      path,
+    ],
     logFile: join(dir, 'cache.log'),
   });
-  const port = await waitReady(proc, 20_000, () => findLogLine(proc.logFile, (l) => (l['msg'] === 'dtr-cache listening' ? Number(l['port']) : undefined)));
+  const port = await waitReady(proc, 20_000, () =>
+    findLogLine(proc.logFile, (l) => (l['msg'] === 'dtr-cache listening' ? Number(l['port']) : undefined)),
+  );
   const metricsUrl = `http://127.0.0.1:${debugPort}/metrics`;
   return {
     kind: 'dtr-cache',
@@ -88,10 +100,20 @@ export async function startNaiveSubject(env: BenchEnv, label: string): Promise<S
   const proc = await spawnLogged({
     name: label,
     command: process.execPath,
-    args: [NAIVE, '--cert', env.leaf.certPath, '--key', env.leaf.keyPath, '--dir', join(env.corpus.root, 'blobs', 'sha256')],
+    args: [
+      NAIVE,
+      '--cert',
+      env.leaf.certPath,
+      '--key',
+      env.leaf.keyPath,
+      '--dir',
+      join(env.corpus.root, 'blobs', 'sha256'),
+    ],
     logFile: join(dir, 'node-naive.log'),
   });
-  const port = await waitReady(proc, 10_000, () => findLogLine(proc.logFile, (l) => (l['event'] === 'listening' ? Number(l['port']) : undefined)));
+  const port = await waitReady(proc, 10_000, () =>
+    findLogLine(proc.logFile, (l) => (l['event'] === 'listening' ? Number(l['port']) : undefined)),
+  );
   return {
     kind: 'node-naive',
     origin: `https://localhost:${port}`,

@@ -35,7 +35,9 @@ function nonNegative(name: string, value: number): number {
 
 /** Identity of a key set's content: same kids with the same public material. */
 function fingerprint(keys: ReadonlyMap<string, TrustedKey>): string {
-  return JSON.stringify([...keys.values()].map((k) => k.jwk).sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0)));
+  return JSON.stringify(
+    [...keys.values()].map((k) => k.jwk).sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0)),
+  );
 }
 
 /** kids come from untrusted token headers; keep log lines short. */
@@ -122,7 +124,7 @@ export class KeySet {
     }
     if (entry === undefined) {
       if (!this.loaded) throw new JwksError('JWKS_NOT_LOADED', 'no trusted key set has been loaded');
-      throw new JwksError('KID_UNKNOWN', 'no trusted key has the token\'s kid');
+      throw new JwksError('KID_UNKNOWN', "no trusted key has the token's kid");
     }
     // The key decides the algorithm, never the token alone (RFC 8725 §3.1): an RSA key must
     // not be used for an ES256 token, nor any key for an algorithm it was not published for.

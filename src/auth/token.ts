@@ -43,8 +43,19 @@ export interface TokenVerifierOptions {
 
 /** Which check refused a token; also the `detail.check` of the error, for logs and tests. */
 export type AuthCheck =
-  | 'token' | 'header' | 'alg' | 'kid' | 'keys' | 'signature' | 'exp' | 'nbf' | 'iss' | 'claims'
-  | 'digest' | 'repository' | 'method';
+  | 'token'
+  | 'header'
+  | 'alg'
+  | 'kid'
+  | 'keys'
+  | 'signature'
+  | 'exp'
+  | 'nbf'
+  | 'iss'
+  | 'claims'
+  | 'digest'
+  | 'repository'
+  | 'method';
 
 /** Real tokens are under 2 KB; refusing huge ones early bounds the work an attacker can cause. */
 const MAX_TOKEN_LENGTH = 8192;
@@ -190,8 +201,10 @@ export class TokenVerifier {
     const access = payload['access'];
     if (typeof sub !== 'string') throw this.#unauthorized('claims', 'invalid token: sub claim missing or not a string');
     if (typeof iss !== 'string') throw this.#unauthorized('claims', 'invalid token: iss claim missing or not a string');
-    if (typeof digest !== 'string') throw this.#unauthorized('claims', 'invalid token: digest claim missing or not a string');
-    if (!Array.isArray(access)) throw this.#unauthorized('claims', 'invalid token: access claim missing or not an array');
+    if (typeof digest !== 'string')
+      throw this.#unauthorized('claims', 'invalid token: digest claim missing or not a string');
+    if (!Array.isArray(access))
+      throw this.#unauthorized('claims', 'invalid token: access claim missing or not an array');
     // jose has checked that exp is present and both are numbers (RFC 7519 §4.1.4, §4.1.5).
     return { sub, iss, exp: exp as number, nbf, digest, pulls: pullsOf(access) };
   }
@@ -204,7 +217,8 @@ export class TokenVerifier {
     if (err instanceof joseErrors.JWTExpired) return this.#unauthorized('exp', 'invalid token: expired (exp)');
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
       const claim = err.claim;
-      if (claim === 'nbf' && err.reason === 'check_failed') return this.#unauthorized('nbf', 'invalid token: not yet valid (nbf)');
+      if (claim === 'nbf' && err.reason === 'check_failed')
+        return this.#unauthorized('nbf', 'invalid token: not yet valid (nbf)');
       if (claim === 'iss') return this.#unauthorized('iss', 'invalid token: iss does not match the configured issuer');
       const why = err.reason === 'missing' ? 'missing' : 'invalid';
       return this.#unauthorized('claims', `invalid token: ${show(claim)} claim ${why}`);
@@ -229,7 +243,11 @@ export class TokenVerifier {
       service: this.#service,
       ...(invalid ? { error: 'invalid_token' as const } : {}),
     });
-    return new RegistryError('UNAUTHORIZED', { message, detail: { check }, headers: { 'WWW-Authenticate': challenge } });
+    return new RegistryError('UNAUTHORIZED', {
+      message,
+      detail: { check },
+      headers: { 'WWW-Authenticate': challenge },
+    });
   }
 
   /** 403 for a valid token without the right; RFC 6750 §3.1 names it insufficient_scope. */

@@ -9,7 +9,8 @@ import { parseGoDuration } from './duration.js';
 import { SIZE_EXPECTED, parseSize } from './size.js';
 import { readBaseUrl, readDuration } from './values.js';
 
-const OTHER_MIDDLEWARE = 'middleware other than the registry entry named downstream is not supported by dtr-cache, ignored';
+const OTHER_MIDDLEWARE =
+  'middleware other than the registry entry named downstream is not supported by dtr-cache, ignored';
 const UPSTREAMS_EXPECTED =
   'a non-empty list of upstreams: URLs (DTR 2.3+) or one {originhost, upstreamhosts} entry (DTR 2.2); the cache cannot work without an upstream';
 
@@ -28,7 +29,11 @@ export function readDownstream(root: Field, deleteEnabled: Field, checks: FileCh
       nameField.warn(`middleware "${name}" is not supported by dtr-cache, ignored`);
       continue;
     }
-    if (entry !== null) nameField.fail(`exactly one middleware.registry entry named downstream (the first is ${entry.path})`, 'a second one');
+    if (entry !== null)
+      nameField.fail(
+        `exactly one middleware.registry entry named downstream (the first is ${entry.path})`,
+        'a second one',
+      );
     const disabled = item.child('disabled');
     if (disabled.bool() === true) disabled.fail('the downstream middleware enabled (the cache cannot work without it)');
     entry = item;
@@ -75,7 +80,7 @@ function readOptions(options: Field, deleteEnabled: Field, checks: FileCheck[]):
     upstreams: readUpstreams(options.child('upstreams')),
     cas: readCas(options.child('cas'), checks),
     jwks: readJwks(options.child('jwks'), checks),
-    issuer: options.child('issuer').text('the origin\'s issuer name (the iss claim of its tokens)'),
+    issuer: options.child('issuer').text("the origin's issuer name (the iss claim of its tokens)"),
     maxSize,
     timeouts: {
       connectMs: readDuration(timeouts.child('connect'), true) ?? parseGoDuration(d.timeouts.connect),
@@ -97,12 +102,18 @@ function readUpstreams(field: Field): UpstreamsConfig {
   const first = items[0];
   if (first === undefined) return field.fail(UPSTREAMS_EXPECTED, field.present ? 'an empty list' : 'nothing');
   const mixed = items.find((item) => (item.kind === 'mapping') !== (first.kind === 'mapping'));
-  if (mixed !== undefined) mixed.fail(`every entry in the same form as ${first.path}: all URLs (DTR 2.3+) or one {originhost, upstreamhosts} entry (DTR 2.2)`);
+  if (mixed !== undefined)
+    mixed.fail(
+      `every entry in the same form as ${first.path}: all URLs (DTR 2.3+) or one {originhost, upstreamhosts} entry (DTR 2.2)`,
+    );
   if (first.kind !== 'mapping') return { hosts: items.map(requiredUrl), origin: null };
 
   const second = items[1];
   if (second !== undefined) {
-    second.fail('one {originhost, upstreamhosts} entry (a cache has one origin; list upstream caches under upstreamhosts)', 'a second entry');
+    second.fail(
+      'one {originhost, upstreamhosts} entry (a cache has one origin; list upstream caches under upstreamhosts)',
+      'a second entry',
+    );
   }
   first.checkKeys(['originhost', 'upstreamhosts']);
   const origin = requiredUrl(first.child('originhost'));

@@ -9,8 +9,8 @@ export const DURATION_EXPECTED = 'a Go duration such as 24h, 90m or 1h30m';
 const NS_PER_UNIT: Readonly<Record<string, bigint>> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n, // U+00B5 MICRO SIGN, as Go accepts
-  'μs': 1_000n, // U+03BC GREEK SMALL LETTER MU, as Go accepts
+  µs: 1_000n, // U+00B5 MICRO SIGN, as Go accepts
+  μs: 1_000n, // U+03BC GREEK SMALL LETTER MU, as Go accepts
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -33,7 +33,11 @@ const MAX_NS = 9_223_372_036_854_775_807n;
 export function parseGoDuration(value: string | number): number {
   if (typeof value === 'number') {
     if (!Number.isInteger(value) || value < 0) {
-      throw new ValueSyntaxError('DURATION_INVALID', String(value), `${DURATION_EXPECTED} (a bare number is a whole count of nanoseconds)`);
+      throw new ValueSyntaxError(
+        'DURATION_INVALID',
+        String(value),
+        `${DURATION_EXPECTED} (a bare number is a whole count of nanoseconds)`,
+      );
     }
     return checked(BigInt(value), String(value)) / 1e6;
   }
@@ -68,7 +72,8 @@ export function parseGoDuration(value: string | number): number {
 }
 
 function checked(ns: bigint, input: string): number {
-  if (ns > MAX_NS) throw new ValueSyntaxError('DURATION_INVALID', input, `${DURATION_EXPECTED}, at most about 292 years`);
+  if (ns > MAX_NS)
+    throw new ValueSyntaxError('DURATION_INVALID', input, `${DURATION_EXPECTED}, at most about 292 years`);
   return Number(ns);
 }
 

@@ -34,7 +34,13 @@ export const ENV_KEYS: readonly string[] = [
 ];
 
 export function envVarName(keyPath: string): string {
-  return ENV_PREFIX + keyPath.split('.').map((part) => part.toUpperCase()).join('_');
+  return (
+    ENV_PREFIX +
+    keyPath
+      .split('.')
+      .map((part) => part.toUpperCase())
+      .join('_')
+  );
 }
 
 /**
@@ -50,12 +56,16 @@ export function applyEnvOverrides(
   source: string | null,
 ): void {
   const byVar = new Map(ENV_KEYS.map((key) => [envVarName(key), key]));
-  for (const name of Object.keys(env).filter((n) => n.startsWith(ENV_PREFIX)).sort()) {
+  for (const name of Object.keys(env)
+    .filter((n) => n.startsWith(ENV_PREFIX))
+    .sort()) {
     const value = env[name];
     if (value === undefined) continue;
     const keyPath = byVar.get(name);
     if (keyPath === undefined) {
-      warnings.push(`config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists can be set from the environment), ignored`);
+      warnings.push(
+        `config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists can be set from the environment), ignored`,
+      );
       continue;
     }
     const node = scalarFromEnv(name, keyPath, value, source);
@@ -71,7 +81,11 @@ export function applyEnvOverrides(
     } catch (err) {
       const parentPath = path.slice(0, -1).join('.');
       throw new ConfigError({
-        keyPath, line: null, envVar: name, found: JSON.stringify(value), source,
+        keyPath,
+        line: null,
+        envVar: name,
+        found: JSON.stringify(value),
+        source,
         expected: `${parentPath === '' ? 'the document' : parentPath} in the config file to be a mapping, so the override can apply`,
         cause: err,
       });
@@ -84,7 +98,11 @@ function scalarFromEnv(name: string, keyPath: string, value: string, source: str
   const contents = parsed.contents;
   if (parsed.errors.length > 0 || (contents !== null && !isScalar(contents))) {
     throw new ConfigError({
-      keyPath, line: null, envVar: name, found: JSON.stringify(value), source,
+      keyPath,
+      line: null,
+      envVar: name,
+      found: JSON.stringify(value),
+      source,
       expected: 'a single YAML scalar (a word, number or boolean)',
     });
   }

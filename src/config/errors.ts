@@ -68,7 +68,9 @@ export class ValueSyntaxError extends Error {
   readonly expected: string;
 
   constructor(code: 'DURATION_INVALID' | 'SIZE_INVALID', input: string, expected: string) {
-    super(`invalid ${code === 'DURATION_INVALID' ? 'duration' : 'size'} ${JSON.stringify(input)}: expected ${expected}`);
+    super(
+      `invalid ${code === 'DURATION_INVALID' ? 'duration' : 'size'} ${JSON.stringify(input)}: expected ${expected}`,
+    );
     this.name = 'ValueSyntaxError';
     this.code = code;
     this.input = input;

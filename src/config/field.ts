@@ -1,7 +1,17 @@
 // A cursor over the parsed YAML tree that knows its key path and where its value came from
 // (a line of the file or a REGISTRY_* variable), so that every check can throw a ConfigError
 // naming both. The schema modules read the config only through this class.
-import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type LineCounter, type Node, type YAMLMap } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  type Document,
+  type LineCounter,
+  type Node,
+  type YAMLMap,
+} from 'yaml';
 import { ConfigError, ValueSyntaxError, formatWhere, type ConfigLocation } from './errors.js';
 
 export interface LoadContext {
@@ -68,7 +78,9 @@ export class Field {
   }
 
   warn(message: string): void {
-    this.ctx.warnings.push(`config warning: ${this.path === '' ? '(document)' : this.path}${formatWhere(this.location)}: ${message}`);
+    this.ctx.warnings.push(
+      `config warning: ${this.path === '' ? '(document)' : this.path}${formatWhere(this.location)}: ${message}`,
+    );
   }
 
   /** The key's value as a Field (absent if the key is missing). Fails if this is not a mapping. */
@@ -95,7 +107,11 @@ export class Field {
    * Warns about every key not in `known`. `ignored` keys (Docker Registry settings that do not
    * matter to a cache) pass silently; `unsupported` ones warn with their own message.
    */
-  checkKeys(known: readonly string[], ignored: readonly string[] = [], unsupported: Readonly<Record<string, string>> = {}): void {
+  checkKeys(
+    known: readonly string[],
+    ignored: readonly string[] = [],
+    unsupported: Readonly<Record<string, string>> = {},
+  ): void {
     for (const key of this.keys()) {
       if (known.includes(key) || ignored.includes(key)) continue;
       this.child(key).warn(Object.hasOwn(unsupported, key) ? (unsupported[key] ?? '') : 'unknown key, ignored');
@@ -140,7 +156,8 @@ export class Field {
 
   /** A whole number in [min, max]. */
   int(min: number, max = Number.MAX_SAFE_INTEGER): number | null {
-    const expected = max === Number.MAX_SAFE_INTEGER ? `a whole number ≥ ${min}` : `a whole number from ${min} to ${max}`;
+    const expected =
+      max === Number.MAX_SAFE_INTEGER ? `a whole number ≥ ${min}` : `a whole number from ${min} to ${max}`;
     const v = this.scalar(expected);
     if (v === null) return null;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(expected);

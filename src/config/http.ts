@@ -14,10 +14,14 @@ const UNUSED = 'a Docker Registry setting that dtr-cache does not support, ignor
 export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const http = root.child('http');
   // `headers` and `relativeurls` are accepted for compatibility and have no effect on blob pulls.
-  http.checkKeys(['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits'], ['headers', 'relativeurls'], {
-    http2: UNUSED,
-    h2c: UNUSED,
-  });
+  http.checkKeys(
+    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits'],
+    ['headers', 'relativeurls'],
+    {
+      http2: UNUSED,
+      h2c: UNUSED,
+    },
+  );
   http.child('headers').keys(); // must be a mapping when present
 
   const net = http.child('net');
@@ -26,7 +30,8 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   // Clients find blobs at /v2/...; a prefix would move every route, and DTR's redirects too.
   const prefix = http.child('prefix');
   const prefixText = prefix.string('/');
-  if (prefixText !== null && prefixText !== '' && prefixText !== '/') prefix.fail('no prefix (dtr-cache serves /v2/ at the root)');
+  if (prefixText !== null && prefixText !== '' && prefixText !== '/')
+    prefix.fail('no prefix (dtr-cache serves /v2/ at the root)');
 
   const { host, port } = readAddr(http.child('addr')) ?? mustParseAddr(DEFAULTS.http.addr);
 
@@ -45,23 +50,37 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
 function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
   tls.checkKeys(['certificate', 'key', 'clientcas', 'clientauth', 'letsencrypt'], [], {
     minimumtls: 'not supported by dtr-cache (Node accepts TLS 1.2 and 1.3), ignored',
-    ciphersuites: 'not supported by dtr-cache (Node\'s default suites apply), ignored',
+    ciphersuites: "not supported by dtr-cache (Node's default suites apply), ignored",
   });
   // Ignoring these would serve without the client authentication or certificate asked for.
   const clientcas = tls.child('clientcas');
-  if (clientcas.items().length > 0) clientcas.fail('no clientcas (TLS client authentication is not supported by dtr-cache)');
+  if (clientcas.items().length > 0)
+    clientcas.fail('no clientcas (TLS client authentication is not supported by dtr-cache)');
   const letsencrypt = tls.child('letsencrypt');
-  if (letsencrypt.present) letsencrypt.fail('http.tls.certificate and http.tls.key (Let\'s Encrypt is not supported by dtr-cache)');
-  if (tls.child('clientauth').present && clientcas.items().length === 0) tls.child('clientauth').warn('has no effect without clientcas, ignored');
+  if (letsencrypt.present)
+    letsencrypt.fail("http.tls.certificate and http.tls.key (Let's Encrypt is not supported by dtr-cache)");
+  if (tls.child('clientauth').present && clientcas.items().length === 0)
+    tls.child('clientauth').warn('has no effect without clientcas, ignored');
 
   const certField: Field = tls.child('certificate');
   const keyField: Field = tls.child('key');
   const certificate = certField.text('a certificate file path');
   const key = keyField.text('a private key file path');
   if (certificate === null && key === null) return null;
-  if (certificate === null) keyField.fail('http.tls.certificate to be set too (a TLS key needs its certificate)', 'a key without a certificate');
-  if (key === null) certField.fail('http.tls.key to be set too (a TLS certificate needs its private key)', 'a certificate without a key');
-  checks.push({ field: certField, path: certificate, kind: 'certificate' }, { field: keyField, path: key, kind: 'key' });
+  if (certificate === null)
+    keyField.fail(
+      'http.tls.certificate to be set too (a TLS key needs its certificate)',
+      'a key without a certificate',
+    );
+  if (key === null)
+    certField.fail(
+      'http.tls.key to be set too (a TLS certificate needs its private key)',
+      'a certificate without a key',
+    );
+  checks.push(
+    { field: certField, path: certificate, kind: 'certificate' },
+    { field: keyField, path: key, kind: 'key' },
+  );
   return { certificate, key };
 }
 

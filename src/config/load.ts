@@ -28,7 +28,7 @@ export interface LoadResult {
 // existing config.yml loads.
 const UNUSED_TOP = 'a Docker Registry setting that dtr-cache does not use, ignored';
 const UNUSED_TOP_LEVEL: Readonly<Record<string, string>> = {
-  auth: 'not used by dtr-cache (pulls are authorized by the origin\'s redirect tokens), ignored',
+  auth: "not used by dtr-cache (pulls are authorized by the origin's redirect tokens), ignored",
   proxy: 'not used by dtr-cache (set upstreams in the downstream middleware), ignored',
   notifications: UNUSED_TOP,
   redis: UNUSED_TOP,
@@ -61,8 +61,13 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new ConfigError({
-      keyPath: '(document)', line: null, envVar: null, source: path, cause: err,
-      found: `${JSON.stringify(path)} (${code})`, expected: 'a readable config file',
+      keyPath: '(document)',
+      line: null,
+      envVar: null,
+      source: path,
+      cause: err,
+      found: `${JSON.stringify(path)} (${code})`,
+      expected: 'a readable config file',
     });
   }
   const { config, warnings, checks } = parseAndValidate(text, env, path);
@@ -70,14 +75,20 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   return { config, warnings };
 }
 
-function parseAndValidate(text: string, env: NodeJS.ProcessEnv, source: string | null): LoadResult & { checks: FileCheck[] } {
+function parseAndValidate(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  source: string | null,
+): LoadResult & { checks: FileCheck[] } {
   const lineCounter = new LineCounter();
   // merge: Go's yaml.v2 (which Docker Registry uses) honours `<<: *anchor`, so we do too.
   const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false });
   const firstError = doc.errors[0];
   if (firstError !== undefined) throw yamlError(firstError, lineCounter, source);
 
-  const warnings = doc.warnings.map((w) => `config warning: (document)${lineSuffix(w, lineCounter)}: ${firstLine(w.message)}`);
+  const warnings = doc.warnings.map(
+    (w) => `config warning: (document)${lineSuffix(w, lineCounter)}: ${firstLine(w.message)}`,
+  );
   const envOrigins = new WeakMap<object, string>();
   applyEnvOverrides(doc, env, envOrigins, warnings, source);
 

@@ -3,7 +3,8 @@
 import { isIP } from 'node:net';
 
 export const ADDR_EXPECTED = 'a listen address host:port such as :5000, 0.0.0.0:443 or [::1]:5000';
-export const URL_EXPECTED = 'an absolute http:// or https:// URL with no path, query or credentials, such as https://dtr.example.org';
+export const URL_EXPECTED =
+  'an absolute http:// or https:// URL with no path, query or credentials, such as https://dtr.example.org';
 
 export interface ListenAddr {
   /** '' = all interfaces (Go reads ":5000" so). IPv6 without brackets. */
@@ -11,7 +12,8 @@ export interface ListenAddr {
   readonly port: number;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** `:5000`, `host:5000`, `0.0.0.0:443`, `[::1]:5000`. Port 0 is allowed (any free port, for tests). */
 export function parseListenAddr(addr: string): ListenAddr | null {

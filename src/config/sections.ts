@@ -15,8 +15,15 @@ export function readVersion(root: Field): string {
 
 // logrus names (distribution) and pino names; panic has no pino level, fatal is the closest.
 const LEVELS: Readonly<Record<string, LogLevel>> = {
-  trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', warning: 'warn',
-  error: 'error', fatal: 'fatal', panic: 'fatal', silent: 'silent',
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  fatal: 'fatal',
+  panic: 'fatal',
+  silent: 'silent',
 };
 
 export function readLog(root: Field): Config['log'] {
@@ -60,7 +67,12 @@ export function readStorage(root: Field): Config['storage'] {
   const keys = storage.keys();
   for (const driver of OTHER_DRIVERS) {
     if (keys.includes(driver)) {
-      storage.child(driver).fail('the filesystem storage driver (dtr-cache keeps blobs on a local or shared filesystem)', `the ${driver} storage driver`);
+      storage
+        .child(driver)
+        .fail(
+          'the filesystem storage driver (dtr-cache keeps blobs on a local or shared filesystem)',
+          `the ${driver} storage driver`,
+        );
     }
   }
   // cache, maintenance, redirect and tag are distribution settings with no meaning for a cache.

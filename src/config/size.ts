@@ -8,8 +8,16 @@ export const SIZE_EXPECTED = 'a size such as 200GiB, 500MB or 10KiB (bare intege
 
 const BYTES_PER_UNIT: Readonly<Record<string, number>> = {
   b: 1,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, pb: 1e15,
-  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, pib: 2 ** 50,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  pb: 1e15,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+  pib: 2 ** 50,
 };
 
 const SIZE = /^(\d+(?:\.\d+)?|\.\d+) ?([A-Za-z]+)?$/;
@@ -17,7 +25,8 @@ const SIZE = /^(\d+(?:\.\d+)?|\.\d+) ?([A-Za-z]+)?$/;
 /** Parses a size into whole bytes (fractions of a byte are dropped). Throws ValueSyntaxError. */
 export function parseSize(value: string | number): number {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw new ValueSyntaxError('SIZE_INVALID', String(value), SIZE_EXPECTED);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new ValueSyntaxError('SIZE_INVALID', String(value), SIZE_EXPECTED);
     return value;
   }
   if (typeof value !== 'string') throw new ValueSyntaxError('SIZE_INVALID', String(value), SIZE_EXPECTED);

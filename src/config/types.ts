@@ -29,7 +29,12 @@ export interface Config {
     readonly publicUrl: string | null;
     readonly secret: string | null;
     readonly tls: { readonly certificate: string; readonly key: string } | null;
-    readonly debug: { readonly host: string; readonly port: number; readonly prometheus: boolean; readonly prometheusPath: string } | null;
+    readonly debug: {
+      readonly host: string;
+      readonly port: number;
+      readonly prometheus: boolean;
+      readonly prometheusPath: string;
+    } | null;
     /** Hostile-client limits and graceful stop (our extensions under http.limits / http.draintimeout). */
     readonly limits: {
       readonly maxHeaderSize: number;

@@ -9,7 +9,9 @@ export function readDuration(field: Field, positive: boolean): number | null {
   if (ms !== null && positive && ms <= 0) field.fail('a positive Go duration such as 30s, 24h or 1h30m');
   // Go reads a unit-less number as nanoseconds; `timeout: 30` is almost surely not meant as 30ns.
   if (ms !== null && ms > 0 && ms < 1 && /^\+?\d+$/.test(field.rawText())) {
-    field.warn(`a bare number is nanoseconds (Go duration syntax), so this is ${formatDuration(ms)}; write a unit such as 30s if that is not meant`);
+    field.warn(
+      `a bare number is nanoseconds (Go duration syntax), so this is ${formatDuration(ms)}; write a unit such as 30s if that is not meant`,
+    );
   }
   return ms;
 }

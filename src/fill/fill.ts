@@ -9,7 +9,17 @@ import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import { claimSpool, claimTakeover, recordSpoolOwner, removeOwner, removeSpool, SPOOL_STALE_MS, THIS_PROCESS, type SpoolClaim, type SpoolOwner } from '../store/spool.js';
+import {
+  claimSpool,
+  claimTakeover,
+  recordSpoolOwner,
+  removeOwner,
+  removeSpool,
+  SPOOL_STALE_MS,
+  THIS_PROCESS,
+  type SpoolClaim,
+  type SpoolOwner,
+} from '../store/spool.js';
 import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
 import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
 import { follow, followerSize, type FollowOptions } from './follow.js';
@@ -56,7 +66,12 @@ export interface FillClient {
 }
 
 function sameProcess(owner: SpoolOwner | null): boolean {
-  return owner !== null && owner.host === THIS_PROCESS.host && owner.pid === THIS_PROCESS.pid && owner.startedAt === THIS_PROCESS.startedAt;
+  return (
+    owner !== null &&
+    owner.host === THIS_PROCESS.host &&
+    owner.pid === THIS_PROCESS.pid &&
+    owner.startedAt === THIS_PROCESS.startedAt
+  );
 }
 
 export class Fill {
@@ -245,7 +260,12 @@ export class Fill {
       let skip = 0;
       if (!complete) {
         first = await this.#deps.chain.request({
-          method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: startOffset,
+          method: 'GET',
+          name: this.name,
+          digest: this.digest.value,
+          token: this.#bestToken(),
+          via: this.via,
+          offset: startOffset,
         });
         if (startOffset === 0) {
           this.#size = await expectFullBody(first);
@@ -261,21 +281,28 @@ export class Fill {
       this.#port = port1;
       port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
       // Refused synchronously by a full worker queue (429): the catch below cleans up.
-      const spooled = this.#deps.pool.spool({
-        spoolPath,
-        finalPath: this.#deps.store.layout.blobData(this.digest),
-        algorithm: this.digest.algorithm,
-        expectedHex: this.digest.hex,
-        startOffset,
-        ring: this.#ring,
-        port: port2,
-      }).catch((err: unknown): SpoolResult => {
-        // A lost worker (crash, pool closed) must fail the fill, not the process, and must
-        // wake whatever waits for its progress.
-        this.#workerLost = true;
-        this.#progress.notify();
-        return { ok: false, reason: 'io', code: 'EWORKER', message: err instanceof Error ? err.message : String(err) };
-      });
+      const spooled = this.#deps.pool
+        .spool({
+          spoolPath,
+          finalPath: this.#deps.store.layout.blobData(this.digest),
+          algorithm: this.digest.algorithm,
+          expectedHex: this.digest.hex,
+          startOffset,
+          ring: this.#ring,
+          port: port2,
+        })
+        .catch((err: unknown): SpoolResult => {
+          // A lost worker (crash, pool closed) must fail the fill, not the process, and must
+          // wake whatever waits for its progress.
+          this.#workerLost = true;
+          this.#progress.notify();
+          return {
+            ok: false,
+            reason: 'io',
+            code: 'EWORKER',
+            message: err instanceof Error ? err.message : String(err),
+          };
+        });
       unownedSpool = null;
       this.#resolveReady(size);
       let downloadError: unknown = null;
@@ -296,7 +323,10 @@ export class Fill {
         // clients complete; nothing is published.
         this.#verified = true;
         this.#progress.notify();
-        this.#deps.log.warn({ digest: this.digest.value, size, code: result.code, ms: Date.now() - started }, 'fill streamed through without caching');
+        this.#deps.log.warn(
+          { digest: this.digest.value, size, code: result.code, ms: Date.now() - started },
+          'fill streamed through without caching',
+        );
         this.#deps.hooks?.settled({ result: 'not-stored', size, joins: this.joins });
         return false;
       }
@@ -310,7 +340,10 @@ export class Fill {
       this.#verified = true;
       this.#written = size;
       this.#progress.notify();
-      this.#deps.log.info({ digest: this.digest.value, size, upstream: this.upstreamHost, joins: this.joins, ms: Date.now() - started }, 'fill published');
+      this.#deps.log.info(
+        { digest: this.digest.value, size, upstream: this.upstreamHost, joins: this.joins, ms: Date.now() - started },
+        'fill published',
+      );
       this.#deps.hooks?.settled({ result: 'published', size, joins: this.joins });
       return true;
     } catch (err) {
@@ -321,8 +354,15 @@ export class Fill {
       this.#rejectReady(error);
       this.#progress.notify();
       const level = err instanceof RegistryError && err.status < 500 ? 'info' : 'error';
-      this.#deps.log[level]({ digest: this.digest.value, err: error.message, reason: result && !result.ok ? result.reason : undefined }, 'fill failed');
-      this.#deps.hooks?.settled({ result: result && !result.ok ? result.reason : 'upstream', size: this.#size, joins: this.joins });
+      this.#deps.log[level](
+        { digest: this.digest.value, err: error.message, reason: result && !result.ok ? result.reason : undefined },
+        'fill failed',
+      );
+      this.#deps.hooks?.settled({
+        result: result && !result.ok ? result.reason : 'upstream',
+        size: this.#size,
+        joins: this.joins,
+      });
       return false;
     } finally {
       this.#port?.close();
@@ -362,13 +402,17 @@ export class Fill {
     }
     this.#size = size;
     this.#resolveReady(size);
-    this.#deps.log.info({ digest: this.digest.value, size }, 'following a replica\'s fill of this blob');
+    this.#deps.log.info({ digest: this.digest.value, size }, "following a replica's fill of this blob");
     for (;;) {
       const outcome = await follow(this.#reader, size, opts);
       if (outcome.kind === 'published') return 'published';
-      if (outcome.kind === 'failed') throw gatewayError('status', 'the replica filling this blob failed or was abandoned');
+      if (outcome.kind === 'failed')
+        throw gatewayError('status', 'the replica filling this blob failed or was abandoned');
       if (await claimTakeover(spoolPath, size, SPOOL_STALE_MS)) {
-        this.#deps.log.warn({ digest: this.digest.value, offset: outcome.offset, size }, 'took over the spool of a dead writer');
+        this.#deps.log.warn(
+          { digest: this.digest.value, offset: outcome.offset, size },
+          'took over the spool of a dead writer',
+        );
         return { offset: outcome.offset };
       }
     }
@@ -380,7 +424,10 @@ export class Fill {
     this.#verified = true;
     this.#resolveReady(this.#size);
     this.#progress.notify();
-    this.#deps.log.info({ digest: this.digest.value, size: this.#size, ms: Date.now() - started }, 'replica published the blob we followed');
+    this.#deps.log.info(
+      { digest: this.digest.value, size: this.#size, ms: Date.now() - started },
+      'replica published the blob we followed',
+    );
     this.#deps.hooks?.settled({ result: 'published-by-replica', size: this.#size, joins: this.joins });
     return true;
   }
@@ -409,7 +456,7 @@ export class Fill {
   #diskFailed(code: string, offset: number): void {
     const tail = new MemoryTail(offset);
     // Bytes already handed to the worker but not on disk are still in the ring: copy them out.
-    for (let at = offset; at < this.#sent; ) {
+    for (let at = offset; at < this.#sent;) {
       const ringAt = at % RING_SIZE;
       const n = Math.min(this.#sent - at, RING_SIZE - ringAt);
       tail.push(Buffer.from(this.#ringView.subarray(ringAt, ringAt + n)));
@@ -419,9 +466,15 @@ export class Fill {
     this.#tail = tail;
     if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
       this.#deps.disk.full = true;
-      this.#deps.log.error({ code, digest: this.digest.value }, 'disk full: blobs stream through to clients without caching until space returns');
+      this.#deps.log.error(
+        { code, digest: this.digest.value },
+        'disk full: blobs stream through to clients without caching until space returns',
+      );
     } else if (!DISK_FULL_CODES.has(code)) {
-      this.#deps.log.error({ code, digest: this.digest.value }, 'spool write failed: streaming this blob through without caching');
+      this.#deps.log.error(
+        { code, digest: this.digest.value },
+        'spool write failed: streaming this blob through without caching',
+      );
     }
   }
 
@@ -443,10 +496,18 @@ export class Fill {
         if (this.#tail !== null && this.#clients.size === 0) throw err;
         res.host.recordFailure(`body: ${err instanceof Error ? err.message : String(err)}`);
         if (resumes >= MAX_RESUMES) throw gatewayError('reset', 'upstream transfer kept breaking', err);
-        this.#deps.log.warn({ digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) }, 'upstream transfer broke, resuming');
+        this.#deps.log.warn(
+          { digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) },
+          'upstream transfer broke, resuming',
+        );
       }
       res = await this.#deps.chain.request({
-        method: 'GET', name: this.name, digest: this.digest.value, token: this.#bestToken(), via: this.via, offset: this.#received,
+        method: 'GET',
+        name: this.name,
+        digest: this.digest.value,
+        token: this.#bestToken(),
+        via: this.via,
+        offset: this.#received,
       });
       skip = await expectResumeBody(res, this.#received, this.#size);
       this.upstreamHost = res.host.url;
@@ -560,4 +621,3 @@ export class Fill {
     }
   }
 }
-

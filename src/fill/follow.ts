@@ -6,10 +6,7 @@
 import { stat, type FileHandle } from 'node:fs/promises';
 import { readOwner, spoolIsDead } from '../store/spool.js';
 
-export type FollowOutcome =
-  | { kind: 'published' }
-  | { kind: 'failed' }
-  | { kind: 'stale'; offset: number };
+export type FollowOutcome = { kind: 'published' } | { kind: 'failed' } | { kind: 'stale'; offset: number };
 
 export interface FollowOptions {
   spoolPath: string;
@@ -23,7 +20,8 @@ export interface FollowOptions {
   abandoned: () => boolean;
 }
 
-const sameFile = async (path: string, ino: number): Promise<boolean> => (await stat(path).catch(() => null))?.ino === ino;
+const sameFile = async (path: string, ino: number): Promise<boolean> =>
+  (await stat(path).catch(() => null))?.ino === ino;
 
 /** Waits for the writer to record the blob size; null when it died first. */
 export async function followerSize(opts: FollowOptions): Promise<number | null> {
@@ -54,7 +52,8 @@ export async function follow(reader: FileHandle, size: number, opts: FollowOptio
       return (await sameFile(opts.finalPath, st.ino)) ? { kind: 'published' } : { kind: 'failed' };
     }
     const quiet = Date.now() - grewAt;
-    if (quiet > poll * 4 && (await spoolIsDead(opts.spoolPath, opts.staleMs))) return { kind: 'stale', offset: Math.min(bytes, size) };
+    if (quiet > poll * 4 && (await spoolIsDead(opts.spoolPath, opts.staleMs)))
+      return { kind: 'stale', offset: Math.min(bytes, size) };
     if (opts.abandoned()) return { kind: 'failed' };
     await new Promise((r) => setTimeout(r, poll));
   }

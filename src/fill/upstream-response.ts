@@ -10,7 +10,10 @@ import type { SpoolResult } from '../../workers/types.js';
 export function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error {
   switch (result.reason) {
     case 'digest-mismatch':
-      return gatewayError('status', `upstream bytes do not match the digest (got sha:${result.actualHex.slice(0, 16)}…)`);
+      return gatewayError(
+        'status',
+        `upstream bytes do not match the digest (got sha:${result.actualHex.slice(0, 16)}…)`,
+      );
     case 'size-mismatch':
       return gatewayError('status', `upstream sent ${result.size} bytes, expected ${result.expectedSize}`);
     case 'aborted':
@@ -53,7 +56,14 @@ export async function relayedError(res: UpstreamResponse): Promise<RegistryError
   for await (const chunk of res.body) {
     if (text.length < 16_384) text += String(chunk);
   }
-  let code: RegistryCode = res.statusCode === 404 ? 'BLOB_UNKNOWN' : res.statusCode === 401 ? 'UNAUTHORIZED' : res.statusCode === 403 ? 'DENIED' : 'UNAVAILABLE';
+  let code: RegistryCode =
+    res.statusCode === 404
+      ? 'BLOB_UNKNOWN'
+      : res.statusCode === 401
+        ? 'UNAUTHORIZED'
+        : res.statusCode === 403
+          ? 'DENIED'
+          : 'UNAVAILABLE';
   let message: string | undefined;
   try {
     const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };

@@ -9,7 +9,11 @@ export interface HealthSources {
   /** A directory on the store's filesystem where a probe file may be written. */
   probeDir: string;
   keys: { readonly loaded: boolean; readonly size: number };
-  upstreams(): Iterable<{ readonly url: string; readonly role: string; readonly lastResult: { ok: boolean; at: number; detail: string } | null }>;
+  upstreams(): Iterable<{
+    readonly url: string;
+    readonly role: string;
+    readonly lastResult: { ok: boolean; at: number; detail: string } | null;
+  }>;
 }
 
 export interface HealthReport {
@@ -45,7 +49,11 @@ export class Health {
     }
     const checkedAt = new Date(this.#probe.at).toISOString();
     const store = { ...(await this.#probe.result), checkedAt };
-    const keys = { ok: this.#src.keys.loaded && this.#src.keys.size > 0, loaded: this.#src.keys.loaded, count: this.#src.keys.size };
+    const keys = {
+      ok: this.#src.keys.loaded && this.#src.keys.size > 0,
+      loaded: this.#src.keys.loaded,
+      count: this.#src.keys.size,
+    };
     const upstreams = [...this.#src.upstreams()].map((h) => ({
       url: h.url,
       role: h.role,
@@ -54,7 +62,10 @@ export class Health {
       detail: h.lastResult?.detail ?? 'not contacted yet',
     }));
     const ok = store.ok && keys.ok && !this.draining;
-    return { status: ok ? 200 : 503, body: { status: ok ? 'ok' : 'unavailable', checks: { store, keys, draining: this.draining, upstreams } } };
+    return {
+      status: ok ? 200 : 503,
+      body: { status: ok ? 'ok' : 'unavailable', checks: { store, keys, draining: this.draining, upstreams } },
+    };
   }
 
   /** Writes, then removes, a small file: catches a read-only remount, a full disk, lost permissions. */

@@ -54,24 +54,117 @@ export class Metrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    this.#requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests answered, by route, method and the status sent (499: the client left first).', labelNames: ['route', 'method', 'status'], registers });
-    this.#blobRequests = new Counter({ name: `${PREFIX}blob_requests_total`, help: 'Blob requests by outcome: hit, miss (started a fill), joined (collapsed into a running fill), head-upstream, not-modified, error.', labelNames: ['outcome'], registers });
-    this.#blobBytes = new Counter({ name: `${PREFIX}blob_bytes_served_total`, help: 'Blob body bytes sent to clients, by outcome (hit, miss, joined).', labelNames: ['outcome'], registers });
-    this.#upstreamBytes = new Counter({ name: `${PREFIX}upstream_bytes_total`, help: 'Blob bytes received from each upstream host by fills.', labelNames: ['host'], registers });
-    this.#fills = new Counter({ name: `${PREFIX}fills_total`, help: 'Fills settled, by result: published, digest-mismatch, size-mismatch, upstream, aborted, io.', labelNames: ['result'], registers });
-    this.#digestFailures = new Counter({ name: `${PREFIX}digest_failures_total`, help: 'Fills whose bytes did not hash to the digest (never published).', registers });
-    this.#collapseSaved = new Counter({ name: `${PREFIX}collapse_saved_bytes_total`, help: 'Upstream bytes not downloaded thanks to miss collapse: joins x size of each published fill.', registers });
-    this.#fillClients = new Histogram({ name: `${PREFIX}fill_clients`, help: 'Clients served by one fill (1 + joins), observed when the fill settles.', buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200], registers });
-    this.#refused = new Counter({ name: `${PREFIX}refused_total`, help: 'Connections or streams refused by hostile-client limits, by reason: per-ip, rapid-reset, header-size.', labelNames: ['reason'], registers });
-    this.#broken = new Counter({ name: `${PREFIX}responses_broken_total`, help: 'Responses reset after their (2xx) headers were sent, e.g. a fill that failed its digest check.', labelNames: ['route'], registers });
-    this.evictions = new Counter({ name: `${PREFIX}evictions_total`, help: 'Blobs evicted, by reason.', labelNames: ['reason'], registers });
-    this.evictedBytes = new Counter({ name: `${PREFIX}evicted_bytes_total`, help: 'Bytes of blobs evicted, by reason.', labelNames: ['reason'], registers });
+    this.#requests = new Counter({
+      name: `${PREFIX}requests_total`,
+      help: 'Requests answered, by route, method and the status sent (499: the client left first).',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.#blobRequests = new Counter({
+      name: `${PREFIX}blob_requests_total`,
+      help: 'Blob requests by outcome: hit, miss (started a fill), joined (collapsed into a running fill), head-upstream, not-modified, error.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.#blobBytes = new Counter({
+      name: `${PREFIX}blob_bytes_served_total`,
+      help: 'Blob body bytes sent to clients, by outcome (hit, miss, joined).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.#upstreamBytes = new Counter({
+      name: `${PREFIX}upstream_bytes_total`,
+      help: 'Blob bytes received from each upstream host by fills.',
+      labelNames: ['host'],
+      registers,
+    });
+    this.#fills = new Counter({
+      name: `${PREFIX}fills_total`,
+      help: 'Fills settled, by result: published, digest-mismatch, size-mismatch, upstream, aborted, io.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.#digestFailures = new Counter({
+      name: `${PREFIX}digest_failures_total`,
+      help: 'Fills whose bytes did not hash to the digest (never published).',
+      registers,
+    });
+    this.#collapseSaved = new Counter({
+      name: `${PREFIX}collapse_saved_bytes_total`,
+      help: 'Upstream bytes not downloaded thanks to miss collapse: joins x size of each published fill.',
+      registers,
+    });
+    this.#fillClients = new Histogram({
+      name: `${PREFIX}fill_clients`,
+      help: 'Clients served by one fill (1 + joins), observed when the fill settles.',
+      buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200],
+      registers,
+    });
+    this.#refused = new Counter({
+      name: `${PREFIX}refused_total`,
+      help: 'Connections or streams refused by hostile-client limits, by reason: per-ip, rapid-reset, header-size.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#broken = new Counter({
+      name: `${PREFIX}responses_broken_total`,
+      help: 'Responses reset after their (2xx) headers were sent, e.g. a fill that failed its digest check.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.evictions = new Counter({
+      name: `${PREFIX}evictions_total`,
+      help: 'Blobs evicted, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.evictedBytes = new Counter({
+      name: `${PREFIX}evicted_bytes_total`,
+      help: 'Bytes of blobs evicted, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
 
-    new Gauge({ name: `${PREFIX}stored_bytes`, help: 'Bytes of blobs in the store index.', registers, collect() { this.set(sources.blobs().bytes); } });
-    new Gauge({ name: `${PREFIX}stored_blobs`, help: 'Blobs in the store index.', registers, collect() { this.set(sources.blobs().count); } });
-    new Gauge({ name: `${PREFIX}fills_in_flight`, help: 'Fills running now.', registers, collect() { this.set(sources.fills().inFlight); } });
-    new Gauge({ name: `${PREFIX}fill_waiters`, help: 'Clients attached to running fills now.', registers, collect() { this.set(sources.fills().waiters); } });
-    new Gauge({ name: `${PREFIX}worker_queue_depth`, help: 'Worker tasks waiting for a thread (429 past downstream.workerqueue).', registers, collect() { this.set(sources.workerQueue()); } });
+    new Gauge({
+      name: `${PREFIX}stored_bytes`,
+      help: 'Bytes of blobs in the store index.',
+      registers,
+      collect() {
+        this.set(sources.blobs().bytes);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}stored_blobs`,
+      help: 'Blobs in the store index.',
+      registers,
+      collect() {
+        this.set(sources.blobs().count);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}fills_in_flight`,
+      help: 'Fills running now.',
+      registers,
+      collect() {
+        this.set(sources.fills().inFlight);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}fill_waiters`,
+      help: 'Clients attached to running fills now.',
+      registers,
+      collect() {
+        this.set(sources.fills().waiters);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}worker_queue_depth`,
+      help: 'Worker tasks waiting for a thread (429 past downstream.workerqueue).',
+      registers,
+      collect() {
+        this.set(sources.workerQueue());
+      },
+    });
 
     // Event-loop delay since the previous scrape, under prom-client's default-metric names
     // (dashboards know them). The registry reads metrics in registration order, so the
@@ -80,10 +173,20 @@ export class Metrics {
     loop.enable();
     this.#loop = loop;
     const seconds = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
-    const p99 = new Gauge({ name: 'nodejs_eventloop_lag_p99_seconds', help: 'Event-loop delay p99 since the previous scrape.', registers: [] });
-    const max = new Gauge({ name: 'nodejs_eventloop_lag_max_seconds', help: 'Largest event-loop delay since the previous scrape.', registers: [] });
+    const p99 = new Gauge({
+      name: 'nodejs_eventloop_lag_p99_seconds',
+      help: 'Event-loop delay p99 since the previous scrape.',
+      registers: [],
+    });
+    const max = new Gauge({
+      name: 'nodejs_eventloop_lag_max_seconds',
+      help: 'Largest event-loop delay since the previous scrape.',
+      registers: [],
+    });
     new Gauge({
-      name: 'nodejs_eventloop_lag_p50_seconds', help: 'Event-loop delay p50 since the previous scrape (perf_hooks.monitorEventLoopDelay).', registers,
+      name: 'nodejs_eventloop_lag_p50_seconds',
+      help: 'Event-loop delay p50 since the previous scrape (perf_hooks.monitorEventLoopDelay).',
+      registers,
       collect() {
         this.set(seconds(loop.percentile(50)));
         p99.set(seconds(loop.percentile(99)));
@@ -93,10 +196,27 @@ export class Metrics {
     });
     this.registry.registerMetric(p99);
     this.registry.registerMetric(max);
-    new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', registers, collect() { this.set(process.memoryUsage.rss()); } });
+    new Gauge({
+      name: 'process_resident_memory_bytes',
+      help: 'Resident memory size in bytes.',
+      registers,
+      collect() {
+        this.set(process.memoryUsage.rss());
+      },
+    });
 
-    const upstreamRequests = new Counter({ name: `${PREFIX}upstream_requests_total`, help: 'Blob requests to each upstream host, by outcome: 2xx..5xx, or timeout, unreachable, reset when no answer came.', labelNames: ['host', 'outcome'], registers });
-    const upstreamBreaks = new Counter({ name: `${PREFIX}upstream_transfer_breaks_total`, help: 'Upstream blob bodies that broke after their headers.', labelNames: ['host'], registers });
+    const upstreamRequests = new Counter({
+      name: `${PREFIX}upstream_requests_total`,
+      help: 'Blob requests to each upstream host, by outcome: 2xx..5xx, or timeout, unreachable, reset when no answer came.',
+      labelNames: ['host', 'outcome'],
+      registers,
+    });
+    const upstreamBreaks = new Counter({
+      name: `${PREFIX}upstream_transfer_breaks_total`,
+      help: 'Upstream blob bodies that broke after their headers.',
+      labelNames: ['host'],
+      registers,
+    });
     this.#upstreams = new UpstreamWatch({
       outcome: (host, outcome) => this.#child(upstreamRequests, 'u', host, outcome).inc(),
       broke: (host) => this.#child(upstreamBreaks, 'b', host).inc(),
@@ -109,7 +229,14 @@ export class Metrics {
   }
 
   /** One call per request, where the router writes its log line. */
-  request(route: string, method: string | undefined, status: number, outcome: string | undefined, bytes: number, failed: boolean): void {
+  request(
+    route: string,
+    method: string | undefined,
+    status: number,
+    outcome: string | undefined,
+    bytes: number,
+    failed: boolean,
+  ): void {
     const m = method !== undefined && METHODS.has(method) ? method : 'other';
     this.#child(this.#requests, 'r', route, m, String(status)).inc();
     if (failed && status < 400) this.#child(this.#broken, 'k', route).inc();

@@ -19,7 +19,14 @@ export interface AppContext {
 
 export interface RequestMetrics {
   /** `failed`: the request ended in an error (after its headers, when status < 400). */
-  request(route: RequestRecord['route'], method: string | undefined, status: number, outcome: RequestRecord['outcome'], bytes: number, failed: boolean): void;
+  request(
+    route: RequestRecord['route'],
+    method: string | undefined,
+    status: number,
+    outcome: RequestRecord['outcome'],
+    bytes: number,
+    failed: boolean,
+  ): void;
 }
 
 /** What one request did, for its log line (and metrics). */

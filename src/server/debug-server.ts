@@ -22,7 +22,10 @@ export const HEALTH_PATH = '/debug/health';
 export async function startDebugServer(host: string, port: number, routes: DebugRoutes): Promise<DebugServer> {
   const server: Server = createServer({ maxHeaderSize: 8192 }, (req, res) => {
     handle(routes, req, res).catch((err: unknown) => {
-      routes.log?.warn({ err: err instanceof Error ? err.message : String(err), path: req.url }, 'debug request failed');
+      routes.log?.warn(
+        { err: err instanceof Error ? err.message : String(err), path: req.url },
+        'debug request failed',
+      );
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
@@ -39,17 +42,19 @@ export async function startDebugServer(host: string, port: number, routes: Debug
   const bound = await listenOn(server, host, port);
   return {
     ...bound,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      for (const s of sockets) s.destroy();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 
 async function handle(routes: DebugRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?', 1)[0];
   const head = req.method === 'HEAD';
-  if (req.method !== 'GET' && !head) return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', head, { Allow: 'GET, HEAD' });
+  if (req.method !== 'GET' && !head)
+    return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', head, { Allow: 'GET, HEAD' });
   if (path === HEALTH_PATH) {
     const { status, body } = await routes.health();
     return send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`, head);
@@ -61,7 +66,19 @@ async function handle(routes: DebugRoutes, req: IncomingMessage, res: ServerResp
   send(res, 404, 'text/plain; charset=utf-8', 'not found\n', head);
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string, head = false, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...extra });
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  head = false,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    ...extra,
+  });
   res.end(head ? undefined : body);
 }

@@ -71,7 +71,10 @@ export function guardRapidReset(session: Http2Session, maxPerSecond: number, onT
     if (++count <= maxPerSecond || tripped) return;
     tripped = true;
     onTrip();
-    session.destroy(new Error('HTTP/2 rapid reset: too many streams cancelled by the client'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy(
+      new Error('HTTP/2 rapid reset: too many streams cancelled by the client'),
+      constants.NGHTTP2_ENHANCE_YOUR_CALM,
+    );
   };
   session.on('stream', (stream: ServerHttp2Stream) => {
     stream.once('close', () => {
@@ -91,7 +94,10 @@ export function headerListSize(rawHeaders: readonly string[]): number {
  * Guard hooks that count every refusal and log at most one line per reason per second
  * (with how many were not logged), so a flood never becomes a log flood.
  */
-export function refusalReporter(log: { warn(obj: object, msg: string): void }, count?: (reason: GuardReason) => void): GuardHooks {
+export function refusalReporter(
+  log: { warn(obj: object, msg: string): void },
+  count?: (reason: GuardReason) => void,
+): GuardHooks {
   const last = new Map<GuardReason, { at: number; suppressed: number }>();
   return {
     refused(reason, ip) {

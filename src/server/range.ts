@@ -7,10 +7,7 @@ export interface ByteRange {
   end: number;
 }
 
-export type RangeRequest =
-  | { kind: 'full' }
-  | { kind: 'ranges'; ranges: ByteRange[] }
-  | { kind: 'unsatisfiable' };
+export type RangeRequest = { kind: 'full' } | { kind: 'ranges'; ranges: ByteRange[] } | { kind: 'unsatisfiable' };
 
 const MAX_RANGES = 32;
 

@@ -33,6 +33,10 @@ export function sendError(res: ResLike, err: RegistryError, head: boolean): void
 
 export function sendJson(res: ResLike, status: number, value: unknown, head = false): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...API_VERSION });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    ...API_VERSION,
+  });
   res.end(head ? undefined : body);
 }

@@ -53,7 +53,10 @@ export function createRouter(ctx: AppContext) {
         const digest = parseDigest(path.slice(at + BLOBS.length));
         rec.repo = name;
         rec.digest = digest.value;
-        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED', { message: `${req.method} is not supported on blobs: this is a pull-through cache` });
+        if (req.method !== 'GET' && !head)
+          throw new RegistryError('UNSUPPORTED', {
+            message: `${req.method} is not supported on blobs: this is a pull-through cache`,
+          });
         await handleBlob(ctx, req, res, query, name, digest, rec);
       } else {
         throw new RegistryError('NOT_FOUND', { message: `no route for ${path.slice(0, 200)}` });
@@ -63,7 +66,9 @@ export function createRouter(ctx: AppContext) {
       if (err instanceof ClientGone) {
         status = 499;
       } else {
-        const regErr = isRegistryError(err) ? err : new RegistryError('UNAVAILABLE', { status: 500, message: 'internal error', cause: err });
+        const regErr = isRegistryError(err)
+          ? err
+          : new RegistryError('UNAVAILABLE', { status: 500, message: 'internal error', cause: err });
         if (!isRegistryError(err)) ctx.log.error({ err }, 'unexpected error');
         status = res.headersSent ? 0 : regErr.status;
         if (!rec.outcome) rec.outcome = 'error';
@@ -73,10 +78,21 @@ export function createRouter(ctx: AppContext) {
       }
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    ctx.log.info({
-      method: req.method, route: rec.route, repo: rec.repo, digest: rec.digest, status, bytes: rec.bytes,
-      ms: Math.round(ms * 10) / 10, outcome: rec.outcome, proto: req.httpVersion, err: rec.error,
-    }, 'request');
+    ctx.log.info(
+      {
+        method: req.method,
+        route: rec.route,
+        repo: rec.repo,
+        digest: rec.digest,
+        status,
+        bytes: rec.bytes,
+        ms: Math.round(ms * 10) / 10,
+        outcome: rec.outcome,
+        proto: req.httpVersion,
+        err: rec.error,
+      },
+      'request',
+    );
     ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
   };
 }

@@ -76,7 +76,11 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
     }
     if (range.ranges.length === 1) {
       const r = range.ranges[0]!;
-      res.writeHead(206, { ...base, 'Content-Length': r.end - r.start + 1, 'Content-Range': `bytes ${r.start}-${r.end}/${size}` });
+      res.writeHead(206, {
+        ...base,
+        'Content-Length': r.end - r.start + 1,
+        'Content-Range': `bytes ${r.start}-${r.end}/${size}`,
+      });
       if (opts.head) return end(res, 0);
       return end(res, await pump(res, src, r, watch));
     }
@@ -91,14 +95,25 @@ function end(res: ResLike, bytes: number): number {
   return bytes;
 }
 
-async function sendMultipart(res: ResLike, src: BlobSource, ranges: ByteRange[], base: Record<string, string>, head: boolean, watch: CloseWatch): Promise<number> {
+async function sendMultipart(
+  res: ResLike,
+  src: BlobSource,
+  ranges: ByteRange[],
+  base: Record<string, string>,
+  head: boolean,
+  watch: CloseWatch,
+): Promise<number> {
   const boundary = randomBytes(12).toString('hex');
   const partHead = (r: ByteRange): string =>
     `\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${src.size}\r\n\r\n`;
   const tail = `\r\n--${boundary}--\r\n`;
   const length = ranges.reduce((n, r) => n + Buffer.byteLength(partHead(r)) + (r.end - r.start + 1), 0) + tail.length;
   const { 'Content-Type': _octet, ...rest } = base;
-  res.writeHead(206, { ...rest, 'Content-Type': `multipart/byteranges; boundary=${boundary}`, 'Content-Length': length });
+  res.writeHead(206, {
+    ...rest,
+    'Content-Type': `multipart/byteranges; boundary=${boundary}`,
+    'Content-Length': length,
+  });
   if (head) return 0;
   let bytes = 0;
   for (const r of ranges) {
@@ -134,7 +149,12 @@ async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange
     }
     // First bytes go out at once (time to first byte); later, a small gap on a source that
     // is still growing is worth a short wait for more.
-    if (pos > r.start && limit - pos < Math.min(buf.length, share()) / 2 && limit <= r.end && src.available() < src.size) {
+    if (
+      pos > r.start &&
+      limit - pos < Math.min(buf.length, share()) / 2 &&
+      limit <= r.end &&
+      src.available() < src.size
+    ) {
       // One wait only: then whatever has arrived is sent.
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
@@ -151,16 +171,24 @@ async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange
 
 /** Writes and waits until the data has left our buffer (the write callback), or the client left. */
 async function writeAll(res: ResLike, chunk: Buffer, watch: CloseWatch): Promise<void> {
-  await watch.until(new Promise<void>((resolve) => res.write(chunk, (err) => {
-    if (err) watch.markGone();
-    resolve();
-  })));
+  await watch.until(
+    new Promise<void>((resolve) =>
+      res.write(chunk, (err) => {
+        if (err) watch.markGone();
+        resolve();
+      }),
+    ),
+  );
   if (watch.closed) throw new ClientGone();
 }
 
 /** Whether the response's connection or stream is already gone (HTTP/1.1 or HTTP/2). */
 function clientGone(res: ResLike): boolean {
-  const r = res as unknown as { destroyed?: boolean; socket?: { destroyed?: boolean } | null; stream?: { destroyed?: boolean } };
+  const r = res as unknown as {
+    destroyed?: boolean;
+    socket?: { destroyed?: boolean } | null;
+    stream?: { destroyed?: boolean };
+  };
   return r.destroyed === true || r.socket?.destroyed === true || r.stream?.destroyed === true;
 }
 

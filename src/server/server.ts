@@ -24,7 +24,12 @@ export interface CacheServer {
   close(deadlineMs: number): Promise<void>;
 }
 
-export function createCacheServer(limits: Config['http']['limits'], tls: TlsMaterial | null, handler: Handler, hooks: GuardHooks = {}): CacheServer {
+export function createCacheServer(
+  limits: Config['http']['limits'],
+  tls: TlsMaterial | null,
+  handler: Handler,
+  hooks: GuardHooks = {},
+): CacheServer {
   const onRequest = (req: Req, res: Res): void => {
     // HTTP/1.1 header size is enforced by node:http's parser (431); HTTP/2's is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
@@ -99,7 +104,13 @@ export function createCacheServer(limits: Config['http']['limits'], tls: TlsMate
  * connection listener, which reads these same fields off the server object.
  */
 function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: Config['http']['limits']): void {
-  const s = server as unknown as { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number; connectionsCheckingInterval: number };
+  const s = server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    keepAliveTimeout: number;
+    maxHeaderSize: number;
+    connectionsCheckingInterval: number;
+  };
   s.maxHeaderSize = limits.maxHeaderSize;
   // node:http checks headersTimeout/requestTimeout only every connectionsCheckingInterval
   // (30 s by default, read at 'listening'), so a dribbling client outlived headersTimeout.

@@ -209,20 +209,22 @@ export class BlobStore {
       const algDir = join(this.layout.blobsDir, algorithm);
       for (const prefix of await readdirOrEmpty(algDir)) {
         const hexes = await readdirOrEmpty(join(algDir, prefix));
-        await Promise.all(hexes.map(async (hex) => {
-          let d: Digest;
-          try {
-            d = parseDigest(`${algorithm}:${hex}`);
-          } catch {
-            return;
-          }
-          try {
-            const st = await stat(this.layout.blobData(d));
-            if (st.isFile() && !this.#entries.has(d.value)) this.#insert(d, st.size, st.mtimeMs);
-          } catch {
-            // A directory without data (distribution leaves these after deletes): skip.
-          }
-        }));
+        await Promise.all(
+          hexes.map(async (hex) => {
+            let d: Digest;
+            try {
+              d = parseDigest(`${algorithm}:${hex}`);
+            } catch {
+              return;
+            }
+            try {
+              const st = await stat(this.layout.blobData(d));
+              if (st.isFile() && !this.#entries.has(d.value)) this.#insert(d, st.size, st.mtimeMs);
+            } catch {
+              // A directory without data (distribution leaves these after deletes): skip.
+            }
+          }),
+        );
       }
     }
     return { count: this.count, bytes: this.bytes };

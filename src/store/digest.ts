@@ -24,7 +24,10 @@ export function parseDigest(raw: string): Digest {
   const algorithm = raw.slice(0, colon);
   const hex = raw.slice(colon + 1);
   if (colon < 0 || (algorithm !== 'sha256' && algorithm !== 'sha512')) {
-    throw new RegistryError('DIGEST_INVALID', { message: 'unsupported digest algorithm', detail: { digest: raw.slice(0, 140) } });
+    throw new RegistryError('DIGEST_INVALID', {
+      message: 'unsupported digest algorithm',
+      detail: { digest: raw.slice(0, 140) },
+    });
   }
   // Uppercase hex is refused: digests are compared as strings everywhere (claims, paths, ETags).
   if (hex.length !== HEX_LENGTH[algorithm] || !/^[0-9a-f]+$/.test(hex)) {

@@ -134,7 +134,10 @@ export class Evictor {
       }
     }
     this.#opts.onEvict?.(reason, entry);
-    this.#opts.log?.info({ digest: entry.digest.value, size: entry.size, reason, lastPull: new Date(entry.lastPull).toISOString() }, 'blob evicted');
+    this.#opts.log?.info(
+      { digest: entry.digest.value, size: entry.size, reason, lastPull: new Date(entry.lastPull).toISOString() },
+      'blob evicted',
+    );
   }
 
   async #emptyTrash(): Promise<void> {

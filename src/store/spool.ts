@@ -21,8 +21,7 @@ export const SPOOL_STALE_MS = 60_000;
 export const THIS_PROCESS: SpoolOwner = { host: hostname(), pid: process.pid, startedAt: Date.now() };
 
 export type SpoolClaim =
-  | { kind: 'created'; path: string; reader: FileHandle }
-  | { kind: 'exists'; path: string; owner: SpoolOwner | null };
+  { kind: 'created'; path: string; reader: FileHandle } | { kind: 'exists'; path: string; owner: SpoolOwner | null };
 
 function ownerPath(spoolPath: string): string {
   return `${spoolPath}.owner`;
@@ -149,7 +148,8 @@ export async function removeDeadSpools(layout: Layout, staleMs: number): Promise
     if (tmpPid !== undefined || name.endsWith('.takeover')) {
       const st = await stat(join(layout.spoolDir, name)).catch(() => null);
       const orphan = tmpPid !== undefined && Number(tmpPid) !== process.pid && !processAlive(Number(tmpPid));
-      if (st !== null && (orphan || Date.now() - st.mtimeMs > staleMs)) await rm(join(layout.spoolDir, name), { force: true });
+      if (st !== null && (orphan || Date.now() - st.mtimeMs > staleMs))
+        await rm(join(layout.spoolDir, name), { force: true });
       continue;
     }
     if (name.endsWith('.owner')) {

@@ -90,7 +90,10 @@ export class UpstreamChain {
           host.recordFailure(`status ${res.statusCode}`);
           lastKind = 'status';
           lastCause = new Error(`upstream ${host.url} answered ${res.statusCode}`);
-          this.#log?.warn({ upstream: host.url, status: res.statusCode, digest: req.digest }, 'upstream failed, trying next');
+          this.#log?.warn(
+            { upstream: host.url, status: res.statusCode, digest: req.digest },
+            'upstream failed, trying next',
+          );
           continue;
         }
         host.recordSuccess();
@@ -99,7 +102,10 @@ export class UpstreamChain {
         lastKind = classifyUpstreamError(err);
         lastCause = err;
         host.recordFailure(`${lastKind}: ${err instanceof Error ? err.message : String(err)}`);
-        this.#log?.warn({ upstream: host.url, reason: lastKind, err: String(err), digest: req.digest }, 'upstream failed, trying next');
+        this.#log?.warn(
+          { upstream: host.url, reason: lastKind, err: String(err), digest: req.digest },
+          'upstream failed, trying next',
+        );
       }
     }
     throw gatewayError(lastKind, `no upstream could serve the blob (tried ${tried.length})`, lastCause);

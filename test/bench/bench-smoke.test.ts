@@ -13,19 +13,33 @@ import { within, waitFor } from '../helpers/deadline.js';
 const RUN = new URL('../../bench/run.js', import.meta.url).pathname;
 const OURS = ['hit-small-h1', 'hit-small-h2', 'hit-large', 'cold-stampede', 'chain-cold', 'mixed'];
 
-interface Run { code: number | string; stdout: string; stderr: string; workDir: string | null }
+interface Run {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+  workDir: string | null;
+}
 
 function startRun(args: string[], onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
   const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
     onStderr?.(stderr, (s) => child.kill(s));
   });
   return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stdout, stderr, workDir: /work directory (\S+)/.exec(stderr)?.[1] ?? null }));
+    child.once('exit', (code, signal) =>
+      resolve({
+        code: code ?? signal ?? 'unknown',
+        stdout,
+        stderr,
+        workDir: /work directory (\S+)/.exec(stderr)?.[1] ?? null,
+      }),
+    );
   });
 }
 
@@ -57,7 +71,16 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
   assert.equal(files.length, 2, `latest.json and one timestamped copy: ${files.join(', ')}`);
   assert.ok(files.includes('latest.json'));
   const latest = await readFile(join(out, 'latest.json'), 'utf8');
-  assert.equal(await readFile(join(out, files.find((f) => f !== 'latest.json')!), 'utf8'), latest);
+  assert.equal(
+    await readFile(
+      join(
+        out,
+        files.find((f) => f !== 'latest.json')!,
+      ),
+      'utf8',
+    ),
+    latest,
+  );
 
   const report = JSON.parse(latest) as Record<string, unknown>;
   assert.equal(report['schema'], 'dtr-cache-bench/1');
@@ -70,7 +93,11 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
   assert.equal(machine['node'], process.version);
 
   const scenarios = report['scenarios'] as Array<Record<string, unknown>>;
-  assert.deepEqual(scenarios.map((s) => s['name']), OURS, 'smoke runs our scenarios, in order; peers skipped');
+  assert.deepEqual(
+    scenarios.map((s) => s['name']),
+    OURS,
+    'smoke runs our scenarios, in order; peers skipped',
+  );
   for (const s of scenarios) {
     const name = String(s['name']);
     assert.equal(s['status'], 'ok', `${name}: ${String(s['note'])}`);
@@ -79,13 +106,17 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
     assert.ok(Array.isArray(s['ratios']) && Array.isArray(s['errorSamples']), name);
     assert.equal(typeof s['durationMs'], 'number');
     // Linux has /proc/stat: steal is measured (0 on an idle host), never missing.
-    assert.ok(typeof s['stealPct'] === 'number' && s['stealPct'] >= 0 && s['stealPct'] <= 100, `${name}.stealPct = ${String(s['stealPct'])}`);
+    assert.ok(
+      typeof s['stealPct'] === 'number' && s['stealPct'] >= 0 && s['stealPct'] <= 100,
+      `${name}.stealPct = ${String(s['stealPct'])}`,
+    );
     const figures = s['figures'] as Record<string, unknown>;
     assert.ok(Object.keys(figures).length > 0, `${name} has figures`);
     for (const [k, v] of Object.entries(figures)) assert.ok(isFigure(v), `${name}.${k} = ${String(v)}`);
     assert.equal(typeof s['params'], 'object');
   }
-  const fig = (name: string, k: string): unknown => (scenarios.find((s) => s['name'] === name)!['figures'] as Record<string, unknown>)[k];
+  const fig = (name: string, k: string): unknown =>
+    (scenarios.find((s) => s['name'] === name)!['figures'] as Record<string, unknown>)[k];
   // Each load really ran: requests were made and bytes moved (no figure's size is judged).
   assert.ok(Number(fig('hit-small-h1', 'requests')) > 0);
   assert.ok(Number(fig('hit-small-h2', 'requests')) > 0);
@@ -111,13 +142,17 @@ test('bench: Ctrl-C mid-run stops every process and exits 130', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'bench-smoke-out-'));
   t.after(() => rm(out, { recursive: true, force: true }));
   let sent = false;
-  const run = await within(60_000, 'bench interrupted', startRun(['--smoke', '--keep', '--out', out, '--scenario', 'hit-small-h1'], (text, kill) => {
-    // Interrupt once the load driver is running: mock, cache and driver are all alive.
-    if (!sent && /h1 load/.test(text)) {
-      sent = true;
-      kill('SIGINT');
-    }
-  }));
+  const run = await within(
+    60_000,
+    'bench interrupted',
+    startRun(['--smoke', '--keep', '--out', out, '--scenario', 'hit-small-h1'], (text, kill) => {
+      // Interrupt once the load driver is running: mock, cache and driver are all alive.
+      if (!sent && /h1 load/.test(text)) {
+        sent = true;
+        kill('SIGINT');
+      }
+    }),
+  );
   if (run.workDir !== null) t.after(() => rm(run.workDir!, { recursive: true, force: true }));
   assert.ok(sent, `the run reached its load phase:\n${run.stderr}`);
   assert.equal(run.code, 130, run.stderr.slice(-2000));

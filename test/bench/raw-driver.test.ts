@@ -17,7 +17,7 @@ import type { LoadSpec } from '../../bench/drivers/protocol.js';
 const body = randomBytes(3 * 1024 * 1024 + 17);
 const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
 const corrupt = Buffer.from(body);
-corrupt.writeUInt8((corrupt.readUInt8(corrupt.length >> 1) ^ 1), corrupt.length >> 1);
+corrupt.writeUInt8(corrupt.readUInt8(corrupt.length >> 1) ^ 1, corrupt.length >> 1);
 
 async function startServer(t: { after(fn: () => unknown): void }) {
   const ca = await createTestCa();
@@ -50,7 +50,13 @@ async function startServer(t: { after(fn: () => unknown): void }) {
   });
   server.on('secureConnection', () => seen.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const workDir = await mkdtemp(join(tmpdir(), 'dtr-cache-raw-driver-'));
   t.after(() => rm(workDir, { recursive: true, force: true }));
   return { seen, workDir, ca, origin: `https://localhost:${(server.address() as AddressInfo).port}` };
@@ -58,9 +64,19 @@ async function startServer(t: { after(fn: () => unknown): void }) {
 
 function spec(origin: string, caPath: string, paths: string[], order: number[], concurrency: number): LoadSpec {
   return {
-    driver: 'raw', proto: 'h1', origin, caPath, paths,
-    sizes: paths.map(() => body.length), digests: paths.map(() => digest),
-    concurrency, order, cycle: false, durationMs: 20_000, maxRequests: order.length, requestTimeoutMs: 10_000,
+    driver: 'raw',
+    proto: 'h1',
+    origin,
+    caPath,
+    paths,
+    sizes: paths.map(() => body.length),
+    digests: paths.map(() => digest),
+    concurrency,
+    order,
+    cycle: false,
+    durationMs: 20_000,
+    maxRequests: order.length,
+    requestTimeoutMs: 10_000,
   };
 }
 
@@ -86,7 +102,11 @@ test('raw driver: wrong bytes, a cut body, a chunked body and an error status ea
   assert.match(samples, /digest mismatch for \/corrupt/);
   // The server destroys the socket after 1 MiB: a close, or a reset if data was still in flight.
   assert.match(samples, /(connection closed|ECONNRESET).*\(\d+ body bytes of \/short\)/);
-  assert.doesNotMatch(samples, new RegExp(`\\(${body.length} body bytes of /short`), 'the cut body is not counted whole');
+  assert.doesNotMatch(
+    samples,
+    new RegExp(`\\(${body.length} body bytes of /short`),
+    'the cut body is not counted whole',
+  );
   assert.match(samples, /chunked response/);
   assert.match(samples, /status 404 for \/missing/);
   assert.equal(s.seen.requests, 5, 'the good request after four failures still ran (on a new connection)');

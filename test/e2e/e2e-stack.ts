@@ -29,7 +29,12 @@ export interface E2eStack {
  * registered as `near` through `POST /api/v0/content_caches` and selected for each of
  * `selectFor` through `PATCH /api/v0/accounts/{user}/settings`, as an operator would.
  */
-export async function startE2eStack(t: TestContext, label: string, users: Record<string, UserSpec>, selectFor: string[]): Promise<E2eStack> {
+export async function startE2eStack(
+  t: TestContext,
+  label: string,
+  users: Record<string, UserSpec>,
+  selectFor: string[],
+): Promise<E2eStack> {
   const dir = await mkdtemp(join(tmpdir(), `dtr-cache-e2e-${label}-`));
   try {
     const stack = await startIn(t, dir, label, users, selectFor);
@@ -42,7 +47,13 @@ export async function startE2eStack(t: TestContext, label: string, users: Record
   }
 }
 
-async function startIn(t: TestContext, dir: string, label: string, users: Record<string, UserSpec>, selectFor: string[]): Promise<E2eStack> {
+async function startIn(
+  t: TestContext,
+  dir: string,
+  label: string,
+  users: Record<string, UserSpec>,
+  selectFor: string[],
+): Promise<E2eStack> {
   const ca = await createTestCa(`dtr-cache e2e ${label} CA`, await mkdtemp(join(dir, 'pki-')));
   const certDir = await caCertDir(ca.certPath, join(dir, 'certs'));
   const mock = await startDtrMock({
@@ -51,7 +62,12 @@ async function startIn(t: TestContext, dir: string, label: string, users: Record
     users: { ...users, [ADMIN.user]: { password: ADMIN.password, admin: true } },
   });
   t.after(() => mock.close());
-  const cache = await startTestCache(t, { upstreams: [mock.url], cas: [ca.certPath], tls: await ca.issue('cache'), root: join(dir, 'cache') });
+  const cache = await startTestCache(t, {
+    upstreams: [mock.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    root: join(dir, 'cache'),
+  });
   const api = new DtrApi(mock.url, ca.cert);
   t.after(() => api.close());
   const registered = await api.registerContentCache(ADMIN, 'near', cache.url);
@@ -63,27 +79,36 @@ async function startIn(t: TestContext, dir: string, label: string, users: Record
 /** Whether `tool` can run; in CI a missing skopeo fails the test instead of skipping it. */
 export async function requireTool(t: TestContext, tool: string, requiredInCi: boolean): Promise<boolean> {
   if (await hasTool(tool)) return true;
-  if (requiredInCi && process.env['CI'] === 'true') assert.fail(`${tool} is required in CI (apt-get install -y ${tool})`);
-  t.skip(`${tool} is not installed${requiredInCi ? '' : ` (optional client: apt-get install -y ${tool} to run this test)`}`);
+  if (requiredInCi && process.env['CI'] === 'true')
+    assert.fail(`${tool} is required in CI (apt-get install -y ${tool})`);
+  t.skip(
+    `${tool} is not installed${requiredInCi ? '' : ` (optional client: apt-get install -y ${tool} to run this test)`}`,
+  );
   return false;
 }
 
-export interface BlobCounts { redirected: number; served: number }
+export interface BlobCounts {
+  redirected: number;
+  served: number;
+}
 
 /** GET counts at the origin for each digest. */
 export function originGets(mock: DtrMock, digests: string[]): Map<string, BlobCounts> {
   const st = mock.stats();
-  return new Map(digests.map((d) => {
-    const g = st.blobs[d]?.get;
-    return [d, { redirected: g?.redirected ?? 0, served: g?.served ?? 0 }];
-  }));
+  return new Map(
+    digests.map((d) => {
+      const g = st.blobs[d]?.get;
+      return [d, { redirected: g?.redirected ?? 0, served: g?.served ?? 0 }];
+    }),
+  );
 }
 
 export type LogLine = Record<string, unknown>;
 
 /** The cache's blob request lines (GET) with `outcome`, per digest, among `lines`. */
 export function outcomes(lines: LogLine[], digest: string): string[] {
-  return lines.filter((l) => l['msg'] === 'request' && l['route'] === 'blob' && l['method'] === 'GET' && l['digest'] === digest)
+  return lines
+    .filter((l) => l['msg'] === 'request' && l['route'] === 'blob' && l['method'] === 'GET' && l['digest'] === digest)
     .map((l) => String(l['outcome']));
 }
 

@@ -13,17 +13,41 @@ import { fillsPublished, originGets, outcomes, requireTool, startE2eStack } from
 
 const REPO = 'library/app';
 
-interface Inspected { Id: string; Digest: string; RootFS: { Layers: string[] } }
+interface Inspected {
+  Id: string;
+  Digest: string;
+  RootFS: { Layers: string[] };
+}
 
 test('podman pulls every blob through the cache, then from the cache alone', async (t) => {
   if (!(await requireTool(t, 'podman', false))) return;
-  const s = await startE2eStack(t, 'podman', { alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } } }, ['alice']);
-  const img = await createOciImage(join(s.dir, 'img'), { layers: [4 * 1024 * 1024, 1024 * 1024, 100_000], seed: 'e2e-podman', tag: 'v1' });
+  const s = await startE2eStack(t, 'podman', { alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } } }, [
+    'alice',
+  ]);
+  const img = await createOciImage(join(s.dir, 'img'), {
+    layers: [4 * 1024 * 1024, 1024 * 1024, 100_000],
+    seed: 'e2e-podman',
+    tag: 'v1',
+  });
   await s.mock.putOciLayout(img.dir, REPO, 'v1');
   const blobs = [img.configDigest, ...img.layerDigests];
   const ref = `localhost:${s.mock.port}/${REPO}:v1`;
-  const podman = (store: string, ...args: string[]) => runTool('podman', ['--storage-driver', 'vfs',
-    '--root', join(s.dir, store, 'root'), '--runroot', join(s.dir, store, 'run'), '--tmpdir', join(s.dir, store, 'tmp'), ...args], 120_000);
+  const podman = (store: string, ...args: string[]) =>
+    runTool(
+      'podman',
+      [
+        '--storage-driver',
+        'vfs',
+        '--root',
+        join(s.dir, store, 'root'),
+        '--runroot',
+        join(s.dir, store, 'run'),
+        '--tmpdir',
+        join(s.dir, store, 'tmp'),
+        ...args,
+      ],
+      120_000,
+    );
   // Let podman take down what it made under --root/--runroot, then remove the lot: the
   // stack's own removal of s.dir ran before this hook (after hooks run in order).
   t.after(async () => {
@@ -49,15 +73,20 @@ test('podman pulls every blob through the cache, then from the cache alone', asy
   for (const d of blobs) assert.deepEqual(after1.get(d), { redirected: 1, served: 1 }, `origin counts for ${d}`);
   const lines1 = await waitFor(10_000, 'a published fill per blob', async () => {
     const lines = await s.cache.logLines();
-    return blobs.every((d) => fillsPublished(lines, d) === 1 && outcomes(lines, d).includes('miss')) ? lines : undefined;
+    return blobs.every((d) => fillsPublished(lines, d) === 1 && outcomes(lines, d).includes('miss'))
+      ? lines
+      : undefined;
   });
 
   const second = await pullInto('b');
   assert.deepEqual(second, first);
   const after2 = originGets(s.mock, blobs);
-  for (const d of blobs) assert.deepEqual(after2.get(d), { redirected: 2, served: 1 }, `origin counts for ${d} after the second pull`);
+  for (const d of blobs)
+    assert.deepEqual(after2.get(d), { redirected: 2, served: 1 }, `origin counts for ${d} after the second pull`);
   await waitFor(10_000, 'a hit per blob on the second pull', async () => {
     const lines = (await s.cache.logLines()).slice(lines1.length);
-    return blobs.every((d) => outcomes(lines, d).length > 0 && outcomes(lines, d).every((o) => o === 'hit')) || undefined;
+    return (
+      blobs.every((d) => outcomes(lines, d).length > 0 && outcomes(lines, d).every((o) => o === 'hit')) || undefined
+    );
   });
 });

@@ -18,12 +18,17 @@ const REPO = 'library/app';
 
 test('skopeo pulls every blob through the cache, then from the cache alone; no pull right, no bytes', async (t) => {
   if (!(await requireTool(t, 'skopeo', true))) return;
-  const s = await startE2eStack(t, 'skopeo', {
-    alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } },
-    // eve may pull another repository only; she has the cache selected too, so a
-    // wrong redirect would show.
-    eve: { password: 'eve-pw', repos: { 'other/app': ['pull'] } },
-  }, ['alice', 'eve']);
+  const s = await startE2eStack(
+    t,
+    'skopeo',
+    {
+      alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } },
+      // eve may pull another repository only; she has the cache selected too, so a
+      // wrong redirect would show.
+      eve: { password: 'eve-pw', repos: { 'other/app': ['pull'] } },
+    },
+    ['alice', 'eve'],
+  );
   // --preserve-digests: skopeo would otherwise gzip the uncompressed layers as it writes
   // them (to the registry, or to the oci: layout), and digests could not be compared.
   const skopeo = (...args: string[]) => runTool('skopeo', ['--insecure-policy', ...args], 120_000);
@@ -32,9 +37,22 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
   const ref = `docker://localhost:${s.mock.port}/${REPO}:v1`;
 
   // 1–2. A 3-layer image, one layer of 64 MiB, pushed with skopeo.
-  const img = await createOciImage(join(s.dir, 'img'), { layers: [64 * MiB, 3 * MiB, 200_000], seed: 'e2e-skopeo', tag: 'v1' });
+  const img = await createOciImage(join(s.dir, 'img'), {
+    layers: [64 * MiB, 3 * MiB, 200_000],
+    seed: 'e2e-skopeo',
+    tag: 'v1',
+  });
   assert.ok(img.sizes[0]! >= 64 * MiB);
-  const push = await skopeo('copy', '--preserve-digests', '--dest-cert-dir', s.certDir, '--dest-creds', 'alice:alice-pw', `oci:${img.dir}:v1`, ref);
+  const push = await skopeo(
+    'copy',
+    '--preserve-digests',
+    '--dest-cert-dir',
+    s.certDir,
+    '--dest-creds',
+    'alice:alice-pw',
+    `oci:${img.dir}:v1`,
+    ref,
+  );
   assert.equal(push.code, 0, push.out);
   const blobs = [img.configDigest, ...img.layerDigests];
   s.mock.resetStats();
@@ -50,7 +68,9 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
   assert.deepEqual(await badBlobs(out1, blobs), []);
 
   const after1 = originGets(s.mock, blobs);
-  t.diagnostic(`pull 1 (through the cache) ${Math.round(pull1.ms)} ms; origin GETs ${JSON.stringify([...after1.values()])}`);
+  t.diagnostic(
+    `pull 1 (through the cache) ${Math.round(pull1.ms)} ms; origin GETs ${JSON.stringify([...after1.values()])}`,
+  );
   for (const d of blobs) {
     assert.equal(after1.get(d)!.redirected, 1, `origin redirected ${d} once`);
     assert.equal(after1.get(d)!.served, 1, `origin served ${d} once, to the cache`);
@@ -63,7 +83,11 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
     return blobs.every((d) => fillsPublished(lines, d) === 1) ? lines : undefined;
   });
   for (const d of blobs) {
-    assert.deepEqual(outcomes(lines1, d).filter((o) => o !== 'hit'), ['miss'], `one miss for ${d}`);
+    assert.deepEqual(
+      outcomes(lines1, d).filter((o) => o !== 'hit'),
+      ['miss'],
+      `one miss for ${d}`,
+    );
   }
   const fetchedBytes = s.mock.stats().totals.bytesSent;
   assert.ok(fetchedBytes >= img.sizes.reduce((a, b) => a + b, 0), `origin sent ${fetchedBytes} bytes`);
@@ -89,7 +113,10 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
     return blobs.every((d) => outcomes(lines, d).includes('hit')) ? lines : undefined;
   });
   for (const d of blobs) {
-    assert.ok(outcomes(lines2, d).every((o) => o === 'hit'), `only hits for ${d}: ${outcomes(lines2, d).join(',')}`);
+    assert.ok(
+      outcomes(lines2, d).every((o) => o === 'hit'),
+      `only hits for ${d}: ${outcomes(lines2, d).join(',')}`,
+    );
     assert.equal(fillsPublished(lines2, d), 0);
   }
 
@@ -102,8 +129,10 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
   // A blob GET straight at the origin with eve's own registry token: refused, not redirected.
   const eve = new RegistryClient({ baseUrl: s.mock.url, ca: s.ca.cert, username: 'eve', password: 'eve-pw' });
   t.after(() => eve.close());
-  await assert.rejects(eve.fetchBlob(REPO, { digest: img.layerDigests[1]! }, join(s.dir, 'eve-blob')),
-    (err: Error & { status?: number }) => err.status === 401 || err.status === 403);
+  await assert.rejects(
+    eve.fetchBlob(REPO, { digest: img.layerDigests[1]! }, join(s.dir, 'eve-blob')),
+    (err: Error & { status?: number }) => err.status === 401 || err.status === 403,
+  );
   const after = s.mock.stats().totals;
   assert.equal(after.blobGet.redirected, before.blobGet.redirected, 'no redirect issued for eve');
   assert.equal(after.blobGet.served, before.blobGet.served);
@@ -111,19 +140,33 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
 
   // At the cache: a genuine redirect token, but for the repository eve may pull.
   const wrongRepo = await s.mock.mintRedirectToken({ sub: 'eve', name: 'other/app', digest: img.layerDigests[1]! });
-  const noPull = await s.mock.mintRedirectToken({ sub: 'eve', name: REPO, digest: img.layerDigests[1]!, actions: ['push'] });
+  const noPull = await s.mock.mintRedirectToken({
+    sub: 'eve',
+    name: REPO,
+    digest: img.layerDigests[1]!,
+    actions: ['push'],
+  });
   const agent = agentFor(s.ca.cert, true);
   t.after(() => agent.close());
   // PROTOCOL §2 allows 401 or 403 for a token naming another repository; either way no bytes.
-  const cases = [['a token for other/app', wrongRepo, [401, 403]], ['a push-only token', noPull, [403]], ['no token', undefined, [401]]] as const;
+  const cases = [
+    ['a token for other/app', wrongRepo, [401, 403]],
+    ['a push-only token', noPull, [403]],
+    ['no token', undefined, [401]],
+  ] as const;
   for (const [what, token, statuses] of cases) {
-    const res = await fetchBlob(agent, `${s.cache.url}/v2/${REPO}/blobs/${img.layerDigests[1]!}${token === undefined ? '' : `?token=${token}`}`);
+    const res = await fetchBlob(
+      agent,
+      `${s.cache.url}/v2/${REPO}/blobs/${img.layerDigests[1]!}${token === undefined ? '' : `?token=${token}`}`,
+    );
     assert.ok((statuses as readonly number[]).includes(res.status), `cache answered ${res.status} with ${what}`);
     const code = (JSON.parse(res.body.toString()) as { errors: { code: string }[] }).errors[0]?.code;
     assert.equal(code, res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', what);
   }
   const linesAfter = (await s.cache.logLines()).slice(linesBefore);
-  assert.ok(!linesAfter.some((l) => l['outcome'] === 'hit' || l['outcome'] === 'miss' || l['msg'] === 'fill published'),
-    'the cache served nothing to eve');
+  assert.ok(
+    !linesAfter.some((l) => l['outcome'] === 'hit' || l['outcome'] === 'miss' || l['msg'] === 'fill published'),
+    'the cache served nothing to eve',
+  );
   assert.equal(s.mock.stats().totals.blobGet.served, before.blobGet.served, 'the cache fetched nothing for eve');
 });

@@ -9,7 +9,13 @@ import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startCache, type RunningCache } from '../../src/main.js';
-import { cliNodeFlags, configYaml, spawnCacheProcess, writeCacheConfig, type CacheSpec } from '../../bench/lib/cache-process.js';
+import {
+  cliNodeFlags,
+  configYaml,
+  spawnCacheProcess,
+  writeCacheConfig,
+  type CacheSpec,
+} from '../../bench/lib/cache-process.js';
 
 export { cliNodeFlags, configYaml, type CacheSpec };
 
@@ -26,7 +32,10 @@ export async function writeConfig(spec: CacheSpec): Promise<{ dir: string; root:
 
 async function readLogLines(file: string): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** In-process cache; logs go to a file the test can read. */
@@ -40,7 +49,11 @@ export async function startTestCache(t: TestContext, spec: CacheSpec): Promise<T
     await cache.close();
     if (spec.root === undefined) await rm(dir, { recursive: true, force: true });
   });
-  return Object.assign(Object.create(null) as object, cache, { root, logFile, logLines: () => readLogLines(logFile) }) as TestCache;
+  return Object.assign(Object.create(null) as object, cache, {
+    root,
+    logFile,
+    logLines: () => readLogLines(logFile),
+  }) as TestCache;
 }
 
 export interface CacheProcess {
@@ -54,8 +67,21 @@ export interface CacheProcess {
 }
 
 /** The cache as its own process (`dtr-cache serve`), for signals and kill -9. */
-export async function spawnCache(t: TestContext, configPath: string, root: string, env: NodeJS.ProcessEnv = {}): Promise<CacheProcess> {
+export async function spawnCache(
+  t: TestContext,
+  configPath: string,
+  root: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<CacheProcess> {
   const p = await spawnCacheProcess(configPath, env);
   t.after(() => p.stop('SIGKILL'));
-  return { child: p.child, url: p.url, port: p.port, root, configPath, lines: p.lines, stop: (signal) => p.stop(signal) };
+  return {
+    child: p.child,
+    url: p.url,
+    port: p.port,
+    root,
+    configPath,
+    lines: p.lines,
+    stop: (signal) => p.stop(signal),
+  };
 }

@@ -12,7 +12,11 @@ export async function within<T>(ms: number, what: string, p: Promise<T>): Promis
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `ms`. */
-export async function waitFor<T>(ms: number, what: string, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
+export async function waitFor<T>(
+  ms: number,
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();

@@ -42,8 +42,10 @@ function hpackString(s: string): Buffer {
 export function getHeaderBlock(authority: string, path: string, extra: Array<[string, string]> = []): Buffer {
   const parts = [
     Buffer.from([0x82, 0x87]),
-    hpackInt(1, 4, 0x00), hpackString(authority), // :authority, literal without indexing (name index 1)
-    hpackInt(4, 4, 0x00), hpackString(path), // :path (name index 4)
+    hpackInt(1, 4, 0x00),
+    hpackString(authority), // :authority, literal without indexing (name index 1)
+    hpackInt(4, 4, 0x00),
+    hpackString(path), // :path (name index 4)
   ];
   for (const [name, value] of extra) parts.push(Buffer.from([0x00]), hpackString(name), hpackString(value));
   return Buffer.concat(parts);
@@ -86,7 +88,11 @@ export class RawH2 {
 
   static open(port: number, ca: string, opts: { localAddress?: string } = {}): Promise<RawH2> {
     return new Promise((resolve, reject) => {
-      const tcp = netConnect({ host: '127.0.0.1', port, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) });
+      const tcp = netConnect({
+        host: '127.0.0.1',
+        port,
+        ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
+      });
       tcp.once('error', reject);
       const socket = connect({ socket: tcp, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
         if (socket.alpnProtocol !== 'h2') return reject(new Error(`ALPN gave ${String(socket.alpnProtocol)}`));
@@ -114,7 +120,9 @@ export class RawH2 {
   }
 
   resets(): Array<{ streamId: number; code: number }> {
-    return this.frames.filter((f) => f.type === FRAME.RST_STREAM).map((f) => ({ streamId: f.streamId, code: f.payload.readUInt32BE(0) }));
+    return this.frames
+      .filter((f) => f.type === FRAME.RST_STREAM)
+      .map((f) => ({ streamId: f.streamId, code: f.payload.readUInt32BE(0) }));
   }
 
   destroy(): void {
@@ -134,9 +142,12 @@ export class RawH2 {
       };
       this.#buf = this.#buf.subarray(9 + length);
       this.frames.push(f);
-      if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) this.socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-      if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0) this.socket.write(frame(FRAME.PING, FLAG.ACK, 0, f.payload));
-      if (f.type === FRAME.GOAWAY) this.goaway = { lastStreamId: f.payload.readUInt32BE(0) & 0x7fffffff, code: f.payload.readUInt32BE(4) };
+      if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0)
+        this.socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0)
+        this.socket.write(frame(FRAME.PING, FLAG.ACK, 0, f.payload));
+      if (f.type === FRAME.GOAWAY)
+        this.goaway = { lastStreamId: f.payload.readUInt32BE(0) & 0x7fffffff, code: f.payload.readUInt32BE(4) };
     }
   }
 }

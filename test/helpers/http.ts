@@ -14,16 +14,31 @@ export interface Fetched {
 export function agentFor(ca: string, h2: boolean): Agent {
   // For HTTP/2, undici's `pipelining` is the number of concurrent streams per connection
   // (with the default of 1 it runs one request at a time on each).
-  return new Agent({ connect: { ca, rejectUnauthorized: true }, allowH2: h2, connections: 64, pipelining: h2 ? 100 : 0 });
+  return new Agent({
+    connect: { ca, rejectUnauthorized: true },
+    allowH2: h2,
+    connections: 64,
+    pipelining: h2 ? 100 : 0,
+  });
 }
 
-export async function fetchBlob(agent: Agent, url: string, opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {}): Promise<Fetched> {
+export async function fetchBlob(
+  agent: Agent,
+  url: string,
+  opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {},
+): Promise<Fetched> {
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, { dispatcher: agent, method: opts.method ?? 'GET', headers: opts.headers ?? {} });
   } catch (err) {
     // No response at all (connection closed before headers): status 0.
-    return { status: 0, headers: {}, body: Buffer.alloc(0), sha256: '', error: err instanceof Error ? err : new Error(String(err)) };
+    return {
+      status: 0,
+      headers: {},
+      body: Buffer.alloc(0),
+      sha256: '',
+      error: err instanceof Error ? err : new Error(String(err)),
+    };
   }
   const chunks: Buffer[] = [];
   let error: Error | null = null;
@@ -33,7 +48,13 @@ export async function fetchBlob(agent: Agent, url: string, opts: { method?: 'GET
     error = err instanceof Error ? err : new Error(String(err));
   }
   const body = Buffer.concat(chunks);
-  return { status: res.statusCode, headers: res.headers, body, sha256: createHash('sha256').update(body).digest('hex'), error };
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body,
+    sha256: createHash('sha256').update(body).digest('hex'),
+    error,
+  };
 }
 
 export function sha256(buf: Buffer | string): string {

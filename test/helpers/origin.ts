@@ -49,7 +49,7 @@ export class TestOrigin {
   static async start(tls: Leaf): Promise<TestOrigin> {
     const o = new TestOrigin();
     await o.rotate();
-    o.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => o.#handle(req, res));
+    o.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => void o.#handle(req, res));
     o.server.on('connection', (s: Socket) => {
       o.#sockets.add(s);
       s.once('close', () => o.#sockets.delete(s));
@@ -72,7 +72,20 @@ export class TestOrigin {
     let cutNow = false;
     const opened = new Promise<void>((r) => (open = r));
     const reached = new Promise<void>((r) => (reach = r));
-    const gate = { after, open, reached, opened, reach, cut: () => { cutNow = true; open(); }, get cutNow() { return cutNow; } };
+    const gate = {
+      after,
+      open,
+      reached,
+      opened,
+      reach,
+      cut: () => {
+        cutNow = true;
+        open();
+      },
+      get cutNow() {
+        return cutNow;
+      },
+    };
     this.gates.set(digest, gate as Gate);
     return gate as Gate;
   }
@@ -91,7 +104,11 @@ export class TestOrigin {
     return { keys: this.keys.map((k) => k.jwk) };
   }
 
-  async mint(name: string, digest: string, opts: { ttlSec?: number; actions?: string[]; key?: KeyPair; exp?: number; sub?: string } = {}): Promise<string> {
+  async mint(
+    name: string,
+    digest: string,
+    opts: { ttlSec?: number; actions?: string[]; key?: KeyPair; exp?: number; sub?: string } = {},
+  ): Promise<string> {
     const key = opts.key ?? this.keys[this.keys.length - 1]!;
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ access: [{ type: 'repository', name, actions: opts.actions ?? ['pull'] }], digest })
@@ -110,7 +127,9 @@ export class TestOrigin {
 
   async #authorized(req: IncomingMessage, name: string, digest: string): Promise<boolean> {
     const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : new URL(req.url ?? '/', 'https://x').searchParams.get('token');
+    const token = auth.startsWith('Bearer ')
+      ? auth.slice(7)
+      : new URL(req.url ?? '/', 'https://x').searchParams.get('token');
     if (!token) return false;
     try {
       const { payload } = await jwtVerify(token, createLocalJWKSet(this.jwks()), { clockTolerance: 60 });
@@ -137,7 +156,9 @@ export class TestOrigin {
     const counter = req.method === 'HEAD' ? this.heads : this.gets;
     counter.set(digest, (counter.get(digest) ?? 0) + 1);
     if (!(await this.#authorized(req, name, digest))) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad token' }] }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad token' }] }));
       return;
     }
     if (this.fail503.has(digest)) {
@@ -146,13 +167,20 @@ export class TestOrigin {
     }
     const blob = this.blobs.get(digest);
     if (!blob) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
       return;
     }
-    let body = this.corrupt.has(digest) ? Buffer.from(blob.bytes).fill(0x61, 0, Math.min(16, blob.bytes.length)) : blob.bytes;
+    let body = this.corrupt.has(digest)
+      ? Buffer.from(blob.bytes).fill(0x61, 0, Math.min(16, blob.bytes.length))
+      : blob.bytes;
     const range = req.headers.range;
     let status = 200;
-    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest };
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'docker-content-digest': digest,
+    };
     if (range) {
       this.ranges.push(range);
       const rm = /^bytes=(\d+)-$/.exec(range);
@@ -169,7 +197,8 @@ export class TestOrigin {
       res.end();
       return;
     }
-    const gate = this.gates.get(digest) as (Gate & { opened: Promise<void>; reach: () => void; cutNow: boolean }) | undefined;
+    const gate = this.gates.get(digest) as
+      (Gate & { opened: Promise<void>; reach: () => void; cutNow: boolean }) | undefined;
     if (gate) {
       this.gates.delete(digest);
       res.write(body.subarray(0, gate.after));

@@ -9,7 +9,10 @@ export interface Scrape {
 }
 
 function key(name: string, labels: Record<string, string>): string {
-  return `${name}{${Object.keys(labels).sort().map((k) => `${k}=${JSON.stringify(labels[k])}`).join(',')}}`;
+  return `${name}{${Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(labels[k])}`)
+    .join(',')}}`;
 }
 
 export function parseMetrics(text: string): Scrape {
@@ -19,7 +22,8 @@ export function parseMetrics(text: string): Scrape {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`not an exposition line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = JSON.parse(`"${lm[2]!}"`) as string;
+    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[lm[1]!] = JSON.parse(`"${lm[2]!}"`) as string;
     samples.set(key(m[1]!, labels), Number(m[3]));
   }
   return { text, value: (name, labels = {}) => samples.get(key(name, labels)) };
@@ -29,6 +33,7 @@ export async function scrape(url: string): Promise<Scrape> {
   const res = await request(url, { headersTimeout: 5_000, bodyTimeout: 5_000 });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-  if (!String(res.headers['content-type']).startsWith('text/plain; version=0.0.4')) throw new Error(`content-type ${String(res.headers['content-type'])}`);
+  if (!String(res.headers['content-type']).startsWith('text/plain; version=0.0.4'))
+    throw new Error(`content-type ${String(res.headers['content-type'])}`);
   return parseMetrics(text);
 }

@@ -19,7 +19,12 @@ export async function startStack(t: TestContext, spec: Partial<CacheSpec> = {}):
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cache = await startTestCache(t, { upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache'), ...spec });
+  const cache = await startTestCache(t, {
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    ...spec,
+  });
   const h1 = agentFor(ca.cert, false);
   const h2 = agentFor(ca.cert, true);
   t.after(async () => {
@@ -27,7 +32,12 @@ export async function startStack(t: TestContext, spec: Partial<CacheSpec> = {}):
     await h2.destroy();
   });
   return {
-    ca, origin, cache, h1, h2,
-    blobUrl: (name, digest, token) => `${cache.url}/v2/${name}/blobs/${digest}${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
+    ca,
+    origin,
+    cache,
+    h1,
+    h2,
+    blobUrl: (name, digest, token) =>
+      `${cache.url}/v2/${name}/blobs/${digest}${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
   };
 }

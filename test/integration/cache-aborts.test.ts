@@ -15,16 +15,17 @@ import { within } from '../helpers/deadline.js';
 function h2Abort(url: string, path: string, ca: string, afterBytes: number, count: number): Promise<number[]> {
   const session = h2connect(url, { ca });
   session.on('error', () => undefined);
-  const one = () => new Promise<number>((resolve) => {
-    const stream = session.request({ ':path': path });
-    let got = 0;
-    stream.on('data', (c: Buffer) => {
-      got += c.length;
-      if (got >= afterBytes && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+  const one = () =>
+    new Promise<number>((resolve) => {
+      const stream = session.request({ ':path': path });
+      let got = 0;
+      stream.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= afterBytes && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+      });
+      stream.on('close', () => resolve(got));
+      stream.on('error', () => undefined);
     });
-    stream.on('close', () => resolve(got));
-    stream.on('error', () => undefined);
-  });
   return Promise.all(Array.from({ length: count }, one)).finally(() => session.destroy());
 }
 
@@ -62,16 +63,23 @@ test('dozens of HTTP/2 and HTTP/1.1 clients aborting 64 MiB transfers leave the 
   const cold = origin.add(randomBytes(64 << 20));
   const coldPath = `/v2/team/app/blobs/${cold.digest}?token=${await origin.mint('team/app', cold.digest)}`;
   const gate = origin.gate(cold.digest, 16 << 20);
-  const aborted = await within(60_000, 'aborting clients', Promise.all([
-    ...[1, 2, 3].map((i) => h2Abort(cache.url, hotPath, ca.cert, i << 20, 10)),
-    ...Array.from({ length: 20 }, (_, i) => h1Abort(cache.url, hotPath, ca.cert, (1 + (i % 8)) << 20)),
-    // And on a fill in progress: these leave while the upstream is held.
-    h2Abort(cache.url, coldPath, ca.cert, 1 << 20, 10),
-    ...Array.from({ length: 6 }, () => h1Abort(cache.url, coldPath, ca.cert, 1 << 20)),
-  ]));
+  const aborted = await within(
+    60_000,
+    'aborting clients',
+    Promise.all([
+      ...[1, 2, 3].map((i) => h2Abort(cache.url, hotPath, ca.cert, i << 20, 10)),
+      ...Array.from({ length: 20 }, (_, i) => h1Abort(cache.url, hotPath, ca.cert, (1 + (i % 8)) << 20)),
+      // And on a fill in progress: these leave while the upstream is held.
+      h2Abort(cache.url, coldPath, ca.cert, 1 << 20, 10),
+      ...Array.from({ length: 6 }, () => h1Abort(cache.url, coldPath, ca.cert, 1 << 20)),
+    ]),
+  );
   const counts = aborted.flat();
   assert.equal(counts.length, 66);
-  assert.ok(counts.every((n) => n < 64 << 20), 'every transfer was cut before the end');
+  assert.ok(
+    counts.every((n) => n < 64 << 20),
+    'every transfer was cut before the end',
+  );
   gate.open();
 
   assert.equal(cache.child.exitCode, null, 'still running');

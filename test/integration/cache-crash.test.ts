@@ -12,7 +12,11 @@ import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('SIGKILL mid-fill, then restart: no partial blob served, spool leftovers removed', async (t) => {
   const ca = await createTestCa();

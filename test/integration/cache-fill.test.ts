@@ -12,7 +12,11 @@ import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('50 concurrent clients of one cold blob cause exactly one upstream GET', async (t) => {
   const s = await startStack(t);
@@ -20,7 +24,9 @@ test('50 concurrent clients of one cold blob cause exactly one upstream GET', as
   const token = await s.origin.mint('team/app', blob.digest);
   // Hold the upstream at 1 MiB so all 50 are certainly waiting on the same fill.
   const gate = s.origin.gate(blob.digest, 1 << 20);
-  const clients = Array.from({ length: 50 }, (_, i) => fetchBlob(i % 2 ? s.h2 : s.h1, s.blobUrl('team/app', blob.digest, token)));
+  const clients = Array.from({ length: 50 }, (_, i) =>
+    fetchBlob(i % 2 ? s.h2 : s.h1, s.blobUrl('team/app', blob.digest, token)),
+  );
   await within(10_000, 'gate reached', gate.reached);
   await waitFor(10_000, '50 waiters', () => [...s.cache.ctx.inflight.fills()][0]?.waiters === 50);
   gate.open();
@@ -49,7 +55,9 @@ test('a late joiner gets every byte; a range on a fill in progress gets 206 from
   await within(10_000, 'gate reached', gate.reached);
   // Wait until the worker has written the first half: the late joiner arrives "after half".
   const fill = await waitFor(10_000, 'fill', () => [...s.cache.ctx.inflight.fills()][0]);
-  const rangeDone = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token), { headers: { range: 'bytes=1000-1999' } });
+  const rangeDone = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token), {
+    headers: { range: 'bytes=1000-1999' },
+  });
   const r = await within(10_000, 'range on a fill in progress while upstream is held', rangeDone);
   assert.equal(r.status, 206);
   assert.equal(r.headers['content-range'], `bytes 1000-1999/${bytes.length}`);
@@ -126,7 +134,11 @@ test('an upstream serving wrong bytes: nothing published, clients reset, next re
   const token = await s.origin.mint('team/app', blob.digest);
   s.origin.corrupt.add(blob.digest);
   const url = s.blobUrl('team/app', blob.digest, token);
-  const results = await within(30_000, 'corrupt fill', Promise.all([fetchBlob(s.h1, url), fetchBlob(s.h2, url), fetchBlob(s.h1, url)]));
+  const results = await within(
+    30_000,
+    'corrupt fill',
+    Promise.all([fetchBlob(s.h1, url), fetchBlob(s.h2, url), fetchBlob(s.h1, url)]),
+  );
   for (const r of results) {
     assert.equal(r.status, 200, 'headers went out before the digest could be known');
     assert.notEqual(r.error, null, 'the stream was reset, never ended cleanly');

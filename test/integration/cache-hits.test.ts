@@ -18,7 +18,10 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
   assert.equal(first.status, 200);
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
 
-  for (const [proto, agent] of [['h1', s.h1], ['h2', s.h2]] as const) {
+  for (const [proto, agent] of [
+    ['h1', s.h1],
+    ['h2', s.h2],
+  ] as const) {
     await t.test(`${proto}: full GET from disk`, async () => {
       const r = await fetchBlob(agent, url);
       assert.equal(r.status, 200);
@@ -54,7 +57,11 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
       const text = r.body.toString('latin1');
       const parts = text.split(`--${m[1]}`).slice(1, -1);
       assert.equal(parts.length, 3);
-      const expect = [[0, 9], [1000, 1009], [bytes.length - 5, bytes.length - 1]] as const;
+      const expect = [
+        [0, 9],
+        [1000, 1009],
+        [bytes.length - 5, bytes.length - 1],
+      ] as const;
       parts.forEach((part, i) => {
         const [start, end] = expect[i]!;
         assert.match(part, new RegExp(`Content-Range: bytes ${start}-${end}/${bytes.length}`));
@@ -84,7 +91,9 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
   const lines = await s.cache.logLines();
   const hits = lines.filter((l) => l.msg === 'request' && l.outcome === 'hit');
   assert.ok(hits.length >= 10);
-  assert.ok(hits.every((l) => l.repo === 'team/app' && l.digest === blob.digest && typeof l.ms === 'number' && l.method));
+  assert.ok(
+    hits.every((l) => l.repo === 'team/app' && l.digest === blob.digest && typeof l.ms === 'number' && l.method),
+  );
   assert.ok(!JSON.stringify(lines).includes(token), 'the token never reaches the log');
 });
 
@@ -98,7 +107,9 @@ test('HEAD on a miss is answered by an upstream HEAD and starts no fill', async 
   assert.equal(s.origin.count(s.origin.heads, blob.digest), 1);
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 0);
   const unknown = `sha256:${'0'.repeat(64)}`;
-  const r404 = await fetchBlob(s.h1, s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown)), { method: 'HEAD' });
+  const r404 = await fetchBlob(s.h1, s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown)), {
+    method: 'HEAD',
+  });
   assert.equal(r404.status, 404);
 });
 
@@ -109,7 +120,10 @@ test('routes: /v2/, jwks, 404 and 405 with registry error JSON', async (t) => {
   assert.deepEqual(JSON.parse(base.body.toString()), {});
   const jwks = await fetchBlob(s.h2, `${s.cache.url}/.well-known/jwks.json`);
   assert.equal(jwks.status, 200);
-  assert.deepEqual(JSON.parse(jwks.body.toString()).keys.map((k: { kid: string }) => k.kid), s.origin.keys.map((k) => k.kid));
+  assert.deepEqual(
+    JSON.parse(jwks.body.toString()).keys.map((k: { kid: string }) => k.kid),
+    s.origin.keys.map((k) => k.kid),
+  );
   const nf = await fetchBlob(s.h1, `${s.cache.url}/v2/team/app/manifests/latest`);
   assert.equal(nf.status, 404);
   assert.equal(JSON.parse(nf.body.toString()).errors[0].code, 'NOT_FOUND');
@@ -150,19 +164,27 @@ test('malformed names and digests get 400 and touch neither disk nor upstream', 
   const pathsAtOrigin = s.origin.seen.filter((r) => r.path.startsWith('/v2/'));
   assert.equal(pathsAtOrigin.length, 0, 'no upstream request');
   const entries = await readdir(join(s.cache.root, 'docker', 'registry', 'v2')).catch(() => []);
-  assert.deepEqual(entries.filter((e) => e !== '_dtr-cache'), [], 'no blob directories created');
+  assert.deepEqual(
+    entries.filter((e) => e !== '_dtr-cache'),
+    [],
+    'no blob directories created',
+  );
 });
 
 test('auth: missing, forged, expired, wrong digest, wrong repository and rotated keys', async (t) => {
   const s = await startStack(t);
   const blob = s.origin.add(randomBytes(1000));
   const url = (token?: string) => s.blobUrl('team/app', blob.digest, token);
-  const code = (r: { body: Buffer }) => (JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code;
+  const code = (r: { body: Buffer }) =>
+    (JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code;
 
   const none = await fetchBlob(s.h1, url());
   assert.equal(none.status, 401);
   assert.equal(code(none), 'UNAUTHORIZED');
-  assert.match(String(none.headers['www-authenticate']), new RegExp(`^Bearer realm="${s.origin.url}/auth/token",service="localhost:\\d+"`));
+  assert.match(
+    String(none.headers['www-authenticate']),
+    new RegExp(`^Bearer realm="${s.origin.url}/auth/token",service="localhost:\\d+"`),
+  );
 
   const other = await s.origin.mint('team/app', `sha256:${'c'.repeat(64)}`);
   const wrongDigest = await fetchBlob(s.h1, url(other));
@@ -173,7 +195,10 @@ test('auth: missing, forged, expired, wrong digest, wrong repository and rotated
   assert.equal(wrongRepo.status, 403);
   assert.equal(code(wrongRepo), 'DENIED');
 
-  const expired = await fetchBlob(s.h1, url(await s.origin.mint('team/app', blob.digest, { exp: Math.floor(Date.now() / 1000) - 120 })));
+  const expired = await fetchBlob(
+    s.h1,
+    url(await s.origin.mint('team/app', blob.digest, { exp: Math.floor(Date.now() / 1000) - 120 })),
+  );
   assert.equal(expired.status, 401);
 
   const valid = await s.origin.mint('team/app', blob.digest);

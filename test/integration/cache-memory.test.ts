@@ -31,16 +31,23 @@ test('50 concurrent cold clients of a 1 GiB blob: one upstream GET, every byte, 
   const url = `${cache.url}/v2/team/big/blobs/${blob.digest}?token=${token}`;
   // curl processes as clients: the test's own process could not drain 50 GiB fast enough.
   // Each reports the bytes it got; two pipe through sha256sum too.
-  const one = (hash: boolean): Promise<{ bytes: number; hex: string | null }> => new Promise((resolve, reject) => {
-    const cmd = hash
-      ? `set -o pipefail; curl -sS --fail '${url}' | tee >(wc -c >&2) | sha256sum`
-      : `curl -sS --fail -o /dev/null -w '%{size_download}' '${url}'`;
-    execFile('bash', ['-c', cmd], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(err);
-      resolve(hash ? { bytes: Number(stderr.trim()), hex: stdout.split(' ')[0]! } : { bytes: Number(stdout), hex: null });
+  const one = (hash: boolean): Promise<{ bytes: number; hex: string | null }> =>
+    new Promise((resolve, reject) => {
+      const cmd = hash
+        ? `set -o pipefail; curl -sS --fail '${url}' | tee >(wc -c >&2) | sha256sum`
+        : `curl -sS --fail -o /dev/null -w '%{size_download}' '${url}'`;
+      execFile('bash', ['-c', cmd], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+        if (err) return reject(err);
+        resolve(
+          hash ? { bytes: Number(stderr.trim()), hex: stdout.split(' ')[0]! } : { bytes: Number(stdout), hex: null },
+        );
+      });
     });
-  });
-  const results = await within(240_000, '50 clients of 1 GiB', Promise.all(Array.from({ length: 50 }, (_, i) => one(i < 2))));
+  const results = await within(
+    240_000,
+    '50 clients of 1 GiB',
+    Promise.all(Array.from({ length: 50 }, (_, i) => one(i < 2))),
+  );
   for (const r of results) assert.equal(r.bytes, bytes.length);
   assert.equal(`sha256:${results[0]!.hex}`, blob.digest);
   assert.equal(`sha256:${results[1]!.hex}`, blob.digest);

@@ -29,7 +29,7 @@ test('a transfer that breaks is resumed with the newest token among the waiting 
   assert.equal(`sha256:${b.sha256}`, blob.digest);
   const gets = s.origin.seen.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest));
   assert.equal(gets.length, 2);
-  assert.equal(gets[0]!.headers.authorization, `Bearer ${older}`, 'the first fetch used the first client\'s token');
+  assert.equal(gets[0]!.headers.authorization, `Bearer ${older}`, "the first fetch used the first client's token");
   assert.equal(gets[1]!.headers.authorization, `Bearer ${newer}`, 'the retry used the newest token');
   assert.equal(gets[1]!.headers.range, `bytes=${1 << 20}-`);
 });
@@ -39,14 +39,29 @@ test('a tier with no route to the origin takes its keys from its upstream cache,
   const leaf = await ca.issue('origin');
   const mock = await startDtrMock({ tls: { cert: leaf.cert, key: leaf.key } });
   t.after(() => mock.close());
-  const regional = await startTestCache(t, { upstreams: [mock.url], cas: [ca.certPath], tls: await ca.issue('regional') });
+  const regional = await startTestCache(t, {
+    upstreams: [mock.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('regional'),
+  });
   // The edge's origin is unreachable: its keys and its blobs can only come through the regional.
-  const edge = await startTestCache(t, { upstreams: { origin: 'https://127.0.0.1:9', hosts: [regional.url] }, cas: [ca.certPath], tls: await ca.issue('edge') });
-  assert.deepEqual(edge.ctx.keys.toJSON().keys.map((k) => k.kid), mock.jwks().keys.map((k) => k.kid));
+  const edge = await startTestCache(t, {
+    upstreams: { origin: 'https://127.0.0.1:9', hosts: [regional.url] },
+    cas: [ca.certPath],
+    tls: await ca.issue('edge'),
+  });
+  assert.deepEqual(
+    edge.ctx.keys.toJSON().keys.map((k) => k.kid),
+    mock.jwks().keys.map((k) => k.kid),
+  );
   const agent = agentFor(ca.cert, true);
   t.after(() => agent.destroy());
   const { digest } = await mock.putBlob('team/app', randomBytes(100_000));
-  const pull = async () => fetchBlob(agent, `${edge.url}/v2/team/app/blobs/${digest}?token=${await mock.mintRedirectToken({ sub: 'alice', name: 'team/app', digest })}`);
+  const pull = async () =>
+    fetchBlob(
+      agent,
+      `${edge.url}/v2/team/app/blobs/${digest}?token=${await mock.mintRedirectToken({ sub: 'alice', name: 'team/app', digest })}`,
+    );
   assert.equal((await pull()).status, 200);
 
   // The origin rotates and drops the old key; a token signed with the new one reaches the

@@ -13,7 +13,11 @@ import { spawnCache, writeConfig, type CacheProcess, type CacheSpec } from '../h
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Child-process logs arrive asynchronously: wait for `expected`, then make sure no more come. */
 async function settled<T>(what: string, list: () => T[], expected: number): Promise<T[]> {
@@ -39,13 +43,18 @@ async function startOrigin(t: import('node:test').TestContext): Promise<{ mock: 
   return { mock, ca };
 }
 
-async function startTier(t: import('node:test').TestContext, label: string, spec: Omit<CacheSpec, 'tls'>): Promise<Tier> {
+async function startTier(
+  t: import('node:test').TestContext,
+  label: string,
+  spec: Omit<CacheSpec, 'tls'>,
+): Promise<Tier> {
   const ca = await createTestCa(`${label} CA`);
   const cfg = await writeConfig({ ...spec, tls: await ca.issue(label) });
   const proc = await spawnCache(t, cfg.path, cfg.root);
   return Object.assign(proc, {
     ca,
-    gets: (digest: string) => proc.lines.filter((l) => l.msg === 'request' && l.method === 'GET' && l.digest === digest),
+    gets: (digest: string) =>
+      proc.lines.filter((l) => l.msg === 'request' && l.method === 'GET' && l.digest === digest),
     hasBlob: (digest: string) => exists(new Layout(cfg.root).blobData(parseDigest(digest))),
   });
 }
@@ -53,7 +62,10 @@ async function startTier(t: import('node:test').TestContext, label: string, spec
 test('three tiers: one origin fetch, both tiers keep it, the second pull stays at the edge, 20 clients collapse', async (t) => {
   const { mock, ca: originCa } = await startOrigin(t);
   const regional = await startTier(t, 'regional', { upstreams: { origin: mock.url }, cas: [originCa.certPath] });
-  const edge = await startTier(t, 'edge', { upstreams: { origin: mock.url, hosts: [regional.url] }, cas: [regional.ca.certPath, originCa.certPath] });
+  const edge = await startTier(t, 'edge', {
+    upstreams: { origin: mock.url, hosts: [regional.url] },
+    cas: [regional.ca.certPath, originCa.certPath],
+  });
   const agent = agentFor(edge.ca.cert, true);
   t.after(() => agent.destroy());
 
@@ -63,7 +75,11 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
   const first = await fetchBlob(agent, url);
   assert.equal(`sha256:${first.sha256}`, digest);
   assert.equal(mock.stats().blobs[digest]?.get.served, 1, 'one origin fetch');
-  await waitFor(5_000, 'both tiers published', async () => (await regional.hasBlob(digest)) && (await edge.hasBlob(digest)));
+  await waitFor(
+    5_000,
+    'both tiers published',
+    async () => (await regional.hasBlob(digest)) && (await edge.hasBlob(digest)),
+  );
   await settled('regional GET', () => regional.gets(digest), 1);
 
   const second = await fetchBlob(agent, url);
@@ -83,7 +99,13 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
 
   // 20 concurrent edge clients of one cold blob: one fetch at the regional, one at the origin.
   mock.setBandwidth(2 << 20); // the fill lasts ~1.5 s, so all 20 clients are certainly waiting on it
-  const many = await within(60_000, '20 clients', Promise.all(Array.from({ length: 20 }, () => fetchBlob(agent, `${edge.url}/v2/team/app/blobs/${cold}?token=${coldToken}`))));
+  const many = await within(
+    60_000,
+    '20 clients',
+    Promise.all(
+      Array.from({ length: 20 }, () => fetchBlob(agent, `${edge.url}/v2/team/app/blobs/${cold}?token=${coldToken}`)),
+    ),
+  );
   for (const r of many) assert.equal(`sha256:${r.sha256}`, cold);
   assert.equal(mock.stats().blobs[cold]?.get.served, 1);
   await settled('one GET at the regional', () => regional.gets(cold), 1);
@@ -114,7 +136,10 @@ test('two regional upstreams are used round robin', async (t) => {
 test('the regional dies halfway through a 256 MiB blob: the edge resumes from the origin with Range', async (t) => {
   const { mock, ca: originCa } = await startOrigin(t);
   const regional = await startTier(t, 'regional', { upstreams: [mock.url], cas: [originCa.certPath] });
-  const edge = await startTier(t, 'edge', { upstreams: { origin: mock.url, hosts: [regional.url] }, cas: [regional.ca.certPath, originCa.certPath] });
+  const edge = await startTier(t, 'edge', {
+    upstreams: { origin: mock.url, hosts: [regional.url] },
+    cas: [regional.ca.certPath, originCa.certPath],
+  });
   const size = 256 << 20;
   const bytes = randomBytes(size);
   const { digest } = await mock.putBlob('team/big', bytes);
@@ -128,7 +153,11 @@ test('the regional dies halfway through a 256 MiB blob: the edge resumes from th
   // by a client, which may lag behind the fill.
   const clients = [fetchBlob(agent, url), fetchBlob(agent, url)];
   const spool = new Layout(edge.root).spool(parseDigest(digest));
-  await waitFor(60_000, 'edge received half', async () => ((await stat(spool).catch(() => null))?.size ?? 0) >= size / 2);
+  await waitFor(
+    60_000,
+    'edge received half',
+    async () => ((await stat(spool).catch(() => null))?.size ?? 0) >= size / 2,
+  );
   await regional.stop('SIGKILL');
   const results = await within(120_000, 'clients through failover', Promise.all(clients));
   for (const r of results) {
@@ -136,13 +165,17 @@ test('the regional dies halfway through a 256 MiB blob: the edge resumes from th
     assert.equal(r.body.length, size);
     assert.equal(`sha256:${r.sha256}`, digest);
   }
-  await waitFor(5_000, 'origin logged the resume', () => mock.stats().log.filter((l) => l.method === 'GET' && l.path.endsWith(digest)).length >= 2);
+  await waitFor(
+    5_000,
+    'origin logged the resume',
+    () => mock.stats().log.filter((l) => l.method === 'GET' && l.path.endsWith(digest)).length >= 2,
+  );
   const originGets = mock.stats().log.filter((l) => l.method === 'GET' && l.path.endsWith(digest));
   const resumes = originGets.filter((l) => l.range !== undefined && l.range !== null && l.range !== '');
   assert.equal(resumes.length, 1, JSON.stringify(originGets));
   const start = Number(/^bytes=(\d+)-$/.exec(String(resumes[0]!.range))?.[1]);
   assert.ok(start > 0 && start < size, `resume asked only for the rest (from ${start})`);
-  assert.equal(originGets.length, 2, 'the regional\'s full GET and the edge\'s resume');
+  assert.equal(originGets.length, 2, "the regional's full GET and the edge's resume");
   await settled('published once', () => edge.lines.filter((l) => l.msg === 'fill published' && l.digest === digest), 1);
   assert.ok(edge.lines.some((l) => l.msg === 'upstream transfer broke, resuming'));
   assert.ok(await edge.hasBlob(digest));
@@ -180,15 +213,21 @@ test('a request loop is refused and logged, not forwarded forever', async (t) =>
   const jwks = join(jwksDir.dir, 'jwks.json');
   await writeFile(jwks, JSON.stringify(mock.jwks()));
   const net = await import('node:net');
-  const freePort = () => new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as import('node:net').AddressInfo).port;
-      s.close(() => resolve(p));
+  const freePort = () =>
+    new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as import('node:net').AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
   const [pa, pb] = [await freePort(), await freePort()];
   const mk = async (port: number, peer: number) => {
-    const cfg = await writeConfig({ upstreams: [`https://localhost:${peer}`], cas: [ca.certPath, originCa.certPath], tls: await ca.issue('ring'), extraOptions: `          jwks: ${jwks}\n` });
+    const cfg = await writeConfig({
+      upstreams: [`https://localhost:${peer}`],
+      cas: [ca.certPath, originCa.certPath],
+      tls: await ca.issue('ring'),
+      extraOptions: `          jwks: ${jwks}\n`,
+    });
     const text = (await readFile(cfg.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`);
     await writeFile(cfg.path, text);
     return spawnCache(t, cfg.path, cfg.root);
@@ -197,8 +236,15 @@ test('a request loop is refused and logged, not forwarded forever', async (t) =>
   const b = await mk(pb, pa);
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
-  const r = await within(20_000, 'loop answer', fetchBlob(agent, `${a.url}/v2/team/app/blobs/${digest}?token=${token}`));
+  const r = await within(
+    20_000,
+    'loop answer',
+    fetchBlob(agent, `${a.url}/v2/team/app/blobs/${digest}?token=${token}`),
+  );
   assert.ok(r.status >= 500, `status ${r.status}`);
-  assert.ok([...a.lines, ...b.lines].some((l) => String(l.msg).startsWith('request loop')), 'a tier logged the loop');
+  assert.ok(
+    [...a.lines, ...b.lines].some((l) => String(l.msg).startsWith('request loop')),
+    'a tier logged the loop',
+  );
   assert.equal(mock.stats().blobs[digest]?.get.served ?? 0, 0);
 });

@@ -17,7 +17,9 @@ const SEEDS = new URL('../../../test/fixtures/seeds/', import.meta.url).pathname
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(process.execPath, [...(await cliNodeFlags()), CLI, ...args], { env: { ...process.env, ...env } });
+    const r = await run(process.execPath, [...(await cliNodeFlags()), CLI, ...args], {
+      env: { ...process.env, ...env },
+    });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -29,10 +31,12 @@ test('check-config: the DTR doc configs load; bad values exit 2 naming key path 
   const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-cli-'));
   const ca = await createTestCa();
   const leaf = await ca.issue('cache');
-  const fill = (text: string) => text
-    .replace(/<dtr-url>:<dtr-port>/g, 'dtr.example.org:443').replace(/<[a-z-]+>/g, 'host.example.org')
-    // Key files get the key; every other PEM (TLS certificates, `cas`) a certificate.
-    .replace(/\/(run\/secrets|certs)\/[a-z.-]+\.pem/g, (m) => (m.includes('key') ? leaf.keyPath : ca.certPath));
+  const fill = (text: string) =>
+    text
+      .replace(/<dtr-url>:<dtr-port>/g, 'dtr.example.org:443')
+      .replace(/<[a-z-]+>/g, 'host.example.org')
+      // Key files get the key; every other PEM (TLS certificates, `cas`) a certificate.
+      .replace(/\/(run\/secrets|certs)\/[a-z.-]+\.pem/g, (m) => (m.includes('key') ? leaf.keyPath : ca.certPath));
   for (const file of ['002-swarm.yml', '003-asia.yml', '003-china.yml', '004-simple.yml']) {
     const path = join(dir, file);
     await writeFile(path, fill(await readFile(join(SEEDS, file), 'utf8')));

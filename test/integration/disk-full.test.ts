@@ -16,7 +16,11 @@ import { fetchBlob } from '../helpers/http.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
 const run = promisify(execFile);
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** An 8 MiB tmpfs for the test, unmounted after it; null (test skipped) where mounting is not allowed. */
 async function smallDisk(t: TestContext): Promise<string | null> {
@@ -24,7 +28,9 @@ async function smallDisk(t: TestContext): Promise<string | null> {
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   } catch (err) {
-    t.skip(`mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`);
+    t.skip(
+      `mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`,
+    );
     return null;
   }
   t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
@@ -37,11 +43,20 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   const s = await startStack(t, { root: join(mnt, 'registry') });
   const layout = new Layout(join(mnt, 'registry'));
   const big = [s.origin.add(randomBytes(20 << 20)), s.origin.add(randomBytes(20 << 20))];
-  const urls = await Promise.all(big.map(async (b) => s.blobUrl('team/app', b.digest, await s.origin.mint('team/app', b.digest))));
+  const urls = await Promise.all(
+    big.map(async (b) => s.blobUrl('team/app', b.digest, await s.origin.mint('team/app', b.digest))),
+  );
   // Two blobs, each larger than the whole disk, two clients each, at once.
-  const results = await within(60_000, 'clients of blobs larger than the disk', Promise.all([
-    fetchBlob(s.h1, urls[0]!), fetchBlob(s.h2, urls[0]!), fetchBlob(s.h1, urls[1]!), fetchBlob(s.h2, urls[1]!),
-  ]));
+  const results = await within(
+    60_000,
+    'clients of blobs larger than the disk',
+    Promise.all([
+      fetchBlob(s.h1, urls[0]!),
+      fetchBlob(s.h2, urls[0]!),
+      fetchBlob(s.h1, urls[1]!),
+      fetchBlob(s.h2, urls[1]!),
+    ]),
+  );
   results.forEach((r, i) => {
     assert.equal(r.error, null, `client ${i} ended cleanly`);
     assert.equal(`sha256:${r.sha256}`, big[i < 2 ? 0 : 1]!.digest);
@@ -49,7 +64,11 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   for (const b of big) assert.equal(await exists(layout.blobData(parseDigest(b.digest))), false, 'nothing published');
   assert.deepEqual(await readdir(layout.spoolDir), [], 'no spool left behind');
   let lines = await s.cache.logLines();
-  assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 1, 'logged once for the episode, not per fill or chunk');
+  assert.equal(
+    lines.filter((l) => String(l.msg).startsWith('disk full')).length,
+    1,
+    'logged once for the episode, not per fill or chunk',
+  );
   assert.equal(lines.filter((l) => l.msg === 'fill streamed through without caching').length, 2);
 
   // A newcomer while a fill streams through memory gets a fill of its own, not a stalled spool.
@@ -103,11 +122,18 @@ test('disk full: a Range client of a pass-through fill holds no memory below its
   const blob = s.origin.add(randomBytes(40 << 20));
   const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
   const from = 30 << 20;
-  const r = await within(30_000, 'the range from 30 MiB of a 40 MiB pass-through fill', fetchBlob(s.h1, url, { headers: { Range: `bytes=${from}-` } }));
+  const r = await within(
+    30_000,
+    'the range from 30 MiB of a 40 MiB pass-through fill',
+    fetchBlob(s.h1, url, { headers: { Range: `bytes=${from}-` } }),
+  );
   assert.equal(r.error, null);
   assert.equal(r.status, 206);
   assert.equal(r.headers['content-range'], `bytes ${from}-${(40 << 20) - 1}/${40 << 20}`);
   assert.ok(r.body.equals(blob.bytes.subarray(from)), 'the bytes of the range');
   const lines = await s.cache.logLines();
-  assert.ok(lines.some((l) => l.msg === 'fill streamed through without caching'), 'it was a pass-through fill');
+  assert.ok(
+    lines.some((l) => l.msg === 'fill streamed through without caching'),
+    'it was a pass-through fill',
+  );
 });

@@ -63,12 +63,22 @@ function basic(user: string, pass: string): string {
   return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 }
 
-interface Res { status: number; headers: Dispatcher.ResponseData['headers']; body: Buffer }
+interface Res {
+  status: number;
+  headers: Dispatcher.ResponseData['headers'];
+  body: Buffer;
+}
 
 /** One request with a deadline; the body is always read to the end. */
-async function http(url: string, opts: { method?: Dispatcher.HttpMethod; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Res> {
+async function http(
+  url: string,
+  opts: { method?: Dispatcher.HttpMethod; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<Res> {
   const res = await request(url, {
-    dispatcher: agent, method: opts.method ?? 'GET', headers: opts.headers ?? {}, body: opts.body ?? null,
+    dispatcher: agent,
+    method: opts.method ?? 'GET',
+    headers: opts.headers ?? {},
+    body: opts.body ?? null,
     signal: AbortSignal.timeout(DEADLINE),
   });
   return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
@@ -84,8 +94,9 @@ function errorCode(r: Res): string | undefined {
 }
 
 async function token(m: DtrMock, user: string | undefined, pass: string, scope: string): Promise<string> {
-  const r = await http(`${m.url}/auth/token?service=${m.service}&scope=${encodeURIComponent(scope)}`,
-    { headers: user === undefined ? {} : { authorization: basic(user, pass) } });
+  const r = await http(`${m.url}/auth/token?service=${m.service}&scope=${encodeURIComponent(scope)}`, {
+    headers: user === undefined ? {} : { authorization: basic(user, pass) },
+  });
   assert.equal(r.status, 200, r.body.toString());
   return (JSON.parse(r.body.toString()) as { token: string }).token;
 }
@@ -99,9 +110,13 @@ const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).d
 /** Deterministic test bytes. */
 function bytes(n: number, seed = 1): Buffer {
   const b = Buffer.alloc(n);
-  let x = seed * 2654435761 >>> 0;
+  let x = (seed * 2654435761) >>> 0;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     b[i] = x & 0xff;
   }
   return b;
@@ -115,19 +130,24 @@ async function jwksOf(m: DtrMock): Promise<JSONWebKeySet> {
 
 async function selectCache(m: DtrMock, user: string, cacheName: string, host: string): Promise<void> {
   const c = await http(`${m.url}/api/v0/content_caches`, {
-    method: 'POST', headers: { authorization: basic('boss', 'boss-pw'), 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw'), 'content-type': 'application/json' },
     body: JSON.stringify({ name: cacheName, host }),
   });
   assert.equal(c.status, 201, c.body.toString());
   const s = await http(`${m.url}/api/v0/accounts/${user}/settings`, {
-    method: 'PATCH', headers: { authorization: basic(user, `${user}-pw`), 'content-type': 'application/json' },
+    method: 'PATCH',
+    headers: { authorization: basic(user, `${user}-pw`), 'content-type': 'application/json' },
     body: JSON.stringify({ contentCache: cacheName }),
   });
   assert.equal(s.status, 200, s.body.toString());
 }
 
 /** Reads a body until the server breaks it; returns the bytes that arrived and whether it ended cleanly. */
-async function readUntilBroken(url: string, headers: Record<string, string>): Promise<{ status: number; received: number; clean: boolean }> {
+async function readUntilBroken(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; received: number; clean: boolean }> {
   const res = await request(url, { dispatcher: agent, headers, signal: AbortSignal.timeout(DEADLINE) });
   let received = 0;
   try {
@@ -145,10 +165,17 @@ test('token flow: challenge, per-user grants, anonymous and bad credentials', as
   assert.equal(h(ping, 'www-authenticate'), `Bearer realm="${m.url}/auth/token",service="dtr-mock"`);
   assert.equal(errorCode(ping), 'UNAUTHORIZED');
 
-  const r = await http(`${m.url}/auth/token?service=dtr-mock&scope=repository:library/app:pull,push&scope=repository:other/x:pull`,
-    { headers: { authorization: basic('alice', 'alice-pw') } });
+  const r = await http(
+    `${m.url}/auth/token?service=dtr-mock&scope=repository:library/app:pull,push&scope=repository:other/x:pull`,
+    { headers: { authorization: basic('alice', 'alice-pw') } },
+  );
   assert.equal(r.status, 200);
-  const body = JSON.parse(r.body.toString()) as { token: string; access_token: string; expires_in: number; issued_at: string };
+  const body = JSON.parse(r.body.toString()) as {
+    token: string;
+    access_token: string;
+    expires_in: number;
+    issued_at: string;
+  };
   assert.equal(body.token, body.access_token);
   assert.ok(body.expires_in > 0);
   assert.ok(!Number.isNaN(Date.parse(body.issued_at)));
@@ -166,8 +193,9 @@ test('token flow: challenge, per-user grants, anonymous and bad credentials', as
   const anon = decodeJwt(await token(m, undefined, '', 'repository:library/app:pull'));
   assert.deepEqual(anon['access'], []);
 
-  const bad = await http(`${m.url}/auth/token?service=dtr-mock&scope=repository:library/app:pull`,
-    { headers: { authorization: basic('alice', 'wrong') } });
+  const bad = await http(`${m.url}/auth/token?service=dtr-mock&scope=repository:library/app:pull`, {
+    headers: { authorization: basic('alice', 'wrong') },
+  });
   assert.equal(bad.status, 401);
   assert.equal(errorCode(bad), 'UNAUTHORIZED');
 
@@ -191,7 +219,10 @@ test('permissions: pull-only users cannot push, users without rights get 403, an
 
   const bob = await token(m, 'bob', 'bob-pw', 'repository:library/app:pull,push');
   assert.equal((await http(`${m.url}${path}`, { headers: { authorization: `Bearer ${bob}` } })).status, 200);
-  const up = await http(`${m.url}/v2/library/app/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${bob}` } });
+  const up = await http(`${m.url}/v2/library/app/blobs/uploads/`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${bob}` },
+  });
   assert.equal(up.status, 403);
   assert.equal(errorCode(up), 'DENIED');
 
@@ -223,19 +254,27 @@ test('push with registry-client, pull back with digest checks; manifests and tag
 
   const pushed = await client.pushImage(img.dir, 'library/app', 'v1');
   assert.equal(pushed.manifestDigest, img.manifestDigest);
-  assert.deepEqual(pushed.blobs.map((b) => b.digest), [img.configDigest, ...img.layerDigests]);
+  assert.deepEqual(
+    pushed.blobs.map((b) => b.digest),
+    [img.configDigest, ...img.layerDigests],
+  );
   assert.ok(pushed.blobs.every((b) => b.uploaded));
   // Blobs land on disk as whole files.
   const onDisk = await stat(join(dir, 'store', 'blobs', 'sha256', img.layerDigests[1]!.slice(7)));
   assert.equal(onDisk.size, img.sizes[1]);
   const again = await client.pushImage(img.dir, 'library/app', 'v2');
-  assert.ok(again.blobs.every((b) => !b.uploaded), 'existing blobs are not uploaded twice');
+  assert.ok(
+    again.blobs.every((b) => !b.uploaded),
+    'existing blobs are not uploaded twice',
+  );
 
   const out = join(dir, 'out');
   const pulled = await client.pullImage('library/app', 'v1', out);
   assert.equal(pulled.manifestDigest, img.manifestDigest);
-  assert.deepEqual(pulled.blobs.map((b) => [b.digest, b.size, b.redirectedTo]),
-    [[img.configDigest, img.configSize, undefined], ...img.layerDigests.map((d, i) => [d, img.sizes[i], undefined])]);
+  assert.deepEqual(
+    pulled.blobs.map((b) => [b.digest, b.size, b.redirectedTo]),
+    [[img.configDigest, img.configSize, undefined], ...img.layerDigests.map((d, i) => [d, img.sizes[i], undefined])],
+  );
   for (const name of await readdir(join(out, 'blobs', 'sha256'))) {
     assert.equal(sha256(await readFile(join(out, 'blobs', 'sha256', name))), `sha256:${name}`);
   }
@@ -277,10 +316,18 @@ test('uploads: chunked PATCH, digest mismatch, monolithic POST, mount, index man
   assert.ok(h(start, 'docker-upload-uuid'));
   assert.equal(h(start, 'range'), '0-0');
   const loc = new URL(h(start, 'location') ?? '', m.url);
-  const p1 = await http(loc.href, { method: 'PATCH', headers: { ...auth, 'content-range': `0-${99_999}` }, body: blob.subarray(0, 100_000) });
+  const p1 = await http(loc.href, {
+    method: 'PATCH',
+    headers: { ...auth, 'content-range': `0-${99_999}` },
+    body: blob.subarray(0, 100_000),
+  });
   assert.equal(p1.status, 202);
   assert.equal(h(p1, 'range'), '0-99999');
-  const wrongRange = await http(loc.href, { method: 'PATCH', headers: { ...auth, 'content-range': '5-10' }, body: Buffer.alloc(6) });
+  const wrongRange = await http(loc.href, {
+    method: 'PATCH',
+    headers: { ...auth, 'content-range': '5-10' },
+    body: Buffer.alloc(6),
+  });
   assert.equal(wrongRange.status, 416);
   const p2 = await http(loc.href, { method: 'PATCH', headers: auth, body: blob.subarray(100_000) });
   assert.equal(p2.status, 202);
@@ -297,7 +344,11 @@ test('uploads: chunked PATCH, digest mismatch, monolithic POST, mount, index man
   // A body that does not hash to the digest is refused and not stored.
   const s2 = await http(`${m.url}/v2/library/app/blobs/uploads/`, { method: 'POST', headers: auth });
   const wrong = sha256(Buffer.from('something else'));
-  const bad = await http(`${new URL(h(s2, 'location') ?? '', m.url).href}?digest=${wrong}`, { method: 'PUT', headers: auth, body: blob });
+  const bad = await http(`${new URL(h(s2, 'location') ?? '', m.url).href}?digest=${wrong}`, {
+    method: 'PUT',
+    headers: auth,
+    body: blob,
+  });
   assert.equal(bad.status, 400);
   assert.equal(errorCode(bad), 'DIGEST_INVALID');
   assert.equal((await http(`${m.url}/v2/library/app/blobs/${wrong}`, { method: 'HEAD', headers: auth })).status, 404);
@@ -307,59 +358,99 @@ test('uploads: chunked PATCH, digest mismatch, monolithic POST, mount, index man
 
   // Monolithic POST ?digest=.
   const small = bytes(5000, 9);
-  const mono = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${sha256(small)}`, { method: 'POST', headers: auth, body: small });
+  const mono = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${sha256(small)}`, {
+    method: 'POST',
+    headers: auth,
+    body: small,
+  });
   assert.equal(mono.status, 201);
   assert.equal(h(mono, 'docker-content-digest'), sha256(small));
-  const monoBad = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: auth, body: small });
+  const monoBad = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    headers: auth,
+    body: small,
+  });
   assert.equal(monoBad.status, 400);
 
   // Cross-repository mount: 201 when the blob exists and the token may pull the source.
   const aliceTeam = await token(m, 'alice', 'alice-pw', 'repository:team/dst:pull,push repository:library/app:pull');
-  const mount = await http(`${m.url}/v2/team/dst/blobs/uploads/?mount=${digest}&from=library/app`,
-    { method: 'POST', headers: { authorization: `Bearer ${aliceTeam}` } });
+  const mount = await http(`${m.url}/v2/team/dst/blobs/uploads/?mount=${digest}&from=library/app`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${aliceTeam}` },
+  });
   assert.equal(mount.status, 201);
-  const noMount = await http(`${m.url}/v2/team/dst/blobs/uploads/?mount=${wrong}&from=library/app`,
-    { method: 'POST', headers: { authorization: `Bearer ${aliceTeam}` } });
+  const noMount = await http(`${m.url}/v2/team/dst/blobs/uploads/?mount=${wrong}&from=library/app`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${aliceTeam}` },
+  });
   assert.equal(noMount.status, 202, 'an unknown blob falls back to a new upload');
 
   // A Docker schema2 manifest, and a manifest list referring to it.
   const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
-  const cfgPut = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${sha256(cfg)}`, { method: 'POST', headers: auth, body: cfg });
+  const cfgPut = await http(`${m.url}/v2/library/app/blobs/uploads/?digest=${sha256(cfg)}`, {
+    method: 'POST',
+    headers: auth,
+    body: cfg,
+  });
   assert.equal(cfgPut.status, 201);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-    config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha256(cfg), size: cfg.length },
-    layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest, size: blob.length }],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha256(cfg), size: cfg.length },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest, size: blob.length }],
+    }),
+  );
   const mPut = await http(`${m.url}/v2/library/app/manifests/${sha256(manifest)}`, {
-    method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifest,
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' },
+    body: manifest,
   });
   assert.equal(mPut.status, 201, mPut.body.toString());
   assert.equal(h(mPut, 'docker-content-digest'), sha256(manifest));
-  const list = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
-    manifests: [{ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: sha256(manifest), size: manifest.length,
-      platform: { architecture: 'amd64', os: 'linux' } }],
-  }));
+  const list = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          digest: sha256(manifest),
+          size: manifest.length,
+          platform: { architecture: 'amd64', os: 'linux' },
+        },
+      ],
+    }),
+  );
   const lPut = await http(`${m.url}/v2/library/app/manifests/multi`, {
-    method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.list.v2+json' }, body: list,
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.list.v2+json' },
+    body: list,
   });
   assert.equal(lPut.status, 201);
   const lGet = await http(`${m.url}/v2/library/app/manifests/multi`, { headers: auth });
   assert.equal(h(lGet, 'content-type'), 'application/vnd.docker.distribution.manifest.list.v2+json');
   assert.ok(lGet.body.equals(list));
   // References to unknown blobs are refused.
-  const dangling = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: wrong, size: 1 }, layers: [],
-  }));
+  const dangling = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: wrong, size: 1 },
+      layers: [],
+    }),
+  );
   const dPut = await http(`${m.url}/v2/library/app/manifests/dangling`, {
-    method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: dangling,
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: dangling,
   });
   assert.equal(dPut.status, 400);
   assert.equal(errorCode(dPut), 'MANIFEST_BLOB_UNKNOWN');
   const digestMismatch = await http(`${m.url}/v2/library/app/manifests/${wrong}`, {
-    method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifest,
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' },
+    body: manifest,
   });
   assert.equal(digestMismatch.status, 400);
   assert.equal(errorCode(digestMismatch), 'DIGEST_INVALID');
@@ -389,7 +480,10 @@ test('307 redirect to the selected cache with a token verifiable against the JWK
   assert.equal(key.d, undefined, 'no private part published');
   const header = decodeProtectedHeader(redirectToken);
   assert.deepEqual(header, { alg: 'ES256', kid: key.kid, typ: 'JWT' });
-  const { payload } = await jwtVerify(redirectToken, createLocalJWKSet(jwks), { issuer: m.issuer, algorithms: ['ES256'] });
+  const { payload } = await jwtVerify(redirectToken, createLocalJWKSet(jwks), {
+    issuer: m.issuer,
+    algorithms: ['ES256'],
+  });
   assert.equal(payload.sub, 'carol');
   assert.equal(payload['digest'], digest);
   assert.deepEqual(payload['access'], [{ type: 'repository', name: 'library/app', actions: ['pull'] }]);
@@ -398,10 +492,15 @@ test('307 redirect to the selected cache with a token verifiable against the JWK
   assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 300);
 
   // HEAD is answered directly; bob has no cache and gets the bytes.
-  const head = await http(`${m.url}/v2/library/app/blobs/${digest}`, { method: 'HEAD', headers: { authorization: `Bearer ${tok}` } });
+  const head = await http(`${m.url}/v2/library/app/blobs/${digest}`, {
+    method: 'HEAD',
+    headers: { authorization: `Bearer ${tok}` },
+  });
   assert.equal(head.status, 200);
   assert.equal(h(head, 'content-length'), '4096');
-  const bob = await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${await pullToken(m, 'bob')}` } });
+  const bob = await http(`${m.url}/v2/library/app/blobs/${digest}`, {
+    headers: { authorization: `Bearer ${await pullToken(m, 'bob')}` },
+  });
   assert.equal(bob.status, 200);
   assert.ok(bob.body.equals(blob));
 
@@ -411,9 +510,15 @@ test('307 redirect to the selected cache with a token verifiable against the JWK
 
   // Unselecting the cache ends the redirects; deleting a cache unselects it.
   const sel = await http(`${m.url}/api/v0/accounts/carol/settings`, {
-    method: 'PUT', headers: { authorization: basic('carol', 'carol-pw') }, body: '{"contentCache":null}' });
+    method: 'PUT',
+    headers: { authorization: basic('carol', 'carol-pw') },
+    body: '{"contentCache":null}',
+  });
   assert.deepEqual(JSON.parse(sel.body.toString()), { contentCache: null });
-  assert.equal((await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${tok}` } })).status, 200);
+  assert.equal(
+    (await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${tok}` } })).status,
+    200,
+  );
 });
 
 test('registry-client follows the 307 to another host without Authorization', async (t) => {
@@ -428,15 +533,26 @@ test('registry-client follows the 307 to another host without Authorization', as
   const cache = createHttpsServer({ cert: cacheLeaf.cert, key: cacheLeaf.key }, (req, res) => {
     const u = new URL(req.url ?? '/', 'https://x');
     seen.push({ authorization: req.headers.authorization, token: u.searchParams.get('token'), path: u.pathname });
-    request(`${m.url}${u.pathname}`, { dispatcher: agent, headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` } })
-      .then(async (up) => {
+    request(`${m.url}${u.pathname}`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` },
+    }).then(
+      async (up) => {
         res.writeHead(up.statusCode, { 'content-type': 'application/octet-stream' });
         for await (const c of up.body) res.write(c);
         res.end();
-      }, () => res.destroy());
+      },
+      () => res.destroy(),
+    );
   });
   await new Promise<void>((resolve) => cache.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { cache.close(() => resolve()); cache.closeAllConnections(); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        cache.close(() => resolve());
+        cache.closeAllConnections();
+      }),
+  );
   const cacheUrl = `https://localhost:${(cache.address() as AddressInfo).port}`;
   await selectCache(m, 'carol', 'near', cacheUrl);
 
@@ -444,7 +560,10 @@ test('registry-client follows the 307 to another host without Authorization', as
   t.after(() => client.close());
   const pulled = await client.pullImage('library/app', 'v1', join(dir, 'out'));
   assert.equal(pulled.manifestDigest, img.manifestDigest);
-  assert.deepEqual(pulled.blobs.map((b) => b.redirectedTo), [cacheUrl, cacheUrl, cacheUrl]);
+  assert.deepEqual(
+    pulled.blobs.map((b) => b.redirectedTo),
+    [cacheUrl, cacheUrl, cacheUrl],
+  );
   assert.equal(seen.length, 3);
   for (const s of seen) {
     assert.equal(s.authorization, undefined, 'no Authorization crosses hosts');
@@ -483,7 +602,11 @@ test('serving redirect tokens: ?token= and Bearer; wrong digest, repository, exp
     ['other digest', await m.mintRedirectToken({ sub: 'carol', name: 'library/app', digest: other }), 401],
     ['other repository', await m.mintRedirectToken({ sub: 'carol', name: 'library/other', digest }), 401],
     ['expired', await m.mintRedirectToken({ sub: 'carol', name: 'library/app', digest, ttlSec: -120 }), 401],
-    ['not yet valid', await m.mintRedirectToken({ sub: 'carol', name: 'library/app', digest, notBeforeOffsetSec: 600 }), 401],
+    [
+      'not yet valid',
+      await m.mintRedirectToken({ sub: 'carol', name: 'library/app', digest, notBeforeOffsetSec: 600 }),
+      401,
+    ],
     ['garbage', 'a.b.c', 401],
     ['no pull', await m.mintRedirectToken({ sub: 'carol', name: 'library/app', digest, actions: ['push'] }), 403],
   ];
@@ -504,14 +627,19 @@ test('serving redirect tokens: ?token= and Bearer; wrong digest, repository, exp
 
   // The admin endpoint mints the same tokens.
   const minted = await http(`${m.url}/_mock/token`, {
-    method: 'POST', headers: { authorization: basic('boss', 'boss-pw') },
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
     body: JSON.stringify({ sub: 'x', name: 'library/app', digest, ttlSec: 60, alg: 'RS256' }),
   });
   assert.equal(minted.status, 200);
   const mt = (JSON.parse(minted.body.toString()) as { token: string }).token;
   assert.equal(decodeProtectedHeader(mt).alg, 'RS256');
   assert.equal((await http(`${url}?token=${mt}`)).status, 200);
-  const noAdmin = await http(`${m.url}/_mock/token`, { method: 'POST', headers: { authorization: basic('carol', 'carol-pw') }, body: '{}' });
+  const noAdmin = await http(`${m.url}/_mock/token`, {
+    method: 'POST',
+    headers: { authorization: basic('carol', 'carol-pw') },
+    body: '{}',
+  });
   assert.equal(noAdmin.status, 403);
 });
 
@@ -532,7 +660,12 @@ test('Range, If-None-Match and blob headers', async (t) => {
   assert.equal(h(full, 'docker-distribution-api-version'), 'registry/2.0');
   assert.equal(h(full, 'content-length'), '1000');
 
-  const cases: [string, number, number][] = [['bytes=10-19', 10, 19], ['bytes=990-', 990, 999], ['bytes=-5', 995, 999], ['bytes=900-5000', 900, 999]];
+  const cases: [string, number, number][] = [
+    ['bytes=10-19', 10, 19],
+    ['bytes=990-', 990, 999],
+    ['bytes=-5', 995, 999],
+    ['bytes=900-5000', 900, 999],
+  ];
   for (const [range, a, b] of cases) {
     const r = await http(url, { headers: { ...auth, range } });
     assert.equal(r.status, 206, range);
@@ -569,7 +702,11 @@ test('faults: corrupt, cutAfter, status503 (count and always), refuse', async (t
   const cut = await readUntilBroken(url, auth);
   assert.deepEqual(cut, { status: 200, received: 100_000, clean: false });
   const cutRange = await readUntilBroken(url, { ...auth, range: 'bytes=200000-' });
-  assert.deepEqual(cutRange, { status: 206, received: blob.length - 200_000, clean: true }, 'a shorter response is not cut');
+  assert.deepEqual(
+    cutRange,
+    { status: 206, received: blob.length - 200_000, clean: true },
+    'a shorter response is not cut',
+  );
 
   m.setFaults(digest, { status503: 2 });
   const statuses = [];
@@ -596,13 +733,17 @@ test('faults: corrupt, cutAfter, status503 (count and always), refuse', async (t
 
   // The same knobs over HTTP.
   const cfg = await http(`${m.url}/_mock/config`, {
-    method: 'POST', headers: { authorization: basic('boss', 'boss-pw') }, body: JSON.stringify({ faults: { [digest]: { status503: 1 } } }),
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
+    body: JSON.stringify({ faults: { [digest]: { status503: 1 } } }),
   });
   assert.equal(cfg.status, 200);
   assert.equal((await http(url, { headers: auth })).status, 503);
   assert.equal((await http(url, { headers: auth })).status, 200);
   const badCfg = await http(`${m.url}/_mock/config`, {
-    method: 'POST', headers: { authorization: basic('boss', 'boss-pw') }, body: JSON.stringify({ faults: { [digest]: { explode: 1 } } }),
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
+    body: JSON.stringify({ faults: { [digest]: { explode: 1 } } }),
   });
   assert.equal(badCfg.status, 400);
 });
@@ -630,7 +771,9 @@ test('latency and bandwidth knobs, by method and by POST /_mock/config', async (
   assert.ok(capped >= 400, `200 KiB at 400 KiB/s took ${capped} ms`);
   assert.ok(capped > fast);
   const r = await http(`${m.url}/_mock/config`, {
-    method: 'POST', headers: { authorization: basic('boss', 'boss-pw') }, body: JSON.stringify({ bandwidth: null, latencyMs: 200 }),
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
+    body: JSON.stringify({ bandwidth: null, latencyMs: 200 }),
   });
   assert.equal(r.status, 200);
   assert.equal(m.knobs().bandwidth, null);
@@ -646,30 +789,43 @@ test('stats: per-digest counts, bounded log without tokens, reset', async (t) =>
   const { digest } = await m.putBlob('library/app', bytes(100));
   const tok = await pullToken(m, 'bob');
   const redirect = await m.mintRedirectToken({ sub: 'bob', name: 'library/app', digest });
-  await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${tok}`, range: 'bytes=0-9' } });
+  await http(`${m.url}/v2/library/app/blobs/${digest}`, {
+    headers: { authorization: `Bearer ${tok}`, range: 'bytes=0-9' },
+  });
   await http(`${m.url}/v2/library/app/blobs/${digest}?token=${redirect}`, { method: 'HEAD' });
   const r = await http(`${m.url}/_mock/stats`);
   const s = JSON.parse(r.body.toString()) as ReturnType<DtrMock['stats']>;
   assert.deepEqual(s.blobs[digest], {
-    get: { redirected: 0, served: 1, failed: 0 }, head: { redirected: 0, served: 1, failed: 0 }, bytesSent: 10,
+    get: { redirected: 0, served: 1, failed: 0 },
+    head: { redirected: 0, served: 1, failed: 0 },
+    bytesSent: 10,
   });
   assert.deepEqual(s.totals.blobGet, { redirected: 0, served: 1, failed: 0 });
   const entries = s.log.filter((e) => e.path.includes('/blobs/'));
-  assert.deepEqual(entries.map((e) => [e.method, e.path, e.range, e.status, e.user]), [
-    ['GET', `/v2/library/app/blobs/${digest}`, 'bytes=0-9', 206, 'bob'],
-    ['HEAD', `/v2/library/app/blobs/${digest}`, null, 200, 'bob'],
-  ]);
+  assert.deepEqual(
+    entries.map((e) => [e.method, e.path, e.range, e.status, e.user]),
+    [
+      ['GET', `/v2/library/app/blobs/${digest}`, 'bytes=0-9', 206, 'bob'],
+      ['HEAD', `/v2/library/app/blobs/${digest}`, null, 200, 'bob'],
+    ],
+  );
   for (let i = 0; i < 10; i++) await http(`${m.url}/v2/`);
   const s2 = m.stats();
   assert.equal(s2.log.length, 5);
   assert.ok(s2.totals.requests >= 13);
   assert.ok(!JSON.stringify(s2).includes(redirect));
-  const reset = await http(`${m.url}/_mock/stats/reset`, { method: 'POST', headers: { authorization: basic('boss', 'boss-pw') } });
+  const reset = await http(`${m.url}/_mock/stats/reset`, {
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
+  });
   assert.equal(reset.status, 200);
   const s3 = m.stats();
   assert.deepEqual(s3.blobs, {});
   // Only the reset request itself, logged as it ended.
-  assert.deepEqual(s3.log.map((e) => [e.method, e.path, e.user]), [['POST', '/_mock/stats/reset', null]]);
+  assert.deepEqual(
+    s3.log.map((e) => [e.method, e.path, e.user]),
+    [['POST', '/_mock/stats/reset', null]],
+  );
   m.resetStats();
   assert.equal(m.stats().totals.requests, 0);
 });
@@ -694,7 +850,10 @@ test('content-cache API: 201, 409, 400, 401, 403; list, get, delete; account set
   assert.equal(garbage.status, 400);
   assert.equal((await post({ name: 'y', host: 'https://y' }, { 'content-type': 'application/json' })).status, 401);
   assert.equal((await post({ name: 'y', host: 'https://y' }, { authorization: basic('boss', 'nope') })).status, 401);
-  assert.equal((await post({ name: 'y', host: 'https://y' }, { authorization: basic('alice', 'alice-pw') })).status, 403);
+  assert.equal(
+    (await post({ name: 'y', host: 'https://y' }, { authorization: basic('alice', 'alice-pw') })).status,
+    403,
+  );
 
   const list = await http(`${m.url}/api/v0/content_caches`, { headers: admin });
   assert.deepEqual(JSON.parse(list.body.toString()), [created]);
@@ -708,7 +867,10 @@ test('content-cache API: 201, 409, 400, 401, 403; list, get, delete; account set
   const set = await http(settings, { method: 'PATCH', headers: self, body: '{"contentCache":"region-asia"}' });
   assert.equal(set.status, 200);
   assert.deepEqual(JSON.parse(set.body.toString()), { contentCache: 'region-asia' });
-  assert.equal((await http(settings, { method: 'PATCH', headers: self, body: '{"contentCache":"nowhere"}' })).status, 400);
+  assert.equal(
+    (await http(settings, { method: 'PATCH', headers: self, body: '{"contentCache":"nowhere"}' })).status,
+    400,
+  );
   assert.equal((await http(settings, { headers: { authorization: basic('bob', 'bob-pw') } })).status, 403);
   assert.equal((await http(settings)).status, 401);
   const byAdmin = await http(settings, { method: 'PUT', headers: admin, body: '{"contentCache":null}' });
@@ -741,12 +903,19 @@ test('key rotation: the old key stays published until dropped; RS256 and EdDSA',
   await jwtVerify(t2, set, { issuer: m.issuer });
   assert.equal((await http(`${url}?token=${t1}`)).status, 200, 'old key still accepted');
 
-  const rot = await http(`${m.url}/_mock/rotate-key`, { method: 'POST', headers: { authorization: basic('boss', 'boss-pw') }, body: '{"dropOld":true}' });
+  const rot = await http(`${m.url}/_mock/rotate-key`, {
+    method: 'POST',
+    headers: { authorization: basic('boss', 'boss-pw') },
+    body: '{"dropOld":true}',
+  });
   assert.equal(rot.status, 200);
   const kid3 = (JSON.parse(rot.body.toString()) as { kid: string }).kid;
   assert.equal(kid3, m.currentKid());
   jwks = await jwksOf(m);
-  assert.deepEqual(jwks.keys.map((k) => k.kid), [kid3]);
+  assert.deepEqual(
+    jwks.keys.map((k) => k.kid),
+    [kid3],
+  );
   assert.equal((await http(`${url}?token=${t1}`)).status, 401);
   assert.equal((await http(`${url}?token=${t2}`)).status, 401);
   await assert.rejects(jwtVerify(t2, createLocalJWKSet(jwks), { issuer: m.issuer }));
@@ -759,11 +928,16 @@ test('key rotation: the old key stays published until dropped; RS256 and EdDSA',
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(short.jwks().keys.length, 1);
 
-  for (const [alg, kty] of [['RS256', 'RSA'], ['EdDSA', 'OKP']] as const) {
+  for (const [alg, kty] of [
+    ['RS256', 'RSA'],
+    ['EdDSA', 'OKP'],
+  ] as const) {
     const mm = await mock(t, { alg });
     const d = (await mm.putBlob('library/app', bytes(32))).digest;
     await selectCache(mm, 'carol', 'c', 'https://localhost:9');
-    const r = await http(`${mm.url}/v2/library/app/blobs/${d}`, { headers: { authorization: `Bearer ${await pullToken(mm, 'carol')}` } });
+    const r = await http(`${mm.url}/v2/library/app/blobs/${d}`, {
+      headers: { authorization: `Bearer ${await pullToken(mm, 'carol')}` },
+    });
     assert.equal(r.status, 307);
     const tok = new URL(h(r, 'location') ?? '').searchParams.get('token') ?? '';
     const keys = await jwksOf(mm);
@@ -783,13 +957,26 @@ test('tokens: false serves pulls to anyone and never redirects', async (t) => {
   const r = await http(`${m.url}/v2/library/app/blobs/${digest}`);
   assert.equal(r.status, 200);
   assert.ok(r.body.equals(blob));
-  const carol = await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${await pullToken(m, 'carol')}` } });
+  const carol = await http(`${m.url}/v2/library/app/blobs/${digest}`, {
+    headers: { authorization: `Bearer ${await pullToken(m, 'carol')}` },
+  });
   assert.equal(carol.status, 200);
   assert.equal((await http(`${m.url}/v2/library/app/blobs/${digest}`, { method: 'HEAD' })).status, 200);
-  assert.equal((await http(`${m.url}/v2/library/app/blobs/uploads/`, { method: 'POST' })).status, 401, 'pushes still need a token');
+  assert.equal(
+    (await http(`${m.url}/v2/library/app/blobs/uploads/`, { method: 'POST' })).status,
+    401,
+    'pushes still need a token',
+  );
   m.setTokens(true);
   assert.equal((await http(`${m.url}/v2/library/app/blobs/${digest}`)).status, 401);
-  assert.equal((await http(`${m.url}/v2/library/app/blobs/${digest}`, { headers: { authorization: `Bearer ${await pullToken(m, 'carol')}` } })).status, 307);
+  assert.equal(
+    (
+      await http(`${m.url}/v2/library/app/blobs/${digest}`, {
+        headers: { authorization: `Bearer ${await pullToken(m, 'carol')}` },
+      })
+    ).status,
+    307,
+  );
 });
 
 test('plain HTTP without TLS; registry-client with an open registry; indexes', async (t) => {
@@ -806,8 +993,15 @@ test('plain HTTP without TLS; registry-client with an open registry; indexes', a
   // An OCI index over that image, seeded directly.
   const manifestBytes = await readFile(join(img.dir, 'blobs', 'sha256', img.manifestDigest.slice(7)));
   const index = await m.putManifest('library/app', 'multi', {
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.manifestDigest, size: manifestBytes.length }],
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: img.manifestDigest,
+        size: manifestBytes.length,
+      },
+    ],
   });
   const anon = new RegistryClient({ baseUrl: m.url });
   t.after(() => anon.close());
@@ -815,7 +1009,10 @@ test('plain HTTP without TLS; registry-client with an open registry; indexes', a
   assert.equal(pulled.manifestDigest, index.digest);
   assert.equal(pulled.mediaType, 'application/vnd.oci.image.index.v1+json');
   assert.deepEqual(pulled.manifests, [img.manifestDigest]);
-  assert.deepEqual(pulled.blobs.map((b) => b.digest), [img.configDigest, ...img.layerDigests]);
+  assert.deepEqual(
+    pulled.blobs.map((b) => b.digest),
+    [img.configDigest, ...img.layerDigests],
+  );
 });
 
 test('clients that abort uploads and downloads leave the server serving', async (t) => {
@@ -826,7 +1023,11 @@ test('clients that abort uploads and downloads leave the server serving', async 
   const auth = { authorization: `Bearer ${await token(m, 'alice', 'alice-pw', 'repository:library/app:pull,push')}` };
 
   m.setBandwidth(256 * 1024);
-  const res = await request(`${m.url}/v2/library/app/blobs/${digest}`, { dispatcher: agent, headers: auth, signal: AbortSignal.timeout(DEADLINE) });
+  const res = await request(`${m.url}/v2/library/app/blobs/${digest}`, {
+    dispatcher: agent,
+    headers: auth,
+    signal: AbortSignal.timeout(DEADLINE),
+  });
   assert.equal(res.statusCode, 200);
   for await (const _ of res.body) break; // leaves after the first chunk
   m.setBandwidth(null);
@@ -836,7 +1037,10 @@ test('clients that abort uploads and downloads leave the server serving', async 
   const { PassThrough } = await import('node:stream');
   const body = new PassThrough();
   const put = request(`${loc.href}?digest=${digest}`, {
-    dispatcher: agent, method: 'PUT', headers: { ...auth, 'content-length': String(blob.length) }, body,
+    dispatcher: agent,
+    method: 'PUT',
+    headers: { ...auth, 'content-length': String(blob.length) },
+    body,
   });
   body.write(blob.subarray(0, 300_000));
   await new Promise((r) => setTimeout(r, 100));
@@ -874,18 +1078,26 @@ test('bad input gets registry errors and never takes the server down', async (t)
     ['/api/v0/content_caches/%zz', 'GET', 400, 'INVALID_REQUEST'],
   ];
   for (const [path, method, status, code] of cases) {
-    const r = await http(`${m.url}${path}`, { method, headers: { ...auth, authorization: path.startsWith('/api') ? basic('boss', 'boss-pw') : auth.authorization } });
+    const r = await http(`${m.url}${path}`, {
+      method,
+      headers: { ...auth, authorization: path.startsWith('/api') ? basic('boss', 'boss-pw') : auth.authorization },
+    });
     assert.equal(r.status, status, `${method} ${path}`);
     assert.equal(errorCode(r), code, `${method} ${path}`);
   }
   const bigManifest = await http(`${m.url}/v2/library/app/manifests/v1`, {
-    method: 'PUT', headers: { authorization: `Bearer ${await token(m, 'alice', 'alice-pw', 'repository:library/app:push,pull')}` },
+    method: 'PUT',
+    headers: { authorization: `Bearer ${await token(m, 'alice', 'alice-pw', 'repository:library/app:push,pull')}` },
     body: 'not json',
   });
   assert.equal(bigManifest.status, 400);
   assert.equal(errorCode(bigManifest), 'MANIFEST_INVALID');
   assert.equal((await http(`${m.url}/v2/`, { headers: { authorization: 'Bearer' } })).status, 401);
-  assert.equal((await http(`${m.url}/auth/token`, { headers: { authorization: 'Basic !!!' } })).status, 200, 'unparsable Basic is anonymous');
+  assert.equal(
+    (await http(`${m.url}/auth/token`, { headers: { authorization: 'Basic !!!' } })).status,
+    200,
+    'unparsable Basic is anonymous',
+  );
   assert.equal((await http(`${m.url}/v2/`)).status, 401, 'still alive');
 });
 
@@ -894,28 +1106,61 @@ test('CLI: prints the listening line, serves, exits 0 on SIGTERM', async (t) => 
   const usersFile = join(dir, 'users.json');
   await writeFile(usersFile, JSON.stringify({ erin: { password: 'erin-pw', repos: { '*': ['pull'] } } }));
   const main = fileURLToPath(new URL('../../bench/dtr-mock/main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, '--port', '0', '--cert', leaf.certPath, '--key', leaf.keyPath,
-    '--storage', join(dir, 'store'), '--users', usersFile, '--admin', 'root:root-pw', '--latency-ms', '0'],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      '--port',
+      '0',
+      '--cert',
+      leaf.certPath,
+      '--key',
+      leaf.keyPath,
+      '--storage',
+      join(dir, 'store'),
+      '--users',
+      usersFile,
+      '--admin',
+      'root:root-pw',
+      '--latency-ms',
+      '0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const line = await withDeadline(new Promise<string>((resolve) => {
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-  }), 'listening line').catch((err: unknown) => assert.fail(`${String(err)}; stderr: ${stderr}`));
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const line = await withDeadline(
+    new Promise<string>((resolve) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const nl = out.indexOf('\n');
+        if (nl >= 0) resolve(out.slice(0, nl));
+      });
+    }),
+    'listening line',
+  ).catch((err: unknown) => assert.fail(`${String(err)}; stderr: ${stderr}`));
   const ev = JSON.parse(line) as { event: string; url: string; port: number };
   assert.equal(ev.event, 'listening');
   assert.equal(ev.url, `https://localhost:${ev.port}`);
   assert.equal((await http(`${ev.url}/v2/`)).status, 401);
-  const tok = await http(`${ev.url}/auth/token?service=dtr-mock&scope=repository:a/b:pull`, { headers: { authorization: basic('erin', 'erin-pw') } });
-  assert.deepEqual(decodeJwt((JSON.parse(tok.body.toString()) as { token: string }).token)['access'], [{ type: 'repository', name: 'a/b', actions: ['pull'] }]);
-  const cache = await http(`${ev.url}/api/v0/content_caches`, { method: 'POST', headers: { authorization: basic('root', 'root-pw') }, body: '{"name":"n","host":"https://h"}' });
+  const tok = await http(`${ev.url}/auth/token?service=dtr-mock&scope=repository:a/b:pull`, {
+    headers: { authorization: basic('erin', 'erin-pw') },
+  });
+  assert.deepEqual(decodeJwt((JSON.parse(tok.body.toString()) as { token: string }).token)['access'], [
+    { type: 'repository', name: 'a/b', actions: ['pull'] },
+  ]);
+  const cache = await http(`${ev.url}/api/v0/content_caches`, {
+    method: 'POST',
+    headers: { authorization: basic('root', 'root-pw') },
+    body: '{"name":"n","host":"https://h"}',
+  });
   assert.equal(cache.status, 201);
   child.kill('SIGTERM');
   const code = await withDeadline(exited, 'exit after SIGTERM');
@@ -934,16 +1179,24 @@ test('image generator: valid tar layers, requested sizes, deterministic per seed
     const p = join(a.dir, 'blobs', 'sha256', d.slice(7));
     assert.equal(sha256(await readFile(p)), d);
     const list = await new Promise<string>((resolve, reject) =>
-      execFile('tar', ['-tvf', p], (err, out) => (err === null ? resolve(out) : reject(err))));
+      execFile('tar', ['-tvf', p], (err, out) => (err === null ? resolve(out) : reject(err))),
+    );
     assert.match(list, new RegExp(`data/layer-${i}\\.bin`));
   }
-  const index = JSON.parse(await readFile(join(a.dir, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+  const index = JSON.parse(await readFile(join(a.dir, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations: Record<string, string> }[];
+  };
   assert.equal(index.manifests[0]?.digest, a.manifestDigest);
   assert.equal(index.manifests[0]?.annotations['org.opencontainers.image.ref.name'], 'x');
-  const manifest = JSON.parse(await readFile(join(a.dir, 'blobs', 'sha256', a.manifestDigest.slice(7)), 'utf8')) as
-    { config: { digest: string }; layers: { mediaType: string; size: number }[] };
+  const manifest = JSON.parse(await readFile(join(a.dir, 'blobs', 'sha256', a.manifestDigest.slice(7)), 'utf8')) as {
+    config: { digest: string };
+    layers: { mediaType: string; size: number }[];
+  };
   assert.equal(manifest.config.digest, a.configDigest);
-  assert.deepEqual(manifest.layers.map((l) => [l.mediaType, l.size]), a.sizes.map((s) => ['application/vnd.oci.image.layer.v1.tar', s]));
+  assert.deepEqual(
+    manifest.layers.map((l) => [l.mediaType, l.size]),
+    a.sizes.map((s) => ['application/vnd.oci.image.layer.v1.tar', s]),
+  );
   assert.equal(JSON.parse(await readFile(join(a.dir, 'oci-layout'), 'utf8')).imageLayoutVersion, '1.0.0');
 });
 
@@ -974,8 +1227,16 @@ test('skopeo: push an OCI layout, pull it back without and with a cache redirect
   const img = await createOciImage(join(dir, 'img'), { layers: [300_000, 2 * 1024 * 1024], seed: 'skopeo' });
   const ref = `docker://localhost:${m.port}/library/app:v1`;
 
-  const push = await run('skopeo', ['copy', '--preserve-digests', '--dest-cert-dir', certs, '--dest-creds', 'alice:alice-pw',
-    `oci:${img.dir}:latest`, ref]);
+  const push = await run('skopeo', [
+    'copy',
+    '--preserve-digests',
+    '--dest-cert-dir',
+    certs,
+    '--dest-creds',
+    'alice:alice-pw',
+    `oci:${img.dir}:latest`,
+    ref,
+  ]);
   assert.equal(push.code, 0, push.out);
   const c = new RegistryClient({ baseUrl: m.url, ca: ca.cert, username: 'alice', password: 'alice-pw' });
   t.after(() => c.close());
@@ -984,7 +1245,16 @@ test('skopeo: push an OCI layout, pull it back without and with a cache redirect
   // bob has no cache selected: every blob comes from the origin, nothing is redirected.
   m.resetStats();
   const out = join(dir, 'out');
-  const pull = await run('skopeo', ['copy', '--preserve-digests', '--src-cert-dir', certs, '--src-creds', 'bob:bob-pw', ref, `oci:${out}:v1`]);
+  const pull = await run('skopeo', [
+    'copy',
+    '--preserve-digests',
+    '--src-cert-dir',
+    certs,
+    '--src-creds',
+    'bob:bob-pw',
+    ref,
+    `oci:${out}:v1`,
+  ]);
   assert.equal(pull.code, 0, pull.out);
   const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   assert.equal(index.manifests[0]?.digest, img.manifestDigest);
@@ -1003,22 +1273,45 @@ test('skopeo: push an OCI layout, pull it back without and with a cache redirect
   const cache = createHttpsServer({ cert: cacheLeaf.cert, key: cacheLeaf.key }, (req, res) => {
     const u = new URL(req.url ?? '/', 'https://x');
     if (req.headers.authorization !== undefined) crossHostAuth++;
-    request(`${m.url}${u.pathname}`, { dispatcher: agent, method: req.method === 'HEAD' ? 'HEAD' : 'GET',
-      headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` } })
-      .then(async (up) => {
+    request(`${m.url}${u.pathname}`, {
+      dispatcher: agent,
+      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+      headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` },
+    }).then(
+      async (up) => {
         served++;
         const len = up.headers['content-length'];
-        res.writeHead(up.statusCode, { 'content-type': 'application/octet-stream', ...(typeof len === 'string' ? { 'content-length': len } : {}) });
+        res.writeHead(up.statusCode, {
+          'content-type': 'application/octet-stream',
+          ...(typeof len === 'string' ? { 'content-length': len } : {}),
+        });
         for await (const ch of up.body) res.write(ch);
         res.end();
-      }, () => res.destroy());
+      },
+      () => res.destroy(),
+    );
   });
   await new Promise<void>((resolve) => cache.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { cache.close(() => resolve()); cache.closeAllConnections(); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        cache.close(() => resolve());
+        cache.closeAllConnections();
+      }),
+  );
   await selectCache(m, 'carol', 'near', `https://localhost:${(cache.address() as AddressInfo).port}`);
   m.resetStats();
   const out2 = join(dir, 'out2');
-  const pull2 = await run('skopeo', ['copy', '--preserve-digests', '--src-cert-dir', certs, '--src-creds', 'carol:carol-pw', ref, `oci:${out2}:v1`]);
+  const pull2 = await run('skopeo', [
+    'copy',
+    '--preserve-digests',
+    '--src-cert-dir',
+    certs,
+    '--src-creds',
+    'carol:carol-pw',
+    ref,
+    `oci:${out2}:v1`,
+  ]);
   assert.equal(pull2.code, 0, pull2.out);
   for (const d of [img.configDigest, ...img.layerDigests]) {
     assert.equal(sha256(await readFile(join(out2, 'blobs', 'sha256', d.slice(7)))), d);

@@ -112,7 +112,10 @@ test('hostile clients, each contained while a well-behaved client is served', as
 
     const session = h2Session(tt, s.cache.url, s.ca.cert, '127.0.0.2');
     assert.equal(await within(5_000, 'h2 431', h2Status(session, { ':path': '/v2/', 'x-big': 'a'.repeat(6000) })), 431);
-    assert.equal(await within(5_000, 'h2 under the limit', h2Status(session, { ':path': '/v2/', 'x-fine': 'a'.repeat(3000) })), 200);
+    assert.equal(
+      await within(5_000, 'h2 under the limit', h2Status(session, { ':path': '/v2/', 'x-fine': 'a'.repeat(3000) })),
+      200,
+    );
     assert.equal(await x.refused('header-size'), 1);
     await x.wellBehaved();
   });
@@ -152,28 +155,39 @@ test('hostile clients, each contained while a well-behaved client is served', as
     assert.ok(g >= 1_200 && g < 4_500, `idle h2 session got GOAWAY after ${g} ms`);
   });
 
-  await t.test('HTTP/2 streams beyond maxconcurrentstreams: the session is torn down, never more than 8 served', async (tt) => {
-    const before = await x.requestLines('base');
-    const raw = await RawH2.open(port, s.ca.cert, { localAddress: '127.0.0.5' });
-    tt.after(() => raw.destroy());
-    const settings = await waitFor(5_000, 'server SETTINGS', () => raw.frames.find((f) => f.type === FRAME.SETTINGS && f.flags === 0));
-    const advertised = new Map<number, number>();
-    for (let i = 0; i + 6 <= settings.payload.length; i += 6) advertised.set(settings.payload.readUInt16BE(i), settings.payload.readUInt32BE(i + 2));
-    assert.equal(advertised.get(0x3), 8, 'SETTINGS_MAX_CONCURRENT_STREAMS advertised');
-    // Streams left open (no END_STREAM): 20 at once, ignoring the limit.
-    for (let i = 0; i < 20; i++) raw.write(headersFrame(raw.nextStream(), getHeaderBlock('localhost', '/v2/'), false));
-    await waitFor(5_000, 'session torn down', () => raw.closed);
-    assert.ok(raw.responded().size <= 8, `${raw.responded().size} streams answered`);
-    assert.ok((await x.requestLines('base')) - before <= 8, 'at most 8 requests reached the router');
+  await t.test(
+    'HTTP/2 streams beyond maxconcurrentstreams: the session is torn down, never more than 8 served',
+    async (tt) => {
+      const before = await x.requestLines('base');
+      const raw = await RawH2.open(port, s.ca.cert, { localAddress: '127.0.0.5' });
+      tt.after(() => raw.destroy());
+      const settings = await waitFor(5_000, 'server SETTINGS', () =>
+        raw.frames.find((f) => f.type === FRAME.SETTINGS && f.flags === 0),
+      );
+      const advertised = new Map<number, number>();
+      for (let i = 0; i + 6 <= settings.payload.length; i += 6)
+        advertised.set(settings.payload.readUInt16BE(i), settings.payload.readUInt32BE(i + 2));
+      assert.equal(advertised.get(0x3), 8, 'SETTINGS_MAX_CONCURRENT_STREAMS advertised');
+      // Streams left open (no END_STREAM): 20 at once, ignoring the limit.
+      for (let i = 0; i < 20; i++)
+        raw.write(headersFrame(raw.nextStream(), getHeaderBlock('localhost', '/v2/'), false));
+      await waitFor(5_000, 'session torn down', () => raw.closed);
+      assert.ok(raw.responded().size <= 8, `${raw.responded().size} streams answered`);
+      assert.ok((await x.requestLines('base')) - before <= 8, 'at most 8 requests reached the router');
 
-    // A client that honours the setting gets all of its 20 concurrent requests answered.
-    const session = h2Session(tt, s.cache.url, s.ca.cert);
-    // Before the server's SETTINGS arrive a client may assume no limit (RFC 9113 §6.5.2).
-    await within(5_000, 'server SETTINGS', new Promise((r) => session.once('remoteSettings', r)));
-    const statuses = await within(10_000, '20 concurrent on one session', Promise.all(Array.from({ length: 20 }, () => h2Status(session, { ':path': '/v2/' }))));
-    assert.deepEqual(new Set(statuses), new Set([200]));
-    await x.wellBehaved();
-  });
+      // A client that honours the setting gets all of its 20 concurrent requests answered.
+      const session = h2Session(tt, s.cache.url, s.ca.cert);
+      // Before the server's SETTINGS arrive a client may assume no limit (RFC 9113 §6.5.2).
+      await within(5_000, 'server SETTINGS', new Promise((r) => session.once('remoteSettings', r)));
+      const statuses = await within(
+        10_000,
+        '20 concurrent on one session',
+        Promise.all(Array.from({ length: 20 }, () => h2Status(session, { ':path': '/v2/' }))),
+      );
+      assert.deepEqual(new Set(statuses), new Set([200]));
+      await x.wellBehaved();
+    },
+  );
 
   await t.test('HTTP/2 rapid reset (CVE-2023-44487): GOAWAY after maxresetspersecond', async (tt) => {
     const before = await x.requestLines('other');
@@ -192,12 +206,15 @@ test('hostile clients, each contained while a well-behaved client is served', as
     const handled = (await x.requestLines('other')) - before;
     const goaway = raw.goaway;
     assert.ok(goaway !== null, 'the flooder got a GOAWAY');
-    tt.diagnostic(`rapid reset: GOAWAY code ${goaway.code} after stream ${goaway.lastStreamId}; ${handled} of ${sent} streams sent reached the router`);
+    tt.diagnostic(
+      `rapid reset: GOAWAY code ${goaway.code} after stream ${goaway.lastStreamId}; ${handled} of ${sent} streams sent reached the router`,
+    );
     // Two layers can stop the flood, both held to maxresetspersecond (50 here): nghttp2's
     // RST_STREAM limit, which Node 26 applies before a stream reaches us (GOAWAY
     // INTERNAL_ERROR), and our guard for resets of streams that did (ENHANCE_YOUR_CALM).
     if (goaway.code === 0xb) assert.equal(await x.refused('rapid-reset'), 1);
-    else assert.equal(goaway.code, 0x2, 'GOAWAY(INTERNAL_ERROR) from the nghttp2 limit, or ENHANCE_YOUR_CALM from ours');
+    else
+      assert.equal(goaway.code, 0x2, 'GOAWAY(INTERNAL_ERROR) from the nghttp2 limit, or ENHANCE_YOUR_CALM from ours');
     // The configured 50 must be what stopped it (without it: ~110 streams on Node 26.10).
     assert.ok(goaway.lastStreamId <= 2 * 75 + 1, `the session was stopped after stream ${goaway.lastStreamId}`);
     assert.ok(handled <= 150, `${handled} of ${sent} reset streams reached the router`);
@@ -212,13 +229,18 @@ test('hostile clients, each contained while a well-behaved client is served', as
     const gone = closed(held[0]!, Date.now());
     held[0]!.destroy();
     await gone;
-    const again = await waitFor(5_000, 'a slot is free again', () => tlsOpen(port, s.ca.cert, '127.0.0.7').catch(() => undefined));
+    const again = await waitFor(5_000, 'a slot is free again', () =>
+      tlsOpen(port, s.ca.cert, '127.0.0.7').catch(() => undefined),
+    );
     for (const sock of [...held, again]) sock.destroy();
   });
 });
 
 test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are still served; the refused blob is fetched on retry', async (t) => {
-  const x = await setup(t, { extraHttp: '  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n', extraOptions: '          workerqueue: 1\n' });
+  const x = await setup(t, {
+    extraHttp: '  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n',
+    extraOptions: '          workerqueue: 1\n',
+  });
   const { s } = x;
   const layout = new Layout(s.cache.root);
   const held: Array<{ blob: OriginBlob; open(): void; pull: Promise<Awaited<ReturnType<typeof fetchBlob>>> }> = [];
@@ -252,7 +274,10 @@ test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are
   assert.ok(refused !== null, 'the queue filled up');
   assert.equal(refused.res.status, 429);
   assert.equal(refused.res.headers['retry-after'], '1');
-  assert.equal((JSON.parse(refused.res.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'TOOMANYREQUESTS');
+  assert.equal(
+    (JSON.parse(refused.res.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code,
+    'TOOMANYREQUESTS',
+  );
   assert.equal(queued, 1, 'refused once one task waits (downstream.workerqueue: 1)');
   assert.equal((await scrape(`${s.cache.debugUrl!}/metrics`)).value('dtr_cache_worker_queue_depth'), 1);
   await x.wellBehaved();

@@ -20,13 +20,26 @@ import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
-async function setup(t: TestContext, extraHttp: string, tls?: Leaf): Promise<{ ca: TestCa; origin: TestOrigin; cfg: Awaited<ReturnType<typeof writeConfig>> }> {
+async function setup(
+  t: TestContext,
+  extraHttp: string,
+  tls?: Leaf,
+): Promise<{ ca: TestCa; origin: TestOrigin; cfg: Awaited<ReturnType<typeof writeConfig>> }> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: tls ?? (await ca.issue('cache')), extraHttp });
+  const cfg = await writeConfig({
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: tls ?? (await ca.issue('cache')),
+    extraHttp,
+  });
   t.after(() => rm(cfg.dir, { recursive: true, force: true }));
   return { ca, origin, cfg };
 }
@@ -35,14 +48,21 @@ function h2Session(t: TestContext, url: string, ca: string): Promise<ClientHttp2
   const session = http2Connect(url, { ca });
   session.on('error', () => undefined);
   t.after(() => session.destroy());
-  return within(5_000, 'h2 connect', new Promise((resolve, reject) => {
-    session.once('connect', () => resolve(session));
-    session.once('error', reject);
-  }));
+  return within(
+    5_000,
+    'h2 connect',
+    new Promise((resolve, reject) => {
+      session.once('connect', () => resolve(session));
+      session.once('error', reject);
+    }),
+  );
 }
 
 /** One GET on an HTTP/2 session: status, body bytes and their sha256, or the stream's error. */
-function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; bytes: number; sha256: string; error: Error | null }> {
+function h2Get(
+  session: ClientHttp2Session,
+  path: string,
+): Promise<{ status: number; bytes: number; sha256: string; error: Error | null }> {
   return new Promise((resolve) => {
     const stream = session.request({ ':path': path });
     const hash = createHash('sha256');
@@ -88,7 +108,11 @@ test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the tra
   const { ca, origin, cfg } = await setup(t, '  draintimeout: 20s\n  debug:\n    addr: 127.0.0.1:0\n');
   const cache = await spawnCache(t, cfg.path, cfg.root);
   const dport = await debugPort(cache);
-  assert.equal((await request(`http://127.0.0.1:${dport}/metrics`)).statusCode, 404, 'prometheus is off unless enabled');
+  assert.equal(
+    (await request(`http://127.0.0.1:${dport}/metrics`)).statusCode,
+    404,
+    'prometheus is off unless enabled',
+  );
   assert.equal((await request(`http://127.0.0.1:${dport}/debug/health`)).statusCode, 200);
 
   // An idle HTTP/1.1 keep-alive connection must not hold the drain open.
@@ -110,10 +134,13 @@ test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the tra
   cache.child.kill('SIGTERM');
   await waitFor(5_000, 'GOAWAY on the HTTP/2 session', () => goaway !== null);
   assert.equal(goaway, 0, 'GOAWAY(NO_ERROR)');
-  assert.equal(await waitFor(5_000, 'new connections refused', async () => {
-    const code = await connectError(cache.port);
-    return code === 'ECONNREFUSED' ? code : undefined;
-  }), 'ECONNREFUSED');
+  assert.equal(
+    await waitFor(5_000, 'new connections refused', async () => {
+      const code = await connectError(cache.port);
+      return code === 'ECONNREFUSED' ? code : undefined;
+    }),
+    'ECONNREFUSED',
+  );
   const health = await request(`http://127.0.0.1:${dport}/debug/health`);
   assert.equal(health.statusCode, 503, 'a draining node tells its orchestrator');
   assert.equal(((await health.body.json()) as { checks: { draining: boolean } }).checks.draining, true);
@@ -128,7 +155,10 @@ test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the tra
   assert.equal(await within(20_000, 'exit', exited), 0);
   const exitMs = Date.now() - sigterm;
   assert.ok(exitMs < 20_000, `exited ${exitMs} ms after SIGTERM, within the drain deadline`);
-  assert.ok(Date.now() - done < 3_000, `exited ${Date.now() - done} ms after the last transfer: nothing idle held the drain`);
+  assert.ok(
+    Date.now() - done < 3_000,
+    `exited ${Date.now() - done} ms after the last transfer: nothing idle held the drain`,
+  );
   assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'the completed fill was published');
   assert.ok(cache.lines.some((l) => l.msg === 'stopped'));
 });
@@ -173,18 +203,23 @@ test('SIGHUP: new certificate for new connections, open sessions keep working, a
   const tlsDir = await mkdtemp(join(tmpdir(), 'dtr-cache-tls-'));
   t.after(() => rm(tlsDir, { recursive: true, force: true }));
   const live: Leaf = { ...a, certPath: join(tlsDir, 'cache.cert.pem'), keyPath: join(tlsDir, 'cache.key.pem') };
-  const install = async (cert: string, key: string) => Promise.all([writeFile(live.certPath, cert), writeFile(live.keyPath, key)]);
+  const install = async (cert: string, key: string) =>
+    Promise.all([writeFile(live.certPath, cert), writeFile(live.keyPath, key)]);
   await Promise.all([copyFile(a.certPath, live.certPath), copyFile(a.keyPath, live.keyPath)]);
   const { origin, cfg } = await setup(t, '', live);
   const cache = await spawnCache(t, cfg.path, cfg.root);
   const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
-  const served = () => new Promise<string>((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port: cache.port, ca: ca.cert, ALPNProtocols: ['h2'] }, () => {
-      resolve(s.getPeerCertificate().fingerprint256);
-      s.destroy();
+  const served = () =>
+    new Promise<string>((resolve, reject) => {
+      const s = tlsConnect(
+        { host: '127.0.0.1', servername: 'localhost', port: cache.port, ca: ca.cert, ALPNProtocols: ['h2'] },
+        () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.destroy();
+        },
+      );
+      s.once('error', reject);
     });
-    s.once('error', reject);
-  });
   const reloads = (msg: string) => cache.lines.filter((l) => l.msg === msg).length;
   const hup = async (msg: string) => {
     const before = reloads(msg);
@@ -193,18 +228,29 @@ test('SIGHUP: new certificate for new connections, open sessions keep working, a
   };
 
   const session = await h2Session(t, cache.url, ca.cert);
-  assert.equal((session.socket as unknown as { getPeerCertificate(): { fingerprint256: string } }).getPeerCertificate().fingerprint256, fp(a.cert));
+  assert.equal(
+    (session.socket as unknown as { getPeerCertificate(): { fingerprint256: string } }).getPeerCertificate()
+      .fingerprint256,
+    fp(a.cert),
+  );
   assert.equal((await h2Get(session, '/v2/')).status, 200);
   await origin.rotate();
 
   await install(b.cert, b.key);
   await hup('reloaded TLS certificate and key set');
-  assert.equal(cache.lines.findLast((l) => l.msg === 'reloaded TLS certificate and key set')?.keys, 2, 'the key set was reloaded too');
+  assert.equal(
+    cache.lines.findLast((l) => l.msg === 'reloaded TLS certificate and key set')?.keys,
+    2,
+    'the key set was reloaded too',
+  );
   assert.equal(await served(), fp(b.cert), 'new connections get the new certificate');
   assert.equal((await h2Get(session, '/v2/')).status, 200, 'the open session still works');
 
   // A certificate that does not match its key, then one that does not parse: both refused.
-  for (const [cert, key] of [[c.cert, b.key], ['-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n', b.key]] as const) {
+  for (const [cert, key] of [
+    [c.cert, b.key],
+    ['-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n', b.key],
+  ] as const) {
     await install(cert, key);
     await hup('reload refused; keeping the current certificate and keys');
     assert.equal(await served(), fp(b.cert), 'the previous certificate is kept');

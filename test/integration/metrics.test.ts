@@ -9,7 +9,8 @@ import { fetchBlob } from '../helpers/http.js';
 import { scrape } from '../helpers/prom.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
-const DEBUG = (path: string) => `  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n      path: ${path}\n`;
+const DEBUG = (path: string) =>
+  `  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n      path: ${path}\n`;
 
 test('metrics: requests, hits/misses/joins and bytes, upstream, collapse, digest failures, store, event loop; health', async (t) => {
   const s = await startStack(t, { extraHttp: DEBUG('/prom') });
@@ -51,14 +52,20 @@ test('metrics: requests, hits/misses/joins and bytes, upstream, collapse, digest
   // The histogram's first tick after a reset only starts its clock (Node's ELD), so let it tick.
   await new Promise((r) => setTimeout(r, 50));
   const until = Date.now() + 150;
-  while (Date.now() < until) { /* busy: a 150 ms event-loop stall */ }
+  while (Date.now() < until) {
+    /* busy: a 150 ms event-loop stall */
+  }
 
   const m = await waitFor(10_000, 'all request lines counted', async () => {
     const x = await scrape(metricsUrl);
     return x.value('dtr_cache_responses_broken_total', { route: 'blob' }) === 1 ? x : undefined;
   });
   const sa = a.bytes.length;
-  assert.equal(m.value('dtr_cache_requests_total', { route: 'blob', method: 'GET', status: '200' }), 5, 'the corrupt one too: its 200 headers were sent');
+  assert.equal(
+    m.value('dtr_cache_requests_total', { route: 'blob', method: 'GET', status: '200' }),
+    5,
+    'the corrupt one too: its 200 headers were sent',
+  );
   assert.equal(m.value('dtr_cache_requests_total', { route: 'other', method: 'GET', status: '404' }), 1);
   assert.equal(m.value('dtr_cache_requests_total', { route: 'base', method: 'GET', status: '200' }), 1);
   assert.equal(m.value('dtr_cache_blob_requests_total', { outcome: 'miss' }), 2, 'a and the corrupt c');
@@ -90,12 +97,23 @@ test('metrics: requests, hits/misses/joins and bytes, upstream, collapse, digest
 
   const health = await request(`${debugUrl}/debug/health`);
   assert.equal(health.statusCode, 200);
-  const body = (await health.body.json()) as { status: string; checks: { store: { ok: boolean }; keys: { ok: boolean; count: number }; draining: boolean; upstreams: Array<{ url: string; ok: boolean | null }> } };
+  const body = (await health.body.json()) as {
+    status: string;
+    checks: {
+      store: { ok: boolean };
+      keys: { ok: boolean; count: number };
+      draining: boolean;
+      upstreams: Array<{ url: string; ok: boolean | null }>;
+    };
+  };
   assert.equal(body.status, 'ok');
   assert.equal(body.checks.store.ok, true);
   assert.deepEqual([body.checks.keys.ok, body.checks.keys.count], [true, 1]);
   assert.equal(body.checks.draining, false);
-  assert.deepEqual(body.checks.upstreams.map((u) => [u.url, u.ok]), [[host, true]]);
+  assert.deepEqual(
+    body.checks.upstreams.map((u) => [u.url, u.ok]),
+    [[host, true]],
+  );
 });
 
 test('metrics: evictions by reason, with bytes, and the store gauges follow', async (t) => {

@@ -13,20 +13,28 @@ import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
-async function replicas(t: TestContext, n: number): Promise<{ ca: TestCa; origin: TestOrigin; root: string; nodes: CacheProcess[] }> {
+async function replicas(
+  t: TestContext,
+  n: number,
+): Promise<{ ca: TestCa; origin: TestOrigin; root: string; nodes: CacheProcess[] }> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
   const root = join(await mkdtemp(join(tmpdir(), 'dtr-cache-shared-')), 'registry');
   const nodes: CacheProcess[] = [];
   for (let i = 0; i < n; i++) {
-    const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue(`replica${i}`), root });
+    const cfg = await writeConfig({
+      upstreams: [origin.url],
+      cas: [ca.certPath],
+      tls: await ca.issue(`replica${i}`),
+      root,
+    });
     nodes.push(await spawnCache(t, cfg.path, root));
   }
   return { ca, origin, root, nodes };
 }
 
-test('two replicas: a cold blob hit at both at once is fetched once, and each serves the other\'s blobs', async (t) => {
+test("two replicas: a cold blob hit at both at once is fetched once, and each serves the other's blobs", async (t) => {
   const { ca, origin, nodes } = await replicas(t, 2);
   const [a, b] = nodes as [CacheProcess, CacheProcess];
   const agent = agentFor(ca.cert, true);
@@ -52,7 +60,9 @@ test('two replicas: a cold blob hit at both at once is fetched once, and each se
   const fromB = await fetchBlob(agent, `${b.url}${otherPath}`);
   assert.equal(`sha256:${fromB.sha256}`, other.digest);
   assert.equal(origin.count(origin.gets, other.digest), 1);
-  await waitFor(5_000, 'B logged a hit', () => b.lines.some((l) => l.msg === 'request' && l.digest === other.digest && l.outcome === 'hit'));
+  await waitFor(5_000, 'B logged a hit', () =>
+    b.lines.some((l) => l.msg === 'request' && l.digest === other.digest && l.outcome === 'hit'),
+  );
 });
 
 test('a writer killed mid-spool is taken over by the replica following it', async (t) => {
@@ -80,8 +90,10 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
   const gets = origin.seen.filter((s) => s.method === 'GET' && s.path.endsWith(blob.digest));
   assert.equal(gets.length, 2);
   assert.equal(gets[1]!.headers.range, `bytes=${takeover.offset}-`, 'asked upstream only for the rest');
-  await waitFor(5_000, 'published by B', () => b.lines.some((l) => l.msg === 'fill published' && l.digest === blob.digest));
-  assert.deepEqual((await readdir(join(root, 'docker', 'registry', 'v2', '_dtr-cache', 'spool'))), [], 'no spool left');
+  await waitFor(5_000, 'published by B', () =>
+    b.lines.some((l) => l.msg === 'fill published' && l.digest === blob.digest),
+  );
+  assert.deepEqual(await readdir(join(root, 'docker', 'registry', 'v2', '_dtr-cache', 'spool')), [], 'no spool left');
   // A fresh request anywhere is now a hit.
   const again = await fetchBlob(agent, `${b.url}${path}`);
   assert.equal(`sha256:${again.sha256}`, blob.digest);

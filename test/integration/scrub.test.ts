@@ -14,7 +14,11 @@ import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
 
 const run = promisify(execFile);
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 const CLI = new URL('../../src/cli.js', import.meta.url).pathname;
 
 async function put(layout: Layout, bytes: Buffer): Promise<string> {
@@ -35,10 +39,11 @@ test('scrub re-hashes the store and removes bad blobs; --dry-run only reports', 
   await fh.write(Buffer.from([0x42]), 0, 1, 150_000);
   await fh.close();
   await truncate(layout.blobData(parseDigest(truncated)), 1000);
-  const scrub = async (...extra: string[]) => run(process.execPath, [...(await cliNodeFlags()), CLI, 'scrub', '--config', cfg.path, ...extra]).then(
-    (r) => ({ code: 0, out: r.stdout }),
-    (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
-  );
+  const scrub = async (...extra: string[]) =>
+    run(process.execPath, [...(await cliNodeFlags()), CLI, 'scrub', '--config', cfg.path, ...extra]).then(
+      (r) => ({ code: 0, out: r.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+    );
   const dry = await scrub('--dry-run');
   assert.equal(dry.code, 3);
   assert.match(dry.out, /checked 3 blobs, 2 bad, 0 removed/);

@@ -13,20 +13,30 @@ import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { waitFor } from '../helpers/deadline.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
 test('blobttl: counts from the last pull, survives a restart, and the sweep deletes', async (t) => {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache'), blobttl: '3s' });
+  const cfg = await writeConfig({
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    blobttl: '3s',
+  });
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
   const layout = new Layout(cfg.root);
   const a = origin.add(randomBytes(10_000));
   const b = origin.add(randomBytes(10_000));
-  const url = async (base: string, digest: string) => `${base}/v2/team/app/blobs/${digest}?token=${await origin.mint('team/app', digest)}`;
+  const url = async (base: string, digest: string) =>
+    `${base}/v2/team/app/blobs/${digest}?token=${await origin.mint('team/app', digest)}`;
 
   let cache = await spawnCache(t, cfg.path, cfg.root);
   const t0 = Date.now();
@@ -48,20 +58,30 @@ test('blobttl: counts from the last pull, survives a restart, and the sweep dele
   assert.equal(origin.count(origin.gets, a.digest), 1, 'a was still fresh after the restart');
   // Nobody pulls a again: the sweep (every 1.5 s) deletes it from disk.
   await waitFor(8_000, 'a swept from disk', async () => !(await exists(layout.blobData(parseDigest(a.digest)))));
-  await waitFor(3_000, 'eviction logged', () => cache.lines.some((l) => l.msg === 'blob evicted' && l.digest === a.digest && l.reason === 'expired'));
+  await waitFor(3_000, 'eviction logged', () =>
+    cache.lines.some((l) => l.msg === 'blob evicted' && l.digest === a.digest && l.reason === 'expired'),
+  );
 });
 
 test('maxsize: the least recently pulled blob is evicted first; the next pull of it is a miss', async (t) => {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cache = await startTestCache(t, { upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache'), extraOptions: '          maxsize: 1MB\n' });
+  const cache = await startTestCache(t, {
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    extraOptions: '          maxsize: 1MB\n',
+  });
   const agent = agentFor(ca.cert, true);
   t.after(() => agent.destroy());
   const blobs = [1, 2, 3, 4].map(() => origin.add(randomBytes(300_000)));
   const pull = async (i: number) => {
     const blob = blobs[i]!;
-    const r = await fetchBlob(agent, `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`);
+    const r = await fetchBlob(
+      agent,
+      `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`,
+    );
     assert.equal(`sha256:${r.sha256}`, blob.digest);
   };
   await pull(0);
@@ -98,7 +118,10 @@ test('a registry volume laid out by distribution is served as a warm cache', asy
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
   origin.add(bytes);
-  const r = await fetchBlob(agent, `${cache.url}/v2/team/app/blobs/sha256:${hex}?token=${await origin.mint('team/app', `sha256:${hex}`)}`);
+  const r = await fetchBlob(
+    agent,
+    `${cache.url}/v2/team/app/blobs/sha256:${hex}?token=${await origin.mint('team/app', `sha256:${hex}`)}`,
+  );
   assert.equal(r.status, 200);
   assert.equal(r.sha256, hex);
   assert.equal(origin.count(origin.gets, `sha256:${hex}`), 0, 'served from the volume, no upstream fetch');
@@ -108,13 +131,24 @@ test('storage.delete.enabled: false never deletes, and says so at start', async 
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache'), deleteEnabled: false });
+  const cfg = await writeConfig({
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    deleteEnabled: false,
+  });
   const cache = await spawnCache(t, cfg.path, cfg.root);
-  assert.ok(cache.lines.some((l) => l.level === 40 && String(l.msg).includes('never deletes')), 'a warning at start');
+  assert.ok(
+    cache.lines.some((l) => l.level === 40 && String(l.msg).includes('never deletes')),
+    'a warning at start',
+  );
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
   const blob = origin.add(randomBytes(10_000));
-  const r = await fetchBlob(agent, `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`);
+  const r = await fetchBlob(
+    agent,
+    `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`,
+  );
   assert.equal(`sha256:${r.sha256}`, blob.digest);
   assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'kept');
   assert.ok(!cache.lines.some((l) => l.msg === 'blob evicted'));

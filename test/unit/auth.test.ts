@@ -103,7 +103,13 @@ async function setup(keys: JWK[], opts: { keySet?: KeySetOptions; verifier?: Par
 }
 
 /** Asserts a RegistryError with this status, code and check, and that the token leaked nowhere. */
-async function refused(p: Promise<unknown>, token: string | null, status: number, code: string, check: string): Promise<RegistryError> {
+async function refused(
+  p: Promise<unknown>,
+  token: string | null,
+  status: number,
+  code: string,
+  check: string,
+): Promise<RegistryError> {
   let caught: unknown;
   await assert.rejects(p, (err: unknown) => {
     caught = err;
@@ -115,7 +121,13 @@ async function refused(p: Promise<unknown>, token: string | null, status: number
   assert.deepEqual(caught.detail, { check });
   if (token !== null && token !== '') {
     const signature = token.split('.')[2] ?? '';
-    const everything = [caught.message, caught.body(), JSON.stringify(caught.headers), String(caught.stack), String(caught.cause)];
+    const everything = [
+      caught.message,
+      caught.body(),
+      JSON.stringify(caught.headers),
+      String(caught.stack),
+      String(caught.cause),
+    ];
     for (const text of everything) {
       assert.ok(!text.includes(token), 'the token appears in the error');
       if (signature.length >= 16) assert.ok(!text.includes(signature), 'the token signature appears in the error');
@@ -173,7 +185,9 @@ describe('TokenVerifier: refusals', () => {
   it('refuses a tampered payload', async () => {
     const { verifier } = await setup([es.publicJwk]);
     const [h, , s] = (await sign(es)).split('.');
-    const payload = base64url.encode(JSON.stringify(claims({ access: [{ type: 'repository', name: '*', actions: ['pull'] }] })));
+    const payload = base64url.encode(
+      JSON.stringify(claims({ access: [{ type: 'repository', name: '*', actions: ['pull'] }] })),
+    );
     const token = `${h}.${payload}.${s}`;
     await refused(verifier.verify(token, GET), token, 401, 'UNAUTHORIZED', 'signature');
   });
@@ -218,7 +232,10 @@ describe('TokenVerifier: refusals', () => {
     const pushOnly = await sign(es, { access: [{ type: 'repository', name: NAME, actions: ['push'] }] });
     await refused(verifier.verify(pushOnly, GET), pushOnly, 403, 'DENIED', 'repository');
     // Another repository AND another digest: the digest check answers first (401).
-    const both = await sign(es, { digest: OTHER_DIGEST, access: [{ type: 'repository', name: 'other/repo', actions: ['pull'] }] });
+    const both = await sign(es, {
+      digest: OTHER_DIGEST,
+      access: [{ type: 'repository', name: 'other/repo', actions: ['pull'] }],
+    });
     await refused(verifier.verify(both, GET), both, 401, 'UNAUTHORIZED', 'digest');
   });
 
@@ -420,7 +437,11 @@ describe('KeySet', () => {
     ];
     for (const doc of unusable) {
       const ks = new KeySet(async () => doc, { refreshIntervalMs: 0 });
-      await assert.rejects(ks.start(), (e: unknown) => e instanceof JwksError && e.code === 'JWKS_INVALID', JSON.stringify(doc));
+      await assert.rejects(
+        ks.start(),
+        (e: unknown) => e instanceof JwksError && e.code === 'JWKS_INVALID',
+        JSON.stringify(doc),
+      );
       assert.equal(ks.loaded, false);
       assert.equal(ks.lastLoadedAt, null);
     }
@@ -441,7 +462,13 @@ describe('KeySet', () => {
     };
     const ks = new KeySet(async () => structuredClone(doc), { refreshIntervalMs: 0, now: () => 1234 });
     await ks.start();
-    assert.deepEqual(ks.toJSON().keys.map((k) => k.kid).sort(), ['ed-noalg', 'es-1']);
+    assert.deepEqual(
+      ks
+        .toJSON()
+        .keys.map((k) => k.kid)
+        .sort(),
+      ['ed-noalg', 'es-1'],
+    );
     assert.equal(ks.lastLoadedAt, 1234);
     const edNoAlg = ks.toJSON().keys.find((k) => k.kid === 'ed-noalg');
     assert.equal(edNoAlg?.alg, 'EdDSA');

@@ -144,7 +144,10 @@ describe('DTR documentation configs load unchanged', () => {
     assert.deepEqual(warnings, []);
     assert.equal(config.http.host, '');
     assert.equal(config.http.port, 5000);
-    assert.deepEqual(config.http.tls, { certificate: paths.get('/certs/asia-ca.pem'), key: paths.get('/certs/asia-key.pem') });
+    assert.deepEqual(config.http.tls, {
+      certificate: paths.get('/certs/asia-ca.pem'),
+      key: paths.get('/certs/asia-key.pem'),
+    });
     assert.deepEqual(config.downstream.upstreams, { hosts: [], origin: 'https://dtr.example.org' });
     assert.deepEqual(config.downstream.cas, [paths.get('/certs/dtr-ca.pem')]);
   });
@@ -175,8 +178,13 @@ describe('DTR documentation configs load unchanged', () => {
     assert.equal(config.http.drainTimeoutMs, 30_000);
     assert.equal(config.http.debug, null);
     assert.deepEqual(config.http.limits, {
-      maxHeaderSize: 16384, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 60_000,
-      maxConcurrentStreams: 100, maxConnectionsPerIp: 256, maxResetsPerSecond: 100,
+      maxHeaderSize: 16384,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      idleTimeoutMs: 60_000,
+      maxConcurrentStreams: 100,
+      maxConnectionsPerIp: 256,
+      maxResetsPerSecond: 100,
     });
     assert.deepEqual(config.downstream.timeouts, { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 });
     assert.equal(config.downstream.workerQueue, 256);
@@ -208,7 +216,8 @@ describe('DTR documentation configs load unchanged', () => {
     assertConfigError(() => load(raw), {
       keyPath: 'middleware.registry[0].options.upstreams[0].originhost',
       line: 15,
-      message: /found "https:\/\/<dtr-url>", expected an absolute .* \(replace the <placeholder> from the documentation\)$/,
+      message:
+        /found "https:\/\/<dtr-url>", expected an absolute .* \(replace the <placeholder> from the documentation\)$/,
     });
   });
 
@@ -230,11 +239,17 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assertConfigError(() => load(text), {
       keyPath: 'middleware.registry[0].options.blobttl',
       line: 13,
-      message: 'config error: middleware.registry[0].options.blobttl (line 13): found "24x", expected a Go duration such as 24h, 90m or 1h30m',
+      message:
+        'config error: middleware.registry[0].options.blobttl (line 13): found "24x", expected a Go duration such as 24h, 90m or 1h30m',
     });
-    assertConfigError(() => load((text).replace('24x', '-24h')), { keyPath: 'middleware.registry[0].options.blobttl', line: 13 });
-    assertConfigError(() => load((text).replace('24x', '0')), {
-      keyPath: 'middleware.registry[0].options.blobttl', line: 13, message: /expected a positive Go duration/,
+    assertConfigError(() => load(text.replace('24x', '-24h')), {
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 13,
+    });
+    assertConfigError(() => load(text.replace('24x', '0')), {
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 13,
+      message: /expected a positive Go duration/,
     });
   });
 
@@ -243,11 +258,14 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assertConfigError(() => load(off), {
       keyPath: 'middleware.registry[0].options.blobttl',
       line: 13,
-      message: /found 24h with storage.delete.enabled false, expected storage.delete.enabled: true whenever blobttl is set/,
+      message:
+        /found 24h with storage.delete.enabled false, expected storage.delete.enabled: true whenever blobttl is set/,
     });
     const unset = (await simple()).replace('  delete:\n    enabled: true\n', '');
     assertConfigError(() => load(unset), {
-      keyPath: 'middleware.registry[0].options.blobttl', line: 11, message: /storage.delete.enabled unset/,
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 11,
+      message: /storage.delete.enabled unset/,
     });
     // Without blobttl, delete may stay off: blobs then never expire.
     const noTtl = off.replace('          blobttl: 24h\n', '');
@@ -257,9 +275,21 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
   it('bad http.addr', async () => {
     const base = await simple();
     // Quoted so that YAML reads each as a string (`[::1]` unquoted is a flow list); 5000 is a number.
-    for (const bad of ['5000', '"localhost"', '"::1:5000"', '"[::1]:99999"', '":http"', '"exa mple:80"', '"[nope]:80"', '" :5000"', '"host:"']) {
+    for (const bad of [
+      '5000',
+      '"localhost"',
+      '"::1:5000"',
+      '"[::1]:99999"',
+      '":http"',
+      '"exa mple:80"',
+      '"[nope]:80"',
+      '" :5000"',
+      '"host:"',
+    ]) {
       assertConfigError(() => load(base.replace('addr: :5000', `addr: ${bad}`)), {
-        keyPath: 'http.addr', line: 8, message: /expected a listen address host:port such as :5000/,
+        keyPath: 'http.addr',
+        line: 8,
+        message: /expected a listen address host:port such as :5000/,
       });
     }
     const ok = (addr: string): Config['http'] => load(base.replace('addr: :5000', `addr: ${addr}`)).config.http;
@@ -273,18 +303,36 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     const v23 = (url: string): string =>
       'version: 0.1\nmiddleware:\n  registry:\n    - name: downstream\n      options:\n        upstreams:\n' +
       `          - https://ok.example.org\n          - ${url}\n`;
-    for (const bad of ['ftp://dtr.example.org', 'dtr.example.org', 'https://dtr.example.org/v2/', 'https://dtr.example.org?x=1',
-      'https://user:pw@dtr.example.org', 'https://', '/abs/path']) {
+    for (const bad of [
+      'ftp://dtr.example.org',
+      'dtr.example.org',
+      'https://dtr.example.org/v2/',
+      'https://dtr.example.org?x=1',
+      'https://user:pw@dtr.example.org',
+      'https://',
+      '/abs/path',
+    ]) {
       assertConfigError(() => load(v23(bad)), {
-        keyPath: 'middleware.registry[0].options.upstreams[1]', line: 8, message: /expected an absolute http:\/\/ or https:\/\/ URL/,
+        keyPath: 'middleware.registry[0].options.upstreams[1]',
+        line: 8,
+        message: /expected an absolute http:\/\/ or https:\/\/ URL/,
       });
     }
     const normalised = load(v23('HTTPS://DTR.Example.org:443/')).config.downstream.upstreams;
     assert.deepEqual(normalised, { hosts: ['https://ok.example.org', 'https://dtr.example.org'], origin: null });
 
-    const china = fillUrls(await seed('003-china.yml')).replace('https://asia-cache.example.org:5000', 'https://asia/x');
-    assertConfigError(() => load(china), { keyPath: 'middleware.registry[0].options.upstreams[0].upstreamhosts[0]', line: 20 });
-    const host = fillUrls(await seed('002-swarm.yml')).replace('host: https://cache.example.org', 'host: cache.example.org');
+    const china = fillUrls(await seed('003-china.yml')).replace(
+      'https://asia-cache.example.org:5000',
+      'https://asia/x',
+    );
+    assertConfigError(() => load(china), {
+      keyPath: 'middleware.registry[0].options.upstreams[0].upstreamhosts[0]',
+      line: 20,
+    });
+    const host = fillUrls(await seed('002-swarm.yml')).replace(
+      'host: https://cache.example.org',
+      'host: cache.example.org',
+    );
     assertConfigError(() => load(host), { keyPath: 'http.host', line: 12 });
   });
 
@@ -292,15 +340,35 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     const base = await simple();
     const noUpstreams = base.replace('          upstreams:\n            - originhost: https://dtr.example.org\n', '');
     assertConfigError(() => load(noUpstreams), {
-      keyPath: 'middleware.registry[0].options.upstreams', line: 12, message: /found nothing, expected a non-empty list of upstreams/,
+      keyPath: 'middleware.registry[0].options.upstreams',
+      line: 12,
+      message: /found nothing, expected a non-empty list of upstreams/,
     });
-    const empty = base.replace('          upstreams:\n            - originhost: https://dtr.example.org\n', '          upstreams: []\n');
-    assertConfigError(() => load(empty), { keyPath: 'middleware.registry[0].options.upstreams', line: 14, message: /found an empty list/ });
+    const empty = base.replace(
+      '          upstreams:\n            - originhost: https://dtr.example.org\n',
+      '          upstreams: []\n',
+    );
+    assertConfigError(() => load(empty), {
+      keyPath: 'middleware.registry[0].options.upstreams',
+      line: 14,
+      message: /found an empty list/,
+    });
     const noOrigin = base.replace('- originhost: https://dtr.example.org', '- upstreamhosts: [https://a.example.org]');
-    assertConfigError(() => load(noOrigin), { keyPath: 'middleware.registry[0].options.upstreams[0].originhost', line: 15 });
+    assertConfigError(() => load(noOrigin), {
+      keyPath: 'middleware.registry[0].options.upstreams[0].originhost',
+      line: 15,
+    });
     const other = base.replace('name: downstream', 'name: redirect');
-    assertConfigError(() => load(other), { keyPath: 'middleware.registry', line: 10, message: /found no entry named "downstream"/ });
-    assertConfigError(() => load('version: 0.1\n'), { keyPath: 'middleware.registry', line: null, message: /found nothing/ });
+    assertConfigError(() => load(other), {
+      keyPath: 'middleware.registry',
+      line: 10,
+      message: /found no entry named "downstream"/,
+    });
+    assertConfigError(() => load('version: 0.1\n'), {
+      keyPath: 'middleware.registry',
+      line: null,
+      message: /found nothing/,
+    });
   });
 
   it('two DTR 2.2 upstream entries, mixed forms, two downstream entries', async () => {
@@ -308,7 +376,11 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
       '            - originhost: https://dtr.example.org\n',
       '            - originhost: https://dtr.example.org\n            - originhost: https://other.example.org\n',
     );
-    assertConfigError(() => load(two), { keyPath: 'middleware.registry[0].options.upstreams[1]', line: 16, message: /found a second entry/ });
+    assertConfigError(() => load(two), {
+      keyPath: 'middleware.registry[0].options.upstreams[1]',
+      line: 16,
+      message: /found a second entry/,
+    });
     const mixed = (await simple()).replace(
       '            - originhost: https://dtr.example.org\n',
       '            - originhost: https://dtr.example.org\n            - https://other.example.org\n',
@@ -324,43 +396,59 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assert.doesNotThrow(() => load(missing));
     await assert.rejects(loadConfigFile(await writeConfig('missing-ca.yml', missing), {}), (err) =>
       checkError(err, {
-        keyPath: 'middleware.registry[0].options.cas[1]', line: 23,
+        keyPath: 'middleware.registry[0].options.cas[1]',
+        line: 23,
         message: /found ".*no-such-ca\.pem" \(ENOENT\), expected a readable PEM file/,
-      }));
+      }),
+    );
     const notPem = join(dir, 'not-pem.pem');
     await writeFile(notPem, 'hello\n');
     const bad = text.replace(join(dir, 'asia-cache-ca.pem'), notPem);
     await assert.rejects(loadConfigFile(await writeConfig('bad-ca.yml', bad), {}), (err) =>
-      checkError(err, { keyPath: 'middleware.registry[0].options.cas[0]', line: 22, message: /without one/ }));
+      checkError(err, { keyPath: 'middleware.registry[0].options.cas[0]', line: 22, message: /without one/ }),
+    );
     const relative = text.replace(join(dir, 'dtr-ca.pem'), 'certs/dtr-ca.pem');
-    assertConfigError(() => load(relative), { keyPath: 'middleware.registry[0].options.cas[1]', line: 23, message: /absolute path/ });
+    assertConfigError(() => load(relative), {
+      keyPath: 'middleware.registry[0].options.cas[1]',
+      line: 23,
+      message: /absolute path/,
+    });
   });
 
   it('missing TLS certificate file', async () => {
     const { text } = await fillAll(await seed('003-asia.yml'));
     const gone = text.replace(join(dir, 'asia-ca.pem'), join(dir, 'gone.pem'));
     await assert.rejects(loadConfigFile(await writeConfig('gone.yml', gone), {}), (err) =>
-      checkError(err, { keyPath: 'http.tls.certificate', line: 10 }));
+      checkError(err, { keyPath: 'http.tls.certificate', line: 10 }),
+    );
   });
 
   it('a missing config file', async () => {
     await assert.rejects(loadConfigFile(join(dir, 'nope.yml'), {}), (err) =>
-      checkError(err, { keyPath: '(document)', line: null, message: /\(ENOENT\), expected a readable config file/ }));
+      checkError(err, { keyPath: '(document)', line: null, message: /\(ENOENT\), expected a readable config file/ }),
+    );
   });
 
   it('TLS certificate without key, and key without certificate', async () => {
     const asia = fillUrls(await seed('003-asia.yml'));
     assertConfigError(() => load(asia.replace('    key: /certs/asia-key.pem\n', '')), {
-      keyPath: 'http.tls.certificate', line: 10, message: /found a certificate without a key, expected http.tls.key to be set too/,
+      keyPath: 'http.tls.certificate',
+      line: 10,
+      message: /found a certificate without a key, expected http.tls.key to be set too/,
     });
-    assertConfigError(() => load(asia.replace('    certificate: /certs/asia-ca.pem\n', '')), { keyPath: 'http.tls.key', line: 10 });
+    assertConfigError(() => load(asia.replace('    certificate: /certs/asia-ca.pem\n', '')), {
+      keyPath: 'http.tls.key',
+      line: 10,
+    });
   });
 
   it('bad log level and formatter', async () => {
     const base = (await simple()).replace('version: 0.1\n', 'version: 0.1\nlog:\n  level: loud\n');
     assertConfigError(() => load(base), {
-      keyPath: 'log.level', line: 3,
-      message: 'config error: log.level (line 3): found "loud", expected a log level: trace, debug, info, warn, error, fatal or panic',
+      keyPath: 'log.level',
+      line: 3,
+      message:
+        'config error: log.level (line 3): found "loud", expected a log level: trace, debug, info, warn, error, fatal or panic',
     });
     assert.equal(load(base.replace('loud', 'panic')).config.log.level, 'fatal');
     assert.equal(load(base.replace('loud', 'warning')).config.log.level, 'warn');
@@ -374,35 +462,67 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
 
   it('bad maxsize, and maxsize without delete.enabled', async () => {
     const base = await simple();
-    const withSize = (s: string): string => base.replace('          blobttl: 24h\n', `          blobttl: 24h\n          maxsize: ${s}\n`);
+    const withSize = (s: string): string =>
+      base.replace('          blobttl: 24h\n', `          blobttl: 24h\n          maxsize: ${s}\n`);
     for (const bad of ['lots', '10G', '-5', '1.5', '0', '10XB']) {
       assertConfigError(() => load(withSize(bad)), { keyPath: 'middleware.registry[0].options.maxsize', line: 14 });
     }
     assert.equal(load(withSize('200GiB')).config.downstream.maxSize, 200 * 2 ** 30);
     assert.equal(load(withSize('500MB')).config.downstream.maxSize, 500e6);
     const noDelete = withSize('1GB').replace('enabled: true', 'enabled: false').replace('          blobttl: 24h\n', '');
-    assertConfigError(() => load(noDelete), { keyPath: 'middleware.registry[0].options.maxsize', message: /whenever maxsize is set/ });
+    assertConfigError(() => load(noDelete), {
+      keyPath: 'middleware.registry[0].options.maxsize',
+      message: /whenever maxsize is set/,
+    });
   });
 
   it('other invalid values: version, storage driver, limits, workerqueue, jwks, YAML syntax', async () => {
     const base = await simple();
     assertConfigError(() => load(base.replace('version: 0.1', 'version: 0.2')), { keyPath: 'version', line: 1 });
     assertConfigError(() => load(base.replace('  filesystem:', '  s3:')), {
-      keyPath: 'storage.s3', line: 5, message: /found the s3 storage driver, expected the filesystem storage driver/,
+      keyPath: 'storage.s3',
+      line: 5,
+      message: /found the s3 storage driver, expected the filesystem storage driver/,
     });
     const limits = (body: string): string => base.replace('  addr: :5000\n', `  addr: :5000\n  limits:\n${body}`);
-    assertConfigError(() => load(limits('    headerstimeout: 40s\n')), { keyPath: 'http.limits.headerstimeout', line: 10 });
-    assertConfigError(() => load(limits('    maxconcurrentstreams: 0\n')), { keyPath: 'http.limits.maxconcurrentstreams', line: 10 });
-    assertConfigError(() => load(limits('    idletimeout: soon\n')), { keyPath: 'http.limits.idletimeout', line: 10 });
-    const opts = (line: string): string => base.replace('          blobttl: 24h\n', `          blobttl: 24h\n          ${line}\n`);
-    assertConfigError(() => load(opts('workerqueue: 0')), { keyPath: 'middleware.registry[0].options.workerqueue', line: 14 });
-    assertConfigError(() => load(opts('jwks: http://dtr.example.org/.well-known/jwks.json')), {
-      keyPath: 'middleware.registry[0].options.jwks', line: 14,
+    assertConfigError(() => load(limits('    headerstimeout: 40s\n')), {
+      keyPath: 'http.limits.headerstimeout',
+      line: 10,
     });
-    assertConfigError(() => load(opts('timeouts: {connect: 0s}')), { keyPath: 'middleware.registry[0].options.timeouts.connect', line: 14 });
-    assertConfigError(() => load(`${base}bad: a: b\n`), { keyPath: '(document)', line: 18, message: /found invalid YAML/ });
-    assertConfigError(() => load('version: 0.1\nhttp: {}\nhttp: {}\n'), { keyPath: '(document)', line: 3, message: /a key given twice/ });
-    assertConfigError(() => load(base.replace('  addr: :5000\n', '  addr:\n    - :5000\n')), { keyPath: 'http.addr', line: 8, message: /found a list/ });
+    assertConfigError(() => load(limits('    maxconcurrentstreams: 0\n')), {
+      keyPath: 'http.limits.maxconcurrentstreams',
+      line: 10,
+    });
+    assertConfigError(() => load(limits('    idletimeout: soon\n')), { keyPath: 'http.limits.idletimeout', line: 10 });
+    const opts = (line: string): string =>
+      base.replace('          blobttl: 24h\n', `          blobttl: 24h\n          ${line}\n`);
+    assertConfigError(() => load(opts('workerqueue: 0')), {
+      keyPath: 'middleware.registry[0].options.workerqueue',
+      line: 14,
+    });
+    assertConfigError(() => load(opts('jwks: http://dtr.example.org/.well-known/jwks.json')), {
+      keyPath: 'middleware.registry[0].options.jwks',
+      line: 14,
+    });
+    assertConfigError(() => load(opts('timeouts: {connect: 0s}')), {
+      keyPath: 'middleware.registry[0].options.timeouts.connect',
+      line: 14,
+    });
+    assertConfigError(() => load(`${base}bad: a: b\n`), {
+      keyPath: '(document)',
+      line: 18,
+      message: /found invalid YAML/,
+    });
+    assertConfigError(() => load('version: 0.1\nhttp: {}\nhttp: {}\n'), {
+      keyPath: '(document)',
+      line: 3,
+      message: /a key given twice/,
+    });
+    assertConfigError(() => load(base.replace('  addr: :5000\n', '  addr:\n    - :5000\n')), {
+      keyPath: 'http.addr',
+      line: 8,
+      message: /found a list/,
+    });
   });
 });
 
@@ -436,21 +556,30 @@ describe('environment overrides (REGISTRY_*)', () => {
   it('an invalid override names the variable', async () => {
     const base = await simple();
     assertConfigError(() => load(base, { REGISTRY_HTTP_ADDR: 'nope' }), {
-      keyPath: 'http.addr', line: null, envVar: 'REGISTRY_HTTP_ADDR',
-      message: 'config error: http.addr (from REGISTRY_HTTP_ADDR): found "nope", expected a listen address host:port such as :5000, 0.0.0.0:443 or [::1]:5000',
+      keyPath: 'http.addr',
+      line: null,
+      envVar: 'REGISTRY_HTTP_ADDR',
+      message:
+        'config error: http.addr (from REGISTRY_HTTP_ADDR): found "nope", expected a listen address host:port such as :5000, 0.0.0.0:443 or [::1]:5000',
     });
     assertConfigError(() => load(base, { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' }), {
-      keyPath: 'storage.delete.enabled', envVar: 'REGISTRY_STORAGE_DELETE_ENABLED',
+      keyPath: 'storage.delete.enabled',
+      envVar: 'REGISTRY_STORAGE_DELETE_ENABLED',
     });
     // blobttl is set and the override turns deletes off: the error is on blobttl and says so.
     assertConfigError(() => load(base, { REGISTRY_STORAGE_DELETE_ENABLED: 'false' }), {
-      keyPath: 'middleware.registry[0].options.blobttl', line: 13,
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 13,
     });
     assertConfigError(() => load(base, { REGISTRY_LOG_LEVEL: '[debug]' }), {
-      keyPath: 'log.level', envVar: 'REGISTRY_LOG_LEVEL', message: /expected a single YAML scalar/,
+      keyPath: 'log.level',
+      envVar: 'REGISTRY_LOG_LEVEL',
+      message: /expected a single YAML scalar/,
     });
     assertConfigError(() => load(base, { REGISTRY_HTTP_DRAINTIMEOUT: '30' + 'x' }), {
-      keyPath: 'http.draintimeout', envVar: 'REGISTRY_HTTP_DRAINTIMEOUT', message: /\(from REGISTRY_HTTP_DRAINTIMEOUT\)/,
+      keyPath: 'http.draintimeout',
+      envVar: 'REGISTRY_HTTP_DRAINTIMEOUT',
+      message: /\(from REGISTRY_HTTP_DRAINTIMEOUT\)/,
     });
   });
 
@@ -476,15 +605,30 @@ describe('warnings', () => {
 
   it('distribution keys a cache does not use: silent or warned, never fatal', async () => {
     const text = (await simple())
-      .replace('storage:\n', 'storage:\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n')
-      .replace('version: 0.1\n', 'version: 0.1\nlog:\n  fields:\n    service: registry\nhealth:\n  storagedriver:\n    enabled: true\n')
+      .replace(
+        'storage:\n',
+        'storage:\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n',
+      )
+      .replace(
+        'version: 0.1\n',
+        'version: 0.1\nlog:\n  fields:\n    service: registry\nhealth:\n  storagedriver:\n    enabled: true\n',
+      )
       .replace('  addr: :5000\n', '  addr: :5000\n  headers:\n    X-Content-Type-Options: [nosniff]\n')
-      .replace('middleware:\n  registry:\n', 'middleware:\n  repository:\n      - name: foo\n  registry:\n      - name: redirect\n');
+      .replace(
+        'middleware:\n  registry:\n',
+        'middleware:\n  repository:\n      - name: foo\n  registry:\n      - name: redirect\n',
+      );
     const { warnings } = load(text);
     assert.equal(warnings.length, 3, warnings.join('\n'));
-    assert.match(warnings[0] ?? '', /^config warning: health \(line 5\): a Docker Registry setting that dtr-cache does not use, ignored$/);
+    assert.match(
+      warnings[0] ?? '',
+      /^config warning: health \(line 5\): a Docker Registry setting that dtr-cache does not use, ignored$/,
+    );
     assert.match(warnings.join('\n'), /middleware.repository \(line \d+\): middleware other than/);
-    assert.match(warnings.join('\n'), /middleware.registry\[0\].name \(line \d+\): middleware "redirect" is not supported/);
+    assert.match(
+      warnings.join('\n'),
+      /middleware.registry\[0\].name \(line \d+\): middleware "redirect" is not supported/,
+    );
   });
 
   it('a tiny bare-number duration (nanoseconds, Go style) is warned about', async () => {
@@ -547,11 +691,36 @@ describe('parseGoDuration', () => {
     it(`${JSON.stringify(input)} → ${ms} ms`, () => assert.equal(parseGoDuration(input), ms));
   }
 
-  for (const bad of ['', ' ', '24', 'h', '24x', '24H', '1d', '-1h', '-0', '1h 30m', '1h30', '.h', '1..5h', '1.5.h', 'NaN', 'Infinity', '1e3s', '0x10s',
-    '3000000h', 1.5, -1, Number.NaN]) {
+  for (const bad of [
+    '',
+    ' ',
+    '24',
+    'h',
+    '24x',
+    '24H',
+    '1d',
+    '-1h',
+    '-0',
+    '1h 30m',
+    '1h30',
+    '.h',
+    '1..5h',
+    '1.5.h',
+    'NaN',
+    'Infinity',
+    '1e3s',
+    '0x10s',
+    '3000000h',
+    1.5,
+    -1,
+    Number.NaN,
+  ]) {
     if (bad === '24') continue; // a bare numeric string is nanoseconds, not garbage
     it(`rejects ${JSON.stringify(bad)} with a typed error, never NaN`, () => {
-      assert.throws(() => parseGoDuration(bad), (err) => err instanceof ValueSyntaxError && err.code === 'DURATION_INVALID');
+      assert.throws(
+        () => parseGoDuration(bad),
+        (err) => err instanceof ValueSyntaxError && err.code === 'DURATION_INVALID',
+      );
     });
   }
 
@@ -586,9 +755,29 @@ describe('parseSize', () => {
   for (const [input, bytes] of table) {
     it(`${JSON.stringify(input)} → ${bytes} bytes`, () => assert.equal(parseSize(input), bytes));
   }
-  for (const bad of ['', 'lots', '-1', '-1GB', '10G', '10 G', '1.5', '10XB', 'GB', '1e3', '10 GiB ', '10GiBs', '99999PiB', -1, 1.5, Number.NaN]) {
+  for (const bad of [
+    '',
+    'lots',
+    '-1',
+    '-1GB',
+    '10G',
+    '10 G',
+    '1.5',
+    '10XB',
+    'GB',
+    '1e3',
+    '10 GiB ',
+    '10GiBs',
+    '99999PiB',
+    -1,
+    1.5,
+    Number.NaN,
+  ]) {
     it(`rejects ${JSON.stringify(bad)}`, () => {
-      assert.throws(() => parseSize(bad), (err) => err instanceof ValueSyntaxError && err.code === 'SIZE_INVALID');
+      assert.throws(
+        () => parseSize(bad),
+        (err) => err instanceof ValueSyntaxError && err.code === 'SIZE_INVALID',
+      );
     });
   }
   it('formatSize', () => {
@@ -624,7 +813,8 @@ describe('config.example.yml', () => {
       const yamlPath = path[0] === 'downstream' ? ['middleware', 'registry', 0, 'options', ...path.slice(1)] : path;
       const name = path.join('.');
       assert.ok(doc.hasIn(yamlPath), `${name} is missing from config.example.yml`);
-      if (!differs.has(name)) assert.equal(doc.getIn(yamlPath), value, `${name} in config.example.yml is not its default`);
+      if (!differs.has(name))
+        assert.equal(doc.getIn(yamlPath), value, `${name} in config.example.yml is not its default`);
     }
   });
 });

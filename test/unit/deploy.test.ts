@@ -38,7 +38,10 @@ interface Stack {
 function mountPath(m: Mount, kind: 'config' | 'secret'): { source: string; path: string } {
   const source = typeof m === 'string' ? m : m.source;
   const target = typeof m === 'string' ? m : (m.target ?? m.source);
-  return { source, path: kind === 'secret' ? posix.join('/run/secrets', target) : posix.isAbsolute(target) ? target : `/${target}` };
+  return {
+    source,
+    path: kind === 'secret' ? posix.join('/run/secrets', target) : posix.isAbsolute(target) ? target : `/${target}`,
+  };
 }
 
 /** A JSON-array (exec form) Dockerfile instruction. */
@@ -62,19 +65,31 @@ test('deploy: the stack, the config it mounts, the Dockerfile and the systemd un
   assert.equal(configs.length, 1);
   assert.equal(stack.configs[configs[0]!.source]?.file, './config.yml', 'the stack mounts the config this test loaded');
   const entrypoint = execForm(dockerfile, 'ENTRYPOINT');
-  assert.deepEqual(entrypoint, ['node', ...flags, 'dist/src/cli.js', 'serve', '--config'], 'the CLI shebang flags, then serve --config');
+  assert.deepEqual(
+    entrypoint,
+    ['node', ...flags, 'dist/src/cli.js', 'serve', '--config'],
+    'the CLI shebang flags, then serve --config',
+  );
   assert.deepEqual(execForm(dockerfile, 'CMD'), [configs[0]!.path]);
   assert.deepEqual(cache.command ?? [configs[0]!.path], [configs[0]!.path]);
 
   // Every file the config names is a mounted secret, and every secret is used.
-  const secretPaths = new Map(cache.secrets.map((m) => { const x = mountPath(m, 'secret'); return [x.path, x.source]; }));
+  const secretPaths = new Map(
+    cache.secrets.map((m) => {
+      const x = mountPath(m, 'secret');
+      return [x.path, x.source];
+    }),
+  );
   const tls = config.http.tls as NonNullable<Config['http']['tls']>;
   assert.ok(tls, 'TLS on');
   const named = [tls.certificate, tls.key, ...config.downstream.cas];
   assert.deepEqual([...named].sort(), [...secretPaths.keys()].sort(), 'config file paths = mounted secrets');
   for (const source of secretPaths.values()) assert.match(stack.secrets[source]?.file ?? '', /^\.\/certs\//);
   const key = cache.secrets.find((m) => typeof m !== 'string' && mountPath(m, 'secret').path === tls.key);
-  assert.ok(key !== undefined && typeof key !== 'string' && key.mode === 0o400 && key.uid === '1000', 'the private key readable by the image user only');
+  assert.ok(
+    key !== undefined && typeof key !== 'string' && key.mode === 0o400 && key.uid === '1000',
+    'the private key readable by the image user only',
+  );
 
   // Port 443 published to the port the config listens on; placement and restart as the DTR guide.
   assert.equal(config.http.port, 443);
@@ -103,7 +118,10 @@ test('deploy: the stack, the config it mounts, the Dockerfile and the systemd un
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2, 'multi-stage');
   const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
   assert.ok(user !== undefined && user !== 'root' && user !== '0');
-  assert.ok(parseGoDuration(cache.stop_grace_period) > config.http.drainTimeoutMs, 'stop_grace_period > http.draintimeout');
+  assert.ok(
+    parseGoDuration(cache.stop_grace_period) > config.http.drainTimeoutMs,
+    'stop_grace_period > http.draintimeout',
+  );
 });
 
 test('deploy: the systemd unit runs the CLI as users do, reloads with SIGHUP, and outlasts the drain', async () => {
@@ -126,7 +144,14 @@ test('deploy: the systemd unit runs the CLI as users do, reloads with SIGHUP, an
   assert.equal(service.get('KillSignal'), 'SIGTERM');
   assert.equal(service.get('Restart'), 'on-failure');
   assert.ok(!['root', '0', undefined].includes(service.get('User')), 'not root');
-  assert.ok(Number(service.get('TimeoutStopSec')) * 1000 > config.http.drainTimeoutMs, 'TimeoutStopSec > http.draintimeout');
-  assert.equal(`/var/lib/${service.get('StateDirectory')}`, config.storage.rootDirectory, 'the state directory is the store');
+  assert.ok(
+    Number(service.get('TimeoutStopSec')) * 1000 > config.http.drainTimeoutMs,
+    'TimeoutStopSec > http.draintimeout',
+  );
+  assert.equal(
+    `/var/lib/${service.get('StateDirectory')}`,
+    config.storage.rootDirectory,
+    'the state directory is the store',
+  );
   assert.match(service.get('AmbientCapabilities') ?? '', /CAP_NET_BIND_SERVICE/, 'port 443 without root');
 });

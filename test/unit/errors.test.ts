@@ -19,6 +19,10 @@ test('README error table = REGISTRY_ERRORS', async () => {
 test('a RegistryError renders the distribution error body', () => {
   const err = new RegistryError('UNAVAILABLE', { status: 504, message: 'timed out', detail: { reason: 'timeout' } });
   assert.equal(err.status, 504);
-  assert.deepEqual(JSON.parse(err.body()), { errors: [{ code: 'UNAVAILABLE', message: 'timed out', detail: { reason: 'timeout' } }] });
-  assert.deepEqual(JSON.parse(new RegistryError('DENIED').body()), { errors: [{ code: 'DENIED', message: REGISTRY_ERRORS.DENIED.message }] });
+  assert.deepEqual(JSON.parse(err.body()), {
+    errors: [{ code: 'UNAVAILABLE', message: 'timed out', detail: { reason: 'timeout' } }],
+  });
+  assert.deepEqual(JSON.parse(new RegistryError('DENIED').body()), {
+    errors: [{ code: 'DENIED', message: REGISTRY_ERRORS.DENIED.message }],
+  });
 });

@@ -11,7 +11,11 @@ import { parseDigest, type Digest } from '../../src/store/digest.js';
 import { Evictor, type EvictionReason } from '../../src/store/eviction.js';
 import { Layout } from '../../src/store/layout.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 async function setup(names: string[], size: number) {
   const root = await mkdtemp(join(tmpdir(), 'dtr-cache-evict-'));
@@ -37,12 +41,20 @@ async function setup(names: string[], size: number) {
 test('maxsize evicts the least recently pulled first, down to the low watermark', async () => {
   const { layout, store, digests } = await setup(['a', 'b', 'c', 'd', 'e'], 100_000);
   const evicted: Array<[EvictionReason, string]> = [];
-  const ev = new Evictor(store, { ttlMs: null, maxSize: 350_000, busy: () => false, onEvict: (r, e) => evicted.push([r, e.digest.value]) });
+  const ev = new Evictor(store, {
+    ttlMs: null,
+    maxSize: 350_000,
+    busy: () => false,
+    onEvict: (r, e) => evicted.push([r, e.digest.value]),
+  });
   // b is pulled now: it becomes the most recent.
   store.touch((await store.lookup(digests.b!))!);
   await ev.sweep();
   // 500 kB → ≤ 315 kB (90 % of 350 kB): a, c go (oldest), b is spared by its recent pull.
-  assert.deepEqual(evicted, [['size', digests.a!.value], ['size', digests.c!.value]]);
+  assert.deepEqual(evicted, [
+    ['size', digests.a!.value],
+    ['size', digests.c!.value],
+  ]);
   assert.equal(store.bytes, 300_000);
   assert.equal(await exists(layout.blobData(digests.d!)), true);
   assert.equal(await exists(layout.blobData(digests.a!)), false);
@@ -78,7 +90,13 @@ test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, 
   };
   const old = await mk('o');
   const shared = await mk('s');
-  const ev = new Evictor(store, { ttlMs: 10_000, maxSize: null, busy: () => false, now: () => now, trashGraceMs: 5_000 });
+  const ev = new Evictor(store, {
+    ttlMs: 10_000,
+    maxSize: null,
+    busy: () => false,
+    now: () => now,
+    trashGraceMs: 5_000,
+  });
   assert.equal(ev.periodMs, 5_000, 'min(blobttl / 2, 10 min)');
   now += 11_000;
   // Another replica served `shared` a moment ago: it moved the mtime.
@@ -108,5 +126,9 @@ test('a reader that opened a blob keeps reading after another replica evicts it'
   assert.equal(bytesRead, 100_000);
   assert.equal(createHash('sha256').update(buf).digest('hex'), digests.a!.hex);
   await fh.close();
-  assert.equal(await store.lookup(digests.a!) === null || (await store.open((await store.lookup(digests.a!))!)) === null, true, 'the first replica treats it as a miss');
+  assert.equal(
+    (await store.lookup(digests.a!)) === null || (await store.open((await store.lookup(digests.a!))!)) === null,
+    true,
+    'the first replica treats it as a miss',
+  );
 });

@@ -14,7 +14,11 @@ test('health: store probe, keys, draining, upstream results', async (t) => {
   const probeDir = join(dir, '_dtr-cache');
   const keys = { loaded: true, size: 2 };
   const upstreams = [
-    { url: 'https://a.example', role: 'upstream', lastResult: { ok: false, at: 0, detail: 'unreachable: ECONNREFUSED' } },
+    {
+      url: 'https://a.example',
+      role: 'upstream',
+      lastResult: { ok: false, at: 0, detail: 'unreachable: ECONNREFUSED' },
+    },
     { url: 'https://origin.example', role: 'origin', lastResult: null },
   ];
   const health = new Health({ probeDir, keys, upstreams: () => upstreams });
@@ -25,7 +29,13 @@ test('health: store probe, keys, draining, upstream results', async (t) => {
   assert.equal(ok.body.checks.store.ok, true);
   assert.deepEqual(await readdir(probeDir), [], 'the probe file is removed');
   assert.deepEqual(ok.body.checks.upstreams, [
-    { url: 'https://a.example', role: 'upstream', ok: false, at: new Date(0).toISOString(), detail: 'unreachable: ECONNREFUSED' },
+    {
+      url: 'https://a.example',
+      role: 'upstream',
+      ok: false,
+      at: new Date(0).toISOString(),
+      detail: 'unreachable: ECONNREFUSED',
+    },
     { url: 'https://origin.example', role: 'origin', ok: null, at: null, detail: 'not contacted yet' },
   ]);
 

@@ -11,12 +11,23 @@ import { header, type Req, type ResLike } from '../http-types.js';
 import { blobHeaders } from '../respond.js';
 import { sendBlob } from '../send-blob.js';
 
-export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, query: URLSearchParams, name: string, digest: Digest, rec: RequestRecord): Promise<void> {
+export async function handleBlob(
+  ctx: AppContext,
+  req: Req,
+  res: ResLike,
+  query: URLSearchParams,
+  name: string,
+  digest: Digest,
+  rec: RequestRecord,
+): Promise<void> {
   const head = req.method === 'HEAD';
   const via = header(req.headers, 'via');
   if (ctx.chain.seenIn(via)) {
     ctx.log.warn({ digest: digest.value, via }, 'request loop: this cache is already in Via; refusing');
-    throw new RegistryError('UNAVAILABLE', { status: 508, message: 'request loop detected: this cache already forwarded this request' });
+    throw new RegistryError('UNAVAILABLE', {
+      status: 508,
+      message: 'request loop detected: this cache already forwarded this request',
+    });
   }
   const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
@@ -62,12 +73,23 @@ export async function handleBlob(ctx: AppContext, req: Req, res: ResLike, query:
 }
 
 /** PROTOCOL §4: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
-async function headFromUpstream(ctx: AppContext, res: ResLike, name: string, digest: Digest, token: string, via: string | undefined, rec: RequestRecord): Promise<void> {
+async function headFromUpstream(
+  ctx: AppContext,
+  res: ResLike,
+  name: string,
+  digest: Digest,
+  token: string,
+  via: string | undefined,
+  rec: RequestRecord,
+): Promise<void> {
   rec.outcome = 'head-upstream';
   const up = await ctx.chain.request({ method: 'HEAD', name, digest: digest.value, token, via });
   if (up.statusCode !== 200) throw await relayedError(up);
   discardBody(up.body);
   const size = Number(up.headers['content-length']);
-  res.writeHead(200, { ...blobHeaders(digest.value), ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}) });
+  res.writeHead(200, {
+    ...blobHeaders(digest.value),
+    ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}),
+  });
   res.end();
 }
