@@ -6,7 +6,7 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createTestCa } from './lib/pki.js';
+import { createTestCa } from '../testkit/pki.js';
 import { Corpus } from './scenarios/corpus.js';
 import { BenchEnv, type Settings } from './scenarios/env.js';
 import { MockOrigin } from './scenarios/origin.js';

@@ -8,11 +8,11 @@
 import { parseArgs } from 'node:util';
 import { isConfigError } from './config/errors.js';
 import { loadConfigFile, type LoadResult } from './config/load.js';
-import { createLogger } from './log.js';
+import { createLogger } from './log/log.js';
 import { startCache } from './main.js';
-import { readCredentials, register, RegisterError } from './register.js';
+import { readCredentials, register, RegisterError } from './commands/register.js';
 import { loadUpstreamTrust } from './upstream/trust.js';
-import { scrub } from './scrub.js';
+import { scrub } from './commands/scrub.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
 

@@ -1,7 +1,6 @@
 // Composition root: config → log → store → pool → upstreams → keys → server. The only
 // module that wires others together, so each can be tested on its own.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -12,14 +11,15 @@ import { KeySet, type JwksLoader } from './auth/keyset.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
-import { createLogger, flushLogger } from './log.js';
+import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
 import { Metrics } from './metrics/metrics.js';
 import { WorkerPool } from './pool.js';
 import { startDebugServer, type DebugServer } from './server/debug-server.js';
 import { refusalReporter } from './server/guards.js';
 import { createRouter } from './server/router.js';
-import { createCacheServer, type CacheServer, type TlsMaterial } from './server/server.js';
+import { createCacheServer, type CacheServer } from './server/server.js';
+import { readTls } from './server/tls.js';
 import type { AppContext } from './server/context.js';
 import { BlobStore } from './store/blob-store.js';
 import { Layout } from './store/layout.js';
@@ -196,19 +196,6 @@ function fillStats(inflight: Inflight): { inFlight: number; waiters: number } {
   let waiters = 0;
   for (const fill of inflight.fills()) waiters += fill.waiters;
   return { inFlight: inflight.size, waiters };
-}
-
-/** Reads http.tls; a broken pair throws (at start: exit; on SIGHUP: the old one stays). */
-export async function readTls(config: Config): Promise<TlsMaterial | null> {
-  if (config.http.tls === null) return null;
-  const [cert, key] = await Promise.all([
-    readFile(config.http.tls.certificate, 'utf8'),
-    readFile(config.http.tls.key, 'utf8'),
-  ]);
-  // Throws on a mismatched or unparsable pair before it can replace a working one.
-  const { createSecureContext } = await import('node:tls');
-  createSecureContext({ cert, key });
-  return { cert, key };
 }
 
 /** A name for `Via` that is unique per process, so a request that comes back is recognised. */

@@ -39,10 +39,6 @@ export class WorkerPool {
     return this.#pool.queueSize;
   }
 
-  get utilization(): number {
-    return this.#pool.utilization;
-  }
-
   spool(task: SpoolTask): Promise<SpoolResult> {
     this.#admit();
     // piscina infers its TransferList type from MessagePort.postMessage's last overload,

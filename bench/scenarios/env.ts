@@ -2,7 +2,7 @@
 // corpus, the two mock origins (tokens on for the cache; tokens off for the peers, which
 // have no notion of redirect tokens) and the run's settings.
 import { join } from 'node:path';
-import type { Leaf, TestCa } from '../lib/pki.js';
+import type { Leaf, TestCa } from '../../testkit/pki.js';
 import type { Blob, Corpus } from './corpus.js';
 import { MockOrigin } from './origin.js';
 import type { Shape } from './shape.js';

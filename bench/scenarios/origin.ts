@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { StatsSnapshot } from '../dtr-mock/index.js';
-import type { Leaf } from '../lib/pki.js';
+import type { Leaf } from '../../testkit/pki.js';
 import { REPO } from './corpus.js';
 import { findLogLine, spawnLogged, waitReady, type Proc } from './procs.js';
 

@@ -3,7 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
-import { CACHE_CLI, cliNodeFlags, writeCacheConfig } from '../lib/cache-process.js';
+import { CACHE_CLI, cliNodeFlags, writeCacheConfig } from '../../testkit/cache-process.js';
 import type { BenchEnv } from './env.js';
 import type { MockOrigin } from './origin.js';
 import { findLogLine, freePort, spawnLogged, waitReady, type Proc } from './procs.js';

@@ -39,9 +39,4 @@ export class Inflight {
     });
     return { fill, joined: false };
   }
-
-  /** Resolves when every fill running now has settled (graceful stop). */
-  async drain(): Promise<void> {
-    await Promise.all([...this.#fills.values()].map((f) => f.settled));
-  }
 }

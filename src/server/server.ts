@@ -7,13 +7,9 @@ import type { Config } from '../config/types.js';
 import { guardRapidReset, headerListSize, PerIpLimiter, clientIp, type GuardHooks } from './guards.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
+import type { TlsMaterial } from './tls.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
-
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
 
 export interface CacheServer {
   readonly server: HttpServer | Http2SecureServer;

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { runLoad } from '../../bench/scenarios/drive.js';
 import type { LoadSpec } from '../../bench/drivers/protocol.js';
 

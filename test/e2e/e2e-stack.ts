@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { startDtrMock, type DtrMock, type UserSpec } from '../../bench/dtr-mock/index.js';
-import { DtrApi, type Credentials } from '../../bench/lib/dtr-api.js';
-import { createTestCa, type TestCa } from '../../bench/lib/pki.js';
-import { caCertDir, hasTool } from '../../bench/lib/tools.js';
+import { DtrApi, type Credentials } from '../../testkit/dtr-api.js';
+import { createTestCa, type TestCa } from '../../testkit/pki.js';
+import { caCertDir, hasTool } from '../../testkit/tools.js';
 import { startTestCache, type TestCache } from '../helpers/cache.js';
 
 export const ADMIN: Credentials = { user: 'admin', password: 'admin-pw' };

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createOciImage } from '../../bench/lib/image.js';
-import { runTool } from '../../bench/lib/tools.js';
+import { createOciImage } from '../../testkit/image.js';
+import { runTool } from '../../testkit/tools.js';
 import { waitFor } from '../helpers/deadline.js';
 import { fillsPublished, originGets, outcomes, requireTool, startE2eStack } from './e2e-stack.js';
 

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createOciImage } from '../../bench/lib/image.js';
-import { badBlobs, readLayoutImage } from '../../bench/lib/oci-layout.js';
-import { RegistryClient } from '../../bench/lib/registry-client.js';
-import { runTool } from '../../bench/lib/tools.js';
+import { createOciImage } from '../../testkit/image.js';
+import { badBlobs, readLayoutImage } from '../../testkit/oci-layout.js';
+import { RegistryClient } from '../../testkit/registry-client.js';
+import { runTool } from '../../testkit/tools.js';
 import { waitFor } from '../helpers/deadline.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { fillsPublished, originGets, outcomes, requireTool, startE2eStack } from './e2e-stack.js';

@@ -15,7 +15,7 @@ import {
   spawnCacheProcess,
   writeCacheConfig,
   type CacheSpec,
-} from '../../bench/lib/cache-process.js';
+} from '../../testkit/cache-process.js';
 
 export { cliNodeFlags, configYaml, type CacheSpec };
 

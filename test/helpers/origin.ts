@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { exportJWK, generateKeyPair, jwtVerify, SignJWT, createLocalJWKSet, type JWK, type CryptoKey } from 'jose';
-import type { Leaf } from '../../bench/lib/pki.js';
+import type { Leaf } from '../../testkit/pki.js';
 
 export interface OriginBlob {
   bytes: Buffer;

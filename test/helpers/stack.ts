@@ -1,6 +1,6 @@
 // One test origin + one cache over real TLS with a fresh CA: the common set-up.
 import type { TestContext } from 'node:test';
-import { createTestCa, type TestCa } from '../../bench/lib/pki.js';
+import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startTestCache, type CacheSpec, type TestCache } from './cache.js';
 import { agentFor } from './http.js';
 import { TestOrigin } from './origin.js';

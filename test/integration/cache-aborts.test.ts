@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect as h2connect, constants } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';

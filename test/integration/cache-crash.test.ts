@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readdir } from 'node:fs/promises';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';

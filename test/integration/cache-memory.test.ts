@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within } from '../helpers/deadline.js';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { startDtrMock } from '../../bench/dtr-mock/index.js';
 import { startTestCache } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';

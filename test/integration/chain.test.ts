@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestCa, type TestCa } from '../../bench/lib/pki.js';
+import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startDtrMock, type DtrMock } from '../../bench/dtr-mock/index.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { cliNodeFlags } from '../helpers/cache.js';
 
 const run = promisify(execFile);

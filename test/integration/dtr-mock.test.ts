@@ -1,4 +1,4 @@
-// The DTR mock origin against real clients: undici, bench/lib/registry-client and
+// The DTR mock origin against real clients: undici, testkit/registry-client and
 // skopeo, over real TLS with a test CA on loopback.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { Agent, request, type Dispatcher } from 'undici';
 import { startDtrMock, type DtrMock, type DtrMockOptions } from '../../bench/dtr-mock/index.js';
-import { createOciImage } from '../../bench/lib/image.js';
-import { createTestCa, type Leaf } from '../../bench/lib/pki.js';
-import { RegistryClient } from '../../bench/lib/registry-client.js';
+import { createOciImage } from '../../testkit/image.js';
+import { createTestCa, type Leaf } from '../../testkit/pki.js';
+import { RegistryClient } from '../../testkit/registry-client.js';
 
 const DEADLINE = 20_000;
 const ca = await createTestCa('dtr-mock test CA');

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
-import { createTestCa, type Leaf, type TestCa } from '../../bench/lib/pki.js';
+import { createTestCa, type Leaf, type TestCa } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js';

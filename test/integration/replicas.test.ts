@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCa, type TestCa } from '../../bench/lib/pki.js';
+import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';

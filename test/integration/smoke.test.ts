@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createTestCa } from '../../bench/lib/pki.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { startTestCache } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';

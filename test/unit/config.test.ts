@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
-import { createTestCa, type Leaf, type TestCa } from '../../bench/lib/pki.js';
+import { createTestCa, type Leaf, type TestCa } from '../../testkit/pki.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { formatDuration, parseGoDuration } from '../../src/config/duration.js';
 import { ConfigError, ValueSyntaxError } from '../../src/config/errors.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { cliNodeFlags } from '../../bench/lib/cache-process.js';
+import { cliNodeFlags } from '../../testkit/cache-process.js';
 import { loadConfig } from '../../src/config/load.js';
 import { parseGoDuration } from '../../src/config/duration.js';
 import type { Config } from '../../src/config/types.js';

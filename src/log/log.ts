@@ -2,7 +2,7 @@
 // destination, or, with `log.formatter: text`, a transport thread that formats lines
 // for people. Tokens are redacted wherever they could appear.
 import { pino, type Logger } from 'pino';
-import type { Config } from './config/types.js';
+import type { Config } from '../config/types.js';
 
 const REDACT = [
   'token',

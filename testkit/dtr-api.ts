@@ -2,7 +2,7 @@
 // a content cache and select it in a user's settings, with Basic credentials. Plus the
 // DTR mock's own /_mock/ endpoints (stats, knobs), for the demo and tests.
 import { Agent, request, type Dispatcher } from 'undici';
-import type { MockConfigPatch, StatsSnapshot } from '../dtr-mock/index.js';
+import type { MockConfigPatch, StatsSnapshot } from '../bench/dtr-mock/index.js';
 
 export interface Credentials {
   user: string;

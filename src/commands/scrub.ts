@@ -2,10 +2,10 @@
 // whose bytes do not match their digest (bit rot, a truncated copy, a hand edit). Safe
 // to run beside a live cache: a removed blob is a miss there, fetched again.
 import { rm } from 'node:fs/promises';
-import type { Config } from './config/types.js';
-import { WorkerPool } from './pool.js';
-import { BlobStore } from './store/blob-store.js';
-import { Layout } from './store/layout.js';
+import type { Config } from '../config/types.js';
+import { WorkerPool } from '../pool.js';
+import { BlobStore } from '../store/blob-store.js';
+import { Layout } from '../store/layout.js';
 
 export interface ScrubReport {
   checked: number;

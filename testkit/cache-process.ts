@@ -62,8 +62,8 @@ export async function writeCacheConfig(dir: string, spec: CacheSpec): Promise<{ 
   return { root, path };
 }
 
-/** dist/src/cli.js, next to this file's dist/bench/lib/. */
-export const CACHE_CLI = new URL('../../src/cli.js', import.meta.url).pathname;
+/** dist/src/cli.js, beside this file's dist/testkit/. */
+export const CACHE_CLI = new URL('../src/cli.js', import.meta.url).pathname;
 
 /** The node flags on the CLI's shebang line (`#!/usr/bin/env -S node <flags>`), as users run it. */
 export async function cliNodeFlags(cli = CACHE_CLI): Promise<string[]> {
