@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { access, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
@@ -12,6 +12,15 @@ import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js'
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
+import { spoolBytes } from '../helpers/spool.js';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 async function replicas(
   t: TestContext,
@@ -35,7 +44,7 @@ async function replicas(
 }
 
 test("two replicas: a cold blob hit at both at once is fetched once, and each serves the other's blobs", async (t) => {
-  const { ca, origin, nodes } = await replicas(t, 2);
+  const { ca, origin, root, nodes } = await replicas(t, 2);
   const [a, b] = nodes as [CacheProcess, CacheProcess];
   const agent = agentFor(ca.cert, true);
   t.after(() => agent.destroy());
@@ -57,6 +66,8 @@ test("two replicas: a cold blob hit at both at once is fetched once, and each se
   const other = origin.add(randomBytes(300_000));
   const otherPath = `/v2/team/app/blobs/${other.digest}?token=${await origin.mint('team/app', other.digest)}`;
   assert.equal(`sha256:${(await fetchBlob(agent, `${a.url}${otherPath}`)).sha256}`, other.digest);
+  // A publishes just after its client's last byte.
+  await waitFor(5_000, 'A published', () => exists(new Layout(root).blobData(parseDigest(other.digest))));
   const fromB = await fetchBlob(agent, `${b.url}${otherPath}`);
   assert.equal(`sha256:${fromB.sha256}`, other.digest);
   assert.equal(origin.count(origin.gets, other.digest), 1);
@@ -78,6 +89,7 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
   await within(10_000, 'A fetching', gate.reached);
   const survivor = fetchBlob(agent, `${b.url}${path}`);
   await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  await waitFor(10_000, "A's spool has bytes", async () => (await spoolBytes(root, blob.digest)) > 0);
   await a.stop('SIGKILL');
   gate.cut();
   await victim;
