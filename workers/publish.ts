@@ -1,7 +1,7 @@
 // Publishing a verified spool: durable first, then visible. fsync before the link, so after
 // a crash the published name never points at bytes that were not on disk; the directory is
 // synced after, so the name itself survives (POSIX rename(2)/link(2), fsync(2)).
-import { link, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { access, link, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -17,7 +17,9 @@ export async function publish(fh: FileHandle, dataPath: string, finalPath: strin
     await link(dataPath, finalPath);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') published = false;
+    // EEXIST: published by another writer. ENOENT: a replica took our stalled spool over,
+    // finished first and removed our file; what it published is the blob.
+    if (code === 'EEXIST' || (code === 'ENOENT' && (await exists(finalPath)))) published = false;
     // Filesystems without hard links: a rename, which replaces a twin with the same bytes.
     else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS') await rename(dataPath, finalPath);
     else throw err;
@@ -34,4 +36,11 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await dh.close();
   }
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

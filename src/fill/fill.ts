@@ -355,7 +355,8 @@ export class Fill implements FillBytes {
       // The verdict also came as a ring message, but on another channel: the result may arrive first.
       this.#released();
       this.#deps.store.add(this.digest, this.#size);
-      return 'published';
+      // Another writer of the same blob (a replica that took our stalled spool over) was first.
+      return result.published ? 'published' : 'published-by-replica';
     }
     // The verdict also came as a ring message, but on another channel: the result may arrive first.
     if (result.reason === 'not-stored' && result.digestMatches) {

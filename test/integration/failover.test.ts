@@ -10,7 +10,7 @@ import { createTestCa } from '../../testkit/pki.js';
 import { startTestCache, type CacheSpec } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
-import { within } from '../helpers/deadline.js';
+import { waitFor, within } from '../helpers/deadline.js';
 
 const MiB = 1 << 20;
 
@@ -40,9 +40,12 @@ async function hosts(t: TestContext, n: number, spec: (urls: string[]) => Partia
       url: `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await list[0]!.mint('team/app', blob.digest)}`,
     };
   };
-  const fillLine = async (digest: string) =>
-    (await cache.logLines()).find(
-      (l) => (l.msg === 'fill published' || l.msg === 'fill failed') && l.digest === digest,
+  // The fill's line comes when it settles, just after its clients' last byte.
+  const fillLine = (digest: string) =>
+    waitFor(10_000, `the fill of ${digest} settled`, async () =>
+      (await cache.logLines()).find(
+        (l) => (l.msg === 'fill published' || l.msg === 'fill failed') && l.digest === digest,
+      ),
     );
   return { list, cache, agent, add, fillLine };
 }
