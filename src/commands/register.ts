@@ -6,6 +6,8 @@
 // they stay out of `ps` and shell history.
 import type { SecureContext } from 'node:tls';
 import { Agent, request } from 'undici';
+import { DtrCacheError } from '../errors/base.js';
+import { messageOf } from '../errors/inspect.js';
 
 export interface Credentials {
   username: string;
@@ -27,14 +29,7 @@ export interface RegisterOptions {
 
 export type RegisterErrorCode = 'CREDENTIALS' | 'HOST_MISMATCH' | 'REFUSED' | 'ORIGIN';
 
-export class RegisterError extends Error {
-  readonly code: RegisterErrorCode;
-  constructor(code: RegisterErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RegisterError';
-    this.code = code;
-  }
-}
+export class RegisterError extends DtrCacheError<RegisterErrorCode> {}
 
 interface ContentCache {
   id: string;
@@ -77,11 +72,7 @@ export async function register(opts: RegisterOptions): Promise<void> {
         body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (err) {
-      throw new RegisterError(
-        'ORIGIN',
-        `cannot reach the origin at ${base}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+      throw new RegisterError('ORIGIN', `cannot reach the origin at ${base}: ${messageOf(err)}`, { cause: err });
     }
     const text = await res.body.text();
     let json: unknown = null;

@@ -4,13 +4,14 @@
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/types.js';
 
+// `*.headers.authorization` covers an error logged as `{ err }` that carries request headers.
 const REDACT = [
   'token',
   '*.token',
   'authorization',
   '*.authorization',
   'headers.authorization',
-  'req.headers.authorization',
+  '*.headers.authorization',
 ];
 
 export function createLogger(cfg: Config['log'], dest: number | string = 1): Logger {

@@ -1,7 +1,7 @@
 // Routes (issue #2): GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
 // GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
 // blob path). Names and digests are validated before anything touches disk or upstream.
-import { RegistryError, isRegistryError } from '../errors/registry.js';
+import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';
 import { parseDigest, validateName } from '../store/digest.js';
 import type { AppContext, RequestRecord } from './context.js';
 import { handleBlob } from './handlers/blob.js';
@@ -66,10 +66,8 @@ export function createRouter(ctx: AppContext) {
       if (err instanceof ClientGone) {
         status = 499;
       } else {
-        const regErr = isRegistryError(err)
-          ? err
-          : new RegistryError('UNAVAILABLE', { status: 500, message: 'internal error', cause: err });
         if (!isRegistryError(err)) ctx.log.error({ err }, 'unexpected error');
+        const regErr = toRegistryError(err);
         status = res.headersSent ? 0 : regErr.status;
         if (!rec.outcome) rec.outcome = 'error';
         sendError(res, regErr, head);
