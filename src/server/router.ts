@@ -2,7 +2,8 @@
 // GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
 // blob path). Names and digests are validated before anything touches disk or upstream.
 import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';
-import { parseDigest, validateName } from '../store/digest.js';
+import { validateName } from '../distribution/name.js';
+import { parseDigest } from '../store/digest.js';
 import type { AppContext, RequestRecord } from './context.js';
 import { handleBlob } from './handlers/blob.js';
 import { asRes, type Req, type Res } from './http-types.js';
