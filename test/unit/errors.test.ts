@@ -10,7 +10,7 @@ import { REGISTRY_ERRORS, RegistryError, toRegistryError } from '../../src/error
 import { gatewayError, type UpstreamFailureKind } from '../../src/errors/upstream.js';
 import { ConfigError, ValueSyntaxError } from '../../src/config/errors.js';
 import { JwksError } from '../../src/auth/errors.js';
-import { RegisterError } from '../../src/commands/register.js';
+import { RegisterError } from '../../src/commands/register/errors.js';
 import { MockError } from '../../bench/dtr-mock/errors.js';
 
 const README = new URL('../../../README.md', import.meta.url);
