@@ -1,6 +1,7 @@
 // What a log line carries for an error: the error object (type, code, message and stack
-// with the causes), and never a token, wherever in the logged object it sits.
-import { test } from 'node:test';
+// with the causes), and never a token, wherever in the logged object it sits; and what the
+// text formatter makes of lines.
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once, type EventEmitter } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,19 +13,27 @@ import { gatewayError } from '../../src/errors/upstream.js';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg';
 
-async function linesOf(t: import('node:test').TestContext, write: (log: ReturnType<typeof createLogger>) => void) {
+type Logger = ReturnType<typeof createLogger>;
+
+/** What a logger of this formatter writes to a file; the destination is closed before reading. */
+async function written(t: TestContext, formatter: 'json' | 'text', write: (log: Logger) => void): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-log-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'out.log');
-  const log = createLogger({ level: 'info', formatter: 'json' }, file);
-  // The asynchronous destination opens the file first; lines written are then flushed and closed.
+  const log = createLogger({ level: 'info', formatter }, file);
+  // The destination (a file stream, or the text formatter's thread) gets ready first; what
+  // was written is then flushed, and the file closed.
   const dest = (log as unknown as Record<symbol, EventEmitter & { end(): void }>)[pino.symbols.streamSym]!;
   await once(dest, 'ready');
   write(log);
   await flushLogger(log);
   dest.end();
   await once(dest, 'close');
-  const text = await readFile(file, 'utf8');
+  return readFile(file, 'utf8');
+}
+
+async function linesOf(t: TestContext, write: (log: Logger) => void) {
+  const text = await written(t, 'json', write);
   return {
     text,
     lines: text
@@ -59,4 +68,18 @@ test('tokens never reach the log, in the object or in an error', async (t) => {
   assert.equal(text.trim().split('\n').length, 3);
   assert.ok(!text.includes(TOKEN), text);
   assert.ok(!text.includes(TOKEN.split('.')[2]!), 'not even the signature');
+});
+
+test('log.formatter text: one line a record, UTC time, level, message, fields; tokens redacted', async (t) => {
+  const text = await written(t, 'text', (log) => {
+    log.info({ method: 'GET', status: 200, token: TOKEN }, 'request');
+    log.warn({ upstream: 'https://dtr.example.org' }, 'upstream failed, trying next');
+  });
+  const lines = text.trim().split('\n');
+  assert.equal(lines.length, 2, text);
+  assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: request \{.*"method":"GET".*\}$/);
+  assert.match(lines[0]!, /"status":200/);
+  assert.match(lines[1]!, /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
+  assert.ok(!text.includes(TOKEN));
+  assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
 });
