@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processesUsing } from './processes-using.js';
 import { createTestCa } from '../../testkit/pki.js';
 import { findBinary } from '../../bench/drivers/external.js';
 import type { LoadSpec } from '../../bench/drivers/protocol.js';
@@ -63,17 +64,6 @@ function spec(driver: 'wrk' | 'h2load', origin: string, caPath: string, paths: s
     maxRequests: 100_000,
     requestTimeoutMs: 5_000,
   };
-}
-
-/** PIDs of live processes whose command line names `dir` (the drivers' scripts and URI lists are there). */
-async function processesUsing(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(dir)) pids.push(Number(e));
-  }
-  return pids;
 }
 
 for (const driver of ['wrk', 'h2load'] as const) {
