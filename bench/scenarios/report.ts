@@ -13,7 +13,9 @@ function pad(s: string, n: number): string {
 }
 
 function ceilingRow(c: Ceiling): string {
-  const bound = c.driverBound === true ? '  DRIVER-BOUND' : '';
+  // Far above its ceiling: the ceiling's own load was disturbed (steal, other work), not a limit.
+  const low = c.ofCeiling !== null && c.ofCeiling > 1.1 ? ' (the ceiling measured low: noise)' : '';
+  const bound = c.driverBound === true ? `  DRIVER-BOUND${low}` : '';
   return `ceiling: ${c.metric} ${show(c.value)} (${c.driver} against nginx static); this figure is ${show(c.ofCeiling)} × it${bound}`;
 }
 
