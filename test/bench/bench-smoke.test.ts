@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processesUsing } from '../helpers/processes.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
 const RUN = new URL('../../bench/run.js', import.meta.url).pathname;
@@ -41,17 +42,6 @@ function startRun(args: string[], onStderr?: (text: string, kill: (s: NodeJS.Sig
       }),
     );
   });
-}
-
-/** PIDs of processes whose command line names `dir` (every server and driver of a run does). */
-async function processesUsing(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(dir)) pids.push(Number(e));
-  }
-  return pids;
 }
 
 function isFigure(v: unknown): boolean {
