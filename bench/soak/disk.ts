@@ -3,17 +3,17 @@
 // elsewhere the edge's root is an ordinary directory and the disk-full fault is skipped,
 // since filling the machine's real disk is not something a soak may do.
 import { execFile } from 'node:child_process';
-import { mkdir, open, rm, statfs, type FileHandle } from 'node:fs/promises';
+import { mkdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const CHUNK = Buffer.alloc(1 << 20);
 
 export class SmallDisk {
-  #ballast: FileHandle | null = null;
+  readonly #ballast: string[] = [];
+  #full = false;
   #filler: Promise<void> | null = null;
-  /** Bytes the ballast holds at its fullest. */
+  /** Bytes in use on the disk at its fullest (ballast and the edge's files). */
   peakBallast = 0;
 
   private constructor(
@@ -40,38 +40,42 @@ export class SmallDisk {
 
   /**
    * Fills the disk and keeps it full until release(): whatever the edge frees (eviction,
-   * a failed fill's spool) is taken again within half a second.
+   * a failed fill's spool) is taken again within half a second. fallocate(1) reserves the
+   * blocks at once, where writing them would take seconds on a busy machine.
    */
   async fill(): Promise<void> {
-    this.#ballast = await open(join(this.dir, 'ballast'), 'w');
-    const fh = this.#ballast;
-    let written = 0;
+    let n = 0;
     const topUp = async (): Promise<void> => {
-      for (;;) {
-        // A short write or ENOSPC: the disk is full to the byte.
-        const r = await fh.write(CHUNK, 0, CHUNK.length, written).catch(() => null);
-        written += r?.bytesWritten ?? 0;
-        if (r === null || r.bytesWritten < CHUNK.length) break;
+      // The edge writes meanwhile: a reservation that no longer fits is tried again smaller.
+      for (let tries = 0; tries < 4; tries++) {
+        const free = await this.freeBytes();
+        if (free < 4096) break;
+        const file = join(this.dir, `ballast-${n++}`);
+        const ok = await run('fallocate', ['-l', String(free - (free % 4096)), file]).then(
+          () => true,
+          () => false,
+        );
+        if (ok) this.#ballast.push(file);
+        else await rm(file, { force: true });
       }
-      this.peakBallast = Math.max(this.peakBallast, written);
+      this.peakBallast = Math.max(this.peakBallast, this.sizeBytes - (await this.freeBytes()));
     };
+    this.#full = true;
     await topUp();
     this.#filler = (async () => {
-      while (this.#ballast === fh) {
+      while (this.#full) {
         await new Promise((r) => setTimeout(r, 500));
-        if (this.#ballast === fh) await topUp();
+        if (this.#full) await topUp();
       }
     })();
   }
 
   /** Space returns. */
   async release(): Promise<void> {
-    const fh = this.#ballast;
-    this.#ballast = null;
+    this.#full = false;
     await this.#filler;
     this.#filler = null;
-    await fh?.close();
-    await rm(join(this.dir, 'ballast'), { force: true });
+    for (const f of this.#ballast.splice(0)) await rm(f, { force: true });
   }
 
   async unmount(): Promise<void> {

@@ -45,7 +45,7 @@ export function chainFaults(c: Chain): FaultActions {
           stalled: c.link.stats.stalled,
           flipped: c.link.stats.flipped,
         });
-        c.link.mode = { faults: linkFaults, rate: c.linkRate };
+        c.link.setMode({ faults: linkFaults, rate: c.linkRate });
         rec.detail['rate'] = c.linkRate;
         return;
       }
@@ -72,7 +72,7 @@ export function chainFaults(c: Chain): FaultActions {
             return;
           }
           await c.disk.fill();
-          rec.detail['ballastBytes'] = c.disk.peakBallast;
+          rec.detail['diskUsedBytes'] = c.disk.peakBallast;
           rec.detail['freeBytes'] = await c.disk.freeBytes();
           return;
         default:
@@ -82,7 +82,7 @@ export function chainFaults(c: Chain): FaultActions {
 
     async end(kind: FaultKind, rec: FaultRecord): Promise<void> {
       if (LINK_FAULTS[kind] !== undefined) {
-        c.link.mode = { faults: [], rate: 0 };
+        c.link.setMode({ faults: [], rate: 0 });
         rec.detail['cut'] = c.link.stats.cut - linkBefore.cut;
         rec.detail['stalled'] = c.link.stats.stalled - linkBefore.stalled;
         rec.detail['flipped'] = c.link.stats.flipped - linkBefore.flipped;
@@ -114,7 +114,7 @@ export function chainFaults(c: Chain): FaultActions {
           return;
         case 'disk-full':
           if (typeof c.disk !== 'string') {
-            rec.detail['ballastBytes'] = c.disk.peakBallast;
+            rec.detail['diskUsedBytes'] = c.disk.peakBallast;
             await c.disk.release();
           }
           return;

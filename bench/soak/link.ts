@@ -99,7 +99,9 @@ class BodyFault extends Transform {
 
 export class FaultLink {
   readonly stats: LinkStats = { requests: 0, getsByDigest: {}, cut: 0, stalled: 0, flipped: 0, unreachable: 0 };
-  mode: LinkMode = { faults: [], rate: 0 };
+  #mode: LinkMode = { faults: [], rate: 0 };
+  /** Faults drawn since the mode was set: the first qualifying body of a phase always gets one. */
+  #faultsInMode = 0;
   url = '';
   readonly #server: Server;
   readonly #agent: Agent;
@@ -197,11 +199,20 @@ export class FaultLink {
     pipeline(req, up).catch(drop);
   }
 
+  /** A new fault mode (or none); a short phase still faults at least one transfer. */
+  setMode(mode: LinkMode): void {
+    this.#mode = mode;
+    this.#faultsInMode = 0;
+  }
+
   #draw(method: string, status: number, length: number): LinkFault | null {
-    const { faults, rate } = this.mode;
+    const { faults, rate } = this.#mode;
     if (faults.length === 0 || method !== 'GET' || (status !== 200 && status !== 206)) return null;
-    if (length < MIN_FAULT_BODY || this.rnd() >= rate) return null;
-    return faults[Math.floor(this.rnd() * faults.length)] ?? null;
+    if (length < MIN_FAULT_BODY || (this.#faultsInMode > 0 && this.rnd() >= rate)) return null;
+    this.#faultsInMode++;
+    // In a mixed phase the first faults take each kind in turn, then the draw decides.
+    const i = this.#faultsInMode <= faults.length ? this.#faultsInMode - 1 : Math.floor(this.rnd() * faults.length);
+    return faults[i] ?? null;
   }
 
   async close(): Promise<void> {

@@ -104,8 +104,8 @@ export interface LoadSpec {
   /** Share of requests sent with a Range header. */
   rangeShare: number;
   seed: number;
-  /** Wall-clock end of the load (ms since the epoch). */
-  endAt: number;
+  /** Wall-clock end of the load (ms since the epoch), as known now. */
+  endAt(): number;
   /** Per-request limit: a response that takes longer is an error (a hang), not a wait. */
   requestTimeoutMs: number;
   /** Upper bound on requests per client, whatever the time: every load loop is bounded. */
@@ -148,7 +148,7 @@ export class Load {
     });
     this.#agents.push(agent);
     try {
-      for (let n = 0; n < s.maxRequestsPerClient && !this.#stopped && Date.now() < s.endAt; n++) {
+      for (let n = 0; n < s.maxRequestsPerClient && !this.#stopped && Date.now() < s.endAt(); n++) {
         const blob = s.blobs[picker.next()];
         if (blob === undefined) continue;
         const range = rnd() < s.rangeShare && blob.size > 1 ? randomRange(blob.size, rnd) : null;

@@ -185,7 +185,7 @@ async function main(): Promise<number> {
     path: (d) => s.mock.blobPath(d),
     rangeShare: settings.rangeShare,
     seed: settings.seed,
-    endAt: startAt + lengthMs,
+    endAt: () => sched.loadEnd(),
     requestTimeoutMs: 120_000,
     maxRequestsPerClient: 1_000_000,
     phase: () => sched.phase,
@@ -217,6 +217,7 @@ async function main(): Promise<number> {
   sampling = false;
   await sampler;
   const steal = stealPct(cpu0, await cpuTimes());
+  const loadedSeconds = Math.round((Date.now() - startAt) / 1000);
 
   log('sweep: every blob once, right after the faults');
   const swept = await sweep(s);
@@ -247,7 +248,7 @@ async function main(): Promise<number> {
       edgeTmpfs: s.tmpfsBytes === 0 ? 'none' : formatSize(s.tmpfsBytes),
     },
     workDir,
-    loadSeconds,
+    loadSeconds: loadedSeconds,
     stealPct: steal,
     requests: l.total.requests,
     successes: l.total.ok,

@@ -11,15 +11,12 @@ export interface Sample {
   fds: number;
 }
 
-/** pid → parent pid of every process on the machine (/proc/PID/stat field 4). */
-async function parents(): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  for (const e of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(e)) continue;
-    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (Number.isInteger(ppid)) out.set(Number(e), ppid);
+/** Direct children of `pid`, from every thread's /proc/PID/task/TID/children (proc(5)). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+    for (const c of text.split(' ')) if (/^\d+$/.test(c)) out.push(Number(c));
   }
   return out;
 }
@@ -37,11 +34,10 @@ async function fdsOf(pid: number): Promise<number> {
 /** RSS and FDs of `pid` and its descendants; null when it is gone. */
 export async function sampleTree(pid: number): Promise<{ rssBytes: number; fds: number } | null> {
   const tree = [pid];
-  const pp = await parents();
-  if (!pp.has(pid)) return null;
-  for (let i = 0; i < tree.length; i++) for (const [c, p] of pp) if (p === tree[i]) tree.push(c);
+  for (let i = 0; i < tree.length; i++) tree.push(...(await childrenOf(tree[i] ?? pid)));
   let rssBytes = 0;
   let fds = 0;
+  if ((await rssOf(pid)) === 0) return null;
   for (const p of tree) {
     rssBytes += await rssOf(p);
     fds += await fdsOf(p);

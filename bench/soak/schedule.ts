@@ -54,6 +54,8 @@ export class Scheduler {
   readonly records: FaultRecord[] = SCHEDULE.map((p) => ({ kind: p.kind, startedAt: null, endedAt: null, detail: {} }));
   #phase = 'calm';
   #aborted = false;
+  #lateMs = 0;
+  #done = false;
 
   constructor(
     readonly startAt: number,
@@ -68,6 +70,7 @@ export class Scheduler {
 
   abort(): void {
     this.#aborted = true;
+    this.#done = true;
   }
 
   #at(share: number): number {
@@ -82,17 +85,19 @@ export class Scheduler {
     while (!this.#aborted && Date.now() < t) await new Promise((r) => setTimeout(r, Math.min(250, t - Date.now())));
   }
 
-  /** Runs every fault in order; one that starts late (a slow restart before it) still runs, shortened. */
+  /**
+   * Runs every fault in order. One that comes late (a slow restart before it, a busy
+   * machine) starts at once and keeps its planned length: the load lasts until the last
+   * fault has ended and the calm tail has passed (loadEnd).
+   */
   async run(): Promise<void> {
+    let lateMs = 0;
     for (const rec of this.records) {
       const p = SCHEDULE.find((x) => x.kind === rec.kind) ?? { kind: rec.kind, from: 1, to: 1 };
-      await this.#sleepUntil(this.#at(p.from));
+      await this.#sleepUntil(this.#at(p.from) + lateMs);
       if (this.#aborted) return;
-      if (Date.now() >= this.startAt + this.lengthMs) {
-        rec.detail['skipped'] = 'the load had ended before its turn';
-        continue;
-      }
-      const endAt = this.#at(p.to);
+      lateMs = Math.max(lateMs, Date.now() - this.#at(p.from));
+      const endAt = this.#at(p.to) + lateMs;
       this.#phase = p.kind;
       rec.startedAt = this.#since();
       try {
@@ -103,6 +108,15 @@ export class Scheduler {
         rec.endedAt = this.#since();
         this.#phase = 'calm';
       }
+      lateMs = Math.max(lateMs, Date.now() - this.#at(p.to));
     }
+    this.#lateMs = lateMs;
+    this.#done = true;
+  }
+
+  /** When the load ends: the planned end, pushed back by however late the faults ran. */
+  loadEnd(): number {
+    if (!this.#done) return Infinity;
+    return this.startAt + this.lengthMs + this.#lateMs;
   }
 }
