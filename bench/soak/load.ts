@@ -163,7 +163,9 @@ export class Load {
         });
         this.#record(phase, r);
         const ms = Date.now() - started;
-        if (ms > hangLimitMs(blob.size))
+        // Over the limit, or cut short by the per-request timeout: either way it hung.
+        const timedOut = r.kind === 'error' && /Abort|Timeout/i.test(r.error);
+        if (ms > hangLimitMs(blob.size) || timedOut)
           this.slow.push({
             at: started,
             phase,

@@ -28,7 +28,7 @@ import { pull } from './verify.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N | --quick | --seconds N] [--clients N] [--blobs N]
        [--min-size 4KiB] [--max-size 64MiB] [--seed N] [--link-rate 0.35] [--range-share 0.25]
-       [--out FILE] [--dir DIR] [--keep] [--no-tmpfs]`;
+       [--request-timeout SEC] [--sweep-budget SEC] [--out FILE] [--dir DIR] [--keep] [--no-tmpfs]`;
 
 function usage(msg: string): never {
   process.stderr.write(`soak: ${msg}\n${USAGE}\n`);
@@ -69,6 +69,8 @@ const { values: a } = (() => {
         dir: { type: 'string' },
         keep: { type: 'boolean' },
         'no-tmpfs': { type: 'boolean' },
+        'request-timeout': { type: 'string' },
+        'sweep-budget': { type: 'string' },
       },
       strict: true,
     });
@@ -92,6 +94,8 @@ const settings = {
   seed: num(a.seed, '--seed', Math.floor(Math.random() * 1e6), 0, 2 ** 31),
   linkRate: num(a['link-rate'], '--link-rate', 0.35, 0, 1),
   rangeShare: num(a['range-share'], '--range-share', 0.25, 0, 1),
+  requestTimeoutSec: num(a['request-timeout'], '--request-timeout', 120, 10, 3_600),
+  sweepBudgetSec: num(a['sweep-budget'], '--sweep-budget', 300, 10, 86_400),
 };
 if (settings.minSize < 1 || settings.minSize > settings.maxSize) usage('--min-size must be 1 byte to --max-size');
 const out = resolve(a.out ?? 'bench/results/soak.json');
@@ -120,9 +124,13 @@ async function teardown(): Promise<void> {
   await stopAll();
 }
 
-/** Every blob once, whole, through the edge, 4 at a time: the chain must serve them all now. */
+/**
+ * Every blob once, whole, through the edge, 4 at a time: the chain must serve them all now.
+ * The sweep as a whole is bounded (--sweep-budget): blobs it had no time for count as failed.
+ */
 async function sweep(s: Setup): Promise<SoakReport['sweep']> {
   const started = Date.now();
+  const deadline = started + settings.sweepBudgetSec * 1000;
   const agent = new Agent({ connect: { ca: s.ca.cert }, allowH2: true, connections: 4, pipelining: 4 });
   const failures: SoakReport['sweep']['failures'] = [];
   let next = 0;
@@ -131,12 +139,17 @@ async function sweep(s: Setup): Promise<SoakReport['sweep']> {
       for (let i = next++; i < s.blobs.length; i = next++) {
         const blob = s.blobs[i];
         if (blob === undefined) continue;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          failures.push({ digest: blob.digest, result: 'not tried: the sweep ran out of time' });
+          continue;
+        }
         const r = await pull({
           url: `${s.edge.url}${await s.mock.blobPath(blob.digest)}`,
           blob,
           range: null,
           dispatcher: agent,
-          timeoutMs: 120_000,
+          timeoutMs: Math.min(left, settings.requestTimeoutSec * 1000),
         });
         if (r.kind !== 'ok')
           failures.push({ digest: blob.digest, result: r.kind === 'bad' ? `bad: ${r.why}` : r.error });
@@ -186,7 +199,7 @@ async function main(): Promise<number> {
     rangeShare: settings.rangeShare,
     seed: settings.seed,
     endAt: () => sched.loadEnd(),
-    requestTimeoutMs: 120_000,
+    requestTimeoutMs: settings.requestTimeoutSec * 1000,
     maxRequestsPerClient: 1_000_000,
     phase: () => sched.phase,
   });

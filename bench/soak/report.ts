@@ -53,7 +53,7 @@ export interface SoakReport {
   errors: Record<string, number>;
   badBodies: number;
   badBodySamples: BadBody[];
-  /** Requests over the hang limit (30 s + 1 s per MiB), whatever they ended with. */
+  /** Requests over the hang limit (30 s + 1 s per MiB) or the per-request timeout, whatever they ended with. */
   hungRequests: number;
   hungSamples: SlowRequest[];
   byPhase: Record<string, Tally>;
