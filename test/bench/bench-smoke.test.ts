@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { access, constants, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesUsing } from './processes-using.js';
+import { processesUsing } from '../helpers/processes.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
 const RUN = new URL('../../bench/run.js', import.meta.url).pathname;

@@ -10,7 +10,7 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesUsing } from './processes-using.js';
+import { processesUsing } from '../helpers/processes.js';
 import { createTestCa } from '../../testkit/pki.js';
 import { findBinary } from '../../bench/drivers/external.js';
 import type { LoadSpec } from '../../bench/drivers/protocol.js';

@@ -25,7 +25,7 @@ function tablePairs(): string[] {
 test('README error table = REGISTRY_ERRORS, one row per code and status', async () => {
   const text = await readFile(README, 'utf8');
   const section = text.slice(text.indexOf('## Errors'), text.indexOf('\n## ', text.indexOf('## Errors') + 1));
-  const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => `${m[1]!} ${m[2]!}`);
+  const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map(([, code, status]) => `${code} ${status}`);
   assert.ok(rows.length > 5, 'the table was found');
   assert.equal(new Set(rows).size, rows.length, 'no row twice');
   assert.deepEqual(rows.sort(), tablePairs());

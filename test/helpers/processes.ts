@@ -1,7 +1,8 @@
-// Which processes are still alive and name a directory on their command line: every
-// server and driver a bench run starts names its work directory (configs, scripts, logs).
+// Whether a run left processes behind: every server and driver a harness starts names its
+// work directory on its command line.
 import { readdir, readFile } from 'node:fs/promises';
 
+/** PIDs of processes (other than this one) whose command line names `dir`. */
 export async function processesUsing(dir: string): Promise<number[]> {
   const pids: number[] = [];
   for (const e of await readdir('/proc')) {
