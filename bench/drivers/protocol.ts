@@ -20,8 +20,8 @@ export interface LoadTarget {
 }
 
 export interface LoadSpec extends LoadTarget {
-  driver: 'autocannon' | 'undici' | 'raw';
-  /** undici only: HTTP/2 (`allowH2`) or HTTP/1.1. autocannon is always HTTP/1.1. */
+  driver: 'autocannon' | 'undici' | 'raw' | 'wrk' | 'h2load';
+  /** HTTP/2 (undici with `allowH2`, h2load) or HTTP/1.1 (autocannon, raw, wrk, undici). */
   proto: 'h1' | 'h2';
   /** Requests in flight at once (HTTP/1.1: one connection each). */
   concurrency: number;
@@ -37,6 +37,11 @@ export interface LoadSpec extends LoadTarget {
   maxRequests: number;
   /** A single request may take this long before it counts as an error. */
   requestTimeoutMs: number;
+  /**
+   * raw only: open every connection (TLS handshake included) before the clock starts, so
+   * times run from the request to the response, not from the connect.
+   */
+  preconnect?: boolean;
   /** undici: HTTP/2 connections in the pool (1 = every stream on one connection, as browsers and Go do). */
   h2Connections?: number;
 }

@@ -5,7 +5,7 @@
 import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchEnv } from '../scenarios/env.js';
-import { openBlobPath } from '../scenarios/origin.js';
+import { openBlobPath, type MockOrigin } from '../scenarios/origin.js';
 import { freePort, spawnLogged } from '../scenarios/procs.js';
 import { procCrashed, waitHttpReady, type Subject } from '../scenarios/subject.js';
 
@@ -44,10 +44,16 @@ function location(role: 'static' | 'proxy', blobDir: string, upstreamUrl: string
     }`;
 }
 
-export async function startNginx(env: BenchEnv, label: string, role: 'static' | 'proxy'): Promise<Subject> {
+/** nginx static, or as a proxy cache in front of `proxyTo` (the far open mock by default). */
+export async function startNginx(
+  env: BenchEnv,
+  label: string,
+  role: 'static' | 'proxy',
+  proxyTo?: MockOrigin,
+): Promise<Subject> {
   const dir = env.dir(label);
   for (const d of ['tmp', 'cache']) await mkdir(join(dir, d), { recursive: true });
-  const upstream = role === 'proxy' ? await env.openMock() : null;
+  const upstream = role === 'proxy' ? (proxyTo ?? (await env.openMock())) : null;
   const port = await freePort();
   const blobDir = join(env.corpus.root, 'blobs', 'sha256');
   const t = join(dir, 'tmp');
@@ -95,7 +101,9 @@ ${location(role, blobDir, upstream?.url ?? '', env.ca.certPath)}
     kind: 'nginx',
     origin,
     h2: true,
-    pid: null,
+    // The master: peak RSS is summed over it and its workers.
+    pid: proc.pid,
+    processes: 'auto',
     upstream,
     path: async (digest) => openBlobPath(digest),
     eventLoopP99Ms: async () => null,

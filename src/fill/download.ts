@@ -6,6 +6,7 @@
 // only when no host is left (docs/protocol.md §3).
 import type { Logger } from 'pino';
 import { gatewayError } from '../errors/upstream.js';
+import { messageOf } from '../errors/inspect.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { expectFullBody, expectResumeBody } from '../upstream/response.js';
@@ -117,7 +118,7 @@ export class Download {
   }
 
   #fail(host: UpstreamHost, progressed: boolean, err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = messageOf(err);
     host.recordFailure(`body: ${message}`);
     const attempts = (this.#failures.get(host) ?? 0) + 1;
     this.#failures.set(host, attempts);

@@ -8,6 +8,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors/registry.js';
+import { DtrCacheError } from '../errors/base.js';
+import { errnoCode, messageOf } from '../errors/inspect.js';
 import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -53,11 +55,14 @@ export interface FillHooks {
 
 type Claim = { kind: 'owned'; spool: OwnedSpool } | { kind: 'none' } | { kind: 'replica'; follower: ReplicaFollower };
 
-/** A failure with its outcome: the error is what clients get (a registry error), the outcome what we count. */
-class FillFailure extends Error {
+/**
+ * A failure with its outcome: the cause is what clients get (a registry error), the outcome
+ * what is counted and logged.
+ */
+class FillFailure extends DtrCacheError<'FILL_FAILED'> {
   readonly outcome: FillOutcome;
   constructor(outcome: FillOutcome, error: Error) {
-    super(error.message, { cause: error });
+    super('FILL_FAILED', error.message, { cause: error });
     this.outcome = outcome;
   }
 }
@@ -212,7 +217,7 @@ export class Fill implements FillBytes {
       try {
         claim = await this.#deps.spools.claim(this.digest);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const code = errnoCode(err) ?? '';
         if (!DISK_FULL_CODES.has(code)) throw err;
         this.#diskFull(code);
         return { kind: 'none' };
@@ -282,7 +287,7 @@ export class Fill implements FillBytes {
     try {
       await storeSmall(body.bytes, this.#spool.dataPath, this.#finalPath);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      const code = errnoCode(err) ?? 'EIO';
       if (DISK_FULL_CODES.has(code)) this.#diskFull(code);
       else this.#deps.log.error({ digest: this.digest.value, err }, 'could not store a verified small blob');
       return 'not-stored';
@@ -334,7 +339,7 @@ export class Fill implements FillBytes {
       ok: false,
       reason: 'io',
       code: 'EWORKER',
-      message: err instanceof Error ? err.message : String(err),
+      message: messageOf(err),
     }));
     this.#resolveReady(this.#size);
     try {

@@ -10,6 +10,7 @@ import { link, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFi
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from './digest.js';
+import { errnoCode } from '../errors/inspect.js';
 import type { Layout } from './layout.js';
 
 export interface SpoolOwner {
@@ -72,7 +73,7 @@ export class SpoolDir {
       await createRecord(this.claimPath(d), owner);
     } catch (err) {
       await rm(data, { force: true });
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoCode(err) !== 'EEXIST') throw err;
       return { kind: 'exists', owner: await this.readOwner(d) };
     }
     return { kind: 'created', spool: new OwnedSpool(this.claimPath(d), owner, null, this.timing) };
@@ -273,6 +274,6 @@ function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
 }

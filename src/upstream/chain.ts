@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { UpstreamsConfig } from '../config/types.js';
 import { classifyUpstreamError, gatewayError, type UpstreamFailureKind } from '../errors/upstream.js';
 import { UpstreamHost, type HostOptions } from './host.js';
+import { messageOf } from '../errors/inspect.js';
 
 export interface BlobRequest {
   method: 'GET' | 'HEAD';
@@ -108,7 +109,7 @@ export class UpstreamChain {
       } catch (err) {
         lastKind = classifyUpstreamError(err);
         lastCause = err;
-        host.recordFailure(`${lastKind}: ${err instanceof Error ? err.message : String(err)}`);
+        host.recordFailure(`${lastKind}: ${messageOf(err)}`);
         this.#log?.warn(
           { upstream: host.url, reason: lastKind, err: String(err), digest: req.digest },
           'upstream failed, trying next',

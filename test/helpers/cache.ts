@@ -42,13 +42,13 @@ async function readLogLines(file: string): Promise<Array<Record<string, unknown>
 export async function startTestCache(
   t: TestContext,
   spec: CacheSpec,
-  opts: Omit<StartOptions, 'log'> = {},
+  start: Omit<StartOptions, 'log'> = {},
 ): Promise<TestCache> {
   const { dir, root, path } = await writeConfig(spec);
   const { config } = await loadConfigFile(path, {});
   const logFile = join(dir, 'cache.log');
   const log = pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true }));
-  const cache = await startCache(config, { ...opts, log });
+  const cache = await startCache(config, { ...start, log });
   t.after(async () => {
     await cache.close();
     if (spec.root === undefined) await rm(dir, { recursive: true, force: true });
