@@ -387,15 +387,27 @@ export class Fill implements FillBytes {
     this.progress.notify();
   }
 
-  /** Wakes readers as bytes arrive: frontier readers send them from memory at once. */
+  /**
+   * Wakes readers as bytes arrive, once per event-loop turn: frontier readers then send
+   * whatever the turn brought from memory at once, and a chunk does not cost every reader a
+   * wake-up of its own.
+   */
   #announcing(sink: ByteSink): ByteSink {
+    let scheduled = false;
+    const announce = (): void => {
+      scheduled = false;
+      this.progress.notify();
+    };
     return {
       write: (chunk) => {
         const more = sink.write(chunk);
         // Streaming through memory: bytes every reader is already past (a Range client waiting
         // further on) go at once, or they would fill the tail and pause the upstream for good.
         if (this.#stream?.inMemoryOnly === true) this.#readerMoved();
-        this.progress.notify();
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(announce);
+        }
         return more;
       },
       onDrain: (resume) => sink.onDrain(resume),
