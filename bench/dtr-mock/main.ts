@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { isSigningAlg } from './keys.js';
 import { startDtrMock, type DtrMockOptions, type UserSpec } from './index.js';
+import { stackOf } from '../../src/errors/inspect.js';
 
 function fail(msg: string): never {
   process.stderr.write(`dtr-mock: ${msg}\n`);
@@ -98,4 +99,4 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 }
 
-main().catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err)));
+main().catch((err: unknown) => fail(stackOf(err)));

@@ -25,6 +25,7 @@ import { sampleTree, judgeFlat, type Sample } from './sampler.js';
 import { Scheduler } from './schedule.js';
 import { buildChain, type Setup } from './setup.js';
 import { pull } from './verify.js';
+import { stackOf } from '../../src/errors/inspect.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N | --quick | --seconds N] [--clients N] [--blobs N]
        [--min-size 4KiB] [--max-size 64MiB] [--seed N] [--link-rate 0.35] [--range-share 0.25]
@@ -304,7 +305,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   async (err: unknown) => {
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    log(`failed: ${stackOf(err)}`);
     await teardown().catch(() => undefined);
     process.exit(1);
   },
