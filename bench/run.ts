@@ -21,6 +21,7 @@ import { cpuTimes, stealPct } from './scenarios/steal.js';
 import { addRatios } from './scenarios/ratios.js';
 import { evaluateTargets } from './scenarios/targets.js';
 import { SCHEMA, type BenchReport, type Mode, type Processes, type ScenarioResult } from './scenarios/types.js';
+import { messageOf, stackOf } from '../src/errors/inspect.js';
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--scenario NAME[,NAME|PREFIX*]] [--no-peers]
        [--processes auto|N[,…]] [--h1-driver wrk|autocannon|raw] [--h2-driver h2load|undici]
@@ -72,7 +73,7 @@ async function runOne(env: BenchEnv, def: ScenarioDef): Promise<ScenarioResult> 
     if (env.mock.proc.crashed()) throw new Error('the DTR mock exited during the scenario');
     return { ...base, ...o, status: o.errors > 0 ? 'error' : 'ok', note: o.note ?? null, ...(await timing()) };
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = messageOf(err);
     return {
       ...base,
       status: 'error',
@@ -121,13 +122,11 @@ async function main(): Promise<number> {
   try {
     if (values.processes !== undefined) asked = parseProcesses(values.processes);
   } catch (err) {
-    usage(err instanceof Error ? err.message : String(err));
+    usage(messageOf(err));
   }
   const h1 = oneOf<H1Driver>(values['h1-driver'], '--h1-driver', H1_DRIVERS);
   const h2 = oneOf<H2Driver>(values['h2-driver'], '--h2-driver', H2_DRIVERS);
-  const drivers = await chooseDrivers(h1, h2).catch((err: unknown) =>
-    usage(err instanceof Error ? err.message : String(err)),
-  );
+  const drivers = await chooseDrivers(h1, h2).catch((err: unknown) => usage(messageOf(err)));
   const latencyMs = whole(values['latency-ms'], '--latency-ms', 40);
   const bandwidth = whole(values.bandwidth, '--bandwidth', 25_000_000);
   if (bandwidth === 0) usage('--bandwidth must be > 0');
@@ -161,7 +160,7 @@ async function main(): Promise<number> {
     defs = selectScenarios(values.scenario, values['no-peers'] !== true && mode !== 'smoke', settings.processes);
   } catch (err) {
     await rm(workDir, { recursive: true, force: true });
-    usage(err instanceof Error ? err.message : String(err));
+    usage(messageOf(err));
   }
   let env: BenchEnv | null = null;
   const cleanup = async (): Promise<void> => {
@@ -247,7 +246,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`bench: ${stackOf(err)}\n`);
     killAllNow();
     process.exit(1);
   },

@@ -2,6 +2,7 @@
 // the driver answers (a JSON file it writes before exiting). Drivers run as their own
 // processes, so the load generator never shares a thread with the server it measures.
 import { readFile, writeFile } from 'node:fs/promises';
+import { stackOf } from '../../src/errors/inspect.js';
 
 export interface LoadTarget {
   /** `https://localhost:PORT` */
@@ -156,7 +157,7 @@ export function driverMain(name: string, run: (spec: LoadSpec) => Promise<LoadRe
     await writeFile(resultPath, JSON.stringify(await run(spec)));
   };
   go().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`${stackOf(err)}\n`);
     process.exit(1);
   });
 }

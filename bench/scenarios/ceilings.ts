@@ -8,6 +8,7 @@ import { ErrorTally, round, withSubject } from './common.js';
 import type { BenchEnv } from './env.js';
 import type { Subject } from './subject.js';
 import type { Ceiling, Figure } from './types.js';
+import { messageOf } from '../../src/errors/inspect.js';
 
 /** Within this share of the ceiling, a figure is flagged as bound by the driver. */
 export const DRIVER_BOUND_WITHIN = 0.1;
@@ -48,7 +49,7 @@ export async function measureCeiling(
       }
       return r;
     } catch (err) {
-      note = `driver ceiling not measured: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+      note = `driver ceiling not measured: ${messageOf(err).split('\n')[0]}`;
       return null;
     }
   });

@@ -73,6 +73,9 @@ export class BenchEnv {
       latencyMs: far ? this.settings.latencyMs : 0,
       bandwidth: far ? this.settings.bandwidth : 0,
       tokens,
+      // The fast scenarios time misses of a subject whose upstream connection is open; the
+      // waits between their fetches can outlast the mock's 5 s default and close it.
+      ...(far ? {} : { keepAliveMs: 300_000 }),
     });
   }
 

@@ -4,7 +4,7 @@
 // ceiling: the same driver and shape against nginx static (ceilings.ts).
 import type { LoadResult, LoadSpec } from '../drivers/protocol.js';
 import { ceilingOf, measureCeiling } from './ceilings.js';
-import { ErrorTally, load, MiB, round, warm, type Outcome } from './common.js';
+import { ErrorTally, load, measured, MiB, round, warm, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
 import type { Subject } from './subject.js';
 import type { Ceiling } from './types.js';
@@ -47,7 +47,7 @@ async function warmAndMeasure(
     errors.add(await load(env, subject, blobs, { ...l, durationMs: env.shape.warmupMs }));
   }
   env.phase(`${l.proto} load, ${l.durationMs / 1000} s, ${l.driver}`);
-  return errors.add(await load(env, subject, blobs, l));
+  return errors.add(measured(await load(env, subject, blobs, l)));
 }
 
 export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h2'): Promise<Outcome> {

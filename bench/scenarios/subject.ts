@@ -97,11 +97,14 @@ export async function startCacheSubject(
   upstreams: string[],
   o: CacheOptions = {},
 ): Promise<Subject> {
-  const dir = env.dir(label);
+  const processes = env.settings.processesKey ? (o.processes ?? env.settings.processes[0] ?? 1) : 1;
+  // One directory per setting: a scenario run again with other processes must not find the
+  // previous run's "listening" line (and port) in its log.
+  const name = `${label}.processes-${processes}`;
+  const dir = env.dir(name);
   await mkdir(dir, { recursive: true });
   const debugPort = await freePort();
   const origin = o.origin ?? env.mock;
-  const processes = env.settings.processesKey ? (o.processes ?? env.settings.processes[0] ?? 1) : 1;
   const { path, root } = await writeCacheConfig(dir, {
     upstreams,
     cas: [env.ca.certPath],
@@ -113,12 +116,12 @@ export async function startCacheSubject(
   });
   const prof = env.settings.cpuProfDir;
   const proc = await spawnLogged({
-    name: label,
+    name,
     command: process.execPath,
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
     args: [
       ...(await cliNodeFlags()),
-      ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, label)}`]),
+      ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, name)}`]),
       CACHE_CLI,
       'serve',
       '--config',
