@@ -104,6 +104,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     log,
     disk: { full: false },
     onPublished: () => evictor?.afterPublish(),
+    onDiskFull: () => evictor?.diskFull(),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });

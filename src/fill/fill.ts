@@ -40,6 +40,8 @@ export interface FillDeps {
   log: Logger;
   /** After a blob is published (eviction checks the size cap here). */
   onPublished?: (digest: Digest, size: number) => void;
+  /** A write met a full disk (eviction empties its trash). */
+  onDiskFull?: () => void;
   /** Observers (metrics); `upstreamBytes` runs per chunk, so both must be cheap. */
   hooks?: FillHooks;
   /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
@@ -430,6 +432,7 @@ export class Fill implements FillBytes {
   }
 
   #diskFull(code: string): void {
+    if (DISK_FULL_CODES.has(code)) this.#deps.onDiskFull?.();
     if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
       this.#deps.disk.full = true;
       this.#deps.log.error(
