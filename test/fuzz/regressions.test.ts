@@ -64,3 +64,41 @@ test('HEAD ignores Range on a hit, as on a miss (RFC 9110 §14.2)', async (t) =>
   const get = await fetchBlob(s.h2, url, { headers: { range: 'bytes=10-19' } });
   assert.equal(get.status, 206, 'a GET still gets its range');
 });
+
+test('a token with whitespace or padding inside is no compact JWS: 401, on a hit and on a miss', async (t) => {
+  // fuzz tokens, seed 1796635961: a genuine token with a space in its signature verified
+  // (jose's decoder skips whitespace). With a newline, the miss forwarded it upstream as a
+  // header undici refuses: 502, and the healthy upstream penalised.
+  const s = await startStack(t);
+  const stored = s.origin.add(randomBytes(3000));
+  const storedToken = await s.origin.mint('team/app', stored.digest);
+  assert.equal((await fetchBlob(s.h2, s.blobUrl('team/app', stored.digest, storedToken))).status, 200);
+  const cold = s.origin.add(randomBytes(3000));
+  const coldToken = await s.origin.mint('team/app', cold.digest);
+  const broken = (token: string, how: string): string => {
+    const at = token.lastIndexOf('.') + 5;
+    return `${token.slice(0, at)}${how}${token.slice(at)}`;
+  };
+  for (const how of [' ', '\n', '\t', '=']) {
+    for (const [digest, token] of [
+      [stored.digest, storedToken],
+      [cold.digest, coldToken],
+    ] as const) {
+      const r = await fetchBlob(s.h2, s.blobUrl('team/app', digest, broken(token, how)));
+      assert.equal(
+        r.status,
+        401,
+        `${JSON.stringify(how)} in the signature of a token for ${digest === stored.digest ? 'a hit' : 'a miss'}`,
+      );
+      const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; detail: { check: string } }> };
+      assert.equal(body.errors[0]?.code, 'UNAUTHORIZED');
+      assert.equal(body.errors[0]?.detail.check, 'header');
+    }
+  }
+  assert.equal(s.origin.count(s.origin.gets, cold.digest), 0, 'nothing forwarded upstream');
+  assert.equal(
+    (await fetchBlob(s.h2, s.blobUrl('team/app', cold.digest, coldToken))).status,
+    200,
+    'the intact token works',
+  );
+});
