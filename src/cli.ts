@@ -10,7 +10,7 @@ import { isConfigError } from './config/errors.js';
 import { loadConfigFile, type LoadResult } from './config/load.js';
 import { createLogger } from './log/log.js';
 import { startCache } from './main.js';
-import { readCredentials, register, RegisterError } from './commands/register.js';
+import { readCredentials, register, RegisterError } from './commands/register/register.js';
 import { loadUpstreamTrust } from './upstream/trust.js';
 import { scrub } from './commands/scrub.js';
 

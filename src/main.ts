@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { realmFor } from './auth/challenge.js';
 import { defaultJwksUrl, fileJwksLoader, urlJwksLoader, type JwksHttpGet } from './auth/jwks-source.js';
-import { KeySet, type JwksLoader } from './auth/keyset.js';
+import { KeySet, type JwksLoader, type KeySetOptions } from './auth/keyset.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
@@ -45,6 +45,8 @@ export interface RunningCache {
 
 export interface StartOptions {
   log?: Logger;
+  /** Timings of the trusted key set (tests shorten them); defaults in auth/keyset.ts. */
+  keys?: Omit<KeySetOptions, 'log' | 'now'>;
 }
 
 export async function startCache(config: Config, opts: StartOptions = {}): Promise<RunningCache> {
@@ -75,7 +77,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     headersTimeout: t.headersMs,
     bodyTimeout: t.bodyIdleMs,
   });
-  const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { log });
+  const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...opts.keys, log });
   await keys.start();
   const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';
   const verifier = new TokenVerifier({

@@ -1,10 +1,10 @@
 // Registry error answers of the mock origin (distribution spec, "Error Codes";
-// PROTOCOL.md §5): the cache's table (src/errors/registry.ts), so shared codes cannot
-// drift, plus the codes only a registry that takes pushes answers with.
+// PROTOCOL.md §5): the cache's RegistryError over a wider table, the cache's codes plus
+// those only a registry that takes pushes answers with, so shared codes cannot drift.
 import type { ServerResponse } from 'node:http';
-import { REGISTRY_ERRORS } from '../../src/errors/registry.js';
+import { REGISTRY_ERRORS, RegistryError, type RegistryErrorTable } from '../../src/errors/registry.js';
 
-const TABLE = {
+const MOCK_ERRORS = {
   ...REGISTRY_ERRORS,
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
@@ -14,40 +14,13 @@ const TABLE = {
   TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   CONFLICT: { status: 409, message: 'conflict' },
   INVALID_REQUEST: { status: 400, message: 'invalid request' },
-  INTERNAL: { status: 500, message: 'internal error' },
-} as const satisfies Record<string, { status: number; message: string }>;
+} as const satisfies RegistryErrorTable;
 
-export type MockErrorCode = keyof typeof TABLE;
-
-export interface MockErrorOptions {
-  status?: number;
-  message?: string;
-  detail?: unknown;
-  headers?: Record<string, string>;
-  cause?: unknown;
-}
+export type MockErrorCode = keyof typeof MOCK_ERRORS;
 
 /** The one error the mock's handlers throw; `sendError` renders it. */
-export class MockError extends Error {
-  readonly code: MockErrorCode;
-  readonly status: number;
-  readonly detail: unknown;
-  readonly headers: Readonly<Record<string, string>>;
-
-  constructor(code: MockErrorCode, opts: MockErrorOptions = {}) {
-    super(opts.message ?? TABLE[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'MockError';
-    this.code = code;
-    this.status = opts.status ?? TABLE[code].status;
-    this.detail = opts.detail;
-    this.headers = opts.headers ?? {};
-  }
-
-  body(): string {
-    const item: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
-    if (this.detail !== undefined) item.detail = this.detail;
-    return JSON.stringify({ errors: [item] });
-  }
+export class MockError extends RegistryError<MockErrorCode> {
+  static override readonly table: RegistryErrorTable = MOCK_ERRORS;
 }
 
 /**
@@ -55,7 +28,7 @@ export class MockError extends Error {
  * destroys the response: a half-sent body must never look complete.
  */
 export function sendError(res: ServerResponse, err: unknown, head = false): void {
-  const e = err instanceof MockError ? err : new MockError('INTERNAL', { cause: err });
+  const e = err instanceof MockError ? err : new MockError('UNKNOWN', { message: 'internal error', cause: err });
   if (res.headersSent) {
     res.destroy(e);
     return;

@@ -1,15 +1,14 @@
 // Validation of the path parts a registry request carries (distribution spec,
 // "Pulling manifests"/"Pulling blobs"; PROTOCOL.md §4). Nothing reaches storage
 // or the file system before it passed through here.
+import { isRepositoryName } from '../../src/distribution/name.js';
 import { MockError } from './errors.js';
 
-const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+/** The distribution name grammar: the cache's own, so the two cannot disagree. */
+export { isRepositoryName as isName };
+
 const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-
-export function isName(name: string): boolean {
-  return name.length <= 255 && NAME_RE.test(name);
-}
 
 export function isDigest(digest: string): boolean {
   return DIGEST_RE.test(digest);
@@ -20,7 +19,7 @@ export function isTag(tag: string): boolean {
 }
 
 export function checkName(name: string): string {
-  if (!isName(name)) throw new MockError('NAME_INVALID', { detail: { name } });
+  if (!isRepositoryName(name)) throw new MockError('NAME_INVALID', { detail: { name } });
   return name;
 }
 

@@ -2,6 +2,7 @@
 // They never reach a client directly: the composition root turns a failed start into
 // an exit, and the TokenVerifier maps lookup failures to registry errors. Callers branch
 // on `code`, never on the message (DESIGN.md, "Errors").
+import { DtrCacheError } from '../errors/base.js';
 
 export type JwksErrorCode =
   /** The loader could not produce the document (I/O error, HTTP status, bad JSON). */
@@ -15,15 +16,7 @@ export type JwksErrorCode =
   /** The key named by `kid` is not for the token's `alg` (RFC 7515 §4.1.1, RFC 8725 §3.1). */
   | 'ALG_MISMATCH';
 
-export class JwksError extends Error {
-  readonly code: JwksErrorCode;
-
-  constructor(code: JwksErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'JwksError';
-    this.code = code;
-  }
-}
+export class JwksError extends DtrCacheError<JwksErrorCode> {}
 
 export function isJwksError(err: unknown): err is JwksError {
   return err instanceof JwksError;

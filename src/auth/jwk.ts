@@ -6,6 +6,7 @@
 
 import { importJWK, type CryptoKey } from 'jose';
 import { JwksError } from './errors.js';
+import { messageOf } from '../errors/inspect.js';
 
 /** The JWS algorithms a redirect token may use (PROTOCOL.md §2). */
 export const TOKEN_ALGS = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -131,7 +132,7 @@ export async function parseJwkSet(doc: unknown): Promise<ParsedJwkSet> {
     try {
       key = await importPublic(candidate.jwk);
     } catch (err) {
-      rejected.push({ index, kid, reason: `import failed: ${err instanceof Error ? err.message : String(err)}` });
+      rejected.push({ index, kid, reason: `import failed: ${messageOf(err)}` });
       continue;
     }
     if (byKid.has(kid) || duplicated.has(kid)) duplicated.add(kid);

@@ -16,6 +16,8 @@ export interface KeySetOptions {
   refreshIntervalMs?: number;
   /** At most one unknown-kid refresh per this many ms, so forged kids cannot flood the origin. Default 30 s. */
   unknownKidMinIntervalMs?: number;
+  /** Keys older than this are refreshed before they are served to a downstream tier (freshen()). Default 10 s. */
+  servedMaxAgeMs?: number;
   /** Clock in ms since the epoch (tests). */
   now?: () => number;
   log?: AuthLogger;
@@ -27,6 +29,7 @@ export interface JwkSetDocument {
 
 const DEFAULT_REFRESH_MS = 5 * 60_000;
 const DEFAULT_UNKNOWN_KID_MS = 30_000;
+const DEFAULT_SERVED_MAX_AGE_MS = 10_000;
 
 function nonNegative(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a finite number >= 0`);
@@ -49,6 +52,7 @@ export class KeySet {
   readonly #loader: JwksLoader;
   readonly #refreshIntervalMs: number;
   readonly #unknownKidMinIntervalMs: number;
+  readonly #servedMaxAgeMs: number;
   readonly #now: () => number;
   readonly #log: AuthLogger;
 
@@ -69,6 +73,7 @@ export class KeySet {
       'unknownKidMinIntervalMs',
       options.unknownKidMinIntervalMs ?? DEFAULT_UNKNOWN_KID_MS,
     );
+    this.#servedMaxAgeMs = nonNegative('servedMaxAgeMs', options.servedMaxAgeMs ?? DEFAULT_SERVED_MAX_AGE_MS);
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? silentLogger;
   }
@@ -109,6 +114,17 @@ export class KeySet {
   /** Reloads now (joining a load under way). Rejects on failure; the old keys stay trusted. */
   refresh(): Promise<void> {
     return this.#load();
+  }
+
+  /**
+   * Refreshes first when the keys are older than `servedMaxAgeMs`; never rejects (the keys
+   * held are served). A downstream tier asks for our keys when it meets an unknown kid, so a
+   * rotated key reaches the end of a chain in one request instead of one refresh period per
+   * tier; a refresh already under way is shared.
+   */
+  async freshen(): Promise<void> {
+    if (this.#now() - (this.#lastLoadedAt ?? 0) < this.#servedMaxAgeMs) return;
+    await this.#load().catch(() => undefined);
   }
 
   /**

@@ -1,4 +1,5 @@
 // Config errors. Callers branch on `code`, never on the message (DESIGN.md, style 2).
+import { DtrCacheError } from '../errors/base.js';
 // The CLI prints `message` (always one line) and exits 2, so the message carries
 // everything an operator needs: which key, where it came from, what was wrong.
 
@@ -23,8 +24,7 @@ export interface ConfigErrorInit extends ConfigLocation {
 }
 
 /** An invalid configuration: the node must not start. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID' as const;
+export class ConfigError extends DtrCacheError<'CONFIG_INVALID'> {
   readonly keyPath: string;
   readonly line: number | null;
   readonly envVar: string | null;
@@ -33,8 +33,7 @@ export class ConfigError extends Error {
   readonly source: string | null;
 
   constructor(init: ConfigErrorInit) {
-    super(formatConfigError(init), init.cause === undefined ? undefined : { cause: init.cause });
-    this.name = 'ConfigError';
+    super('CONFIG_INVALID', formatConfigError(init), { cause: init.cause });
     this.keyPath = init.keyPath;
     this.line = init.line;
     this.envVar = init.envVar;
@@ -62,17 +61,15 @@ function formatConfigError(init: ConfigErrorInit): string {
 }
 
 /** A scalar that is not a valid duration or size; load.ts turns it into a ConfigError with a key path. */
-export class ValueSyntaxError extends Error {
-  readonly code: 'DURATION_INVALID' | 'SIZE_INVALID';
+export class ValueSyntaxError extends DtrCacheError<'DURATION_INVALID' | 'SIZE_INVALID'> {
   readonly input: string;
   readonly expected: string;
 
   constructor(code: 'DURATION_INVALID' | 'SIZE_INVALID', input: string, expected: string) {
     super(
+      code,
       `invalid ${code === 'DURATION_INVALID' ? 'duration' : 'size'} ${JSON.stringify(input)}: expected ${expected}`,
     );
-    this.name = 'ValueSyntaxError';
-    this.code = code;
     this.input = input;
     this.expected = expected;
   }

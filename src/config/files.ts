@@ -3,6 +3,7 @@
 // (async, in parallel); the pure loadConfig only collects them.
 import { readFile } from 'node:fs/promises';
 import type { Field } from './field.js';
+import { errnoCode } from '../errors/inspect.js';
 
 export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks';
 
@@ -32,7 +33,7 @@ async function runOne(check: FileCheck): Promise<void> {
   try {
     text = await readFile(check.path, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    const code = errnoCode(err) ?? 'unreadable';
     check.field.fail(expected, `${JSON.stringify(check.path)} (${code})`, err);
   }
   if (!looksValid(check.kind, text)) check.field.fail(expected, `${JSON.stringify(check.path)} without one`);

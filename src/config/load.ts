@@ -10,6 +10,7 @@ import { Field, type LoadContext } from './field.js';
 import { runFileChecks, type FileCheck } from './files.js';
 import { readHttp } from './http.js';
 import { readLog, readStorage, readVersion } from './sections.js';
+import { errnoCode } from '../errors/inspect.js';
 
 export interface LoadOptions {
   /** REGISTRY_* overrides are read from here; none when omitted (loadConfig stays pure). */
@@ -59,7 +60,7 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    const code = errnoCode(err) ?? 'unreadable';
     throw new ConfigError({
       keyPath: '(document)',
       line: null,

@@ -1,6 +1,17 @@
 // The registry error table (distribution spec, "Error Codes"; PROTOCOL.md §5).
 // One table maps each code to its default HTTP status and message; every error
 // response in the cache is rendered from it, so codes and statuses cannot drift.
+import { DtrCacheError } from './base.js';
+
+export interface RegistryErrorEntry {
+  /** The status a code is sent with by default. */
+  readonly status: number;
+  readonly message: string;
+  /** Other statuses the cache sends this code with (README's error table lists each). */
+  readonly also?: readonly number[];
+}
+
+export type RegistryErrorTable = Readonly<Record<string, RegistryErrorEntry>>;
 
 export const REGISTRY_ERRORS = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -14,13 +25,16 @@ export const REGISTRY_ERRORS = {
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   NOT_FOUND: { status: 404, message: 'not found' },
-  UNAVAILABLE: { status: 503, message: 'service unavailable' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  // distribution's code for a failure of the server itself (errcode.ErrorCodeUnknown).
+  UNKNOWN: { status: 500, message: 'unknown error' },
+  // 502 bad answer, 503 unreachable, 504 timeout (errors/upstream.ts); 508 a request loop.
+  UNAVAILABLE: { status: 503, message: 'service unavailable', also: [502, 504, 508] },
+} as const satisfies RegistryErrorTable;
 
 export type RegistryCode = keyof typeof REGISTRY_ERRORS;
 
 export interface RegistryErrorOptions {
-  /** Overrides the table's status (UNAVAILABLE is 502, 503 or 504). */
+  /** Overrides the table's status (UNAVAILABLE is 502, 503, 504 or 508; a relayed error keeps the upstream's). */
   status?: number;
   message?: string;
   detail?: unknown;
@@ -29,18 +43,23 @@ export interface RegistryErrorOptions {
   cause?: unknown;
 }
 
-/** The one error class the request path throws; handlers render it as registry JSON. */
-export class RegistryError extends Error {
-  readonly code: RegistryCode;
+/**
+ * The error the request path throws; handlers render it as registry JSON. `C` is widened
+ * only by a subclass with a larger table (the DTR mock, which also takes pushes); in the
+ * cache, `new RegistryError('…')` accepts exactly the codes of REGISTRY_ERRORS.
+ */
+export class RegistryError<C extends string = RegistryCode> extends DtrCacheError<C> {
+  /** The table a code is looked up in; a subclass with more codes overrides it. */
+  static readonly table: RegistryErrorTable = REGISTRY_ERRORS;
+
   readonly status: number;
   readonly detail: unknown;
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: RegistryCode, opts: RegistryErrorOptions = {}) {
-    const entry = REGISTRY_ERRORS[code];
-    super(opts.message ?? entry.message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'RegistryError';
-    this.code = code;
+  constructor(code: NoInfer<C>, opts: RegistryErrorOptions = {}) {
+    const entry = new.target.table[code];
+    if (entry === undefined) throw new TypeError(`registry error code ${code} is not in ${new.target.name}.table`);
+    super(code, opts.message ?? entry.message, { cause: opts.cause });
     this.status = opts.status ?? entry.status;
     this.detail = opts.detail;
     this.headers = opts.headers ?? {};
@@ -54,6 +73,11 @@ export class RegistryError extends Error {
   }
 }
 
-export function isRegistryError(err: unknown): err is RegistryError {
+export function isRegistryError(err: unknown): err is RegistryError<string> {
   return err instanceof RegistryError;
+}
+
+/** What the client gets for any error: a RegistryError as it is, anything else as a 500 UNKNOWN. */
+export function toRegistryError(err: unknown): RegistryError<string> {
+  return isRegistryError(err) ? err : new RegistryError('UNKNOWN', { message: 'internal error', cause: err });
 }

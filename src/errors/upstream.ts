@@ -1,5 +1,6 @@
 // Upstream failures map to gateway statuses in one place (DESIGN.md §4):
 // timeout → 504, unreachable → 503, reset or bad status → 502. The undici error stays as `cause`.
+import { errnoCode } from './inspect.js';
 import { RegistryError } from './registry.js';
 
 const TIMEOUT_CODES = new Set([
@@ -20,15 +21,8 @@ const UNREACHABLE_CODES = new Set([
 
 export type UpstreamFailureKind = 'timeout' | 'unreachable' | 'reset' | 'status';
 
-function codeOf(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  return codeOf((err as { cause?: unknown }).cause);
-}
-
 export function classifyUpstreamError(err: unknown): UpstreamFailureKind {
-  const code = codeOf(err);
+  const code = errnoCode(err);
   if (code !== undefined && TIMEOUT_CODES.has(code)) return 'timeout';
   if (code !== undefined && UNREACHABLE_CODES.has(code)) return 'unreachable';
   return 'reset';

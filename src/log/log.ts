@@ -1,25 +1,41 @@
 // pino, kept off the hot path (DESIGN.md §11): JSON lines through an asynchronous
-// destination, or, with `log.formatter: text`, a transport thread that formats lines
-// for people. Tokens are redacted wherever they could appear.
+// destination, or, with `log.formatter: text`, pino-pretty on a transport thread, one
+// line per record for people. Tokens are redacted wherever they could appear.
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/types.js';
 
+// `*.headers.authorization` covers an error logged as `{ err }` that carries request headers.
 const REDACT = [
   'token',
   '*.token',
   'authorization',
   '*.authorization',
   'headers.authorization',
-  'req.headers.authorization',
+  '*.headers.authorization',
 ];
 
 export function createLogger(cfg: Config['log'], dest: number | string = 1): Logger {
   const options = { level: cfg.level, base: { svc: 'dtr-cache' }, redact: { paths: REDACT, censor: '[redacted]' } };
   if (cfg.formatter === 'text') {
-    const transport = pino.transport({ target: new URL('./log-text.js', import.meta.url).href, options: { dest } });
+    const transport = pino.transport({ target: 'pino-pretty', options: textOptions(dest) });
     return pino(options, transport);
   }
   return pino(options, pino.destination({ dest, sync: false, minLength: 0 }));
+}
+
+/**
+ * `2026-11-22T10:00:00.000Z INFO: request {"method":"GET","status":200,…}`: UTC time, level,
+ * message, then the other fields as JSON on the same line (grep-able, no colours).
+ */
+function textOptions(dest: number | string): Record<string, unknown> {
+  return {
+    destination: dest,
+    append: true,
+    colorize: false,
+    singleLine: true,
+    translateTime: "UTC:yyyy-mm-dd'T'HH:MM:ss.l'Z'",
+    ignore: 'pid,hostname,svc',
+  };
 }
 
 /** Flushes what an async destination still holds (before exit). */

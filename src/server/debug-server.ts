@@ -22,10 +22,7 @@ export const HEALTH_PATH = '/debug/health';
 export async function startDebugServer(host: string, port: number, routes: DebugRoutes): Promise<DebugServer> {
   const server: Server = createServer({ maxHeaderSize: 8192 }, (req, res) => {
     handle(routes, req, res).catch((err: unknown) => {
-      routes.log?.warn(
-        { err: err instanceof Error ? err.message : String(err), path: req.url },
-        'debug request failed',
-      );
+      routes.log?.warn({ err, path: req.url }, 'debug request failed');
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });

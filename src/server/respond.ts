@@ -16,7 +16,7 @@ export function blobHeaders(digest: string): Record<string, string> {
 }
 
 /** Before headers: the registry error. After: the stream is destroyed (never a clean end). */
-export function sendError(res: ResLike, err: RegistryError, head: boolean): void {
+export function sendError(res: ResLike, err: RegistryError<string>, head: boolean): void {
   if (res.headersSent) {
     res.destroy(err);
     return;

@@ -1,8 +1,9 @@
 // Routes (issue #2): GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
 // GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
 // blob path). Names and digests are validated before anything touches disk or upstream.
-import { RegistryError, isRegistryError } from '../errors/registry.js';
-import { parseDigest, validateName } from '../store/digest.js';
+import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';
+import { validateName } from '../distribution/name.js';
+import { parseDigest } from '../store/digest.js';
 import type { AppContext, RequestRecord } from './context.js';
 import { handleBlob } from './handlers/blob.js';
 import { asRes, type Req, type Res } from './http-types.js';
@@ -10,18 +11,6 @@ import { ClientGone } from './send-blob.js';
 import { sendError, sendJson } from './respond.js';
 
 const BLOBS = '/blobs/';
-/** A downstream tier asks for our keys when it meets an unknown kid: refresh ours first if older than this. */
-const DOWNSTREAM_KEY_FRESHNESS_MS = 10_000;
-
-/**
- * A key set served to a downstream cache is refreshed from upstream first when it is more
- * than a few seconds old, so a rotated key reaches the end of a chain in one request
- * instead of one refresh period per tier. KeySet shares a refresh already under way.
- */
-async function refreshForDownstream(ctx: AppContext): Promise<void> {
-  const age = Date.now() - (ctx.keys.lastLoadedAt ?? 0);
-  if (age > DOWNSTREAM_KEY_FRESHNESS_MS) await ctx.keys.refresh().catch(() => undefined);
-}
 
 export function createRouter(ctx: AppContext) {
   return async function route(req: Req, rawRes: Res): Promise<void> {
@@ -44,7 +33,8 @@ export function createRouter(ctx: AppContext) {
       } else if (path === '/.well-known/jwks.json') {
         rec.route = 'jwks';
         if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
-        await refreshForDownstream(ctx);
+        // A downstream tier asks when it meets an unknown kid: refresh ours first if stale.
+        await ctx.keys.freshen();
         sendJson(res, 200, ctx.keys.toJSON(), head);
       } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) > 4) {
         rec.route = 'blob';
@@ -66,10 +56,8 @@ export function createRouter(ctx: AppContext) {
       if (err instanceof ClientGone) {
         status = 499;
       } else {
-        const regErr = isRegistryError(err)
-          ? err
-          : new RegistryError('UNAVAILABLE', { status: 500, message: 'internal error', cause: err });
         if (!isRegistryError(err)) ctx.log.error({ err }, 'unexpected error');
+        const regErr = toRegistryError(err);
         status = res.headersSent ? 0 : regErr.status;
         if (!rec.outcome) rec.outcome = 'error';
         sendError(res, regErr, head);

@@ -1,11 +1,7 @@
-// Validation of repository names and blob digests (distribution spec, "Pulling blobs"
-// and the name grammar; PROTOCOL.md §4). Everything that later becomes a path on disk
-// or an upstream URL passes through here first, so nothing else needs to escape.
+// Validation of blob digests (distribution spec, "Pulling blobs"; PROTOCOL.md §4).
+// Everything that later becomes a path on disk or an upstream URL passes through here
+// first, so nothing else needs to escape.
 import { RegistryError } from '../errors/registry.js';
-
-const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
-const NAME_RE = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
-const MAX_NAME_LENGTH = 255;
 
 export type Algorithm = 'sha256' | 'sha512';
 
@@ -34,11 +30,4 @@ export function parseDigest(raw: string): Digest {
     throw new RegistryError('DIGEST_INVALID', { message: 'invalid digest', detail: { digest: raw.slice(0, 140) } });
   }
   return { algorithm, hex, value: raw };
-}
-
-export function validateName(name: string): string {
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME_RE.test(name)) {
-    throw new RegistryError('NAME_INVALID', { detail: { name: name.slice(0, 300) } });
-  }
-  return name;
 }

@@ -6,6 +6,7 @@
 import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobEntry, BlobStore } from './blob-store.js';
+import { errnoCode } from '../errors/inspect.js';
 
 export type EvictionReason = 'expired' | 'size';
 
@@ -128,8 +129,8 @@ export class Evictor {
       // distribution leaves the <hex>/ directory; remove it when empty, as GC would.
       await rmdir(join(path, '..')).catch(() => undefined);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.#opts.log?.warn({ digest: entry.digest.value, err: String(err) }, 'eviction failed');
+      if (errnoCode(err) !== 'ENOENT') {
+        this.#opts.log?.warn({ digest: entry.digest.value, err }, 'eviction failed');
         return;
       }
     }

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { loadConfigFile } from '../../src/config/load.js';
-import { startCache, type RunningCache } from '../../src/main.js';
+import { startCache, type RunningCache, type StartOptions } from '../../src/main.js';
 import {
   cliNodeFlags,
   configYaml,
@@ -39,12 +39,16 @@ async function readLogLines(file: string): Promise<Array<Record<string, unknown>
 }
 
 /** In-process cache; logs go to a file the test can read. */
-export async function startTestCache(t: TestContext, spec: CacheSpec): Promise<TestCache> {
+export async function startTestCache(
+  t: TestContext,
+  spec: CacheSpec,
+  start: Omit<StartOptions, 'log'> = {},
+): Promise<TestCache> {
   const { dir, root, path } = await writeConfig(spec);
   const { config } = await loadConfigFile(path, {});
   const logFile = join(dir, 'cache.log');
   const log = pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true }));
-  const cache = await startCache(config, { log });
+  const cache = await startCache(config, { ...start, log });
   t.after(async () => {
     await cache.close();
     if (spec.root === undefined) await rm(dir, { recursive: true, force: true });

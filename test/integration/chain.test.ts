@@ -19,10 +19,14 @@ const exists = (p: string) =>
     () => false,
   );
 
-/** Child-process logs arrive asynchronously: wait for `expected`, then make sure no more come. */
-async function settled<T>(what: string, list: () => T[], expected: number): Promise<T[]> {
+/**
+ * Child-process logs arrive asynchronously: wait for `expected`, then make sure no more
+ * come. The tier logs a request when it ends, in order; so once the line of a request sent
+ * after everything the test did is in, every earlier line is in too.
+ */
+async function settled<T>(what: string, tier: Tier, list: () => T[], expected: number): Promise<T[]> {
   await waitFor(10_000, what, () => list().length >= expected);
-  await new Promise((r) => setTimeout(r, 300));
+  await tier.mark();
   const got = list();
   assert.equal(got.length, expected, what);
   return got;
@@ -33,6 +37,8 @@ interface Tier extends CacheProcess {
   /** GET requests this tier logged for a digest, with their outcome. */
   gets(digest: string): Array<Record<string, unknown>>;
   hasBlob(digest: string): Promise<boolean>;
+  /** Sends GET /v2/ and waits for its log line: every line logged before it has arrived. */
+  mark(): Promise<void>;
 }
 
 async function startOrigin(t: import('node:test').TestContext): Promise<{ mock: DtrMock; ca: TestCa }> {
@@ -51,11 +57,19 @@ async function startTier(
   const ca = await createTestCa(`${label} CA`);
   const cfg = await writeConfig({ ...spec, tls: await ca.issue(label) });
   const proc = await spawnCache(t, cfg.path, cfg.root);
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const marks = () => proc.lines.filter((l) => l.msg === 'request' && l.route === 'base').length;
   return Object.assign(proc, {
     ca,
     gets: (digest: string) =>
       proc.lines.filter((l) => l.msg === 'request' && l.method === 'GET' && l.digest === digest),
     hasBlob: (digest: string) => exists(new Layout(cfg.root).blobData(parseDigest(digest))),
+    async mark() {
+      const before = marks();
+      assert.equal((await fetchBlob(agent, `${proc.url}/v2/`)).status, 200);
+      await waitFor(10_000, `${label} logged the mark`, () => marks() > before);
+    },
   });
 }
 
@@ -80,13 +94,13 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
     'both tiers published',
     async () => (await regional.hasBlob(digest)) && (await edge.hasBlob(digest)),
   );
-  await settled('regional GET', () => regional.gets(digest), 1);
+  await settled('regional GET', regional, () => regional.gets(digest), 1);
 
   const second = await fetchBlob(agent, url);
   assert.equal(`sha256:${second.sha256}`, digest);
   assert.equal(mock.stats().blobs[digest]?.get.served, 1, 'origin untouched');
-  await settled('regional untouched: the second pull never left the edge', () => regional.gets(digest), 1);
-  const edgeGets = await settled('edge GETs', () => edge.gets(digest), 2);
+  await settled('regional untouched: the second pull never left the edge', regional, () => regional.gets(digest), 1);
+  const edgeGets = await settled('edge GETs', edge, () => edge.gets(digest), 2);
   assert.equal(edgeGets[1]?.outcome, 'hit');
 
   // HEAD works through the chain without starting fills.
@@ -108,8 +122,8 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
   );
   for (const r of many) assert.equal(`sha256:${r.sha256}`, cold);
   assert.equal(mock.stats().blobs[cold]?.get.served, 1);
-  await settled('one GET at the regional', () => regional.gets(cold), 1);
-  const coldGets = await settled('20 GETs at the edge', () => edge.gets(cold), 20);
+  await settled('one GET at the regional', regional, () => regional.gets(cold), 1);
+  const coldGets = await settled('20 GETs at the edge', edge, () => edge.gets(cold), 20);
   assert.equal(coldGets.filter((l) => l.outcome === 'miss').length, 1);
   assert.equal(coldGets.filter((l) => l.outcome === 'joined').length, 19);
 });
@@ -176,7 +190,12 @@ test('the regional dies halfway through a 256 MiB blob: the edge resumes from th
   const start = Number(/^bytes=(\d+)-$/.exec(String(resumes[0]!.range))?.[1]);
   assert.ok(start > 0 && start < size, `resume asked only for the rest (from ${start})`);
   assert.equal(originGets.length, 2, "the regional's full GET and the edge's resume");
-  await settled('published once', () => edge.lines.filter((l) => l.msg === 'fill published' && l.digest === digest), 1);
+  await settled(
+    'published once',
+    edge,
+    () => edge.lines.filter((l) => l.msg === 'fill published' && l.digest === digest),
+    1,
+  );
   assert.ok(edge.lines.some((l) => l.msg === 'upstream transfer broke, resuming'));
   assert.ok(await edge.hasBlob(digest));
 });

@@ -355,7 +355,9 @@ describe('TokenVerifier: unknown kids and rotation', () => {
     assert.match(warnings[0] ?? '', /keeping the keys/);
   });
 
-  it('refreshes periodically', async (t) => {
+  it('refreshes periodically, and not after close()', async (t) => {
+    // The interval's clock is mocked: each tick is one period, so nothing waits on real time.
+    t.mock.timers.enable({ apis: ['setInterval'] });
     let jwks = { keys: [es.publicJwk] };
     let loads = 0;
     const keySet = new KeySet(
@@ -363,17 +365,46 @@ describe('TokenVerifier: unknown kids and rotation', () => {
         loads += 1;
         return jwks;
       },
-      { refreshIntervalMs: 10 },
+      { refreshIntervalMs: 60_000 },
     );
     t.after(() => keySet.close());
     await keySet.start();
+    assert.equal(loads, 1);
     jwks = { keys: [es.publicJwk, es2.publicJwk] };
+    t.mock.timers.tick(59_999);
+    assert.equal(loads, 1, 'not before the period');
+    t.mock.timers.tick(1);
     await until(() => keySet.size === 2);
-    assert.ok(loads >= 2);
+    assert.equal(loads, 2);
     keySet.close();
-    const after = loads;
-    await new Promise((r) => setTimeout(r, 40));
-    assert.equal(loads, after, 'no refresh after close()');
+    t.mock.timers.tick(10 * 60_000);
+    assert.equal(loads, 2, 'no refresh after close()');
+  });
+
+  it('freshen(): refreshes keys older than servedMaxAgeMs before they are served, never rejects', async () => {
+    let nowMs = T0 * 1000;
+    let loads = 0;
+    let fail = false;
+    const keySet = new KeySet(
+      async () => {
+        loads += 1;
+        if (fail) throw new Error('origin down');
+        return { keys: [es.publicJwk] };
+      },
+      { refreshIntervalMs: 0, servedMaxAgeMs: 10_000, now: () => nowMs },
+    );
+    await keySet.start();
+    nowMs += 9_999;
+    await keySet.freshen();
+    assert.equal(loads, 1, 'fresh enough: served as they are');
+    nowMs += 1;
+    await keySet.freshen();
+    assert.equal(loads, 2, 'stale: refreshed first');
+    nowMs += 10_000;
+    fail = true;
+    await keySet.freshen();
+    assert.equal(loads, 3);
+    assert.equal(keySet.size, 1, 'a failed refresh keeps the keys');
   });
 });
 

@@ -1,0 +1,85 @@
+// What a log line carries for an error: the error object (type, code, message and stack
+// with the causes), and never a token, wherever in the logged object it sits; and what the
+// text formatter makes of lines.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once, type EventEmitter } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createLogger, flushLogger } from '../../src/log/log.js';
+import { gatewayError } from '../../src/errors/upstream.js';
+
+const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg';
+
+type Logger = ReturnType<typeof createLogger>;
+
+/** What a logger of this formatter writes to a file; the destination is closed before reading. */
+async function written(t: TestContext, formatter: 'json' | 'text', write: (log: Logger) => void): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-log-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'out.log');
+  const log = createLogger({ level: 'info', formatter }, file);
+  // The destination (a file stream, or the text formatter's thread) gets ready first; what
+  // was written is then flushed, and the file closed.
+  const dest = (log as unknown as Record<symbol, EventEmitter & { end(): void }>)[pino.symbols.streamSym]!;
+  await once(dest, 'ready');
+  write(log);
+  await flushLogger(log);
+  dest.end();
+  await once(dest, 'close');
+  return readFile(file, 'utf8');
+}
+
+async function linesOf(t: TestContext, write: (log: Logger) => void) {
+  const text = await written(t, 'json', write);
+  return {
+    text,
+    lines: text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+test('{ err } logs the error object: type, code, message and stack with the cause', async (t) => {
+  const reset = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+  const { lines } = await linesOf(t, (log) => log.warn({ err: gatewayError('reset', 'upstream broke', reset) }, 'x'));
+  const err = lines[0]!['err'] as Record<string, unknown>;
+  assert.equal(err['type'], 'RegistryError');
+  assert.equal(err['code'], 'UNAVAILABLE');
+  assert.equal(err['status'], 502);
+  assert.match(String(err['message']), /^upstream broke: other side closed$/);
+  assert.match(String(err['stack']), /^RegistryError: upstream broke\n/);
+  assert.match(String(err['stack']), /\ncaused by: Error: other side closed\n/);
+});
+
+test('tokens never reach the log, in the object or in an error', async (t) => {
+  const withHeaders = Object.assign(new Error('upstream said no'), {
+    token: TOKEN,
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  const { text } = await linesOf(t, (log) => {
+    log.info({ token: TOKEN, authorization: `Bearer ${TOKEN}` }, 'request');
+    log.info({ req: { headers: { authorization: `Bearer ${TOKEN}` } } }, 'request');
+    log.warn({ err: withHeaders }, 'failed');
+  });
+  assert.equal(text.trim().split('\n').length, 3);
+  assert.ok(!text.includes(TOKEN), text);
+  assert.ok(!text.includes(TOKEN.split('.')[2]!), 'not even the signature');
+});
+
+test('log.formatter text: one line a record, UTC time, level, message, fields; tokens redacted', async (t) => {
+  const text = await written(t, 'text', (log) => {
+    log.info({ method: 'GET', status: 200, token: TOKEN }, 'request');
+    log.warn({ upstream: 'https://dtr.example.org' }, 'upstream failed, trying next');
+  });
+  const lines = text.trim().split('\n');
+  assert.equal(lines.length, 2, text);
+  assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: request \{.*"method":"GET".*\}$/);
+  assert.match(lines[0]!, /"status":200/);
+  assert.match(lines[1]!, /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
+  assert.ok(!text.includes(TOKEN));
+  assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
+});
