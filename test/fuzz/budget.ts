@@ -50,13 +50,29 @@ export async function runProperty<Ts>(
     return 0;
   }
   t.diagnostic(`fuzz ${name}: seed ${b.seed}${b.path === undefined ? '' : ` path ${b.path}`}, ${b.ms} ms`);
-  const details = await fc.check(property, {
+  // interruptAfterTimeLimit stops waiting for an example in flight but does not stop it:
+  // that example is awaited here, so no request outlives the property (each has a deadline).
+  let inflight: Promise<unknown> = Promise.resolve();
+  const tracked: fc.IRawProperty<Ts> = {
+    isAsync: () => property.isAsync(),
+    generate: (mrng, runId) => property.generate(mrng, runId),
+    shrink: (value) => property.shrink(value),
+    run: (v) => {
+      const result = property.run(v);
+      if (result instanceof Promise) inflight = result.catch(() => undefined);
+      return result;
+    },
+    runBeforeEach: () => property.runBeforeEach(),
+    runAfterEach: () => property.runAfterEach(),
+  };
+  const details = await fc.check(tracked, {
     seed: b.seed,
     ...(b.path === undefined ? {} : { path: b.path }),
     numRuns: b.path === undefined ? Number.MAX_SAFE_INTEGER : 1,
     interruptAfterTimeLimit: b.ms,
     markInterruptAsFailure: false,
   });
+  await inflight;
   if (details.failed) {
     const replay = `npm run fuzz -- --only ${name} --seed ${details.seed} --path ${details.counterexamplePath ?? ''}`;
     const error = details.errorInstance;

@@ -184,7 +184,7 @@ function editText(text: string, e: TextEdit): string {
       lines.unshift('x-base: &a {x: [&b [1, *b]]}');
       break;
     case 'deep':
-      lines.push(`deep: ${'['.repeat(2000 + (e.other % 20_000))}`);
+      lines.push(`deep: ${'['.repeat(1000 + (e.other % 4000))}`);
       break;
     case 'tag':
       lines[i] = line.replace(

@@ -9,7 +9,6 @@ import { check, type Example } from './front-door.js';
 import { blobHeaders } from './header-arb.js';
 import { requestTarget } from './request-arb.js';
 import { buildToken, tokenRecipe, tokenVerdict } from './token-arb.js';
-import type { World } from './route-model.js';
 import { NAMES, startTarget } from './target.js';
 import { H2Client } from './wire.js';
 
@@ -20,16 +19,7 @@ test('fuzz: the front door', async (t) => {
   const h2 = new H2Client(target.url, target.ca.cert);
   t.after(() => h2.close());
   const digests = [...target.blobs.map((b) => b.digest), ...target.unknown];
-  const world: World = {
-    known: new Set(target.blobs.map((b) => b.digest)),
-    grants: new Map(
-      [...target.tokens].map(([key, token]) => {
-        const at = key.lastIndexOf('@');
-        return [token, { name: key.slice(0, at), digest: key.slice(at + 1) }];
-      }),
-    ),
-    viaName: target.viaName,
-  };
+  const world = target.world;
   const pools = {
     names: NAMES,
     digests,
@@ -51,31 +41,36 @@ test('fuzz: the front door', async (t) => {
   });
 
   await t.test('headers', async (tt) => {
-    const blobCase = fc
-      .tuple(fc.constantFrom(...target.blobs), fc.constantFrom(...NAMES), fc.constantFrom('query', 'header', 'both'))
-      .chain(([blob, name, where]) => {
+    // A stored blob, or a new one (its first pull is a miss: the fill, the upstream request).
+    const blobChoice = fc.oneof(
+      { weight: 4, arbitrary: fc.nat({ max: target.blobs.length - 1 }).map((i) => ({ stored: i, size: 0 })) },
+      { weight: 1, arbitrary: fc.nat({ max: 70_000 }).map((size) => ({ stored: -1, size })) },
+    );
+    const where = fc.constantFrom('query', 'header', 'both');
+    const method = fc.constantFrom('GET', 'GET', 'HEAD');
+    const property = fc.asyncProperty(
+      blobChoice,
+      fc.constantFrom(...NAMES),
+      where,
+      method,
+      transport,
+      fc.gen(),
+      async (b, name, w, m, tr, g) => {
+        const blob = b.stored >= 0 ? target.blobs[b.stored]! : await target.fresh(b.size);
         const token = target.tokenFor(name, blob.digest);
         const otherToken = target.tokenFor(name, target.unknown[0]!);
-        const headers = blobHeaders({
+        const fields = g(blobHeaders, {
           digest: blob.digest,
           size: blob.bytes.length,
           token,
           otherToken,
           viaName: target.viaName,
         });
-        return headers
-          .map((hs): Example['headers'] => {
-            const auth: Array<[string, string]> = where === 'query' ? [] : [['authorization', `Bearer ${token}`]];
-            return [...auth, ...hs];
-          })
-          .map((hs) => ({
-            path: `/v2/${name}/blobs/${blob.digest}${where === 'header' ? '' : `?token=${token}`}`,
-            headers: hs,
-          }));
-      });
-    const property = fc.asyncProperty(blobCase, fc.constantFrom('GET', 'GET', 'HEAD'), transport, async (c, m, tr) => {
-      await check(target, h2, world, { transport: tr, method: m, target: c.path, headers: c.headers });
-    });
+        const auth: Example['headers'] = w === 'query' ? [] : [['authorization', `Bearer ${token}`]];
+        const path = `/v2/${name}/blobs/${blob.digest}${w === 'header' ? '' : `?token=${token}`}`;
+        await check(target, h2, world, { transport: tr, method: m, target: path, headers: [...auth, ...fields] });
+      },
+    );
     await runProperty(tt, 'headers', property, budget(SECONDS));
   });
 

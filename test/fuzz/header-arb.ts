@@ -51,7 +51,14 @@ function via(p: HeaderPools): fc.Arbitrary<string> {
     ),
     fc.string({ unit: valueChar, maxLength: 40 }),
   );
-  return fc.array(hop, { minLength: 1, maxLength: 5 }).map((hops) => hops.join(', '));
+  // A long chain of hops, up to the header limit: forwarded upstream with one hop more.
+  const long = fc
+    .integer({ min: 100, max: 1_500 })
+    .map((n) => Array.from({ length: n }, (_, i) => `1.1 hop${i}`).join(', '));
+  return fc.oneof(
+    { weight: 5, arbitrary: fc.array(hop, { minLength: 1, maxLength: 5 }).map((hops) => hops.join(', ')) },
+    { weight: 1, arbitrary: long },
+  );
 }
 
 function ifNoneMatch(p: HeaderPools): fc.Arbitrary<string> {

@@ -1,15 +1,17 @@
-// `npm run fuzz -- --seconds N [--seed S] [--path P] [--only a,b]`: the fuzz tests of
-// `npm test`, each property run for N seconds instead of a few. A failure prints its seed
-// and shrink path; `--seed S --path P --only NAME` replays that counterexample.
+// `npm run fuzz -- --seconds N [--seed S] [--path P] [--only a,b] [--verbose]`: the fuzz
+// tests of `npm test`, each property run for N seconds instead of a few. A failure prints
+// its seed and shrink path; `--seed S --path P --only NAME` replays that counterexample;
+// --verbose prints each front-door request before it is sent (to see what a hang was on).
 // Properties: range, paths, headers, tokens, h2-frames, config, check-config.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 const USAGE =
-  'usage: npm run fuzz -- [--seconds N] [--seed S] [--path P] [--only range,paths,headers,tokens,h2-frames,config,check-config]\n';
+  'usage: npm run fuzz -- [--seconds N] [--seed S] [--path P] [--verbose]\n' +
+  '         [--only range,paths,headers,tokens,h2-frames,config,check-config]\n';
 
 function main(): void {
-  let values: { seconds?: string; seed?: string; path?: string; only?: string; help?: boolean };
+  let values: { seconds?: string; seed?: string; path?: string; only?: string; verbose?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -17,6 +19,7 @@ function main(): void {
         seed: { type: 'string' },
         path: { type: 'string' },
         only: { type: 'string' },
+        verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -41,6 +44,7 @@ function main(): void {
   if (values.seed !== undefined) env['FUZZ_SEED'] = values.seed;
   if (values.path !== undefined) env['FUZZ_PATH'] = values.path;
   if (values.only !== undefined) env['FUZZ_ONLY'] = values.only;
+  if (values.verbose === true) env['FUZZ_VERBOSE'] = '1';
   const dir = new URL('.', import.meta.url).pathname;
   // Up to three properties per file, plus start-up and shrinking.
   const timeoutMs = Math.ceil(seconds * 3 * 1000 + 180_000);

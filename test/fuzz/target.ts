@@ -11,6 +11,7 @@ import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { spawnCacheProcess, writeCacheConfig } from '../../testkit/cache-process.js';
 import type { ServiceProcess } from '../../testkit/service-process.js';
 import { TestOrigin, type OriginBlob } from '../helpers/origin.js';
+import type { World } from './route-model.js';
 import { h1Request } from './wire.js';
 
 /** Repositories the origin mints tokens for. */
@@ -35,6 +36,10 @@ export interface Target {
   /** A valid token for every (name, digest) pair of NAMES × (blobs and unknown). */
   tokens: Map<string, string>;
   tokenFor(name: string, digest: string): string;
+  /** What the route model knows: blobs, token grants, our Via name; kept up to date by fresh(). */
+  world: World;
+  /** A new blob at the origin, with tokens for every name: its first pull is a miss. */
+  fresh(size: number): Promise<OriginBlob>;
   /**
    * Throws if the cache process has exited, or logged at level error (an unexpected error:
    * a 500, a crash in the making) since the previous call; clears what it read.
@@ -89,6 +94,12 @@ export async function startTarget(t: TestContext, extraHttp = ''): Promise<Targe
   const viaName = /^1\.1 (\S+)$/.exec(String(via))?.[1];
   if (viaName === undefined) throw new Error(`no Via from the cache: ${String(via)}`);
 
+  const known = new Set(blobs.map((b) => b.digest));
+  const grants = new Map<string, { name: string; digest: string }>();
+  for (const [key, token] of tokens) {
+    const at = key.lastIndexOf('@');
+    grants.set(token, { name: key.slice(0, at), digest: key.slice(at + 1) });
+  }
   const requestLines: Array<Record<string, unknown>> = [];
   const target: Target = {
     ca,
@@ -104,6 +115,18 @@ export async function startTarget(t: TestContext, extraHttp = ''): Promise<Targe
       const token = tokens.get(`${name}@${digest}`);
       if (token === undefined) throw new Error(`no token minted for ${name}@${digest}`);
       return token;
+    },
+    world: { known, grants, viaName },
+    async fresh(size) {
+      const blob = origin.add(randomBytes(size));
+      blobs.push(blob);
+      known.add(blob.digest);
+      for (const name of NAMES) {
+        const token = await origin.mint(name, blob.digest, { ttlSec: 3600 });
+        tokens.set(`${name}@${blob.digest}`, token);
+        grants.set(token, { name, digest: blob.digest });
+      }
+      return blob;
     },
     healthy() {
       if (exit !== null) throw new Error(`the cache process ${exit}; stderr: ${cache.stderr().slice(-2000)}`);
