@@ -7,7 +7,7 @@ import type { BenchEnv } from './env.js';
 import type { Subject } from './subject.js';
 
 /** mulberry32: a small seeded PRNG, so every run draws the same sizes and sequence. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

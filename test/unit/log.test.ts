@@ -23,7 +23,8 @@ async function written(t: TestContext, formatter: 'json' | 'text', write: (log: 
   const log = createLogger({ level: 'info', formatter }, file);
   // The destination (a file stream, or the text formatter's thread) gets ready first; what
   // was written is then flushed, and the file closed.
-  const dest = (log as unknown as Record<symbol, EventEmitter & { end(): void }>)[pino.symbols.streamSym]!;
+  const dest = (log as unknown as Record<symbol, EventEmitter & { end(): void }>)[pino.symbols.streamSym];
+  assert.ok(dest, "pino's destination");
   await once(dest, 'ready');
   write(log);
   await flushLogger(log);
@@ -46,7 +47,7 @@ async function linesOf(t: TestContext, write: (log: Logger) => void) {
 test('{ err } logs the error object: type, code, message and stack with the cause', async (t) => {
   const reset = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
   const { lines } = await linesOf(t, (log) => log.warn({ err: gatewayError('reset', 'upstream broke', reset) }, 'x'));
-  const err = lines[0]!['err'] as Record<string, unknown>;
+  const err = lines[0]?.['err'] as Record<string, unknown>;
   assert.equal(err['type'], 'RegistryError');
   assert.equal(err['code'], 'UNAVAILABLE');
   assert.equal(err['status'], 502);
@@ -67,7 +68,7 @@ test('tokens never reach the log, in the object or in an error', async (t) => {
   });
   assert.equal(text.trim().split('\n').length, 3);
   assert.ok(!text.includes(TOKEN), text);
-  assert.ok(!text.includes(TOKEN.split('.')[2]!), 'not even the signature');
+  assert.ok(!text.includes(TOKEN.slice(TOKEN.lastIndexOf('.') + 1)), 'not even the signature');
 });
 
 test('log.formatter text: one line a record, UTC time, level, message, fields; tokens redacted', async (t) => {
@@ -75,11 +76,11 @@ test('log.formatter text: one line a record, UTC time, level, message, fields; t
     log.info({ method: 'GET', status: 200, token: TOKEN }, 'request');
     log.warn({ upstream: 'https://dtr.example.org' }, 'upstream failed, trying next');
   });
-  const lines = text.trim().split('\n');
-  assert.equal(lines.length, 2, text);
-  assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: request \{.*"method":"GET".*\}$/);
-  assert.match(lines[0]!, /"status":200/);
-  assert.match(lines[1]!, /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
+  const [request, warning, ...more] = text.trim().split('\n');
+  assert.equal(more.length, 0, text);
+  assert.match(request ?? '', /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: request \{.*"method":"GET".*\}$/);
+  assert.match(request ?? '', /"status":200/);
+  assert.match(warning ?? '', /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
   assert.ok(!text.includes(TOKEN));
   assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
 });
