@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { createTestCa, type Leaf, type TestCa } from '../../testkit/pki.js';
+import { URL_PLACEHOLDERS } from '../helpers/seed-placeholders.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { formatDuration, parseGoDuration } from '../../src/config/duration.js';
 import { ConfigError, ValueSyntaxError } from '../../src/config/errors.js';
@@ -22,19 +23,6 @@ import type { Config } from '../../src/config/types.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SEEDS = join(ROOT, 'test/fixtures/seeds');
 const DAY_MS = 86_400_000;
-
-/** The <placeholders> of the DTR docs, and what the tests put in their place. */
-const URL_PLACEHOLDERS: ReadonlyArray<readonly [string, string]> = [
-  ['<dtr-url>:<dtr-port>', 'dtr.example.org:4443'],
-  ['<dtr-url>', 'dtr.example.org'],
-  ['<cache-url>', 'cache.example.org'],
-  ['<asia-cache-url>', 'asia-cache.example.org:5000'],
-  ['<Externally-reachable address for the origin registry>', 'https://dtr.example.org'],
-  ['<Externally-reachable address for upstream content cache A>', 'https://cache-a.example.org'],
-  ['<Externally-reachable address for upstream content cache B>', 'https://cache-b.example.org:8443/'],
-  ['<Absolute path to upstream content cache A certificate>', '/certs/cache-a-ca.pem'],
-  ['<Absolute path to upstream content cache B certificate>', '/certs/cache-b-ca.pem'],
-];
 
 let dir: string;
 let ca: TestCa;
