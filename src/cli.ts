@@ -15,6 +15,7 @@ import type { Config } from './config/types.js';
 import type { LoadResult } from './config/load.js';
 import { createLogger } from './log/log.js';
 import { stopOnce } from './stop-once.js';
+import { messageOf } from './errors/inspect.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
 
@@ -162,7 +163,7 @@ function parseUsage(argv: string[]) {
       allowPositionals: true,
     });
   } catch (err) {
-    process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.stderr.write(`dtr-cache: ${messageOf(err)}\n${USAGE}`);
     process.exit(2);
   }
 }
@@ -201,6 +202,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`dtr-cache: ${messageOf(err)}\n`);
   process.exit(1);
 });

@@ -8,6 +8,7 @@ import { TicketKeys } from '../server/ticket-keys.js';
 import { parseDigest } from '../store/digest.js';
 import { isToMember, type FromMember, type ToMember } from './messages.js';
 import { NodeGate } from './node-gate.js';
+import { messageOf } from '../errors/inspect.js';
 
 type Init = Extract<ToMember, { t: 'init' }>;
 
@@ -84,8 +85,7 @@ function handle(
     case 'reload':
       cache.reload(m.tls ?? undefined).then(
         (r) => send({ t: 'reloaded', id: m.id, keys: r.keys }),
-        (err: unknown) =>
-          send({ t: 'reload-failed', id: m.id, error: err instanceof Error ? err.message : String(err) }),
+        (err: unknown) => send({ t: 'reload-failed', id: m.id, error: messageOf(err) }),
       );
       return;
     case 'scrape':

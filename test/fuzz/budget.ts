@@ -4,6 +4,7 @@
 // exact counterexample comes back with `--seed S --path P`.
 import type { TestContext } from 'node:test';
 import fc from 'fast-check';
+import { stackOf } from '../../src/errors/inspect.js';
 
 export interface Budget {
   /** fast-check's 32-bit seed. */
@@ -79,7 +80,7 @@ export async function runProperty<Ts>(
     throw new Error(
       `fuzz ${name} failed (seed ${details.seed}, path ${details.counterexamplePath ?? '?'}; replay: ${replay})\n` +
         `counterexample: ${fc.stringify(details.counterexample)}\n` +
-        `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        `error: ${stackOf(error)}`,
       { cause: error },
     );
   }

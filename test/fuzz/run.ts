@@ -5,6 +5,7 @@
 // Properties: range, paths, headers, tokens, h2-frames, config, check-config.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { messageOf } from '../../src/errors/inspect.js';
 
 const USAGE =
   'usage: npm run fuzz -- [--seconds N] [--seed S] [--path P] [--verbose]\n' +
@@ -24,7 +25,7 @@ function main(): void {
       },
     }));
   } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.stderr.write(`${messageOf(err)}\n${USAGE}`);
     process.exit(2);
   }
   if (values.help === true) {
