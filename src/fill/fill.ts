@@ -202,8 +202,9 @@ export class Fill implements FillBytes {
       const size = await download.open(startOffset === 0 ? null : this.#size);
       if (startOffset === 0) {
         this.#size = size;
-        // For replicas that follow; a full disk may refuse the record (they then wait, then reclaim).
-        await this.#spool
+        // For replicas that follow, off this fill's path; a full disk may refuse it (they then
+        // wait until this fill ends).
+        this.#spool
           ?.setSize(size)
           .catch((err: unknown) => this.#deps.log.warn({ err }, 'could not record the blob size in its spool'));
       }
@@ -287,6 +288,7 @@ export class Fill implements FillBytes {
     this.#released();
     if (this.#spool === null) return 'not-stored';
     try {
+      await this.#spool.dataFile();
       await storeSmall(body.bytes, this.#spool.dataPath, this.#finalPath);
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
@@ -314,7 +316,8 @@ export class Fill implements FillBytes {
         spool?.setVerified().catch(() => undefined);
       },
     });
-    const file = spool === null ? null : await open(spool.dataPath, 'r');
+    const dataPath = spool === null ? null : await this.#dataFileOf(spool);
+    const file = dataPath === null ? null : await open(dataPath, 'r');
     if (file !== null) this.#handles.push(file);
     const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
     this.#stream = store;
@@ -322,11 +325,11 @@ export class Fill implements FillBytes {
     let result: Promise<SpoolResult>;
     try {
       result = this.#deps.pool.spool({
-        dataPath: spool?.dataPath ?? null,
+        dataPath,
         finalPath: this.#finalPath,
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
-        prefixPath: spool?.prefixPath ?? null,
+        prefixPath: dataPath === null ? null : (spool?.prefixPath ?? null),
         startOffset,
         ring: ring.buffer,
         port: ring.workerPort,
@@ -355,6 +358,19 @@ export class Fill implements FillBytes {
       await store.close();
     }
     return this.#afterSpool(await spooled, download);
+  }
+
+  /** The spool's data file, or null when the disk could not take it (the bytes then stream through memory). */
+  async #dataFileOf(spool: OwnedSpool): Promise<string | null> {
+    try {
+      await spool.dataFile();
+      return spool.dataPath;
+    } catch (err) {
+      const code = errnoCode(err) ?? '';
+      if (!DISK_FULL_CODES.has(code)) throw err;
+      this.#diskFull(code);
+      return null;
+    }
   }
 
   #afterSpool(result: SpoolResult, download: Download): FillOutcome {
