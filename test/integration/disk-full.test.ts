@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, readdir } from 'node:fs/promises';
+import { access, mkdtemp, readdir, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -83,7 +83,12 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   gate.open();
   assert.equal(`sha256:${(await first).sha256}`, big[0]!.digest);
 
-  // Space is back (the failed spools are gone): the next blob that fits is cached again.
+  // Space is back once the failed spools are gone and the last reader has closed its handle
+  // on them: the next blob that fits is cached again.
+  await waitFor(10_000, 'space back', async () => {
+    const fs = await statfs(mnt);
+    return fs.bavail * fs.bsize > 4 << 20;
+  });
   const small = s.origin.add(randomBytes(1 << 20));
   const r = await fetchBlob(s.h2, s.blobUrl('team/app', small.digest, await s.origin.mint('team/app', small.digest)));
   assert.equal(`sha256:${r.sha256}`, small.digest);
