@@ -60,6 +60,13 @@ export type AuthCheck =
 /** Real tokens are under 2 KB; refusing huge ones early bounds the work an attacker can cause. */
 const MAX_TOKEN_LENGTH = 8192;
 const PULL_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+/**
+ * RFC 7515 §7.1 and §2: three base64url segments, unpadded, with no whitespace or other
+ * characters (the signature is empty for alg "none", refused by its own check below). jose's decoder skips whitespace and accepts padding, so without this a
+ * genuine token with a space, tab or newline inside its signature verified, and was then
+ * forwarded upstream as a header value that undici refuses.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Untrusted header values quoted in messages: short, and JSON-escaped. */
 function show(value: unknown): string {
@@ -115,6 +122,7 @@ export class TokenVerifier {
   async verify(token: string | null, req: BlobRequest): Promise<VerifiedToken> {
     if (token === null || token === '') throw this.#unauthorized('token', 'no token in the request', false);
     if (token.length > MAX_TOKEN_LENGTH) throw this.#unauthorized('token', 'malformed token: too long');
+    if (!COMPACT_JWS.test(token)) throw this.#unauthorized('header', 'malformed token: not a compact JWS');
 
     const id = VerifiedTokenCache.id(token);
     const generation = this.#keySet.generation;

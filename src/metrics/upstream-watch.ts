@@ -5,6 +5,7 @@
 // origins for blob paths are counted (the key-set fetches to the same hosts are not).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { classifyUpstreamError } from '../errors/upstream.js';
+import { errnoCode } from '../errors/inspect.js';
 
 interface UndiciRequest {
   origin?: unknown;
@@ -77,7 +78,7 @@ export class UpstreamWatch {
     if (host === undefined) return;
     if (!this.#answered.has(request)) {
       this.#observer.outcome(host, classifyUpstreamError(error));
-    } else if ((error as { code?: unknown } | null)?.code !== 'UND_ERR_ABORTED') {
+    } else if (errnoCode(error) !== 'UND_ERR_ABORTED') {
       // UND_ERR_ABORTED is our own discardBody() of a body we do not read.
       this.#observer.broke(host);
     }

@@ -21,8 +21,14 @@ export function clientIp(socket: Socket): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
+/** Decides, for each new connection, whether it may stay; a refused one is destroyed. */
+export interface ConnectionGate {
+  /** Admits or destroys a new connection; true when admitted (for now, for a node-wide gate). */
+  admit(socket: Socket, hooks: GuardHooks): boolean;
+}
+
 /** Open connections per client IP; a connection over the limit is destroyed at once. */
-export class PerIpLimiter {
+export class PerIpLimiter implements ConnectionGate {
   readonly #max: number;
   readonly #open = new Map<string, number>();
 
