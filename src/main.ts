@@ -26,6 +26,7 @@ import { viaName } from './startup/via.js';
 import type { Digest } from './store/digest.js';
 import { Evictor } from './store/eviction.js';
 import type { BlobStore } from './store/blob-store.js';
+import { SpoolDir } from './store/spool.js';
 
 export interface RunningCache {
   readonly config: Config;
@@ -72,6 +73,8 @@ export interface StartOptions {
   member?: NodeMember;
   /** Timings of the trusted key set (tests shorten them); defaults in auth/keyset.ts. */
   keys?: Omit<KeySetOptions, 'log' | 'now'>;
+  /** Fault injection for tests: the spool worker waits this long between verdict and fsync. */
+  publishDelayMs?: number;
 }
 
 export async function startCache(config: Config, opts: StartOptions = {}): Promise<RunningCache> {
@@ -91,19 +94,26 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   metrics?.watchUpstreams(chain.all.map((h) => h.url));
 
   // Whoever needs to know that a fill published: the evictor (over the cap?) and, in a
-  // node of several processes, the others (their indexes).
+  // node of several processes, the others (their indexes); and that the disk is full: the
+  // evictor (its trash goes at once).
   const published: Array<(digest: Digest, size: number) => void> = [];
+  const diskFull: Array<() => void> = [];
   const inflight = new Inflight({
-    chain,
+    spools: new SpoolDir(store.layout, config.downstream.replicas),
     pool,
     store,
     log,
     disk: { full: false },
     onPublished: (digest, size) => published.forEach((tell) => tell(digest, size)),
+    onDiskFull: () => diskFull.forEach((tell) => tell()),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
+    publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
   const evictor = startEvictor(config, store, inflight, metrics, log);
-  if (evictor !== null) published.push(() => evictor.afterPublish());
+  if (evictor !== null) {
+    published.push(() => evictor.afterPublish());
+    diskFull.push(() => evictor.diskFull());
+  }
   if (member !== null) published.push(member.onPublished);
   metrics?.collectFrom({ blobs: () => store, fills: () => fillStats(inflight), workerQueue: () => pool.queueSize });
 
@@ -205,4 +215,12 @@ function fillStats(inflight: Inflight): { inFlight: number; waiters: number } {
   let waiters = 0;
   for (const fill of inflight.fills()) waiters += fill.waiters;
   return { inFlight: inflight.size, waiters };
+}
+/**
+ * A fault-injection hook for tests (a crash between a client's last byte and publication):
+ * DTR_CACHE_TEST_PUBLISH_DELAY_MS makes the spool worker wait that long before its fsync.
+ */
+function publishDelayFromEnv(): number {
+  const ms = Number(process.env['DTR_CACHE_TEST_PUBLISH_DELAY_MS'] ?? 0);
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }

@@ -34,5 +34,6 @@ export const DEFAULTS = {
   downstream: {
     timeouts: { connect: '10s', headers: '30s', bodyidle: '30s' },
     workerqueue: 256,
+    replicas: { heartbeat: '2s', stale: '30s' },
   },
 } as const;

@@ -49,7 +49,17 @@ export function readDownstream(root: Field, deleteEnabled: Field, checks: FileCh
 
 function readOptions(options: Field, deleteEnabled: Field, checks: FileCheck[]): Config['downstream'] {
   const d = DEFAULTS.downstream;
-  options.checkKeys(['blobttl', 'upstreams', 'cas', 'jwks', 'issuer', 'maxsize', 'timeouts', 'workerqueue']);
+  options.checkKeys([
+    'blobttl',
+    'upstreams',
+    'cas',
+    'jwks',
+    'issuer',
+    'maxsize',
+    'timeouts',
+    'workerqueue',
+    'replicas',
+  ]);
 
   const ttlField = options.child('blobttl');
   const blobTtlMs = readDuration(ttlField, true);
@@ -88,7 +98,24 @@ function readOptions(options: Field, deleteEnabled: Field, checks: FileCheck[]):
       bodyIdleMs: readDuration(timeouts.child('bodyidle'), true) ?? parseGoDuration(d.timeouts.bodyidle),
     },
     workerQueue: options.child('workerqueue').int(1) ?? d.workerqueue,
+    replicas: readReplicas(options.child('replicas')),
   };
+}
+
+/** The spool heartbeat of replicas sharing a root; a writer is judged dead only after several missed beats. */
+function readReplicas(field: Field): Config['downstream']['replicas'] {
+  const d = DEFAULTS.downstream.replicas;
+  field.checkKeys(Object.keys(d));
+  const beatMs = readDuration(field.child('heartbeat'), true) ?? parseGoDuration(d.heartbeat);
+  const staleField = field.child('stale');
+  const staleMs = readDuration(staleField, true) ?? parseGoDuration(d.stale);
+  if (staleMs < 3 * beatMs) {
+    staleField.fail(
+      `at least three heartbeats (${3 * beatMs} ms), so a live writer is never judged dead`,
+      staleField.present ? staleField.rawText() : `the default ${d.stale}`,
+    );
+  }
+  return { beatMs, staleMs };
 }
 
 /**

@@ -74,5 +74,7 @@ export interface Config {
     };
     /** Bound on queued worker tasks before the node answers 429. */
     readonly workerQueue: number;
+    /** Replicas sharing the root: how often a writer refreshes its spool record, and how long a silent one is judged dead. */
+    readonly replicas: { readonly beatMs: number; readonly staleMs: number };
   };
 }

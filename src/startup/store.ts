@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { BlobStore } from '../store/blob-store.js';
 import { Layout } from '../store/layout.js';
-import { removeDeadSpools, SPOOL_STALE_MS } from '../store/spool.js';
+import { SpoolDir } from '../store/spool.js';
 
 export interface OpenStoreOptions {
   smallBlobBytes: number;
@@ -18,7 +18,7 @@ export interface OpenStoreOptions {
 export async function openStore(config: Config, log: Logger, opts: OpenStoreOptions): Promise<BlobStore> {
   const layout = new Layout(config.storage.rootDirectory);
   const store = new BlobStore(layout, { ttlMs: config.downstream.blobTtlMs, smallBlobBytes: opts.smallBlobBytes });
-  const removedSpools = opts.removedSpools ?? (await removeDeadSpools(layout, SPOOL_STALE_MS));
+  const removedSpools = opts.removedSpools ?? (await new SpoolDir(layout, config.downstream.replicas).sweep());
   const started = Date.now();
   const scanned = await store.scan();
   log.info(
@@ -30,5 +30,5 @@ export async function openStore(config: Config, log: Logger, opts: OpenStoreOpti
 
 /** The supervisor's clean-up before it starts the serving processes. */
 export function removeDeadSpoolsAtStart(config: Config): Promise<number> {
-  return removeDeadSpools(new Layout(config.storage.rootDirectory), SPOOL_STALE_MS);
+  return new SpoolDir(new Layout(config.storage.rootDirectory), config.downstream.replicas).sweep();
 }

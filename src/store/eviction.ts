@@ -69,6 +69,14 @@ export class Evictor {
     return this.#running;
   }
 
+  /**
+   * The disk is full: the trash goes now, whatever its grace period. Space for fills that
+   * are under way matters more than a replica that may still read an evicted file.
+   */
+  diskFull(): void {
+    void this.#emptyTrash(true);
+  }
+
   /** Called after a publish: evicts only when over the cap, so the hot path stays cheap. */
   afterPublish(): void {
     const max = this.#opts.maxSize;
@@ -141,7 +149,12 @@ export class Evictor {
     );
   }
 
-  async #emptyTrash(): Promise<void> {
+  /**
+   * Deletes trashed files past their grace period, and, while the store and the trash
+   * together are over `maxsize` (or `all`: the disk is full), the oldest before that:
+   * `maxsize` bounds what the cache keeps on disk, the trash included.
+   */
+  async #emptyTrash(all = false): Promise<void> {
     const grace = this.#opts.trashGraceMs ?? 15 * 60_000;
     let names: string[];
     try {
@@ -149,9 +162,25 @@ export class Evictor {
     } catch {
       return;
     }
-    for (const name of names) {
-      const at = Number(name.slice(name.lastIndexOf('-') + 1));
-      if (Number.isFinite(at) && this.#now() - at > grace) await rm(join(this.#trashDir, name), { force: true });
+    const trashed = names
+      .map((name) => ({ name, at: Number(name.slice(name.lastIndexOf('-') + 1)) }))
+      .filter((t) => Number.isFinite(t.at))
+      .sort((a, b) => a.at - b.at);
+    const max = this.#opts.maxSize;
+    let trashBytes = 0;
+    const sizes = new Map<string, number>();
+    if (max !== null && !all) {
+      for (const t of trashed) {
+        const size = (await stat(join(this.#trashDir, t.name)).catch(() => null))?.size ?? 0;
+        sizes.set(t.name, size);
+        trashBytes += size;
+      }
+    }
+    for (const t of trashed) {
+      const overCap = max !== null && this.#store.bytes + trashBytes > max;
+      if (!all && !overCap && this.#now() - t.at <= grace) continue;
+      await rm(join(this.#trashDir, t.name), { force: true });
+      trashBytes -= sizes.get(t.name) ?? 0;
     }
   }
 }

@@ -9,6 +9,7 @@ import { check, type Example } from './front-door.js';
 import { blobHeaders } from './header-arb.js';
 import { requestTarget } from './request-arb.js';
 import { buildToken, tokenRecipe, tokenVerdict } from './token-arb.js';
+import { bearer } from './route-model.js';
 import { NAMES, startTarget } from './target.js';
 import { H2Client } from './wire.js';
 
@@ -101,9 +102,10 @@ test('fuzz: the front door', async (t) => {
               headers: [],
             };
       // The token as the server reads it: from the query (percent-decoded), or the Bearer credential.
+      // (RFC 6750 §2.1 allows several spaces after "Bearer": a token mutated to start with one is still read.)
       const seen =
         c.where === 'bearer'
-          ? built.token
+          ? (bearer(`Bearer ${built.token}`) ?? '')
           : (new URLSearchParams(x.target.slice(x.target.indexOf('?') + 1)).get('token') ?? '');
       const verdict = tokenVerdict(seen, built, keys, c.name, c.blob.digest);
       const grants = new Map(world.grants);

@@ -31,7 +31,7 @@ export interface Probe {
 }
 
 /** RFC 6750 §2.1: `Bearer` (any case), spaces, a b64token. */
-function bearer(authorization: string | undefined): string | null {
+export function bearer(authorization: string | undefined): string | null {
   const m = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(authorization?.trim() ?? '');
   return m?.[1] ?? null;
 }

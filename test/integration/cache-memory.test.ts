@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { createTestCa } from '../../testkit/pki.js';
 import { servingChildren } from '../../testkit/cache-process.js';
@@ -32,23 +34,34 @@ test('50 concurrent cold clients of a 1 GiB blob: one upstream GET, every byte, 
   const token = await origin.mint('team/big', blob.digest);
   const url = `${cache.url}/v2/team/big/blobs/${blob.digest}?token=${token}`;
   // curl processes as clients: the test's own process could not drain 50 GiB fast enough.
-  // Each reports the bytes it got; two pipe through sha256sum too.
-  const one = (hash: boolean): Promise<{ bytes: number; hex: string | null }> =>
-    new Promise((resolve, reject) => {
-      const cmd = hash
-        ? `set -o pipefail; curl -sS --fail '${url}' | tee >(wc -c >&2) | sha256sum`
-        : `curl -sS --fail -o /dev/null -w '%{size_download}' '${url}'`;
-      execFile('bash', ['-c', cmd], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        if (err) return reject(err);
-        resolve(
-          hash ? { bytes: Number(stderr.trim()), hex: stdout.split(' ')[0]! } : { bytes: Number(stdout), hex: null },
-        );
-      });
-    });
-  const results = await within(
+  // One shell starts them all: forking 50 times from this process, which holds the 1 GiB
+  // blob, stalled its event loop (and so the origin) for tens of seconds. Each client
+  // reports the bytes it got; two pipe the body through sha256sum too.
+  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-curls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const script = `
+    for i in $(seq 0 49); do
+      if [ "$i" -lt 2 ]; then
+        curl -sS --fail -w '%{stderr}%{size_download}' "$URL" 2>"$DIR/bytes.$i" | sha256sum >"$DIR/hex.$i" &
+      else
+        curl -sS --fail -o /dev/null -w '%{size_download}' "$URL" >"$DIR/bytes.$i" 2>"$DIR/err.$i" &
+      fi
+    done
+    wait`;
+  await within(
     240_000,
     '50 clients of 1 GiB',
-    Promise.all(Array.from({ length: 50 }, (_, i) => one(i < 2))),
+    new Promise<void>((resolve, reject) =>
+      execFile('bash', ['-c', script], { env: { ...process.env, URL: url, DIR: dir } }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    ),
+  );
+  const results = await Promise.all(
+    Array.from({ length: 50 }, async (_, i) => ({
+      bytes: Number((await readFile(join(dir, `bytes.${i}`), 'utf8')).trim()),
+      hex: i < 2 ? (await readFile(join(dir, `hex.${i}`), 'utf8')).split(' ')[0]! : null,
+    })),
   );
   for (const r of results) assert.equal(r.bytes, bytes.length);
   assert.equal(`sha256:${results[0]!.hex}`, blob.digest);

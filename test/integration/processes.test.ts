@@ -194,6 +194,31 @@ test('http.processes 2: both serve, one upstream GET, merged /metrics, SIGHUP in
   assert.ok(cache.lines.some((l) => l['pid'] === cache.child.pid && l['msg'] === 'stopped'));
 });
 
+test('a stampede on both processes: 32 clients of a cold blob, one upstream GET, every byte to each, streamed as it arrives', async (t) => {
+  const { ca, origin, cache } = await startNode(t, '');
+  const [a, b] = pair(await servingPids(cache.lines, 2));
+  const [onA, onB] = await pinConnections(t, cache.url, ca.cert, cache.lines, [a, b], 16);
+  if (onA === undefined || onB === undefined) throw new Error('two processes');
+  const blob = origin.add(randomBytes(32 << 20));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const gate = origin.gate(blob.digest, 4 << 20);
+  const transfers = [startGet(first(onA), path)];
+  await within(10_000, 'the origin sent the first 4 MiB', gate.reached);
+  for (const c of [...onA.slice(1), ...onB]) transfers.push(startGet(c, path));
+  await waitFor(20_000, 'all 32 clients receiving', () => transfers.every((x) => x.received() > 0));
+  gate.open();
+  const results = await within(120_000, '32 clients', Promise.all(transfers.map((x) => x.done)));
+  assert.deepEqual(
+    results.filter((r) => r.status !== 200 || r.bytes !== blob.bytes.length || r.sha256 !== blob.digest),
+    [],
+  );
+  assert.equal(origin.count(origin.gets, blob.digest), 1, 'one upstream GET for the node');
+  const served = (pid: number) =>
+    cache.lines.filter((l) => l['msg'] === 'request' && l['digest'] === blob.digest && l['pid'] === pid).length;
+  await waitFor(5_000, 'the request lines', () => served(a) + served(b) === 32);
+  assert.deepEqual([served(a), served(b)], [16, 16]);
+});
+
 test('TLS sessions resume whichever process the client reaches (shared ticket keys)', async (t) => {
   const { ca, cache } = await startNode(t, '');
   const pids = await servingPids(cache.lines, 2);
