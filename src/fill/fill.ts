@@ -58,14 +58,16 @@ export interface FillHooks {
 type Claim = { kind: 'owned'; spool: OwnedSpool } | { kind: 'none' } | { kind: 'replica'; follower: ReplicaFollower };
 
 /**
- * A failure with its outcome: the cause is what clients get (a registry error), the outcome
- * what is counted and logged.
+ * A failure with its outcome: `error` is what clients get (a registry error, as a rule),
+ * the outcome what is counted and logged.
  */
 class FillFailure extends DtrCacheError<'FILL_FAILED'> {
   readonly outcome: FillOutcome;
-  constructor(outcome: FillOutcome, error: Error) {
-    super('FILL_FAILED', error.message, { cause: error });
+  readonly error: Error;
+  constructor(outcome: FillOutcome, cause: unknown) {
+    super('FILL_FAILED', messageOf(cause), { cause });
     this.outcome = outcome;
+    this.error = cause instanceof Error ? cause : this;
   }
 }
 
@@ -168,10 +170,9 @@ export class Fill implements FillBytes {
     try {
       return await this.#settle(await this.#fill(), null, started);
     } catch (err) {
-      const failure = err instanceof FillFailure ? err : null;
-      const error =
-        failure?.cause instanceof Error ? failure.cause : err instanceof Error ? err : new Error(String(err));
-      return this.#settle(failure?.outcome ?? (err instanceof RegistryError ? 'upstream' : 'io'), error, started);
+      const failure =
+        err instanceof FillFailure ? err : new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
+      return this.#settle(failure.outcome, failure.error, started);
     }
   }
 
@@ -393,9 +394,8 @@ export class Fill implements FillBytes {
 
   /** Why a download stopped: every client left a fill that cannot be kept, or the upstream failed. */
   #stoppedOutcome(err: unknown): FillFailure {
-    const error = err instanceof Error ? err : new Error(String(err));
-    if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', error);
-    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', error);
+    if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', err);
+    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
   }
 
   /** The digest verified: every client's last byte may go. */

@@ -96,6 +96,10 @@ export class SpoolDir {
     }
   }
 
+  async claimExists(d: Digest): Promise<boolean> {
+    return (await stat(this.claimPath(d)).catch(() => null)) !== null;
+  }
+
   async readOwner(d: Digest): Promise<SpoolOwner | null> {
     return readRecord(this.claimPath(d));
   }
