@@ -14,6 +14,7 @@ import { Inflight } from './fill/inflight.js';
 import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
 import { Metrics } from './metrics/metrics.js';
+import { MirrorService } from './mirror/service.js';
 import { WorkerPool } from './pool.js';
 import { startDebugServer, type DebugServer } from './server/debug-server.js';
 import { refusalReporter } from './server/guards.js';
@@ -78,8 +79,10 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     bodyTimeout: t.bodyIdleMs,
   });
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...opts.keys, log });
-  await keys.start();
-  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';
+  // A pure mirror (no downstream upstreams) verifies no redirect tokens: no keys to load.
+  const dtr = chain.all.length > 0;
+  if (dtr) await keys.start();
+  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? 'https://dtr-mode-off.invalid';
   const verifier = new TokenVerifier({
     keySet: keys,
     realm: realmFor(originBase),
@@ -103,6 +106,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     onPublished: () => evictor?.afterPublish(),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
   });
+  const mirror = await MirrorService.start(config, { store, inflight, log });
   if (config.storage.deleteEnabled) {
     const onEvict =
       metrics === null
@@ -114,10 +118,21 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
       busy: (d) => inflight.has(d),
       log,
       ...onEvict,
+      ...(mirror === null ? {} : { protect: () => mirror.retention.protect() }),
     });
     evictor.start();
   }
-  const ctx: AppContext = { store, inflight, chain, verifier, keys, log, ...(metrics === null ? {} : { metrics }) };
+  mirror?.retention.start();
+  const ctx: AppContext = {
+    store,
+    inflight,
+    chain,
+    verifier,
+    keys,
+    log,
+    ...(metrics === null ? {} : { metrics }),
+    ...(mirror === null ? {} : { mirror }),
+  };
   const tls = await readTls(config);
   const server = createCacheServer(
     config.http.limits,
@@ -133,7 +148,11 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     'dtr-cache listening',
   );
 
-  const health = new Health({ probeDir: dirname(layout.spoolDir), keys, upstreams: () => chain.all });
+  const health = new Health({
+    probeDir: dirname(layout.spoolDir),
+    keys: dtr ? keys : null,
+    upstreams: () => [...chain.all, ...(mirror?.mirrors.map((m) => m.upstream.host) ?? [])],
+  });
   let debug: DebugServer | null = null;
   if (config.http.debug !== null) {
     const d = config.http.debug;
@@ -179,6 +198,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         log.info({ fills: inflight.size, deadlineMs: config.http.drainTimeoutMs }, 'draining');
         await server.close(config.http.drainTimeoutMs);
         evictor?.stop();
+        await mirror?.close();
         // Fills still running are abandoned: nothing unverified is ever published.
         keys.close();
         await chain.close();

@@ -6,7 +6,7 @@ import type { Leaf } from './pki.js';
 import { startService, type ServiceProcess } from './service-process.js';
 
 export interface CacheSpec {
-  /** 2.3+ list form, or the 2.2 form's origin and upstream hosts. */
+  /** 2.3+ list form, or the 2.2 form's origin and upstream hosts; [] writes no downstream entry (a pure mirror). */
   upstreams: string[] | { origin: string; hosts?: string[] };
   cas: string[];
   tls: Leaf | null;
@@ -19,6 +19,8 @@ export interface CacheSpec {
   extraOptions?: string;
   /** Extra lines under http: (YAML, indented by 2 spaces). */
   extraHttp?: string;
+  /** Top-level sections after the rest (YAML at column 0): `proxy:` or `mirrors:` for mirror mode. */
+  extraTop?: string;
 }
 
 export function configYaml(spec: CacheSpec & { root: string }): string {
@@ -42,7 +44,11 @@ storage:
 http:
   addr: 127.0.0.1:0
 ${spec.tls ? `  tls:\n    certificate: ${spec.tls.certPath}\n    key: ${spec.tls.keyPath}\n` : ''}${spec.extraHttp ?? ''}
-middleware:
+${Array.isArray(spec.upstreams) && spec.upstreams.length === 0 ? (spec.extraTop ?? '') : `${downstreamYaml(spec, ups)}${spec.extraTop ?? ''}`}`;
+}
+
+function downstreamYaml(spec: CacheSpec, ups: string): string {
+  return `middleware:
   registry:
       - name: downstream
         options:
@@ -50,7 +56,8 @@ ${spec.blobttl ? `          blobttl: ${spec.blobttl}\n` : ''}          upstreams
 ${ups}
           cas:
 ${spec.cas.map((c) => `            - ${c}`).join('\n')}
-${spec.extraOptions ?? ''}`;
+${spec.extraOptions ?? ''}
+`;
 }
 
 /** Writes `<dir>/config.yml` (storage under `<dir>/registry` unless `spec.root`). */

@@ -22,6 +22,16 @@ interface RepoState {
   tags: Record<string, string>;
   /** digest → media type */
   manifests: Record<string, string>;
+  /** subject digest → descriptors of the manifests that name it as `subject` (referrers API). */
+  referrers?: Record<string, ReferrerDescriptor[]>;
+}
+
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
 }
 
 export interface StoredManifest {
@@ -43,6 +53,22 @@ function references(mediaType: string, doc: Record<string, unknown>): { blobs: s
   const config = doc['config'];
   if (isDescriptor(config)) blobs.unshift(config.digest);
   return { blobs, manifests: [] };
+}
+
+/** The descriptor a referrers list carries for a manifest: artifactType, else its config's media type. */
+function referrerOf(doc: Record<string, unknown>, mediaType: string, digest: string, size: number): ReferrerDescriptor {
+  const d: ReferrerDescriptor = { mediaType, digest, size };
+  const config = doc['config'];
+  const artifactType =
+    typeof doc['artifactType'] === 'string'
+      ? doc['artifactType']
+      : isDescriptor(config) && typeof config.mediaType === 'string'
+        ? config.mediaType
+        : undefined;
+  if (artifactType !== undefined) d.artifactType = artifactType;
+  const annotations = doc['annotations'];
+  if (typeof annotations === 'object' && annotations !== null) d.annotations = annotations as Record<string, string>;
+  return d;
 }
 
 function isDescriptor(v: unknown): v is Descriptor {
@@ -94,6 +120,20 @@ export class ManifestIndex {
     return bytes === undefined ? undefined : { digest, mediaType, bytes };
   }
 
+  /** Removes a tag (the manifest stays, by digest); false when there was no such tag. */
+  async untag(name: string, tag: string): Promise<boolean> {
+    const st = this.repos.get(name);
+    if (st?.tags[tag] === undefined) return false;
+    delete st.tags[tag];
+    await this.save();
+    return true;
+  }
+
+  /** The manifests in `name` whose `subject` is `digest` (OCI distribution 1.1, "Listing Referrers"). */
+  referrers(name: string, digest: string): ReferrerDescriptor[] {
+    return this.repos.get(name)?.referrers?.[digest] ?? [];
+  }
+
   /**
    * Stores a manifest under `reference` (a tag or its own digest). `contentType`
    * wins over the body's `mediaType`, as in distribution.
@@ -140,6 +180,12 @@ export class ManifestIndex {
     }
     st.manifests[digest] = mediaType;
     if (!isDigest(reference)) st.tags[reference] = digest;
+    const subject = doc['subject'];
+    if (isDescriptor(subject)) {
+      const refs = (st.referrers ??= {});
+      const list = (refs[subject.digest] ??= []);
+      if (!list.some((d) => d.digest === digest)) list.push(referrerOf(doc, mediaType, digest, bytes.length));
+    }
     await this.save();
     return { digest, mediaType, bytes };
   }

@@ -20,11 +20,17 @@ export interface EvictorOptions {
   /** How long a trashed file is kept for readers elsewhere. */
   trashGraceMs?: number;
   onEvict?: (reason: EvictionReason, entry: BlobEntry) => void;
+  /**
+   * Digests not to expire in this sweep (asked once per sweep): a mirror's content while its
+   * upstream is unreachable. The size cap still applies to them.
+   */
+  protect?: () => Promise<ReadonlySet<string>>;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
 }
 
 const TEN_MINUTES = 10 * 60_000;
+const NONE: ReadonlySet<string> = new Set();
 
 export class Evictor {
   readonly #store: BlobStore;
@@ -77,7 +83,10 @@ export class Evictor {
 
   async #sweep(): Promise<void> {
     if (this.#opts.ttlMs !== null) {
-      for (const entry of [...this.#store.entries()]) {
+      const expired = [...this.#store.entries()].filter((e) => this.#store.expired(e));
+      const keep = expired.length === 0 ? NONE : await this.#protected();
+      for (const entry of expired) {
+        if (keep === null || keep.has(entry.digest.value)) continue;
         if (this.#store.expired(entry) && this.#evictable(entry) && !(await this.#pulledElsewhere(entry, 'expired'))) {
           await this.#evict(entry, 'expired');
         }
@@ -93,6 +102,17 @@ export class Evictor {
       }
     }
     await this.#emptyTrash();
+  }
+
+  /** What `protect` keeps this sweep; null (expire nothing) when it could not say. */
+  async #protected(): Promise<ReadonlySet<string> | null> {
+    if (this.#opts.protect === undefined) return NONE;
+    try {
+      return await this.#opts.protect();
+    } catch (err) {
+      this.#opts.log?.warn({ err }, 'could not tell which blobs to keep: no expiry in this sweep');
+      return null;
+    }
   }
 
   #evictable(entry: BlobEntry): boolean {
