@@ -18,6 +18,7 @@ import { RegistryClient } from '../testkit/registry-client.js';
 import { startService, type ServiceProcess } from '../testkit/service-process.js';
 import { formatBytes, formatMs, textTable } from './lib/text-table.js';
 import { caCertDir, hasTool, runTool } from '../testkit/tools.js';
+import { stackOf } from '../src/errors/inspect.js';
 
 const MiB = 1024 * 1024;
 const REPO = 'demo/app';
@@ -353,8 +354,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const msg =
-      err instanceof DemoFailure ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const msg = err instanceof DemoFailure ? err.message : stackOf(err);
     process.stderr.write(`\ndemo failed: ${msg}\n`);
     process.exitCode = 1;
   },

@@ -8,18 +8,23 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTestCa } from '../testkit/pki.js';
 import { Corpus } from './scenarios/corpus.js';
+import { chooseDrivers, H1_DRIVERS, H2_DRIVERS, type H1Driver, type H2Driver } from './scenarios/drivers.js';
 import { BenchEnv, type Settings } from './scenarios/env.js';
 import { MockOrigin } from './scenarios/origin.js';
 import { killAllNow, stopAll } from './scenarios/procs.js';
+import { parseProcesses, processesKeySupported } from './scenarios/processes.js';
 import { Progress } from './scenarios/progress.js';
 import { selectScenarios, type ScenarioDef } from './scenarios/registry.js';
 import { formatTable, writeReport } from './scenarios/report.js';
 import { shapeFor } from './scenarios/shape.js';
 import { cpuTimes, stealPct } from './scenarios/steal.js';
-import { evaluateTargets, addRatios } from './scenarios/targets.js';
-import { SCHEMA, type BenchReport, type Mode, type ScenarioResult } from './scenarios/types.js';
+import { addRatios } from './scenarios/ratios.js';
+import { evaluateTargets } from './scenarios/targets.js';
+import { SCHEMA, type BenchReport, type Mode, type Processes, type ScenarioResult } from './scenarios/types.js';
+import { messageOf, stackOf } from '../src/errors/inspect.js';
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--scenario NAME[,NAME|PREFIX*]] [--no-peers]
+       [--processes auto|N[,…]] [--h1-driver wrk|autocannon|raw] [--h2-driver h2load|undici]
        [--latency-ms N] [--bandwidth BYTES_PER_SEC] [--out DIR] [--cpu-prof DIR] [--keep] [--quiet]`;
 
 const RESULTS = new URL('../../bench/results/', import.meta.url).pathname;
@@ -27,6 +32,12 @@ const RESULTS = new URL('../../bench/results/', import.meta.url).pathname;
 function usage(msg: string): never {
   process.stderr.write(`bench: ${msg}\n${USAGE}\n`);
   process.exit(2);
+}
+
+function oneOf<T extends string>(v: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) usage(`${flag} takes one of ${allowed.join(', ')}`);
+  return v as T;
 }
 
 function whole(v: string | undefined, flag: string, dflt: number): number {
@@ -42,6 +53,8 @@ async function runOne(env: BenchEnv, def: ScenarioDef): Promise<ScenarioResult> 
     name: def.name,
     subject: def.subject,
     ratios: [],
+    processes: def.processes,
+    ceilings: [],
     params: {},
     figures: {},
     errors: 0,
@@ -60,7 +73,7 @@ async function runOne(env: BenchEnv, def: ScenarioDef): Promise<ScenarioResult> 
     if (env.mock.proc.crashed()) throw new Error('the DTR mock exited during the scenario');
     return { ...base, ...o, status: o.errors > 0 ? 'error' : 'ok', note: o.note ?? null, ...(await timing()) };
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = messageOf(err);
     return {
       ...base,
       status: 'error',
@@ -90,6 +103,9 @@ async function main(): Promise<number> {
       bandwidth: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      processes: { type: 'string' },
+      'h1-driver': { type: 'string' },
+      'h2-driver': { type: 'string' },
       keep: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -102,21 +118,50 @@ async function main(): Promise<number> {
   }
   if (values.quick === true && values.smoke === true) usage('--quick and --smoke exclude each other');
   const mode: Mode = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full';
-  // Smoke runs check the harness, not the peers: they are skipped unless named.
-  const defs = selectScenarios(values.scenario, values['no-peers'] !== true && mode !== 'smoke');
-  const settings: Settings = {
-    mode,
-    latencyMs: whole(values['latency-ms'], '--latency-ms', 40),
-    bandwidth: whole(values.bandwidth, '--bandwidth', 25_000_000),
-    cpuProfDir: values['cpu-prof'] ?? null,
-  };
-  if (settings.bandwidth === 0) usage('--bandwidth must be > 0');
+  let asked: Processes[] = ['auto'];
+  try {
+    if (values.processes !== undefined) asked = parseProcesses(values.processes);
+  } catch (err) {
+    usage(messageOf(err));
+  }
+  const h1 = oneOf<H1Driver>(values['h1-driver'], '--h1-driver', H1_DRIVERS);
+  const h2 = oneOf<H2Driver>(values['h2-driver'], '--h2-driver', H2_DRIVERS);
+  const drivers = await chooseDrivers(h1, h2).catch((err: unknown) => usage(messageOf(err)));
+  const latencyMs = whole(values['latency-ms'], '--latency-ms', 40);
+  const bandwidth = whole(values.bandwidth, '--bandwidth', 25_000_000);
+  if (bandwidth === 0) usage('--bandwidth must be > 0');
   const outDir = values.out ?? RESULTS;
 
   const startedAt = new Date();
   const progress = new Progress(values.quiet === true);
   const workDir = await mkdtemp(join(tmpdir(), 'dtr-cache-bench-'));
   process.stderr.write(`bench: ${mode} run, work directory ${workDir}\n`);
+  const processesKey = await processesKeySupported(workDir);
+  if (!processesKey) {
+    process.stderr.write(
+      'bench: this build takes no http.processes: every cache runs (and is recorded as) 1 process\n',
+    );
+  }
+  const settings: Settings = {
+    mode,
+    latencyMs,
+    bandwidth,
+    cpuProfDir: values['cpu-prof'] ?? null,
+    drivers,
+    processes: processesKey ? asked : [1],
+    processesKey,
+  };
+  process.stderr.write(
+    `bench: drivers ${drivers.smallH1} (small h1), ${drivers.largeH1} (large h1), ${drivers.h2} (h2); processes ${settings.processes.join(', ')}\n`,
+  );
+  // Smoke runs check the harness, not the peers: they are skipped unless named.
+  let defs: ScenarioDef[] = [];
+  try {
+    defs = selectScenarios(values.scenario, values['no-peers'] !== true && mode !== 'smoke', settings.processes);
+  } catch (err) {
+    await rm(workDir, { recursive: true, force: true });
+    usage(messageOf(err));
+  }
   let env: BenchEnv | null = null;
   const cleanup = async (): Promise<void> => {
     progress.stop();
@@ -181,6 +226,8 @@ async function main(): Promise<number> {
         memMiB: Math.round(totalmem() / 2 ** 20),
       },
       origin: { latencyMs: settings.latencyMs, bandwidthBytesPerSec: settings.bandwidth },
+      drivers,
+      processes: { settings: settings.processes, keySupported: processesKey },
       scenarios: results,
       targets: evaluateTargets(results),
       ok: results.every((r) => r.status !== 'error'),
@@ -199,7 +246,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`bench: ${stackOf(err)}\n`);
     killAllNow();
     process.exit(1);
   },

@@ -2,6 +2,7 @@
 // the driver answers (a JSON file it writes before exiting). Drivers run as their own
 // processes, so the load generator never shares a thread with the server it measures.
 import { readFile, writeFile } from 'node:fs/promises';
+import { stackOf } from '../../src/errors/inspect.js';
 
 export interface LoadTarget {
   /** `https://localhost:PORT` */
@@ -20,8 +21,8 @@ export interface LoadTarget {
 }
 
 export interface LoadSpec extends LoadTarget {
-  driver: 'autocannon' | 'undici' | 'raw';
-  /** undici only: HTTP/2 (`allowH2`) or HTTP/1.1. autocannon is always HTTP/1.1. */
+  driver: 'autocannon' | 'undici' | 'raw' | 'wrk' | 'h2load';
+  /** HTTP/2 (undici with `allowH2`, h2load) or HTTP/1.1 (autocannon, raw, wrk, undici). */
   proto: 'h1' | 'h2';
   /** Requests in flight at once (HTTP/1.1: one connection each). */
   concurrency: number;
@@ -37,6 +38,11 @@ export interface LoadSpec extends LoadTarget {
   maxRequests: number;
   /** A single request may take this long before it counts as an error. */
   requestTimeoutMs: number;
+  /**
+   * raw only: open every connection (TLS handshake included) before the clock starts, so
+   * times run from the request to the response, not from the connect.
+   */
+  preconnect?: boolean;
   /** undici: HTTP/2 connections in the pool (1 = every stream on one connection, as browsers and Go do). */
   h2Connections?: number;
 }
@@ -151,7 +157,7 @@ export function driverMain(name: string, run: (spec: LoadSpec) => Promise<LoadRe
     await writeFile(resultPath, JSON.stringify(await run(spec)));
   };
   go().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`${stackOf(err)}\n`);
     process.exit(1);
   });
 }

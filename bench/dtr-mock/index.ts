@@ -51,6 +51,8 @@ export interface DtrMockOptions {
   redirectTtlSec?: number;
   latencyMs?: number;
   bandwidth?: number | null;
+  /** How long an idle client connection is kept open (ms); 5 s by default, as Node's. */
+  keepAliveMs?: number;
   /** false: anyone may pull without auth, and nothing is redirected. */
   tokens?: boolean;
   faults?: Record<string, Fault>;
@@ -159,7 +161,7 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     mintRedirectToken: (o) => keys.mint(o),
   };
 
-  const server = createMockServer(ctx, control, opts.tls);
+  const server = createMockServer(ctx, control, opts.tls, opts.keepAliveMs ?? 5_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {

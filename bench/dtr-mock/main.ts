@@ -1,6 +1,6 @@
 // Runs the DTR mock origin as its own process (demo, benchmarks):
 //   node dist/bench/dtr-mock/main.js [--port N] [--host ADDR] [--cert PEM --key PEM]
-//     [--storage DIR|memory] [--latency-ms N] [--bandwidth BYTES] [--no-tokens]
+//     [--storage DIR|memory] [--latency-ms N] [--bandwidth BYTES] [--keep-alive-ms N] [--no-tokens]
 //     [--users FILE.json] [--admin user:pass] [--alg ES256|RS256|EdDSA]
 //     [--redirect-ttl SEC] [--service NAME] [--issuer NAME]
 // Prints one JSON line {"event":"listening","url":…,"port":…} on stdout when
@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { isSigningAlg } from './keys.js';
 import { startDtrMock, type DtrMockOptions, type UserSpec } from './index.js';
+import { stackOf } from '../../src/errors/inspect.js';
 
 function fail(msg: string): never {
   process.stderr.write(`dtr-mock: ${msg}\n`);
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
       storage: { type: 'string' },
       'latency-ms': { type: 'string' },
       bandwidth: { type: 'string' },
+      'keep-alive-ms': { type: 'string' },
       'no-tokens': { type: 'boolean' },
       users: { type: 'string' },
       admin: { type: 'string' },
@@ -56,6 +58,8 @@ async function main(): Promise<void> {
   if (latency !== undefined) opts.latencyMs = latency;
   const bw = int(values.bandwidth, '--bandwidth');
   if (bw !== undefined && bw > 0) opts.bandwidth = bw;
+  const keepAlive = int(values['keep-alive-ms'], '--keep-alive-ms');
+  if (keepAlive !== undefined) opts.keepAliveMs = keepAlive;
   if (values['no-tokens'] === true) opts.tokens = false;
   const ttl = int(values['redirect-ttl'], '--redirect-ttl');
   if (ttl !== undefined) opts.redirectTtlSec = ttl;
@@ -95,4 +99,4 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 }
 
-main().catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err)));
+main().catch((err: unknown) => fail(stackOf(err)));

@@ -89,13 +89,18 @@ function onRequest(ctx: MockContext, control: MockControl) {
   };
 }
 
-export function createMockServer(ctx: MockContext, control: MockControl, tls: TlsMaterial | undefined): Server {
+export function createMockServer(
+  ctx: MockContext,
+  control: MockControl,
+  tls: TlsMaterial | undefined,
+  keepAliveMs: number,
+): Server {
   const handler = onRequest(ctx, control);
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     handler(req, res).catch((err: unknown) => sendError(res, err));
   };
   // No request timeout: a big upload over a capped link may take minutes.
-  const common = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 };
+  const common = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: keepAliveMs };
   const server: Server =
     tls === undefined
       ? createHttpServer(common, listener)

@@ -4,9 +4,9 @@
 import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchEnv } from '../scenarios/env.js';
-import { openBlobPath } from '../scenarios/origin.js';
+import { openBlobPath, type MockOrigin } from '../scenarios/origin.js';
 import { freePort, spawnLogged } from '../scenarios/procs.js';
-import { procCrashed, waitHttpReady, type Subject } from '../scenarios/subject.js';
+import { procCrashed, publishedIn, waitHttpReady, type Subject } from '../scenarios/subject.js';
 
 export const DISTRIBUTION_BIN = '/usr/bin/docker-registry';
 
@@ -18,10 +18,11 @@ export async function distributionMissing(): Promise<string | null> {
   );
 }
 
-export async function startDistribution(env: BenchEnv, label: string): Promise<Subject> {
+/** distribution in front of `upstream` (the far open mock by default). */
+export async function startDistribution(env: BenchEnv, label: string, upstream?: MockOrigin): Promise<Subject> {
   const dir = env.dir(label);
   await mkdir(join(dir, 'storage'), { recursive: true });
-  const upstream = await env.openMock();
+  upstream ??= await env.openMock();
   const port = await freePort();
   // Defaults otherwise, as a deployment would run it: info logs and access log on (to a file).
   const config = `version: 0.1
@@ -59,9 +60,11 @@ proxy:
     origin,
     h2: true,
     pid: proc.pid,
+    processes: 1,
     upstream,
     path: async (digest) => openBlobPath(digest),
     eventLoopP99Ms: async () => null,
+    published: publishedIn(join(dir, 'storage')),
     crashed: procCrashed(proc),
     stop: () => proc.stop(),
   };

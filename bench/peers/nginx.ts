@@ -5,7 +5,7 @@
 import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchEnv } from '../scenarios/env.js';
-import { openBlobPath } from '../scenarios/origin.js';
+import { openBlobPath, type MockOrigin } from '../scenarios/origin.js';
 import { freePort, spawnLogged } from '../scenarios/procs.js';
 import { procCrashed, waitHttpReady, type Subject } from '../scenarios/subject.js';
 
@@ -18,14 +18,34 @@ export async function nginxMissing(): Promise<string | null> {
   );
 }
 
-function location(role: 'static' | 'proxy', blobDir: string, upstreamUrl: string, caPath: string): string {
+/**
+ * With `keepalive`, connections to the origin are kept open between misses (an `upstream`
+ * block with `keepalive`, as nginx's documentation tunes a proxy): the fast scenarios time
+ * single misses of a warm proxy. Without, nginx opens one per miss (the far scenarios, as
+ * they always ran).
+ */
+function upstreamBlock(role: 'static' | 'proxy', upstreamUrl: string, keepalive: boolean): string {
+  if (role === 'static' || !keepalive) return '';
+  return `  upstream origin {
+    server 127.0.0.1:${new URL(upstreamUrl).port};
+    keepalive 16;
+  }`;
+}
+
+function location(
+  role: 'static' | 'proxy',
+  blobDir: string,
+  upstreamUrl: string,
+  caPath: string,
+  keepalive: boolean,
+): string {
   if (role === 'static') {
     return `    location = /v2/ { return 200 '{}'; }
     location ~ "^/v2/.+/blobs/sha256:([0-9a-f]{64})$" { alias ${blobDir}/$1; }`;
   }
   const up = new URL(upstreamUrl);
   return `    location /v2/ {
-      proxy_pass https://127.0.0.1:${up.port};
+      proxy_pass https://${keepalive ? 'origin' : `127.0.0.1:${up.port}`};
       proxy_ssl_server_name on;
       proxy_ssl_name localhost;
       proxy_ssl_verify on;
@@ -44,10 +64,20 @@ function location(role: 'static' | 'proxy', blobDir: string, upstreamUrl: string
     }`;
 }
 
-export async function startNginx(env: BenchEnv, label: string, role: 'static' | 'proxy'): Promise<Subject> {
+/**
+ * nginx static, or as a proxy cache in front of `proxyTo` (with upstream keep-alive), or
+ * of the far open mock by default (as the far scenarios always ran it).
+ */
+export async function startNginx(
+  env: BenchEnv,
+  label: string,
+  role: 'static' | 'proxy',
+  proxyTo?: MockOrigin,
+): Promise<Subject> {
   const dir = env.dir(label);
   for (const d of ['tmp', 'cache']) await mkdir(join(dir, d), { recursive: true });
-  const upstream = role === 'proxy' ? await env.openMock() : null;
+  const upstream = role === 'proxy' ? (proxyTo ?? (await env.openMock())) : null;
+  const keepalive = proxyTo !== undefined;
   const port = await freePort();
   const blobDir = join(env.corpus.root, 'blobs', 'sha256');
   const t = join(dir, 'tmp');
@@ -75,9 +105,10 @@ http {
   ssl_certificate_key ${env.leaf.keyPath};
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:SSL:10m;
+${upstreamBlock(role, upstream?.url ?? '', keepalive)}
   server {
     listen 127.0.0.1:${port} ssl http2;
-${location(role, blobDir, upstream?.url ?? '', env.ca.certPath)}
+${location(role, blobDir, upstream?.url ?? '', env.ca.certPath, keepalive)}
   }
 }
 `;
@@ -95,7 +126,9 @@ ${location(role, blobDir, upstream?.url ?? '', env.ca.certPath)}
     kind: 'nginx',
     origin,
     h2: true,
-    pid: null,
+    // The master: peak RSS is summed over it and its workers.
+    pid: proc.pid,
+    processes: 'auto',
     upstream,
     path: async (digest) => openBlobPath(digest),
     eventLoopP99Ms: async () => null,

@@ -7,8 +7,9 @@
 //   the same sizes pulled straight from the mock.
 import { ErrorTally, load, MiB, round, wanMs, withSubject, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
-import { peakRss } from './procs.js';
-import { startCacheSubject, type Subject } from './subject.js';
+import { peakRssTree } from './procs.js';
+import { originSubject, startCacheSubject, type Subject } from './subject.js';
+import type { Processes } from './types.js';
 
 export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Outcome> {
   const s = env.shape.coldStampede;
@@ -40,7 +41,7 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   );
   const loopP99 = await subject.eventLoopP99Ms();
   const gets = (await upstream.servedGets([crowd.digest])) - getsBefore;
-  const rss = subject.pid === null ? null : await peakRss(subject.pid);
+  const rss = subject.pid === null ? null : await peakRssTree(subject.pid);
   const loneTtfb = one.ttfbMs?.p50 ?? null;
   const ttfbP99 = many.ttfbMs?.p99 ?? null;
   return {
@@ -65,7 +66,7 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   };
 }
 
-export async function chainCold(env: BenchEnv): Promise<Outcome> {
+export async function chainCold(env: BenchEnv, processes: Processes): Promise<Outcome> {
   const s = env.shape.chainCold;
   const direct = await env.blobs('chain-direct', s.layers);
   const chained = await env.blobs('chain-tiers', s.layers);
@@ -83,24 +84,13 @@ export async function chainCold(env: BenchEnv): Promise<Outcome> {
   };
 
   env.phase('direct pull from the mock');
-  const mockSubject: Subject = {
-    kind: 'dtr-mock',
-    origin: env.mock.url,
-    h2: false,
-    pid: null,
-    upstream: null,
-    path: (d) => env.mock.blobPath(d),
-    eventLoopP99Ms: async () => null,
-    crashed: () => env.mock.proc.crashed(),
-    stop: async () => {},
-  };
-  const d = errors.add(await load(env, mockSubject, direct, pull));
+  const d = errors.add(await load(env, originSubject(env.mock), direct, pull));
 
   const { c, gets } = await withSubject(
-    () => startCacheSubject(env, 'chain-regional', [env.mock.url]),
+    () => startCacheSubject(env, 'chain-regional', [env.mock.url], { processes }),
     (regional) =>
       withSubject(
-        () => startCacheSubject(env, 'chain-edge', [regional.origin]),
+        () => startCacheSubject(env, 'chain-edge', [regional.origin], { processes }),
         async (edge) => {
           env.phase('cold pull through edge → regional → mock');
           const before = await env.mock.servedGets(chained.map((b) => b.digest));

@@ -5,12 +5,13 @@ import type { Blob } from './corpus.js';
 import { runLoad } from './drive.js';
 import type { BenchEnv } from './env.js';
 import type { Subject } from './subject.js';
-import type { Figure } from './types.js';
+import type { Ceiling, Figure } from './types.js';
 
 /** What a scenario body returns; the runner adds name, status, ratios and timing. */
 export interface Outcome {
   params: Record<string, number | string | boolean>;
   figures: Record<string, Figure>;
+  ceilings?: Ceiling[];
   errors: number;
   errorSamples: string[];
   note?: string;
@@ -46,6 +47,13 @@ export interface LoadOptions {
   /** How long past `durationMs` the driver may run before it is killed. */
   slackMs?: number;
   requestTimeoutMs?: number;
+  /**
+   * Whether the raw driver hashes the first body of each path (default true). Off for
+   * single timed fetches: hashing 512 MiB on the driver's thread would time the driver.
+   */
+  verify?: boolean;
+  /** raw driver: connect (and handshake) before timing starts. */
+  preconnect?: boolean;
 }
 
 /** Runs one load against `subject` over `blobs` (by index in `order`, or cycling). */
@@ -58,7 +66,8 @@ export async function load(env: BenchEnv, subject: Subject, blobs: Blob[], o: Lo
     caPath: env.ca.certPath,
     paths,
     sizes: blobs.map((b) => b.size),
-    digests: blobs.map((b) => b.digest),
+    ...(o.verify === false ? {} : { digests: blobs.map((b) => b.digest) }),
+    ...(o.preconnect === true ? { preconnect: true } : {}),
     concurrency: o.concurrency,
     cycle: o.cycle ?? true,
     durationMs: o.durationMs,
@@ -67,6 +76,16 @@ export async function load(env: BenchEnv, subject: Subject, blobs: Blob[], o: Lo
     ...(o.order !== undefined ? { order: o.order } : {}),
   };
   return runLoad(env.workDir, spec, o.slackMs ?? 30_000, env.settings.cpuProfDir);
+}
+
+/**
+ * A measured load in which no request completed has no figure to give, whatever the
+ * driver says: it counts as an error. (Warm-up loads may complete nothing: a 200 ms
+ * warm-up of 8 MiB bodies often does not.)
+ */
+export function measured(r: LoadResult): LoadResult {
+  if (r.requests > 0 || r.errors > 0) return r;
+  return { ...r, errors: 1, errorSamples: [...r.errorSamples, 'no request completed in the measured load'] };
 }
 
 /** Time a transfer of `bytes` takes from the far origin, with headroom: the slack for cold loads. */

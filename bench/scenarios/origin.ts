@@ -20,6 +20,8 @@ export interface MockSpec {
   latencyMs: number;
   bandwidth: number;
   tokens: boolean;
+  /** Idle keep-alive of client connections (the mock's default, 5 s, when absent). */
+  keepAliveMs?: number;
 }
 
 export class MockOrigin {
@@ -55,6 +57,7 @@ export class MockOrigin {
         '--redirect-ttl',
         '1200',
         ...(s.tokens ? [] : ['--no-tokens']),
+        ...(s.keepAliveMs === undefined ? [] : ['--keep-alive-ms', String(s.keepAliveMs)]),
       ],
       logFile: join(s.workDir, `${s.name}.log`),
     });

@@ -3,7 +3,7 @@
 // requests per second the cache logs a line per request, and parsing those in the harness
 // would take CPU from the processes being measured on this 2-core machine.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { open, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 export interface Proc {
@@ -115,6 +115,39 @@ export async function peakRss(pid: number): Promise<number | null> {
   return m ? Number(m[1]) * 1024 : null;
 }
 
+/** `pid` and every process below it (children, their children…), from /proc. */
+export async function processTree(pid: number): Promise<number[]> {
+  const parents = new Map<number, number[]>();
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
+    // Field 4 is the parent; the command name (field 2) may hold spaces, so read after its ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (!Number.isInteger(ppid)) continue;
+    const kids = parents.get(ppid) ?? [];
+    kids.push(Number(e));
+    parents.set(ppid, kids);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    out.push(p);
+    queue.push(...(parents.get(p) ?? []));
+  }
+  return out;
+}
+
+/**
+ * Peak RSS of a live process tree: each process's VmHWM, summed (a supervisor and its
+ * serving processes, nginx's master and workers). The peaks of different processes may
+ * fall at different moments, so this is an upper bound of the tree's peak at one instant.
+ */
+export async function peakRssTree(pid: number): Promise<number | null> {
+  const each = await Promise.all((await processTree(pid)).map((p) => peakRss(p)));
+  const known = each.filter((v): v is number => v !== null);
+  return known.length === 0 ? null : known.reduce((a, b) => a + b, 0);
+}
+
 /** A port that was free a moment ago, for servers that cannot be told to pick one (Go, nginx). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -137,5 +170,37 @@ export async function stopAll(graceMs = 3_000): Promise<void> {
 export function killAllNow(): void {
   for (const p of live) {
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  }
+}
+
+/** CPU time (user + system, all threads) of the processes in `pids`, in clock ticks. */
+async function cpuTicks(pids: number[]): Promise<number> {
+  let sum = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the name: state(3) ppid … utime is field 14, stime field 15 (proc(5)).
+    sum += Number(f[11] ?? 0) + Number(f[12] ?? 0);
+  }
+  return sum;
+}
+
+/**
+ * Waits until the trees under `roots` used at most 5 % of a core over a 200 ms window (a
+ * fill's tail, a spool's hashing and renaming are done), or `maxMs` passed. Returns the
+ * milliseconds waited. Before a timed single fetch, so that one fetch's after-work does not
+ * land in the next one's time.
+ */
+export async function quiet(roots: number[], maxMs = 15_000): Promise<number> {
+  const started = performance.now();
+  const window = 200;
+  const allowedTicks = Math.max(1, Math.round((0.05 * window) / 10)); // 100 ticks a second
+  for (;;) {
+    const pids = (await Promise.all(roots.map((r) => processTree(r)))).flat();
+    const before = await cpuTicks(pids);
+    await new Promise((r) => setTimeout(r, window));
+    const used = (await cpuTicks(pids)) - before;
+    const waited = performance.now() - started;
+    if (used <= allowedTicks || waited >= maxMs) return Math.round(waited);
   }
 }

@@ -1,45 +1,71 @@
-// Every scenario of `npm run bench`, by the name it has in the JSON, in run order.
+// Every scenario of `npm run bench`, by the name it has in the JSON, in run order. A cache
+// scenario runs once for each `--processes` setting (`http.processes`), one after the other.
 import { distributionMissing, startDistribution } from '../peers/distribution.js';
 import { nginxMissing, startNginx } from '../peers/nginx.js';
+import { chainColdFast, coldSingleFast, coldStampedeFast, startFastCache } from './cold-fast.js';
 import { chainCold, coldStampede } from './cold.js';
 import { withSubject, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
 import { hitLarge, hitSmall } from './hits.js';
 import { mixed } from './mixed.js';
 import { startCacheSubject, startNaiveSubject, type Subject } from './subject.js';
+import type { Processes } from './types.js';
 
 export interface ScenarioDef {
   name: string;
   /** `dtr-cache` or the peer measured. */
   subject: string;
+  /** The subject's serving processes, as recorded (ScenarioResult.processes). */
+  processes: Processes | null;
   /** Peers: why the peer cannot run here, or null. */
   missing?: () => Promise<string | null>;
   /** Runs it; throws when the harness or the subject fails (request errors are counted instead). */
   run(env: BenchEnv): Promise<Outcome>;
 }
 
+/** A scenario before it is given its `http.processes` (peers ignore it). */
+interface Template {
+  name: string;
+  subject: string;
+  /** Peers only: their fixed process model. */
+  peerProcesses?: Processes;
+  missing?: () => Promise<string | null>;
+  run(env: BenchEnv, processes: Processes): Promise<Outcome>;
+}
+
 type Body = (env: BenchEnv, s: Subject) => Promise<Outcome>;
 
-const cache = (name: string, body: Body): ScenarioDef => ({
+const cache = (name: string, body: Body): Template => ({
   name,
   subject: 'dtr-cache',
-  run: (env) =>
+  run: (env, processes) =>
     withSubject(
-      () => startCacheSubject(env, name, [env.mock.url]),
+      () => startCacheSubject(env, name, [env.mock.url], { processes }),
+      (s) => body(env, s),
+    ),
+});
+
+const fastCache = (name: string, body: Body): Template => ({
+  name,
+  subject: 'dtr-cache',
+  run: (env, processes) =>
+    withSubject(
+      () => startFastCache(env, name, processes),
       (s) => body(env, s),
     ),
 });
 
 const peer = (
   name: string,
-  subject: string,
-  missing: () => Promise<string | null>,
+  subject: 'distribution' | 'nginx' | 'node-naive',
   start: (env: BenchEnv) => Promise<Subject>,
   body: Body,
-): ScenarioDef => ({
+): Template => ({
   name,
   subject,
-  missing,
+  // nginx runs `worker_processes auto`; distribution is one Go process (on every core).
+  peerProcesses: subject === 'nginx' ? 'auto' : 1,
+  missing: subject === 'distribution' ? distributionMissing : subject === 'nginx' ? nginxMissing : async () => null,
   run: (env) =>
     withSubject(
       () => start(env),
@@ -48,85 +74,91 @@ const peer = (
 });
 
 const small1: Body = (env, s) => hitSmall(env, s, 'h1');
-const noBinary = async (): Promise<null> => null;
+const dist = (name: string, body: Body, fast = false): Template =>
+  peer(
+    name,
+    'distribution',
+    async (env) => startDistribution(env, name, fast ? await env.fastOpenMock() : undefined),
+    body,
+  );
+const nginx = (name: string, role: 'static' | 'proxy', body: Body, fast = false): Template =>
+  peer(name, 'nginx', async (env) => startNginx(env, name, role, fast ? await env.fastOpenMock() : undefined), body);
 
-export const SCENARIOS: ScenarioDef[] = [
+const TEMPLATES: Template[] = [
   cache('hit-small-h1', small1),
   cache('hit-small-h2', (env, s) => hitSmall(env, s, 'h2')),
   cache('hit-large', hitLarge),
   cache('cold-stampede', coldStampede),
   { name: 'chain-cold', subject: 'dtr-cache', run: chainCold },
   cache('mixed', mixed),
-  peer(
-    'peer-distribution-hit-small-h1',
-    'distribution',
-    distributionMissing,
-    (env) => startDistribution(env, 'peer-distribution-hit-small-h1'),
-    small1,
-  ),
-  peer(
-    'peer-distribution-hit-large',
-    'distribution',
-    distributionMissing,
-    (env) => startDistribution(env, 'peer-distribution-hit-large'),
-    hitLarge,
-  ),
-  peer(
-    'peer-distribution-cold-stampede',
-    'distribution',
-    distributionMissing,
-    (env) => startDistribution(env, 'peer-distribution-cold-stampede'),
-    coldStampede,
-  ),
-  peer(
-    'peer-nginx-hit-small-h1',
-    'nginx',
-    nginxMissing,
-    (env) => startNginx(env, 'peer-nginx-hit-small-h1', 'static'),
-    small1,
-  ),
-  peer(
-    'peer-nginx-hit-large',
-    'nginx',
-    nginxMissing,
-    (env) => startNginx(env, 'peer-nginx-hit-large', 'static'),
-    hitLarge,
-  ),
-  peer(
-    'peer-nginx-cold-stampede',
-    'nginx',
-    nginxMissing,
-    (env) => startNginx(env, 'peer-nginx-cold-stampede', 'proxy'),
-    coldStampede,
-  ),
+  fastCache('cold-single-fast', coldSingleFast),
+  { name: 'chain-cold-fast', subject: 'dtr-cache', run: chainColdFast },
+  fastCache('cold-stampede-fast', coldStampedeFast),
+  dist('peer-distribution-hit-small-h1', small1),
+  dist('peer-distribution-hit-large', hitLarge),
+  dist('peer-distribution-cold-stampede', coldStampede),
+  dist('peer-distribution-cold-single-fast', coldSingleFast, true),
+  dist('peer-distribution-cold-stampede-fast', coldStampedeFast, true),
+  nginx('peer-nginx-hit-small-h1', 'static', small1),
+  nginx('peer-nginx-hit-small-h2', 'static', (env, s) => hitSmall(env, s, 'h2')),
+  nginx('peer-nginx-hit-large', 'static', hitLarge),
+  nginx('peer-nginx-cold-stampede', 'proxy', coldStampede),
+  nginx('peer-nginx-cold-single-fast', 'proxy', coldSingleFast, true),
+  nginx('peer-nginx-cold-stampede-fast', 'proxy', coldStampedeFast, true),
   peer(
     'peer-node-naive-hit-small-h1',
     'node-naive',
-    noBinary,
     (env) => startNaiveSubject(env, 'peer-node-naive-hit-small-h1'),
     small1,
   ),
   peer(
     'peer-node-naive-hit-large',
     'node-naive',
-    noBinary,
     (env) => startNaiveSubject(env, 'peer-node-naive-hit-large'),
     hitLarge,
   ),
 ];
 
-/** `--scenario a,b,peer-*`: exact names, or a prefix ending in `*`. */
-export function selectScenarios(pattern: string | undefined, withPeers: boolean): ScenarioDef[] {
-  if (pattern === undefined) return SCENARIOS.filter((s) => withPeers || s.subject === 'dtr-cache');
-  const wanted = pattern
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  const picked = SCENARIOS.filter((s) =>
-    wanted.some((w) => (w.endsWith('*') ? s.name.startsWith(w.slice(0, -1)) : s.name === w)),
+export const SCENARIO_NAMES: readonly string[] = TEMPLATES.map((t) => t.name);
+
+/** `peer-*`, `*-fast`: `*` stands for any run of characters. */
+function glob(pattern: string): RegExp {
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
   );
-  const unknown = wanted.filter((w) => !w.endsWith('*') && !SCENARIOS.some((s) => s.name === w));
-  if (unknown.length > 0)
-    throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
-  return picked;
+}
+
+/**
+ * `--scenario a,b,peer-*,*-fast`: names, or patterns with `*`; every scenario (peers
+ * unless `withPeers` is false) when absent. Cache scenarios come once per `processes`
+ * setting, adjacent.
+ */
+export function selectScenarios(
+  pattern: string | undefined,
+  withPeers: boolean,
+  processes: Processes[],
+): ScenarioDef[] {
+  let picked: Template[];
+  if (pattern === undefined) picked = TEMPLATES.filter((s) => withPeers || s.subject === 'dtr-cache');
+  else {
+    const wanted = pattern
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    const unknown = wanted.filter((w) => !SCENARIO_NAMES.some((n) => glob(w).test(n)));
+    if (unknown.length > 0)
+      throw new Error(`no scenario matches ${unknown.join(', ')}; known: ${SCENARIO_NAMES.join(', ')}`);
+    picked = TEMPLATES.filter((s) => wanted.some((w) => glob(w).test(s.name)));
+  }
+  return picked.flatMap((t): ScenarioDef[] => {
+    const base = { name: t.name, subject: t.subject, ...(t.missing !== undefined ? { missing: t.missing } : {}) };
+    if (t.peerProcesses !== undefined) {
+      const p = t.peerProcesses;
+      return [{ ...base, processes: p, run: (env) => t.run(env, p) }];
+    }
+    return processes.map((p) => ({ ...base, processes: p, run: (env: BenchEnv) => t.run(env, p) }));
+  });
 }

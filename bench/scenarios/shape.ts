@@ -12,6 +12,13 @@ export interface Shape {
   hitSmall: { blobs: number; size: number; concurrency: number; durationMs: number; maxRequests: number };
   hitLarge: { blobs: number; size: number; concurrency: number; durationMs: number; maxRequests: number };
   coldStampede: { clients: number; size: number };
+  /**
+   * `cold-single-fast` and `chain-cold-fast`: one client, one cold blob of each size in turn,
+   * each size `reps` times (medians reported), from the origin at full speed.
+   */
+  coldFast: { sizes: number[]; reps: number };
+  /** `cold-stampede-fast`: clients on one cold blob, from the origin at full speed. */
+  stampedeFast: { clients: number; size: number };
   /** A cold pull of an image: its layer sizes, fetched three at a time (docker's default). */
   chainCold: { layers: number[]; concurrency: number };
   mixed: {
@@ -31,6 +38,8 @@ const FULL: Shape = {
   hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 10_000, maxRequests: 2_000_000 },
   hitLarge: { blobs: 4, size: 64 * MiB, concurrency: 8, durationMs: 10_000, maxRequests: 4_000 },
   coldStampede: { clients: 32, size: 256 * MiB },
+  coldFast: { sizes: [4 * KiB, 1 * MiB, 64 * MiB, 512 * MiB], reps: 3 },
+  stampedeFast: { clients: 32, size: 512 * MiB },
   chainCold: { layers: [64 * MiB, 32 * MiB, 16 * MiB, 8 * MiB, 4 * MiB, 4 * KiB], concurrency: 3 },
   mixed: {
     blobs: 1000,
@@ -49,6 +58,8 @@ const QUICK: Shape = {
   hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 1_500, maxRequests: 400_000 },
   hitLarge: { blobs: 4, size: 8 * MiB, concurrency: 8, durationMs: 1_500, maxRequests: 2_000 },
   coldStampede: { clients: 32, size: 24 * MiB },
+  coldFast: { sizes: [4 * KiB, 1 * MiB, 64 * MiB, 128 * MiB], reps: 3 },
+  stampedeFast: { clients: 32, size: 128 * MiB },
   chainCold: { layers: [8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 512 * KiB, 4 * KiB], concurrency: 3 },
   mixed: {
     blobs: 1000,
@@ -64,9 +75,12 @@ const QUICK: Shape = {
 
 const SMOKE: Shape = {
   warmupMs: 0,
-  hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 800, maxRequests: 100_000 },
-  hitLarge: { blobs: 4, size: 1 * MiB, concurrency: 8, durationMs: 800, maxRequests: 1_000 },
+  // 2 s: wrk takes whole seconds, and 64 TLS handshakes on a loaded machine took most of one.
+  hitSmall: { blobs: 64, size: 4 * KiB, concurrency: 64, durationMs: 2_000, maxRequests: 200_000 },
+  hitLarge: { blobs: 4, size: 1 * MiB, concurrency: 8, durationMs: 2_000, maxRequests: 2_000 },
   coldStampede: { clients: 32, size: 2 * MiB },
+  coldFast: { sizes: [4 * KiB, 256 * KiB, 1 * MiB, 2 * MiB], reps: 1 },
+  stampedeFast: { clients: 32, size: 2 * MiB },
   chainCold: { layers: [1 * MiB, 512 * KiB, 256 * KiB, 128 * KiB, 64 * KiB, 4 * KiB], concurrency: 3 },
   mixed: {
     blobs: 1000,
@@ -76,7 +90,8 @@ const SMOKE: Shape = {
     hitShare: 0.8,
     concurrency: 32,
     requests: 2_000,
-    durationMs: 5_000,
+    // A bound, not a figure: the loop ends when its 2,000 requests are done (~2 s quiet, more under load).
+    durationMs: 20_000,
   },
 };
 
@@ -85,3 +100,10 @@ export function shapeFor(mode: Mode): Shape {
 }
 
 export const SIZE = { KiB, MiB };
+
+/** `4KiB`, `1MiB`, `512MiB`: the suffix of the per-size figures of the `*-fast` scenarios. */
+export function sizeLabel(bytes: number): string {
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB}MiB`;
+  if (bytes >= KiB && bytes % KiB === 0) return `${bytes / KiB}KiB`;
+  return `${bytes}B`;
+}

@@ -1,12 +1,13 @@
 // A server under measurement: the cache, or a peer. Scenarios only see this interface, so
 // the same scenario code runs against us and against every peer.
-import { mkdir } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
 import { CACHE_CLI, cliNodeFlags, writeCacheConfig } from '../../testkit/cache-process.js';
 import type { BenchEnv } from './env.js';
 import type { MockOrigin } from './origin.js';
 import { findLogLine, freePort, spawnLogged, waitReady, type Proc } from './procs.js';
+import type { Processes } from './types.js';
 
 export interface Subject {
   /** `dtr-cache`, `distribution`, `nginx`, `node-naive`. */
@@ -14,16 +15,51 @@ export interface Subject {
   /** `https://localhost:PORT` */
   readonly origin: string;
   readonly h2: boolean;
-  /** The process whose peak RSS is reported; null where there are several (nginx). */
+  /** The process whose peak RSS is reported, summed with its descendants'; null: not reported. */
   readonly pid: number | null;
+  /** Serving processes, as the report records them (ScenarioResult.processes). */
+  readonly processes: Processes | null;
   /** The mock it fetches misses from; null for static servers. */
   readonly upstream: MockOrigin | null;
   /** The request path for a blob (with the redirect token where the subject checks one). */
   path(digest: string): Promise<string>;
   /** Main-thread event-loop delay p99 since the last call, in ms; null where not exposed. */
   eventLoopP99Ms(): Promise<number | null>;
+  /**
+   * Whether a fetched blob is published in the subject's storage (fsynced and renamed), for
+   * subjects that keep distribution's layout; absent where that cannot be seen (nginx).
+   */
+  published?(digest: string): Promise<boolean>;
   crashed(): boolean;
   stop(): Promise<void>;
+}
+
+/** Whether `<root>/docker/registry/v2/blobs/sha256/ab/<hex>/data` exists: distribution's layout. */
+export function publishedIn(root: string): (digest: string) => Promise<boolean> {
+  return async (digest) => {
+    const hex = digest.slice('sha256:'.length);
+    const file = join(root, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+    return access(file).then(
+      () => true,
+      () => false,
+    );
+  };
+}
+
+/** The mock itself as a subject: blobs straight from the origin, with their redirect tokens. */
+export function originSubject(mock: MockOrigin): Subject {
+  return {
+    kind: 'dtr-mock',
+    origin: mock.url,
+    h2: false,
+    pid: mock.proc.pid,
+    processes: null,
+    upstream: null,
+    path: (d) => mock.blobPath(d),
+    eventLoopP99Ms: async () => null,
+    crashed: () => mock.proc.crashed(),
+    stop: async () => {},
+  };
 }
 
 /** Whether the process is alive; for subjects made of one process. */
@@ -47,26 +83,45 @@ async function scrapeLoopP99(metricsUrl: string): Promise<number | null> {
   }
 }
 
+export interface CacheOptions {
+  /** The mock that mints the redirect tokens and counts upstream GETs: the far one by default. */
+  origin?: MockOrigin;
+  /** `http.processes`; passed only when this build's config takes the key (else 1 runs). */
+  processes?: Processes;
+}
+
 /** `dtr-cache serve` as its own process, configured as an operator would (log level info, TLS). */
-export async function startCacheSubject(env: BenchEnv, label: string, upstreams: string[]): Promise<Subject> {
-  const dir = env.dir(label);
+export async function startCacheSubject(
+  env: BenchEnv,
+  label: string,
+  upstreams: string[],
+  o: CacheOptions = {},
+): Promise<Subject> {
+  const processes = env.settings.processesKey ? (o.processes ?? env.settings.processes[0] ?? 1) : 1;
+  // One directory per setting: a scenario run again with other processes must not find the
+  // previous run's "listening" line (and port) in its log.
+  const name = `${label}.processes-${processes}`;
+  const dir = env.dir(name);
   await mkdir(dir, { recursive: true });
   const debugPort = await freePort();
-  const { path } = await writeCacheConfig(dir, {
+  const origin = o.origin ?? env.mock;
+  const { path, root } = await writeCacheConfig(dir, {
     upstreams,
     cas: [env.ca.certPath],
     tls: env.leaf,
     logLevel: 'info',
-    extraHttp: `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n      path: /metrics\n`,
+    extraHttp:
+      (env.settings.processesKey ? `  processes: ${processes}\n` : '') +
+      `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n      path: /metrics\n`,
   });
   const prof = env.settings.cpuProfDir;
   const proc = await spawnLogged({
-    name: label,
+    name,
     command: process.execPath,
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
     args: [
       ...(await cliNodeFlags()),
-      ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, label)}`]),
+      ...(prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(prof, name)}`]),
       CACHE_CLI,
       'serve',
       '--config',
@@ -83,9 +138,11 @@ export async function startCacheSubject(env: BenchEnv, label: string, upstreams:
     origin: `https://localhost:${port}`,
     h2: true,
     pid: proc.pid,
-    upstream: env.mock,
-    path: (digest) => env.mock.blobPath(digest),
+    processes,
+    upstream: origin,
+    path: (digest) => origin.blobPath(digest),
     eventLoopP99Ms: () => scrapeLoopP99(metricsUrl),
+    published: publishedIn(root),
     crashed: procCrashed(proc),
     stop: () => proc.stop(10_000),
   };
@@ -119,6 +176,7 @@ export async function startNaiveSubject(env: BenchEnv, label: string): Promise<S
     origin: `https://localhost:${port}`,
     h2: false,
     pid: proc.pid,
+    processes: 1,
     upstream: null,
     path: async (digest) => `/v2/bench/app/blobs/${digest}`,
     eventLoopP99Ms: async () => null,

@@ -1,52 +1,8 @@
-// Ratios (our figure ÷ a peer's, same run) and the issue's targets, computed from the
-// scenario results. A missed target is reported, never fatal.
-import type { Figure, Ratio, ScenarioResult, TargetResult } from './types.js';
-
-interface RatioDef {
-  ours: string;
-  peer: string;
-  metric: string;
-  better: 'higher' | 'lower';
-}
-
-const PEERS = ['distribution', 'nginx', 'node-naive'];
-
-const RATIO_DEFS: RatioDef[] = [
-  ...PEERS.flatMap((p) => [
-    { ours: 'hit-small-h1', peer: `peer-${p}-hit-small-h1`, metric: 'reqPerSec', better: 'higher' as const },
-    { ours: 'hit-small-h1', peer: `peer-${p}-hit-small-h1`, metric: 'p99Ms', better: 'lower' as const },
-    { ours: 'hit-large', peer: `peer-${p}-hit-large`, metric: 'h1MiBps', better: 'higher' as const },
-    { ours: 'hit-large', peer: `peer-${p}-hit-large`, metric: 'h2MiBps', better: 'higher' as const },
-    { ours: 'cold-stampede', peer: `peer-${p}-cold-stampede`, metric: 'wallMs', better: 'lower' as const },
-    { ours: 'cold-stampede', peer: `peer-${p}-cold-stampede`, metric: 'ttfbP99Ms', better: 'lower' as const },
-    { ours: 'cold-stampede', peer: `peer-${p}-cold-stampede`, metric: 'upstreamGets', better: 'lower' as const },
-  ]),
-];
-
-function figure(results: ScenarioResult[], name: string, metric: string): Figure {
-  const r = results.find((x) => x.name === name && x.status === 'ok');
-  return r?.figures[metric] ?? null;
-}
-
-/** Fills `ratios` of our scenarios with every peer comparison this run can make. */
-export function addRatios(results: ScenarioResult[]): void {
-  for (const d of RATIO_DEFS) {
-    const ours = results.find((x) => x.name === d.ours);
-    const peer = results.find((x) => x.name === d.peer);
-    if (ours === undefined || peer === undefined) continue;
-    const a = figure(results, d.ours, d.metric);
-    const b = figure(results, d.peer, d.metric);
-    const value = a !== null && b !== null && b !== 0 ? Math.round((a / b) * 100) / 100 : null;
-    const ratio: Ratio = { against: d.peer, metric: d.metric, value, better: d.better };
-    ours.ratios.push(ratio);
-  }
-}
-
-function ratio(results: ScenarioResult[], ours: string, peer: string, metric: string): Figure {
-  return (
-    results.find((x) => x.name === ours)?.ratios.find((r) => r.against === peer && r.metric === metric)?.value ?? null
-  );
-}
+// The issues' targets, computed from the scenario results (issue #6 for the far origin,
+// issues #11 and #12 for the fast origin and the hits against nginx). A missed target is
+// reported, never fatal. With `--processes 1,auto` every target is evaluated once per
+// setting, against that setting's results and the peers' single run.
+import type { Figure, Processes, ScenarioResult, TargetResult } from './types.js';
 
 interface TargetDef {
   id: string;
@@ -57,9 +13,32 @@ interface TargetDef {
   value: (r: ScenarioResult[]) => Figure;
 }
 
-const fig = (scenario: string, metric: string) => (r: ScenarioResult[]) => figure(r, scenario, metric);
+function figure(results: ScenarioResult[], name: string, metric: string): Figure {
+  const r = results.find((x) => x.name === name && x.status === 'ok');
+  return r?.figures[metric] ?? null;
+}
 
-const TARGET_DEFS: TargetDef[] = [
+function ratio(results: ScenarioResult[], ours: string, peer: string, metric: string): Figure {
+  return (
+    results.find((x) => x.name === ours)?.ratios.find((r) => r.against === peer && r.metric === metric)?.value ?? null
+  );
+}
+
+const fig = (scenario: string, metric: string) => (r: ScenarioResult[]) => figure(r, scenario, metric);
+const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** `a − b` or `a ÷ b` of two figures of one scenario; null if either is missing. */
+function combine(scenario: string, a: string, b: string, how: 'minus' | 'over') {
+  return (r: ScenarioResult[]): Figure => {
+    const x = figure(r, scenario, a);
+    const y = figure(r, scenario, b);
+    if (x === null || y === null || (how === 'over' && y === 0)) return null;
+    return round2(how === 'minus' ? x - y : x / y);
+  };
+}
+
+/** Issue #6: the far origin (40 ms, 25 MB/s a connection). */
+const FAR: TargetDef[] = [
   {
     id: 'cold-stampede.upstream-gets',
     description: 'cold stampede: upstream GETs = 1',
@@ -168,6 +147,132 @@ const TARGET_DEFS: TargetDef[] = [
   },
 ];
 
+/** Issue #12: hits against nginx static, same driver for both. */
+const HITS_VS_NGINX: TargetDef[] = [
+  {
+    id: 'hit-large.h1-vs-nginx',
+    description: "hit-large (HTTP/1.1, c=8): ≥ 1.0 × nginx static's MiB/s",
+    scenario: 'hit-large',
+    op: '>=',
+    threshold: 1,
+    value: (r) => ratio(r, 'hit-large', 'peer-nginx-hit-large', 'h1MiBps'),
+  },
+  {
+    id: 'hit-small-h1.vs-nginx',
+    description: "hit-small-h1 (c=64): ≥ 0.5 × nginx static's req/s",
+    scenario: 'hit-small-h1',
+    op: '>=',
+    threshold: 0.5,
+    value: (r) => ratio(r, 'hit-small-h1', 'peer-nginx-hit-small-h1', 'reqPerSec'),
+  },
+];
+
+/** Issue #11: one client, cold blobs from the origin at full speed. Sizes as the run had them. */
+function coldSingleFast(results: ScenarioResult[]): TargetDef[] {
+  const s = 'cold-single-fast';
+  const sizes = String(results.find((x) => x.name === s)?.params['sizes'] ?? '').split(',');
+  if (sizes.length !== 4) return [];
+  const [a, b, c, d] = sizes as [string, string, string, string];
+  const small = [a, b].map((l) => ({
+    id: `${s}.${l}.total-over-direct`,
+    description: `${s} ${l}: total ≤ direct + 10 ms (ms over direct)`,
+    scenario: s,
+    op: '<=' as const,
+    threshold: 10,
+    value: combine(s, `totalMs_${l}`, `directTotalMs_${l}`, 'minus'),
+  }));
+  const large = [c, d].flatMap((l) => [
+    {
+      id: `${s}.${l}.ttfb-over-direct`,
+      description: `${s} ${l}: TTFB ≤ direct + 10 ms (ms over direct)`,
+      scenario: s,
+      op: '<=' as const,
+      threshold: 10,
+      value: combine(s, `ttfbMs_${l}`, `directTtfbMs_${l}`, 'minus'),
+    },
+    {
+      id: `${s}.${l}.total-vs-direct`,
+      description: `${s} ${l}: total ≤ 2.0 × direct`,
+      scenario: s,
+      op: '<=' as const,
+      threshold: 2,
+      value: combine(s, `totalMs_${l}`, `directTotalMs_${l}`, 'over'),
+    },
+    {
+      id: `${s}.${l}.vs-distribution`,
+      description: `${s} ${l}: total ≤ 0.5 × the distribution proxy's`,
+      scenario: s,
+      op: '<=' as const,
+      threshold: 0.5,
+      value: (r: ScenarioResult[]) => ratio(r, s, `peer-distribution-${s}`, `totalMs_${l}`),
+    },
+  ]);
+  return [
+    ...small,
+    ...large,
+    {
+      id: `${s}.peak-rss`,
+      description: `${s}: peak RSS of the lone misses (largest ${d}) ≤ 150 MiB`,
+      scenario: s,
+      op: '<=',
+      threshold: 150,
+      value: fig(s, 'peakRssMiB'),
+    },
+  ];
+}
+
+/** Issues #11 and #12: the chain and the stampede from the origin at full speed. */
+const FAST: TargetDef[] = [
+  {
+    id: 'chain-cold-fast.ratio',
+    description: 'chain-cold-fast: two tiers ≤ 1.3 × one tier (sum of the sizes’ totals)',
+    scenario: 'chain-cold-fast',
+    op: '<=',
+    threshold: 1.3,
+    value: fig('chain-cold-fast', 'chainOverOneTier'),
+  },
+  {
+    id: 'cold-stampede-fast.upstream-gets',
+    description: 'cold-stampede-fast: upstream GETs = 1',
+    scenario: 'cold-stampede-fast',
+    op: '==',
+    threshold: 1,
+    value: fig('cold-stampede-fast', 'upstreamGets'),
+  },
+  {
+    id: 'cold-stampede-fast.wall-vs-nginx',
+    description: 'cold-stampede-fast: wall ≤ 1.0 × nginx proxy_cache_lock',
+    scenario: 'cold-stampede-fast',
+    op: '<=',
+    threshold: 1,
+    value: (r) => ratio(r, 'cold-stampede-fast', 'peer-nginx-cold-stampede-fast', 'wallMs'),
+  },
+  {
+    id: 'cold-stampede-fast.wall-vs-direct',
+    description: 'cold-stampede-fast: wall ≤ 1.1 × the same clients straight from the origin',
+    scenario: 'cold-stampede-fast',
+    op: '<=',
+    threshold: 1.1,
+    value: fig('cold-stampede-fast', 'wallOverDirect'),
+  },
+  {
+    id: 'cold-stampede-fast.ttfb-p99-vs-nginx',
+    description: "cold-stampede-fast: TTFB p99 below nginx's (ratio < 1)",
+    scenario: 'cold-stampede-fast',
+    op: '<',
+    threshold: 1,
+    value: (r) => ratio(r, 'cold-stampede-fast', 'peer-nginx-cold-stampede-fast', 'ttfbP99Ms'),
+  },
+  {
+    id: 'cold-stampede-fast.peak-rss',
+    description: 'cold-stampede-fast: peak RSS summed over the processes ≤ 300 MiB',
+    scenario: 'cold-stampede-fast',
+    op: '<=',
+    threshold: 300,
+    value: fig('cold-stampede-fast', 'peakRssMiB'),
+  },
+];
+
 function holds(v: number, op: TargetResult['op'], t: number): boolean {
   switch (op) {
     case '<=':
@@ -183,18 +288,29 @@ function holds(v: number, op: TargetResult['op'], t: number): boolean {
   }
 }
 
-/** The targets whose scenario ran in this run. */
+/** The targets whose scenario ran in this run, once per `processes` setting of our scenarios. */
 export function evaluateTargets(results: ScenarioResult[]): TargetResult[] {
-  return TARGET_DEFS.filter((d) => results.some((r) => r.name === d.scenario)).map((d) => {
-    const value = d.value(results);
-    return {
-      id: d.id,
-      description: d.description,
-      scenario: d.scenario,
-      value,
-      op: d.op,
-      threshold: d.threshold,
-      pass: value === null ? null : holds(value, d.op, d.threshold),
-    };
+  const settings: Array<Processes | null> = [];
+  for (const r of results) {
+    if (r.subject === 'dtr-cache' && !settings.includes(r.processes)) settings.push(r.processes);
+  }
+  return settings.flatMap((p) => {
+    const view = results.filter((r) => r.subject !== 'dtr-cache' || r.processes === p);
+    const defs = [...FAR, ...HITS_VS_NGINX, ...coldSingleFast(view), ...FAST];
+    return defs
+      .filter((d) => view.some((r) => r.name === d.scenario))
+      .map((d) => {
+        const value = d.value(view);
+        return {
+          id: d.id,
+          description: d.description,
+          scenario: d.scenario,
+          value,
+          op: d.op,
+          threshold: d.threshold,
+          pass: value === null ? null : holds(value, d.op, d.threshold),
+          processes: p,
+        };
+      });
   });
 }

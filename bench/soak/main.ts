@@ -25,6 +25,7 @@ import { sampleTree, judgeFlat, type Sample } from './sampler.js';
 import { Scheduler } from './schedule.js';
 import { buildChain, type Setup } from './setup.js';
 import { pull } from './verify.js';
+import { stackOf } from '../../src/errors/inspect.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N | --quick | --seconds N] [--clients N] [--blobs N]
        [--min-size 4KiB] [--max-size 64MiB] [--seed N] [--link-rate 0.35] [--range-share 0.25]
@@ -102,6 +103,7 @@ const out = resolve(a.out ?? 'bench/results/soak.json');
 const log = (msg: string): void => void process.stderr.write(`soak: ${msg}\n`);
 
 let setup: Setup | null = null;
+let workDir = '';
 let scheduler: Scheduler | null = null;
 let load: Load | null = null;
 process.on('exit', killAllNow);
@@ -109,7 +111,9 @@ process.once('SIGINT', () => {
   log('interrupted: stopping');
   scheduler?.abort();
   load?.stop();
-  void teardown().finally(() => process.exit(130));
+  void teardown()
+    .then(dropBulk)
+    .finally(() => process.exit(130));
 });
 
 async function teardown(): Promise<void> {
@@ -122,6 +126,13 @@ async function teardown(): Promise<void> {
   await s.mock.close().catch(() => undefined);
   if (typeof s.disk !== 'string') await s.disk.unmount();
   await stopAll();
+}
+
+/** The corpus and the tiers' stores are large: only the logs, configs and report stay. */
+async function dropBulk(): Promise<void> {
+  if (workDir === '' || a.keep === true) return;
+  for (const d of ['origin', 'regional/registry', 'edge/registry', 'edge-disk'])
+    await rm(join(workDir, d), { recursive: true, force: true });
 }
 
 /**
@@ -176,7 +187,7 @@ async function settledSpools(s: Setup): Promise<{ regional: string[]; edge: stri
 }
 
 async function main(): Promise<number> {
-  const workDir = a.dir !== undefined ? resolve(a.dir) : await mkdtemp(join(tmpdir(), 'dtr-soak-'));
+  workDir = a.dir !== undefined ? resolve(a.dir) : await mkdtemp(join(tmpdir(), 'dtr-soak-'));
   log(`work directory ${workDir}, seed ${settings.seed}`);
   setup = await buildChain(
     { ...settings, workDir, tmpfs: a['no-tmpfs'] !== true, latencyMs: 10, bandwidth: 48 << 20 },
@@ -294,9 +305,7 @@ async function main(): Promise<number> {
   // The corpus and the tiers' stores are large; the logs and configs stay when something failed.
   if (a.keep !== true) {
     if (report.ok && a.dir === undefined) await rm(workDir, { recursive: true, force: true });
-    else
-      for (const d of ['origin', 'regional/registry', 'edge/registry', 'edge-disk'])
-        await rm(join(workDir, d), { recursive: true, force: true });
+    else await dropBulk();
   }
   return report.ok ? 0 : 1;
 }
@@ -304,7 +313,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   async (err: unknown) => {
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    log(`failed: ${stackOf(err)}`);
     await teardown().catch(() => undefined);
     process.exit(1);
   },

@@ -18,3 +18,8 @@ export function errnoCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The stack of a caught Error (message included), or messageOf for anything else: for a crash report. */
+export function stackOf(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}

@@ -8,14 +8,12 @@ import type { ResLike } from './http-types.js';
 import { parseRange, type ByteRange } from './range.js';
 import { blobHeaders } from './respond.js';
 
-/** Large reads serve big blobs fastest (DESIGN.md: 1 MiB doubled throughput over 64 KiB)… */
+/** Large reads serve big blobs fastest (bench/NOTES.md, "Read size: 1 MiB")… */
 const READ_SIZE = 1 << 20;
 const MIN_READ_SIZE = 64 << 10;
 /**
  * …but all responses together hold at most this much in read buffers, whatever the client
- * count. It also bounds one event-loop turn: TLS encrypts inside write(), so when a fill
- * advances, every waiting client's write lands in the same turn (cold-stampede: 32 × 768
- * KiB writes at 24 MiB gave a 60 ms event-loop p99).
+ * count; it also bounds the TLS writes of one event-loop turn (bench/NOTES.md, "The read budget").
  */
 const READ_BUDGET = 8 << 20;
 let activePumps = 0;
@@ -28,9 +26,8 @@ const COALESCE_MS = 8;
 
 /**
  * One response's share of READ_BUDGET at this moment: READ_SIZE while few are active,
- * shrinking as more join. Applied to every read, not only to the buffer's size: responses
- * that started while few were active keep their larger buffers, and sizing alone let 32
- * stampede clients hold ~16 MiB of reads, and so of TLS writes, in one turn.
+ * shrinking as more join. Applied to every read, not only to a response's first buffer, so
+ * that responses begun while few were active do not keep their larger reads.
  */
 function share(): number {
   const even = Math.floor(READ_BUDGET / Math.max(1, activePumps) / MIN_READ_SIZE) * MIN_READ_SIZE;

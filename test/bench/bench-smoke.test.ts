@@ -5,14 +5,40 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesUsing } from '../helpers/processes.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
 const RUN = new URL('../../bench/run.js', import.meta.url).pathname;
-const OURS = ['hit-small-h1', 'hit-small-h2', 'hit-large', 'cold-stampede', 'chain-cold', 'mixed'];
+const OURS = [
+  'hit-small-h1',
+  'hit-small-h2',
+  'hit-large',
+  'cold-stampede',
+  'chain-cold',
+  'mixed',
+  'cold-single-fast',
+  'chain-cold-fast',
+  'cold-stampede-fast',
+];
+const HITS = ['hit-small-h1', 'hit-small-h2', 'hit-large'];
+
+/** Whether `name` is an executable on PATH (wrk, h2load, nginx decide what the run can do). */
+async function installed(name: string, extra: string[] = []): Promise<boolean> {
+  for (const d of [...(process.env['PATH'] ?? '').split(':'), ...extra]) {
+    if (
+      d !== '' &&
+      (await access(join(d, name), constants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return true;
+  }
+  return false;
+}
 
 interface Run {
   code: number | string;
@@ -51,7 +77,8 @@ function isFigure(v: unknown): boolean {
 test('bench --smoke: every scenario runs with zero errors; the report follows the schema; no process is left', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'bench-smoke-out-'));
   t.after(() => rm(out, { recursive: true, force: true }));
-  const run = await within(120_000, 'bench --smoke', startRun(['--smoke', '--keep', '--out', out]));
+  // A bound against a hung run, not a timing: the smoke run takes ~40-90 s here.
+  const run = await within(300_000, 'bench --smoke', startRun(['--smoke', '--keep', '--out', out]));
   if (run.workDir !== null) t.after(() => rm(run.workDir!, { recursive: true, force: true }));
   assert.equal(run.code, 0, `exit status; stdout:\n${run.stdout}\nstderr:\n${run.stderr.slice(-3000)}`);
   assert.ok(run.workDir, 'the run names its work directory');
@@ -81,6 +108,18 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
   assert.deepEqual(report['origin'], { latencyMs: 40, bandwidthBytesPerSec: 25_000_000 });
   const machine = report['machine'] as Record<string, unknown>;
   assert.equal(machine['node'], process.version);
+  // The drivers: wrk and h2load where installed, the Node drivers otherwise.
+  const wrk = await installed('wrk', ['/usr/bin']);
+  const h2load = await installed('h2load', ['/usr/bin']);
+  assert.deepEqual(report['drivers'], {
+    smallH1: wrk ? 'wrk' : 'autocannon',
+    largeH1: wrk ? 'wrk' : 'raw',
+    h2: h2load ? 'h2load' : 'undici',
+  });
+  const procs = report['processes'] as { settings: unknown[]; keySupported: unknown };
+  assert.equal(typeof procs.keySupported, 'boolean');
+  // The default is the cache's own default, auto; a build without the key runs 1.
+  assert.deepEqual(procs.settings, procs.keySupported === true ? ['auto'] : [1]);
 
   const scenarios = report['scenarios'] as Array<Record<string, unknown>>;
   assert.deepEqual(
@@ -104,6 +143,18 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
     assert.ok(Object.keys(figures).length > 0, `${name} has figures`);
     for (const [k, v] of Object.entries(figures)) assert.ok(isFigure(v), `${name}.${k} = ${String(v)}`);
     assert.equal(typeof s['params'], 'object');
+    assert.deepEqual(s['processes'], procs.settings[0], `${name} records the http.processes it ran with`);
+    const ceilings = s['ceilings'] as Array<Record<string, unknown>>;
+    assert.ok(Array.isArray(ceilings), `${name}.ceilings`);
+    assert.equal(ceilings.length, !HITS.includes(name) ? 0 : name === 'hit-large' ? 2 : 1, `${name} ceilings`);
+    for (const c of ceilings) {
+      assert.ok(['reqPerSec', 'h1MiBps', 'h2MiBps'].includes(String(c['metric'])), `${name} ceiling metric`);
+      assert.ok(isFigure(c['value']) && isFigure(c['ofCeiling']), `${name} ceiling figures`);
+      assert.ok(c['driverBound'] === null || typeof c['driverBound'] === 'boolean');
+      // With nginx installed the ceiling is measured (same driver against nginx static).
+      if (await installed('nginx', ['/usr/sbin']))
+        assert.equal(typeof c['value'], 'number', `${name} ceiling measured`);
+    }
   }
   const fig = (name: string, k: string): unknown =>
     (scenarios.find((s) => s['name'] === name)!['figures'] as Record<string, unknown>)[k];
@@ -113,6 +164,22 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
   assert.ok(Number(fig('hit-large', 'h1Requests')) > 0 && Number(fig('hit-large', 'h2Requests')) > 0);
   assert.ok(Number(fig('cold-stampede', 'upstreamGets')) >= 1, 'the stampede reached the mock');
   assert.ok(Number(fig('chain-cold', 'upstreamGets')) >= 1, 'the chain reached the mock');
+  // The fast-origin scenarios: a figure per size of the run, one upstream GET per cold blob.
+  const fast = scenarios.find((x) => x['name'] === 'cold-single-fast')!;
+  const sizes = String((fast['params'] as Record<string, unknown>)['sizes']).split(',');
+  assert.deepEqual(sizes, ['4KiB', '256KiB', '1MiB', '2MiB']);
+  for (const l of sizes) {
+    for (const k of ['ttfbMs', 'totalMs', 'directTtfbMs', 'directTotalMs']) {
+      assert.equal(typeof fig('cold-single-fast', `${k}_${l}`), 'number', `cold-single-fast ${k}_${l}`);
+    }
+    for (const k of ['oneTierTotalMs', 'chainTotalMs']) {
+      assert.equal(typeof fig('chain-cold-fast', `${k}_${l}`), 'number', `chain-cold-fast ${k}_${l}`);
+    }
+  }
+  assert.equal(fig('chain-cold-fast', 'upstreamGets'), sizes.length, 'each chained blob fetched once from the origin');
+  assert.equal(fig('cold-stampede-fast', 'upstreamGets'), 1, 'the fast stampede made one upstream GET');
+  for (const k of ['wallMs', 'directWallMs', 'wallOverDirect', 'peakRssMiB', 'ttfbP99Ms'])
+    assert.equal(typeof fig('cold-stampede-fast', k), 'number', `cold-stampede-fast ${k}`);
   const hit = Number(fig('mixed', 'hitRatio'));
   assert.ok(hit > 0 && hit < 1, `mixed hit ratio ${hit}: some hits, some misses`);
   assert.equal(fig('mixed', 'requests'), 2000);
@@ -124,8 +191,14 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
     assert.ok(['<=', '<', '>=', '>', '=='].includes(String(tg['op'])));
     assert.ok(tg['pass'] === null || typeof tg['pass'] === 'boolean');
     assert.ok(isFigure(tg['value']));
+    assert.deepEqual(tg['processes'], procs.settings[0]);
   }
-  assert.match(run.stdout, /targets \(reported, never fatal\)/, 'the table is printed');
+  for (const id of ['cold-single-fast.4KiB.total-over-direct', 'chain-cold-fast.ratio', 'cold-stampede-fast.peak-rss'])
+    assert.ok(
+      targets.some((tg) => tg['id'] === id),
+      `target ${id} is evaluated`,
+    );
+  assert.match(run.stdout, /targets \(reported, never fatal/, 'the table is printed');
 });
 
 test('bench: Ctrl-C mid-run stops every process and exits 130', async (t) => {

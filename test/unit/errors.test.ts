@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { DtrCacheError, hasCode } from '../../src/errors/base.js';
-import { errnoCode, messageOf } from '../../src/errors/inspect.js';
+import { errnoCode, messageOf, stackOf } from '../../src/errors/inspect.js';
 import { REGISTRY_ERRORS, RegistryError, toRegistryError } from '../../src/errors/registry.js';
 import { gatewayError, type UpstreamFailureKind } from '../../src/errors/upstream.js';
 import { ConfigError, ValueSyntaxError } from '../../src/config/errors.js';
@@ -103,10 +103,12 @@ test("the mock's errors are RegistryErrors over a wider table that keeps the cac
   assert.throws(() => new RegistryError('BLOB_UPLOAD_UNKNOWN' as 'UNKNOWN'), TypeError);
 });
 
-test('messageOf and errnoCode read any caught value', () => {
+test('messageOf, stackOf and errnoCode read any caught value', () => {
   assert.equal(messageOf(new Error('boom')), 'boom');
   assert.equal(messageOf('plain'), 'plain');
   assert.equal(messageOf(undefined), 'undefined');
+  assert.match(stackOf(new Error('boom')), /^Error: boom\n\s+at /);
+  assert.equal(stackOf(42), '42');
   const enoent = Object.assign(new Error('no such file'), { code: 'ENOENT' });
   assert.equal(errnoCode(enoent), 'ENOENT');
   // undici wraps the socket's error: the code is found through `cause`.
