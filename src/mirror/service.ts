@@ -92,16 +92,18 @@ export class MirrorService {
       const auth = header(req.headers, 'authorization') ?? '';
       if (query.has('token') || /^bearer\s/i.test(auth)) return false;
     }
-    return this.#default !== null || !this.#dtr || target.route !== 'blobs';
+    if (this.#default !== null || !this.#dtr || target.route !== 'blobs') return true;
+    const slash = target.name.indexOf('/');
+    return slash > 0 && this.#byRegistry.has(target.name.slice(0, slash).toLowerCase());
   }
 
   async serve(req: Req, res: ResLike, path: string, query: URLSearchParams, rec: RequestRecord): Promise<void> {
     const target = parsePath(path);
     if (target === null) throw new RegistryError('NOT_FOUND');
     rec.route = target.route === 'manifests' ? 'manifest' : target.route === 'blobs' ? 'blob' : 'referrers';
-    const mirror = this.#mirrorFor(query);
+    const { mirror, name: rawName } = this.#mirrorFor(query, target.name);
     rec.registry = mirror.registry;
-    const name = validateName(target.name);
+    const name = validateName(rawName);
     // Docker Hub's official images: `alpine` is `library/alpine` (Docker's registry-mirrors sends the latter).
     const repo = mirror.config.dockerHub && !name.includes('/') ? `library/${name}` : name;
     rec.repo = repo;
@@ -134,12 +136,20 @@ export class MirrorService {
     await Promise.all(this.mirrors.map((m) => m.close()));
   }
 
-  #mirrorFor(query: URLSearchParams): Mirror {
+  /**
+   * The mirror and the repository name: by `ns`; else by a first path component that is a
+   * mirrored registry's name (`/v2/ghcr.io/org/app/…`, for clients that cannot send `ns`:
+   * a podman mirror `location = "node/ghcr.io"`); else the default mirror.
+   */
+  #mirrorFor(query: URLSearchParams, path: string): { mirror: Mirror; name: string } {
     const ns = query.getAll('ns');
     if (ns.length === 0) {
-      if (this.#default !== null) return this.#default;
+      const slash = path.indexOf('/');
+      const prefixed = slash > 0 ? this.#byRegistry.get(path.slice(0, slash).toLowerCase()) : undefined;
+      if (prefixed !== undefined) return { mirror: prefixed, name: path.slice(slash + 1) };
+      if (this.#default !== null) return { mirror: this.#default, name: path };
       throw new RegistryError('NAME_UNKNOWN', {
-        message: 'no default mirror here: name the registry with ?ns=<registry>',
+        message: 'no default mirror here: name the registry with ?ns=<registry> or a path prefix',
       });
     }
     const found = ns.length === 1 ? this.#byRegistry.get((ns[0] ?? '').toLowerCase()) : undefined;
@@ -149,7 +159,7 @@ export class MirrorService {
         detail: { ns: ns.map((n) => n.slice(0, 100)) },
       });
     }
-    return found;
+    return { mirror: found, name: path };
   }
 }
 

@@ -248,6 +248,12 @@ test('an ns not in the list, or naming a host, is 404 NAME_UNKNOWN and nothing i
   assert.deepEqual(s.upstreamLog(), [], 'and none to the upstream');
   const ok = await s.get(`/v2/team/app/manifests/v1?ns=${REGISTRY.toUpperCase()}`, { headers: { accept: ACCEPT_ALL } });
   assert.equal(ok.status, 200, 'a registry name is a host name: any case');
+  // Clients that cannot send ns (a podman mirror location "node/registry.test") name it first in the path.
+  const prefixed = await s.get(`/v2/${REGISTRY}/team/app/manifests/v1`, { headers: { accept: ACCEPT_ALL } });
+  assert.equal(prefixed.status, 200);
+  assert.equal(prefixed.headers['docker-content-digest'], ok.headers['docker-content-digest']);
+  const other = await s.get('/v2/other.test/team/app/manifests/v1', { headers: { accept: ACCEPT_ALL } });
+  assert.equal(other.status, 404, 'a first component that names no mirrored registry is only a name');
 });
 
 test('referrers are passed through, never kept; an upstream 404 stays a 404', async (t) => {
