@@ -25,7 +25,7 @@ import type { AppContext } from './server/context.js';
 import { BlobStore } from './store/blob-store.js';
 import { Layout } from './store/layout.js';
 import { Evictor } from './store/eviction.js';
-import { removeDeadSpools, SPOOL_STALE_MS } from './store/spool.js';
+import { SpoolDir } from './store/spool.js';
 import { UpstreamChain } from './upstream/chain.js';
 import { loadUpstreamTrust } from './upstream/trust.js';
 
@@ -48,13 +48,16 @@ export interface StartOptions {
   log?: Logger;
   /** Timings of the trusted key set (tests shorten them); defaults in auth/keyset.ts. */
   keys?: Omit<KeySetOptions, 'log' | 'now'>;
+  /** Fault injection for tests: the spool worker waits this long between verdict and fsync. */
+  publishDelayMs?: number;
 }
 
 export async function startCache(config: Config, opts: StartOptions = {}): Promise<RunningCache> {
   const log = opts.log ?? createLogger(config.log);
   const layout = new Layout(config.storage.rootDirectory);
   const store = new BlobStore(layout, { ttlMs: config.downstream.blobTtlMs });
-  const removedSpools = await removeDeadSpools(layout, SPOOL_STALE_MS);
+  const spools = new SpoolDir(layout, config.downstream.replicas);
+  const removedSpools = await spools.sweep();
   const scanStarted = Date.now();
   const scanned = await store.scan();
   log.info(
@@ -98,13 +101,14 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     : null;
   metrics?.watchUpstreams(chain.all.map((h) => h.url));
   const inflight: Inflight = new Inflight({
-    chain,
+    spools,
     pool,
     store,
     log,
     disk: { full: false },
     onPublished: () => evictor?.afterPublish(),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
+    publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
   const mirror = await MirrorService.start(config, { store, inflight, log });
   if (config.storage.deleteEnabled) {
@@ -250,4 +254,13 @@ function jwksLoader(config: Config, chain: UpstreamChain, agent: Agent): JwksLoa
     }
     throw lastErr;
   };
+}
+
+/**
+ * A fault-injection hook for tests (a crash between a client's last byte and publication):
+ * DTR_CACHE_TEST_PUBLISH_DELAY_MS makes the spool worker wait that long before its fsync.
+ */
+function publishDelayFromEnv(): number {
+  const ms = Number(process.env['DTR_CACHE_TEST_PUBLISH_DELAY_MS'] ?? 0);
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }

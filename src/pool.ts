@@ -52,8 +52,12 @@ export class WorkerPool {
     return this.#pool.run(task, { name: 'hashFile' });
   }
 
+  /**
+   * Stops the threads at once. Tasks still running belong to fills the stop abandons; a
+   * spool cut short is never published, and the next start removes it, as after a crash.
+   */
   async close(): Promise<void> {
-    await this.#pool.close({ force: true });
+    await this.#pool.destroy();
   }
 
   /** Refuse before piscina does, so the client gets a registry 429 with Retry-After. */

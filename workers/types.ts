@@ -4,52 +4,64 @@ import type { MessagePort } from 'node:worker_threads';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
 
-/** Appends the bytes a fill receives to its spool, hashing them, then verifies and publishes. */
+/**
+ * Appends the bytes a fill receives to this writer's own data file, hashing them; at the
+ * end reports the verdict at once (clients wait for it), then makes the file durable and
+ * publishes it (nobody waits for that but the next request).
+ */
 export interface SpoolTask {
   /**
-   * The spool file, already created (exclusively) by the main thread; null when the disk
-   * could not take even that: the task then only hashes (the bytes stream through).
+   * This writer's data file, created empty and exclusively by the main thread; null when
+   * the disk could not take even that: the task then only hashes (bytes stream through).
    */
-  spoolPath: string | null;
-  /** Where the verified blob is renamed to. */
+  dataPath: string | null;
+  /** Where the verified blob is published (a hard link, so a second writer finds it taken). */
   finalPath: string;
   algorithm: HashAlgorithm;
   expectedHex: string;
-  /** Bytes already in the spool (a take-over resumes after them); normally 0. */
+  /**
+   * A take-over: the first `startOffset` bytes are copied from the dead writer's data file
+   * (and hashed) before any chunk, so this writer's file and hash cover the same bytes.
+   */
+  prefixPath: string | null;
   startOffset: number;
   /**
    * The fill's byte ring, shared with the main thread: the main thread copies upstream
    * bytes in and names the region in a `chunk` message; the region is not reused until the
-   * worker has reported it `written`. One fixed ring per fill means no per-chunk allocation
-   * on either thread, and the ring size bounds the bytes between upstream and disk.
+   * worker has reported it done. One fixed ring per fill means no per-chunk allocation on
+   * either thread, and the ring size bounds the bytes between upstream and disk.
    */
   ring: SharedArrayBuffer;
   /** Receives SpoolMessage from the main thread; sends SpoolProgress back. */
   port: MessagePort;
+  /** A fault-injection hook for tests: wait this long between the verdict and the fsync. */
+  publishDelayMs: number;
 }
 
 /** Main thread → worker, in order. A chunk names a region of the ring (never wrapping). */
 export type SpoolMessage =
-  { type: 'chunk'; at: number; length: number } | { type: 'end'; expectedSize: number | null } | { type: 'abort' };
+  { type: 'chunk'; at: number; length: number } | { type: 'end'; expectedSize: number } | { type: 'abort' };
 
-/** Worker → main thread: bytes durably appended so far (readable by others via the page cache). */
+/** Worker → main thread. */
 export type SpoolProgress =
-  | { type: 'written'; offset: number }
-  /** Bytes hashed but not stored: after a write failed, the task hashes on so the digest is still checked. */
-  | { type: 'hashed'; offset: number }
-  /** The first write failure: bytes up to `offset` are on disk, none after. */
-  | { type: 'write-failed'; offset: number; code: string; message: string };
+  /** The worker is done with the ring up to `done` (hashed, and written or failed); `written` bytes are in the file. */
+  | { type: 'progress'; done: number; written: number }
+  /** The first write failure: bytes up to `offset` are in the file, none after; hashing goes on. */
+  | { type: 'write-failed'; offset: number; code: string; message: string }
+  /** After `end`: whether size and digest hold. Sent before the fsync, so clients need not wait for it. */
+  | { type: 'verdict'; ok: boolean; size: number; actualHex: string };
 
 export type SpoolResult =
-  | { ok: true; size: number; published: string }
+  /** `published` is false when another writer had published the same blob first. */
+  | { ok: true; size: number; published: boolean }
   | { ok: false; reason: 'digest-mismatch'; size: number; actualHex: string }
   | { ok: false; reason: 'size-mismatch'; size: number; expectedSize: number }
   | { ok: false; reason: 'aborted'; size: number }
-  /** Nothing was published because writes failed; `digestMatches` says whether the bytes were good. */
+  /** Nothing was published because the disk failed; `digestMatches` says whether the bytes were good. */
   | { ok: false; reason: 'not-stored'; size: number; digestMatches: boolean; code: string }
   | { ok: false; reason: 'io'; code: string; message: string };
 
-/** Re-hashes a stored file: used by scrub and by the take-over of a stale spool. */
+/** Re-hashes a stored file: used by scrub. */
 export interface HashFileTask {
   path: string;
   algorithm: HashAlgorithm;

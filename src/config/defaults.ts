@@ -33,6 +33,7 @@ export const DEFAULTS = {
   downstream: {
     timeouts: { connect: '10s', headers: '30s', bodyidle: '30s' },
     workerqueue: 256,
+    replicas: { heartbeat: '2s', stale: '30s' },
   },
   // Mirror mode: the `proxy` section and each `mirrors` entry. ttl is distribution's default
   // (7 days; 0 = never); tagttl is ours (HEAD revalidation at most once a minute per tag).

@@ -69,7 +69,17 @@ function readOptions(
   mirrorOnly: boolean,
 ): Config['downstream'] {
   const d = DEFAULTS.downstream;
-  options.checkKeys(['blobttl', 'upstreams', 'cas', 'jwks', 'issuer', 'maxsize', 'timeouts', 'workerqueue']);
+  options.checkKeys([
+    'blobttl',
+    'upstreams',
+    'cas',
+    'jwks',
+    'issuer',
+    'maxsize',
+    'timeouts',
+    'workerqueue',
+    'replicas',
+  ]);
 
   const ttlField = options.child('blobttl');
   const blobTtlMs = readDuration(ttlField, true);
@@ -111,7 +121,24 @@ function readOptions(
       bodyIdleMs: readDuration(timeouts.child('bodyidle'), true) ?? parseGoDuration(d.timeouts.bodyidle),
     },
     workerQueue: options.child('workerqueue').int(1) ?? d.workerqueue,
+    replicas: readReplicas(options.child('replicas')),
   };
+}
+
+/** The spool heartbeat of replicas sharing a root; a writer is judged dead only after several missed beats. */
+function readReplicas(field: Field): Config['downstream']['replicas'] {
+  const d = DEFAULTS.downstream.replicas;
+  field.checkKeys(Object.keys(d));
+  const beatMs = readDuration(field.child('heartbeat'), true) ?? parseGoDuration(d.heartbeat);
+  const staleField = field.child('stale');
+  const staleMs = readDuration(staleField, true) ?? parseGoDuration(d.stale);
+  if (staleMs < 3 * beatMs) {
+    staleField.fail(
+      `at least three heartbeats (${3 * beatMs} ms), so a live writer is never judged dead`,
+      staleField.present ? staleField.rawText() : `the default ${d.stale}`,
+    );
+  }
+  return { beatMs, staleMs };
 }
 
 /**

@@ -99,6 +99,8 @@ export interface Config {
     };
     /** Bound on queued worker tasks before the node answers 429. */
     readonly workerQueue: number;
+    /** Replicas sharing the root: how often a writer refreshes its spool record, and how long a silent one is judged dead. */
+    readonly replicas: { readonly beatMs: number; readonly staleMs: number };
   };
   /** Mirror mode (issue 15): `proxy` first when set, then `mirrors`; empty when the node only serves DTR. */
   readonly mirrors: readonly MirrorConfig[];

@@ -1,49 +1,42 @@
-// One fill: one upstream fetch of one blob, written through a worker to the spool and
-// read by every waiting client as it grows (DESIGN.md "Data flow"). The fill goes on when
-// clients leave; it is published only when the worker has verified size and digest.
+// One fill: one upstream fetch of one blob, streamed to every client that asks for it while
+// it arrives, verified, then kept (docs/architecture.md, "The miss path"). Clients read the
+// fill's recent bytes from memory and older ones from its data file; the digest verdict
+// releases every client's last byte; the fsync and the publication follow, off their path.
+// The fill goes on when clients leave. This file is the state machine; the pieces it drives
+// are the download (download.ts), the ring to the worker (ring.ts, stream-store.ts), small
+// blobs (small-blob.ts), a replica's spool (replica.ts) and the readers (readers.ts).
 import { open, type FileHandle } from 'node:fs/promises';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors/registry.js';
+import { DtrCacheError } from '../errors/base.js';
+import { errnoCode, messageOf } from '../errors/inspect.js';
 import { gatewayError } from '../errors/upstream.js';
 import type { WorkerPool } from '../pool.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import {
-  claimSpool,
-  claimTakeover,
-  recordSpoolOwner,
-  removeOwner,
-  removeSpool,
-  SPOOL_STALE_MS,
-  THIS_PROCESS,
-  type SpoolClaim,
-  type SpoolOwner,
-} from '../store/spool.js';
-import { discardBody, type UpstreamChain, type UpstreamResponse } from '../upstream/chain.js';
-import type { SpoolProgress, SpoolResult } from '../../workers/types.js';
-import { follow, followerSize, type FollowOptions } from './follow.js';
-import { MemoryTail } from './memory-tail.js';
+import { isThisProcess, type OwnedSpool, type SpoolDir } from '../store/spool.js';
+import type { SpoolResult } from '../../workers/types.js';
+import { Download, type ByteSink } from './download.js';
+import type { BlobFetch } from './fetch.js';
+import { spoolFailure, type FillOutcome } from './outcome.js';
+import { Readers, type FillBytes, type FillClient } from './readers.js';
+import { ReplicaFollower } from './replica.js';
+import { SpoolRing } from './ring.js';
 import { Signal } from './signal.js';
+import { SMALL_BLOB_MAX, SmallBody, storeSmall } from './small-blob.js';
 import type { BlobSource } from './source.js';
-import { expectFullBody, expectResumeBody, spoolFailure } from './upstream-response.js';
+import { StreamStore } from './stream-store.js';
 
-/**
- * Bytes between upstream and disk: the ring shared with the worker. Upstream chunks wait in
- * `pending` (references, no copy) while the ring is full; past RING_SIZE of them, the
- * upstream body is paused (DESIGN.md: backpressure runs upstream ← worker).
- */
+/** Bytes in flight between upstream and the worker, per fill (the ring). */
 const RING_SIZE = 4 << 20;
-/** With the disk full, bytes stream through memory: at most this much per fill. */
-const TAIL_LIMIT = 16 << 20;
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
-/** Resumes after a transfer breaks midway, across all hosts, before the fill gives up. */
-const MAX_RESUMES = 8;
+/** How long a host that sent bytes failing the digest check stays at the back of the order. */
+const BAD_BYTES_PENALTY_MS = 5 * 60_000;
 
 export interface FillDeps {
-  chain: UpstreamChain;
   pool: WorkerPool;
   store: BlobStore;
+  spools: SpoolDir;
   log: Logger;
   /** After a blob is published (eviction checks the size cap here). */
   onPublished?: (digest: Digest, size: number) => void;
@@ -51,85 +44,74 @@ export interface FillDeps {
   hooks?: FillHooks;
   /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
   disk: { full: boolean };
+  /** A fault-injection hook for tests: the worker waits this long between verdict and fsync. */
+  publishDelayMs?: number;
 }
 
 export interface FillHooks {
   upstreamBytes(host: string, bytes: number): void;
-  /** Once per fill: 'published', or the failure ('digest-mismatch', 'size-mismatch', 'aborted', 'io', 'upstream'). */
-  settled(s: { result: string; size: number; joins: number }): void;
+  settled(s: { outcome: FillOutcome; size: number; joins: number }): void;
 }
 
-export interface FillClient {
-  token: string;
-  /** The token's `exp`, seconds since epoch: the newest is used for retries. */
-  exp: number;
+type Claim = { kind: 'owned'; spool: OwnedSpool } | { kind: 'none' } | { kind: 'replica'; follower: ReplicaFollower };
+
+/**
+ * A failure with its outcome: the cause is what clients get (a registry error), the outcome
+ * what is counted and logged.
+ */
+class FillFailure extends DtrCacheError<'FILL_FAILED'> {
+  readonly outcome: FillOutcome;
+  constructor(outcome: FillOutcome, error: Error) {
+    super('FILL_FAILED', error.message, { cause: error });
+    this.outcome = outcome;
+  }
 }
 
-function sameProcess(owner: SpoolOwner | null): boolean {
-  return (
-    owner !== null &&
-    owner.host === THIS_PROCESS.host &&
-    owner.pid === THIS_PROCESS.pid &&
-    owner.startedAt === THIS_PROCESS.startedAt
-  );
-}
-
-export class Fill {
+export class Fill implements FillBytes {
   readonly digest: Digest;
   readonly name: string;
-  readonly via: string | undefined;
-  /** Resolves with the blob size once upstream headers arrived and the spool exists. */
+  /** Resolves with the blob size once its headers are known (clients then send theirs). */
   readonly ready: Promise<number>;
-  /** Resolves true when published, false when the fill failed. */
+  /** Resolves true when the blob is published, false otherwise. */
   readonly settled: Promise<boolean>;
+  readonly progress = new Signal();
   /** Clients that joined after the first; each is an upstream download saved. */
   joins = 0;
-  upstreamHost: string | null = null;
 
-  #deps: FillDeps;
+  readonly #deps: FillDeps;
+  readonly #fetch: BlobFetch;
+  readonly #first: FillClient;
+  readonly #readers: Readers;
   #size = 0;
-  /** Bytes on disk in the spool. */
-  #written = 0;
-  /** Bytes the worker is done with (written, or only hashed after a write failure): frees the ring. */
-  #acked = 0;
-  #sent = 0;
-  #received = 0;
   #verified = false;
   #failure: Error | null = null;
-  #reader: FileHandle | null = null;
+  #bytes: Pick<FillBytes, 'arrived' | 'read'> | null = null;
+  #stream: StreamStore | null = null;
+  #download: Download | null = null;
+  #spool: OwnedSpool | null = null;
+  #handles: FileHandle[] = [];
+  /** The run holds one reference; each attached source holds one. The last closes the files. */
   #refs = 1;
-  #progress = new Signal();
-  #clients = new Set<FillClient>();
-  #firstClient: FillClient;
-  #port: MessagePort | null = null;
-  #ring = new SharedArrayBuffer(RING_SIZE);
-  #ringView = Buffer.from(this.#ring);
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
-  #pausedBody: UpstreamResponse['body'] | null = null;
-  /** Set when the disk failed: bytes from tail.start on stream through memory, uncached. */
-  #tail: MemoryTail | null = null;
-  /** Each reader's next offset, so the memory tail is dropped only behind the slowest. */
-  #positions = new Map<FillClient, number>();
-  #body: UpstreamResponse['body'] | null = null;
-  #workerLost = false;
+  /** Set when the fill has failed and is cleaning up: newcomers start a fill of their own. */
+  #failing = false;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
-  constructor(deps: FillDeps, name: string, digest: Digest, client: FillClient, via: string | undefined) {
+  /** `after`: a failed fill of the same blob still releasing its spool; this one starts when it is done. */
+  constructor(deps: FillDeps, fetch: BlobFetch, client: FillClient, after?: Promise<unknown>) {
     this.#deps = deps;
-    this.name = name;
-    this.digest = digest;
-    this.via = via;
-    this.#firstClient = client;
+    this.#fetch = fetch;
+    this.name = fetch.name;
+    this.digest = fetch.digest;
+    this.#first = client;
+    this.#readers = new Readers({ moved: () => this.#readerMoved(), released: () => this.#unref() });
     this.ready = new Promise<number>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
     });
     // Every client awaits `ready`; when all have gone, nobody does, and that is fine.
     this.ready.catch(() => undefined);
-    this.settled = this.#run();
+    this.settled = (after ?? Promise.resolve()).then(() => this.#run());
   }
 
   get size(): number {
@@ -137,333 +119,305 @@ export class Fill {
   }
 
   get waiters(): number {
-    return this.#clients.size;
+    return this.#readers.count;
   }
 
-  /** A fill streaming through memory (disk full) cannot serve late joiners from offset 0. */
+  /** A fill streaming through memory (disk full) cannot serve a newcomer from offset 0. */
   get joinable(): boolean {
-    return this.#tail === null;
+    return this.#stream?.inMemoryOnly !== true && !this.#failing;
   }
 
-  /** A client joins: it gets a source that reads the spool from any offset. */
+  /** True once the fill has failed (it may still be releasing its spool). */
+  get failing(): boolean {
+    return this.#failing;
+  }
+
+  arrived(): number {
+    return this.#bytes?.arrived() ?? 0;
+  }
+
+  verified(): boolean {
+    return this.#verified;
+  }
+
+  failure(): Error | null {
+    return this.#failure;
+  }
+
+  read(buf: Buffer, position: number, length: number): Promise<number> {
+    return this.#bytes?.read(buf, position, length) ?? Promise.resolve(0);
+  }
+
+  /** A client joins: once the headers are known it gets a source that reads from any offset. */
   async attach(client: FillClient): Promise<BlobSource> {
-    this.#clients.add(client);
+    this.#readers.add(client);
     try {
       await this.ready;
     } catch (err) {
-      this.#clients.delete(client);
+      this.#readers.remove(client);
       throw err;
     }
     this.#refs++;
-    this.#positions.set(client, 0);
-    let released = false;
-    return {
-      size: this.#size,
-      read: async (buf, position, length) => {
-        const got = await this.#readAt(buf, position, length);
-        this.#positions.set(client, position + got);
-        this.#trimTail();
-        return got;
-      },
-      startingAt: (position) => {
-        if ((this.#positions.get(client) ?? 0) >= position) return;
-        this.#positions.set(client, position);
-        this.#trimTail();
-      },
-      available: () => this.#available(),
-      failure: () => this.#failure,
-      waitForMore: () => this.#progress.wait(),
-      release: async () => {
-        if (released) return;
-        released = true;
-        this.#clients.delete(client);
-        this.#positions.delete(client);
-        this.#trimTail();
-        if (this.#tail !== null && this.#clients.size === 0 && !this.#verified) {
-          // Nobody is left to stream to, and nothing can be stored: stop downloading.
-          this.#body?.destroy(new Error('every client left a fill that cannot be stored'));
-        }
-        await this.#unref();
-      },
-    };
-  }
-
-  /** The last byte is held back until the digest verifies, so no client can end cleanly on bad bytes. */
-  #available(): number {
-    if (this.#verified) return this.#size;
-    const arrived = this.#tail === null ? this.#written : this.#received;
-    return Math.max(0, Math.min(arrived, this.#size - 1));
-  }
-
-  /** Reads from the spool below what is on disk, from the memory tail above it. */
-  async #readAt(buf: Buffer, position: number, length: number): Promise<number> {
-    if (position < this.#written && this.#reader !== null) {
-      const n = Math.min(length, this.#written - position);
-      return (await this.#reader.read(buf, 0, n, position)).bytesRead;
-    }
-    return this.#tail?.read(buf, position, length) ?? 0;
-  }
-
-  #trimTail(): void {
-    const tail = this.#tail;
-    if (tail === null) return;
-    let slowest = this.#received;
-    for (const pos of this.#positions.values()) slowest = Math.min(slowest, pos);
-    tail.trim(slowest);
-    this.#maybeResume();
-  }
-
-  #maybeResume(): void {
-    if (this.#pausedBody === null) return;
-    if (this.#pendingBytes < RING_SIZE / 2 && (this.#tail === null || this.#tail.bytes < TAIL_LIMIT / 2)) {
-      this.#pausedBody.resume();
-      this.#pausedBody = null;
-    }
-  }
-
-  /** The newest token among the clients still waiting (PROTOCOL §3: a retry outlives the first token). */
-  #bestToken(): string {
-    let best = this.#firstClient;
-    for (const c of this.#clients) if (c.exp > best.exp) best = c;
-    return best.token;
+    return this.#readers.source(client, this);
   }
 
   async #run(): Promise<boolean> {
     const started = Date.now();
-    let result: SpoolResult | null = null;
-    let unownedSpool: string | null = null;
-    let first: UpstreamResponse | null = null;
     try {
-      // The spool is claimed before upstream is asked: when a replica sharing the root is
-      // already filling this blob, we follow its spool and make no upstream request at all.
-      let claim = await this.#claim();
-      let startOffset = 0;
-      while (claim.kind === 'exists') {
-        const followed = await this.#followReplica(claim.path);
-        if (followed === 'published') return this.#publishedByReplica(started);
-        if (followed === 'reclaim') {
-          claim = await this.#claim();
-          continue;
-        }
-        startOffset = followed.offset;
-        claim = { kind: 'taken-over', path: claim.path };
-      }
-      if (claim.kind === 'created') this.#reader = claim.reader;
-      const spoolPath = claim.kind === 'none' ? null : claim.path;
-
-      // Ours until the worker task owns it: removed if we fail before that, or the next
-      // request for this digest would follow a spool nobody writes.
-      unownedSpool = spoolPath;
-      // A taken-over spool may hold every byte already (its writer died before the rename):
-      // then there is nothing to ask upstream for, only the verification.
-      const complete = startOffset > 0 && startOffset === this.#size;
-      let skip = 0;
-      if (!complete) {
-        first = await this.#deps.chain.request({
-          method: 'GET',
-          name: this.name,
-          digest: this.digest.value,
-          token: this.#bestToken(),
-          via: this.via,
-          offset: startOffset,
-        });
-        if (startOffset === 0) {
-          this.#size = await expectFullBody(first);
-          if (spoolPath !== null) await recordSpoolOwner(spoolPath, this.#size);
-        } else {
-          skip = await expectResumeBody(first, startOffset, this.#size);
-        }
-        this.upstreamHost = first.host.url;
-      }
-      const size = this.#size;
-      this.#received = this.#sent = this.#acked = this.#written = startOffset;
-      const { port1, port2 } = new MessageChannel();
-      this.#port = port1;
-      port1.on('message', (msg: SpoolProgress) => this.#onProgress(msg));
-      // Refused synchronously by a full worker queue (429): the catch below cleans up.
-      const spooled = this.#deps.pool
-        .spool({
-          spoolPath,
-          finalPath: this.#deps.store.layout.blobData(this.digest),
-          algorithm: this.digest.algorithm,
-          expectedHex: this.digest.hex,
-          startOffset,
-          ring: this.#ring,
-          port: port2,
-        })
-        .catch((err: unknown): SpoolResult => {
-          // A lost worker (crash, pool closed) must fail the fill, not the process, and must
-          // wake whatever waits for its progress.
-          this.#workerLost = true;
-          this.#progress.notify();
-          return {
-            ok: false,
-            reason: 'io',
-            code: 'EWORKER',
-            message: err instanceof Error ? err.message : String(err),
-          };
-        });
-      unownedSpool = null;
-      this.#resolveReady(size);
-      let downloadError: unknown = null;
-      try {
-        if (first !== null) await this.#download(first, skip);
-        await this.#flushAll();
-        port1.postMessage({ type: 'end', expectedSize: size });
-      } catch (err) {
-        downloadError = err;
-        port1.postMessage({ type: 'abort' });
-      }
-      result = await spooled;
-      // Only now: until the worker renamed or removed the data, the owner file says it is live.
-      if (spoolPath !== null) await removeOwner(spoolPath).catch(() => undefined);
-      if (downloadError !== null) throw downloadError;
-      if (!result.ok && result.reason === 'not-stored' && result.digestMatches) {
-        // The disk failed, but every byte streamed through and the digest holds: the
-        // clients complete; nothing is published.
-        this.#verified = true;
-        this.#progress.notify();
-        this.#deps.log.warn(
-          { digest: this.digest.value, size, code: result.code, ms: Date.now() - started },
-          'fill streamed through without caching',
-        );
-        this.#deps.hooks?.settled({ result: 'not-stored', size, joins: this.joins });
-        return false;
-      }
-      if (!result.ok) throw spoolFailure(result);
-      if (this.#deps.disk.full) {
-        this.#deps.disk.full = false;
-        this.#deps.log.info({ digest: this.digest.value }, 'disk has room again: caching resumed');
-      }
-      this.#deps.store.add(this.digest, size);
-      this.#deps.onPublished?.(this.digest, size);
-      this.#verified = true;
-      this.#written = size;
-      this.#progress.notify();
-      this.#deps.log.info(
-        { digest: this.digest.value, size, upstream: this.upstreamHost, joins: this.joins, ms: Date.now() - started },
-        'fill published',
-      );
-      this.#deps.hooks?.settled({ result: 'published', size, joins: this.joins });
-      return true;
+      return await this.#settle(await this.#fill(), null, started);
     } catch (err) {
-      if (first !== null) discardBody(first.body);
-      if (unownedSpool !== null) await removeSpool(unownedSpool).catch(() => undefined);
-      const error = err instanceof Error ? err : new Error(String(err));
-      this.#failure = error;
-      this.#rejectReady(error);
-      this.#progress.notify();
-      const level = err instanceof RegistryError && err.status < 500 ? 'info' : 'error';
-      this.#deps.log[level](
-        { digest: this.digest.value, err: error.message, reason: result && !result.ok ? result.reason : undefined },
-        'fill failed',
-      );
-      this.#deps.hooks?.settled({
-        result: result && !result.ok ? result.reason : 'upstream',
-        size: this.#size,
-        joins: this.joins,
-      });
-      return false;
-    } finally {
-      this.#port?.close();
-      this.#port = null;
-      await this.#unref();
+      const failure = err instanceof FillFailure ? err : null;
+      const error =
+        failure?.cause instanceof Error ? failure.cause : err instanceof Error ? err : new Error(String(err));
+      return this.#settle(failure?.outcome ?? (err instanceof RegistryError ? 'upstream' : 'io'), error, started);
     }
   }
 
-  /**
-   * Follows a replica's fill of this blob through its spool. Returns 'published' when the
-   * replica published it, the offset to continue from when we took over a dead writer's
-   * spool, or 'reclaim' when a writer died before it knew the size (its spool is removed).
-   */
-  async #followReplica(spoolPath: string): Promise<'published' | 'reclaim' | { offset: number }> {
-    const opts: FollowOptions = {
-      spoolPath,
-      finalPath: this.#deps.store.layout.blobData(this.digest),
-      staleMs: SPOOL_STALE_MS,
-      onGrow: (bytes) => {
-        this.#received = this.#sent = this.#acked = this.#written = bytes;
-        this.#progress.notify();
+  async #fill(): Promise<FillOutcome> {
+    let claim = await this.#claim();
+    let startOffset = 0;
+    let prefix: FileHandle | null = null;
+    if (claim.kind === 'replica') {
+      const followed = await this.#followReplica(claim.follower);
+      if (followed === 'published') return 'published-by-replica';
+      claim = { kind: 'owned', spool: followed.spool };
+      startOffset = followed.offset;
+      prefix = followed.prefix;
+    }
+    this.#spool = claim.kind === 'owned' ? claim.spool : null;
+    const download = new Download(
+      {
+        fetch: this.#fetch,
+        token: () => this.#readers.newestToken(this.#first),
+        log: this.#deps.log,
+        ...(this.#deps.hooks === undefined ? {} : { onBytes: this.#deps.hooks.upstreamBytes }),
       },
-      abandoned: () => this.#clients.size === 0,
-    };
-    const size = await followerSize(opts);
-    if (size === null) {
-      await removeSpool(spoolPath);
-      return 'reclaim';
-    }
-    try {
-      this.#reader = await open(spoolPath, 'r');
-    } catch {
-      // Renamed into place between the claim and the open.
-      this.#reader = await open(opts.finalPath, 'r');
-      this.#size = size;
-      return 'published';
-    }
-    this.#size = size;
-    this.#resolveReady(size);
-    this.#deps.log.info({ digest: this.digest.value, size }, "following a replica's fill of this blob");
-    for (;;) {
-      const outcome = await follow(this.#reader, size, opts);
-      if (outcome.kind === 'published') return 'published';
-      if (outcome.kind === 'failed')
-        throw gatewayError('status', 'the replica filling this blob failed or was abandoned');
-      if (await claimTakeover(spoolPath, size, SPOOL_STALE_MS)) {
-        this.#deps.log.warn(
-          { digest: this.digest.value, offset: outcome.offset, size },
-          'took over the spool of a dead writer',
-        );
-        return { offset: outcome.offset };
+      startOffset,
+    );
+    this.#download = download;
+    // A taken-over spool may hold every byte already: only the verification is left.
+    if (startOffset === 0 || startOffset < this.#size) {
+      const size = await download.open(startOffset === 0 ? null : this.#size);
+      if (startOffset === 0) {
+        this.#size = size;
+        // For replicas that follow; a full disk may refuse the record (they then wait, then reclaim).
+        await this.#spool
+          ?.setSize(size)
+          .catch((err: unknown) => this.#deps.log.warn({ err }, 'could not record the blob size in its spool'));
       }
     }
+    if (startOffset === 0 && this.#size <= SMALL_BLOB_MAX) return this.#small(download);
+    return this.#streamed(download, startOffset, prefix);
   }
 
-  #publishedByReplica(started: number): boolean {
-    this.#deps.store.add(this.digest, this.#size);
-    this.#written = this.#size;
-    this.#verified = true;
-    this.#resolveReady(this.#size);
-    this.#progress.notify();
-    this.#deps.log.info(
-      { digest: this.digest.value, size: this.#size, ms: Date.now() - started },
-      'replica published the blob we followed',
-    );
-    this.#deps.hooks?.settled({ result: 'published-by-replica', size: this.#size, joins: this.joins });
-    return true;
-  }
-
-  /** The spool, or, when the disk cannot take even an empty file, none: stream through memory. */
-  async #claim(): Promise<SpoolClaim | { kind: 'none' } | { kind: 'taken-over'; path: string }> {
-    try {
-      const claim = await claimSpool(this.#deps.store.layout, this.digest);
-      // Our own process's spool belongs to a fill that is not joinable: one streaming
-      // through memory because the disk failed. Following it would stall where its disk
-      // writes stopped, so this fill streams through memory too.
-      if (claim.kind === 'exists' && sameProcess(claim.owner)) {
-        this.#tail = new MemoryTail(0);
+  /** The spool, or, when the disk cannot take even an empty file, none (stream through memory). */
+  async #claim(): Promise<Claim> {
+    for (let attempt = 0; ; attempt++) {
+      let claim;
+      try {
+        claim = await this.#deps.spools.claim(this.digest);
+      } catch (err) {
+        const code = errnoCode(err) ?? '';
+        if (!DISK_FULL_CODES.has(code)) throw err;
+        this.#diskFull(code);
         return { kind: 'none' };
       }
-      return claim;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      if (!DISK_FULL_CODES.has(code)) throw err;
-      this.#diskFailed(code, 0);
-      return { kind: 'none' };
+      if (claim.kind === 'created') return { kind: 'owned', spool: claim.spool };
+      // Our own process's spool belongs to a fill streaming through memory (the disk
+      // failed); following it would stall where its writes stopped.
+      if (claim.owner !== null && isThisProcess(claim.owner)) return { kind: 'none' };
+      const follower = new ReplicaFollower(this.#deps.spools, this.digest, this.#finalPath, claim.owner, this.progress);
+      const size = await follower.size();
+      if (size !== null) {
+        this.#size = size;
+        return { kind: 'replica', follower };
+      }
+      // The writer died before it knew the size: nothing to continue from.
+      await follower.close(false);
+      await this.#deps.spools.removeDead(this.digest, claim.owner);
+      if (attempt >= 2) throw new FillFailure('io', gatewayError('status', 'the spool of this blob is stuck'));
     }
   }
 
-  /** Switches to streaming through memory from `offset` (the first byte not on disk). */
-  #diskFailed(code: string, offset: number): void {
-    const tail = new MemoryTail(offset);
-    // Bytes already handed to the worker but not on disk are still in the ring: copy them out.
-    for (let at = offset; at < this.#sent;) {
-      const ringAt = at % RING_SIZE;
-      const n = Math.min(this.#sent - at, RING_SIZE - ringAt);
-      tail.push(Buffer.from(this.#ringView.subarray(ringAt, ringAt + n)));
-      at += n;
+  async #followReplica(
+    follower: ReplicaFollower,
+  ): Promise<'published' | { spool: OwnedSpool; offset: number; prefix: FileHandle | null }> {
+    this.#bytes = follower;
+    this.#resolveReady(this.#size);
+    this.#deps.log.info({ digest: this.digest.value, size: this.#size }, "following a replica's fill of this blob");
+    const outcome = await follower.follow(() => this.#readers.count === 0);
+    if (outcome.kind === 'published') {
+      follower.markPublished();
+      if (follower.file !== null) this.#handles.push(follower.file);
+      this.#verified = true;
+      this.#deps.store.add(this.digest, this.#size);
+      return 'published';
     }
-    for (const chunk of this.#pending) tail.push(chunk);
-    this.#tail = tail;
+    await follower.close(outcome.kind === 'took-over');
+    if (outcome.kind === 'failed') {
+      throw new FillFailure(
+        'upstream',
+        gatewayError('status', 'the replica filling this blob failed or was abandoned'),
+      );
+    }
+    if (follower.file !== null) this.#handles.push(follower.file);
+    this.#deps.log.warn(
+      { digest: this.digest.value, offset: outcome.offset, size: this.#size },
+      'took over the spool of a dead writer',
+    );
+    return { spool: outcome.spool, offset: outcome.offset, prefix: follower.file };
+  }
+
+  /** Small blobs: buffered whole, hashed here, released, then written and published. */
+  async #small(download: Download): Promise<FillOutcome> {
+    const body = new SmallBody(this.#size);
+    this.#bytes = body;
+    this.#resolveReady(this.#size);
+    await download.run(this.#announcing(body));
+    const hex = body.hash(this.digest);
+    if (hex !== this.digest.hex) {
+      this.#penalise(download, hex);
+      throw new FillFailure(
+        'digest-mismatch',
+        spoolFailure({ ok: false, reason: 'digest-mismatch', size: this.#size, actualHex: hex }),
+      );
+    }
+    this.#released();
+    if (this.#spool === null) return 'not-stored';
+    try {
+      await storeSmall(body.bytes, this.#spool.dataPath, this.#finalPath);
+    } catch (err) {
+      const code = errnoCode(err) ?? 'EIO';
+      if (DISK_FULL_CODES.has(code)) this.#diskFull(code);
+      else this.#deps.log.error({ digest: this.digest.value, err }, 'could not store a verified small blob');
+      return 'not-stored';
+    }
+    this.#deps.store.add(this.digest, this.#size, body.bytes);
+    return 'published';
+  }
+
+  /** Large blobs: through the ring to a worker that hashes and writes; readers read memory and disk. */
+  async #streamed(download: Download, startOffset: number, prefix: FileHandle | null): Promise<FillOutcome> {
+    const spool = this.#spool;
+    const ring = new SpoolRing(Math.min(RING_SIZE, this.#size - startOffset), startOffset, {
+      progress: () => this.progress.notify(),
+      writeFailed: (offset, code) => {
+        this.#stream?.diskFailed(offset);
+        this.#diskFull(code);
+        this.progress.notify();
+      },
+      verdict: (ok) => {
+        if (!ok) return;
+        this.#released();
+        spool?.setVerified().catch(() => undefined);
+      },
+    });
+    const file = spool === null ? null : await open(spool.dataPath, 'r');
+    if (file !== null) this.#handles.push(file);
+    const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
+    this.#stream = store;
+    this.#bytes = store;
+    let result: Promise<SpoolResult>;
+    try {
+      result = this.#deps.pool.spool({
+        dataPath: spool?.dataPath ?? null,
+        finalPath: this.#finalPath,
+        algorithm: this.digest.algorithm,
+        expectedHex: this.digest.hex,
+        prefixPath: spool?.prefixPath ?? null,
+        startOffset,
+        ring: ring.buffer,
+        port: ring.workerPort,
+        publishDelayMs: this.#deps.publishDelayMs ?? 0,
+      });
+    } catch (err) {
+      ring.close();
+      throw err;
+    }
+    // A lost worker (crash, pool closed) fails the fill, not the process.
+    const spooled = result.catch((err: unknown): SpoolResult => ({
+      ok: false,
+      reason: 'io',
+      code: 'EWORKER',
+      message: messageOf(err),
+    }));
+    this.#resolveReady(this.#size);
+    try {
+      if (download.received < this.#size) await download.run(this.#announcing(store));
+      ring.end(this.#size);
+    } catch (err) {
+      ring.abort();
+      await spooled;
+      throw this.#stoppedOutcome(err);
+    } finally {
+      await store.close();
+    }
+    return this.#afterSpool(await spooled, download);
+  }
+
+  #afterSpool(result: SpoolResult, download: Download): FillOutcome {
+    if (result.ok) {
+      // The verdict also came as a ring message, but on another channel: the result may arrive first.
+      this.#released();
+      this.#deps.store.add(this.digest, this.#size);
+      // Another writer of the same blob (a replica that took our stalled spool over) was first.
+      return result.published ? 'published' : 'published-by-replica';
+    }
+    // The verdict also came as a ring message, but on another channel: the result may arrive first.
+    if (result.reason === 'not-stored' && result.digestMatches) {
+      this.#released();
+      return 'not-stored';
+    }
+    if (result.reason === 'digest-mismatch') this.#penalise(download, result.actualHex);
+    const outcome = result.reason === 'not-stored' ? 'digest-mismatch' : result.reason;
+    throw new FillFailure(outcome, spoolFailure(result));
+  }
+
+  /** Why a download stopped: every client left a fill that cannot be kept, or the upstream failed. */
+  #stoppedOutcome(err: unknown): FillFailure {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', error);
+    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', error);
+  }
+
+  /** The digest verified: every client's last byte may go. */
+  #released(): void {
+    if (this.#verified) return;
+    this.#verified = true;
+    this.progress.notify();
+  }
+
+  /** Wakes readers as bytes arrive: frontier readers send them from memory at once. */
+  #announcing(sink: ByteSink): ByteSink {
+    return {
+      write: (chunk) => {
+        const more = sink.write(chunk);
+        // Streaming through memory: bytes every reader is already past (a Range client waiting
+        // further on) go at once, or they would fill the tail and pause the upstream for good.
+        if (this.#stream?.inMemoryOnly === true) this.#readerMoved();
+        this.progress.notify();
+        return more;
+      },
+      onDrain: (resume) => sink.onDrain(resume),
+    };
+  }
+
+  #penalise(download: Download, actualHex: string): void {
+    for (const host of download.hosts)
+      host.recordFailure(`bytes failed the digest check (${actualHex.slice(0, 16)}…)`, BAD_BYTES_PENALTY_MS);
+  }
+
+  #readerMoved(): void {
+    const stream = this.#stream;
+    if (stream === null) return;
+    stream.trim(this.#readers.slowest(stream.arrived()));
+    if (stream.inMemoryOnly && this.#readers.count === 0 && !this.#verified) {
+      // Nobody is left to stream to, and nothing can be stored: stop downloading.
+      this.#download?.stop(new Error('every client left a fill that cannot be stored'));
+    }
+  }
+
+  #diskFull(code: string): void {
     if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
       this.#deps.disk.full = true;
       this.#deps.log.error(
@@ -478,146 +432,53 @@ export class Fill {
     }
   }
 
-  /**
-   * Streams the upstream body into the worker. A transfer that breaks midway is resumed
-   * from the next host with `Range: bytes=<received>-`; the bytes already received stay.
-   */
-  async #download(first: UpstreamResponse, firstSkip: number): Promise<void> {
-    let res = first;
-    let skip = firstSkip;
-    for (let resumes = 0; ; resumes++) {
-      try {
-        await this.#pump(res, skip);
-        if (this.#received === this.#size) return;
-        throw new Error(`upstream ended early at ${this.#received} of ${this.#size} bytes`);
-      } catch (err) {
-        discardBody(res.body);
-        // Streaming through memory (disk full) with nobody left to stream to: stop, do not resume.
-        if (this.#tail !== null && this.#clients.size === 0) throw err;
-        res.host.recordFailure(`body: ${err instanceof Error ? err.message : String(err)}`);
-        if (resumes >= MAX_RESUMES) throw gatewayError('reset', 'upstream transfer kept breaking', err);
-        this.#deps.log.warn(
-          { digest: this.digest.value, upstream: res.host.url, offset: this.#received, err: String(err) },
-          'upstream transfer broke, resuming',
-        );
-      }
-      res = await this.#deps.chain.request({
-        method: 'GET',
-        name: this.name,
+  get #finalPath(): string {
+    return this.#deps.store.layout.blobData(this.digest);
+  }
+
+  async #settle(outcome: FillOutcome, error: Error | null, started: number): Promise<boolean> {
+    if (!this.#verified) {
+      // Newcomers from now on start a fill of their own, after this one has let go of its spool.
+      this.#failing = true;
+      this.#stream?.ring.close();
+      await this.#spool?.release().catch(() => undefined);
+      // Whatever ended the fill, a reader still waiting must learn that its bytes will not verify.
+      const failure = error ?? gatewayError('status', `the fill ended unverified (${outcome})`);
+      this.#failure = failure;
+      this.#rejectReady(failure);
+    }
+    this.progress.notify();
+    const published = outcome === 'published' || outcome === 'published-by-replica';
+    if (published) this.#deps.onPublished?.(this.digest, this.#size);
+    if (outcome === 'published' && this.#deps.disk.full) {
+      this.#deps.disk.full = false;
+      this.#deps.log.info({ digest: this.digest.value }, 'disk has room again: caching resumed');
+    }
+    const clientError = error instanceof RegistryError && error.status < 500;
+    const level = published || clientError ? 'info' : error === null ? 'warn' : 'error';
+    this.#deps.log[level](
+      {
         digest: this.digest.value,
-        token: this.#bestToken(),
-        via: this.via,
-        offset: this.#received,
-      });
-      skip = await expectResumeBody(res, this.#received, this.#size);
-      this.upstreamHost = res.host.url;
-    }
-  }
-
-  #pump(res: UpstreamResponse, skip: number): Promise<void> {
-    const body = res.body;
-    this.#body = body;
-    let toSkip = skip;
-    return new Promise<void>((resolve, reject) => {
-      body.on('data', (chunk: Buffer) => {
-        let data = chunk;
-        if (toSkip > 0) {
-          const n = Math.min(toSkip, data.length);
-          toSkip -= n;
-          data = data.subarray(n);
-          if (data.length === 0) return;
-        }
-        if (this.#received + data.length > this.#size) {
-          body.destroy(new Error('upstream sent more bytes than its Content-Length'));
-          return;
-        }
-        this.#received += data.length;
-        this.#deps.hooks?.upstreamBytes(res.host.url, data.length);
-        this.#pending.push(data);
-        this.#pendingBytes += data.length;
-        this.#scheduleFlush();
-        if (this.#tail !== null) {
-          this.#tail.push(data);
-          // Bytes every reader is already past (a Range client waiting further on) go at once:
-          // trimming only when readers read would let them fill the tail and pause us for good.
-          this.#trimTail();
-          this.#progress.notify();
-        }
-        if (this.#pendingBytes > RING_SIZE || (this.#tail !== null && this.#tail.bytes > TAIL_LIMIT)) {
-          body.pause();
-          this.#pausedBody = body;
-        }
-      });
-      body.once('end', resolve);
-      body.once('error', reject);
-      body.once('close', () => reject(new Error('upstream body closed early')));
-    });
-  }
-
-  /** Coalesces the chunks of one event-loop turn into one ring region (one message). */
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
-  }
-
-  /**
-   * Copies pending bytes into the free part of the ring and names each contiguous region
-   * to the worker. The worker reports `written` offsets, which free the ring again.
-   */
-  #flush(): void {
-    const port = this.#port;
-    if (port === null) return;
-    while (this.#pendingBytes > 0) {
-      const free = RING_SIZE - (this.#sent - this.#acked);
-      if (free === 0) return;
-      const at = this.#sent % RING_SIZE;
-      const room = Math.min(free, RING_SIZE - at);
-      let length = 0;
-      while (length < room && this.#pending.length > 0) {
-        const chunk = this.#pending[0]!;
-        const n = Math.min(chunk.length, room - length);
-        chunk.copy(this.#ringView, at + length, 0, n);
-        length += n;
-        if (n === chunk.length) this.#pending.shift();
-        else this.#pending[0] = chunk.subarray(n);
-      }
-      this.#pendingBytes -= length;
-      this.#sent += length;
-      port.postMessage({ type: 'chunk', at, length });
-    }
-  }
-
-  /** Waits until every received byte is in the ring (before `end`). */
-  async #flushAll(): Promise<void> {
-    for (;;) {
-      this.#flush();
-      if (this.#pendingBytes === 0) return;
-      await this.#progress.wait();
-      if (this.#workerLost) throw new Error('the spool worker was lost');
-    }
-  }
-
-  #onProgress(msg: SpoolProgress): void {
-    if (msg.type === 'write-failed') {
-      this.#diskFailed(msg.code, msg.offset);
-      return;
-    }
-    this.#acked = msg.offset;
-    if (msg.type === 'written') this.#written = msg.offset;
-    this.#progress.notify();
-    if (this.#pendingBytes > 0) this.#flush();
-    this.#maybeResume();
+        size: this.#size,
+        outcome,
+        joins: this.joins,
+        ms: Date.now() - started,
+        route: this.#download?.route,
+        ...(error === null ? {} : { err: error }),
+      },
+      published ? 'fill published' : outcome === 'not-stored' ? 'fill streamed through without caching' : 'fill failed',
+    );
+    this.#deps.hooks?.settled({ outcome, size: this.#size, joins: this.joins });
+    this.#stream?.ring.close();
+    await this.#spool?.release().catch(() => undefined);
+    await this.#unref();
+    return published;
   }
 
   async #unref(): Promise<void> {
-    if (--this.#refs === 0 && this.#reader !== null) {
-      const reader = this.#reader;
-      this.#reader = null;
-      await reader.close().catch(() => undefined);
-    }
+    if (--this.#refs > 0) return;
+    const handles = this.#handles;
+    this.#handles = [];
+    await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
   }
 }

@@ -1,7 +1,8 @@
-// Miss collapse (DESIGN.md style §7): one Fill per digest, in a map that forgets the
-// fill when it settles, on success and failure alike, so failures are never cached.
-import type { Digest } from '../store/digest.js';
-import { Fill, type FillClient, type FillDeps } from './fill.js';
+// Miss collapse (docs/architecture.md): one Fill per digest, in a map that forgets the fill
+// when it settles, on success and failure alike, so failures are never cached.
+import { Fill, type FillDeps } from './fill.js';
+import type { BlobFetch } from './fetch.js';
+import type { FillClient } from './readers.js';
 
 export class Inflight {
   readonly #fills = new Map<string, Fill>();
@@ -23,19 +24,21 @@ export class Inflight {
     return this.#fills.has(digest);
   }
 
-  /** The fill for this digest: the running one (joined) or a new one (started). */
-  join(name: string, digest: Digest, client: FillClient, via: string | undefined): { fill: Fill; joined: boolean } {
-    const running = this.#fills.get(digest.value);
+  /** The fill for this blob: the running one (joined) or a new one (started). */
+  join(fetch: BlobFetch, client: FillClient): { fill: Fill; joined: boolean } {
+    const key = fetch.digest.value;
+    const running = this.#fills.get(key);
     // A fill streaming through memory (disk full) cannot start a newcomer at offset 0: the
     // newcomer gets a fill of its own, which tries the disk again.
     if (running !== undefined && running.joinable) {
       running.joins++;
       return { fill: running, joined: true };
     }
-    const fill = new Fill(this.#deps, name, digest, client, via);
-    this.#fills.set(digest.value, fill);
+    // A failed fill still letting go of its spool: the new one claims it after that.
+    const fill = new Fill(this.#deps, fetch, client, running?.failing === true ? running.settled : undefined);
+    this.#fills.set(key, fill);
     void fill.settled.then(() => {
-      if (this.#fills.get(digest.value) === fill) this.#fills.delete(digest.value);
+      if (this.#fills.get(key) === fill) this.#fills.delete(key);
     });
     return { fill, joined: false };
   }

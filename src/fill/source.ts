@@ -1,10 +1,10 @@
-// What a response reads blob bytes from: a stored file (a hit) or a fill in progress.
-// Both are positional reads on one file handle, so a slow client never holds up anyone.
+// What a response reads blob bytes from: a stored file (a hit), a buffer (a small blob in
+// memory), or a fill in progress. All are positional reads, so a slow client holds up nobody.
 import type { OpenBlob } from '../store/blob-store.js';
 
 export interface BlobSource {
   readonly size: number;
-  /** The whole blob, when it is in memory: a full response is then one write. */
+  /** The whole blob, when it is in memory and verified: a full response is then one write. */
   readonly bytes?: Buffer;
   read(buf: Buffer, position: number, length: number): Promise<number>;
   /**
@@ -13,11 +13,16 @@ export interface BlobSource {
    * that have not arrived must not pin the memory below them).
    */
   startingAt?(position: number): void;
-  /** Exclusive end of the bytes that may be sent now (a fill holds back its last byte until verified). */
+  /** Exclusive end of the bytes that have arrived and can be read now. */
   available(): number;
+  /**
+   * True once every byte is known good. Until then a response keeps its own last byte back,
+   * so no client can end cleanly on bytes a digest check may still reject.
+   */
+  verified(): boolean;
   /** Set once the bytes can never be completed or trusted; the response must be reset. */
   failure(): Error | null;
-  /** Resolves when available() grows or the source fails. */
+  /** Resolves when available() or verified() changes, or the source fails. */
   waitForMore(): Promise<void>;
   release(): Promise<void>;
 }
@@ -28,6 +33,7 @@ export function fileSource(blob: OpenBlob): BlobSource {
     size,
     read: async (buf, position, length) => (await blob.fh.read(buf, 0, length, position)).bytesRead,
     available: () => size,
+    verified: () => true,
     failure: () => null,
     waitForMore: () => Promise.resolve(),
     release: () => blob.release(),
@@ -40,6 +46,7 @@ export function bufferSource(bytes: Buffer): BlobSource {
     bytes,
     read: (buf, position, length) => Promise.resolve(bytes.copy(buf, 0, position, position + length)),
     available: () => bytes.length,
+    verified: () => true,
     failure: () => null,
     waitForMore: () => Promise.resolve(),
     release: () => Promise.resolve(),

@@ -5,6 +5,7 @@
 // (tests) never share or clash.
 import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FILL_OUTCOMES, type FillOutcome } from '../fill/outcome.js';
 import { UpstreamWatch } from './upstream-watch.js';
 
 /** State read at scrape time; main.ts wires these to the store, the inflight map and the pool. */
@@ -16,8 +17,7 @@ export interface MetricSources {
 
 /** How a fill ended, as fill.ts reports it through its `settled` hook. */
 export interface FillSettled {
-  /** 'published', or why not: 'digest-mismatch', 'size-mismatch', 'aborted', 'io', 'upstream'. */
-  result: string;
+  outcome: FillOutcome;
   size: number;
   /** Clients that joined after the first. */
   joins: number;
@@ -80,7 +80,7 @@ export class Metrics {
     });
     this.#fills = new Counter({
       name: `${PREFIX}fills_total`,
-      help: 'Fills settled, by result: published, digest-mismatch, size-mismatch, upstream, aborted, io.',
+      help: `Fills settled, by result: ${FILL_OUTCOMES.join(', ')}.`,
       labelNames: ['result'],
       registers,
     });
@@ -250,10 +250,10 @@ export class Metrics {
   readonly fillHooks = {
     upstreamBytes: (host: string, n: number): void => this.#child(this.#upstreamBytes, 'h', host).inc(n),
     settled: (s: FillSettled): void => {
-      this.#child(this.#fills, 'f', s.result).inc();
+      this.#child(this.#fills, 'f', s.outcome).inc();
       this.#fillClients.observe(1 + s.joins);
-      if (s.result === 'digest-mismatch') this.#digestFailures.inc();
-      if (s.result === 'published' && s.joins > 0) this.#collapseSaved.inc(s.joins * s.size);
+      if (s.outcome === 'digest-mismatch') this.#digestFailures.inc();
+      if (s.outcome === 'published' && s.joins > 0) this.#collapseSaved.inc(s.joins * s.size);
     },
   };
 

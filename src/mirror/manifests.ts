@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { MirrorConfig } from '../config/types.js';
 import { RegistryError, isRegistryError } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
-import { relayedError } from '../fill/upstream-response.js';
+import { relayedError } from '../upstream/response.js';
 import { parseDigest, type Digest } from '../store/digest.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
 import { ManifestContent, readManifestBody } from './content.js';

@@ -3,7 +3,7 @@
 // the list grows as signatures and SBOMs are pushed. An upstream 404 (no referrers API, or no
 // such manifest) stays a 404, so that clients fall back to the referrers tag schema.
 import { RegistryError } from '../errors/registry.js';
-import { relayedError } from '../fill/upstream-response.js';
+import { relayedError } from '../upstream/response.js';
 import type { RequestRecord } from '../server/context.js';
 import { header, type Req, type ResLike } from '../server/http-types.js';
 import { API_VERSION } from '../server/respond.js';

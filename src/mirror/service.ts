@@ -13,6 +13,7 @@ import type { Inflight } from '../fill/inflight.js';
 import type { RequestRecord } from '../server/context.js';
 import { header, type Req, type ResLike } from '../server/http-types.js';
 import type { BlobStore } from '../store/blob-store.js';
+import { serveMirrorBlob } from './blobs.js';
 import { serveManifest } from './manifest-handler.js';
 import { Mirror } from './mirror.js';
 import { serveReferrers } from './referrers.js';
@@ -127,7 +128,14 @@ export class MirrorService {
       case 'referrers':
         return serveReferrers(mirror, repo, target.reference, query, req, res, rec);
       case 'blobs':
-        throw new RegistryError('UNSUPPORTED', { message: `PENDING blobs ${this.#started.size}` }); // PENDING-LEAD-FILL
+        return serveMirrorBlob(
+          { mirror, store: this.#deps.store, inflight: this.#deps.inflight, started: this.#started },
+          repo,
+          target.reference,
+          req,
+          res,
+          rec,
+        );
     }
   }
 

@@ -12,6 +12,8 @@ export interface ResLike {
   writeHead(status: number, headers: Record<string, string | number>): unknown;
   write(chunk: Buffer | string, cb?: (err?: Error | null) => void): boolean;
   end(chunk?: Buffer | string): unknown;
+  /** HTTP/1.1: sends the headers now rather than with the first body bytes (HTTP/2 sends them at writeHead). */
+  flushHeaders?(): void;
   destroy(err?: Error): unknown;
   once(event: 'drain' | 'close', fn: () => void): unknown;
   off(event: 'drain' | 'close', fn: () => void): unknown;

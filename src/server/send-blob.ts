@@ -18,11 +18,20 @@ const MIN_READ_SIZE = 64 << 10;
 const READ_BUDGET = 8 << 20;
 let activePumps = 0;
 /**
- * A reader at a fill's frontier waits this long for a worthwhile batch rather than send
- * each upstream chunk (~16 KiB) on its own: 32 clients × every chunk was ~50k small
- * reads and TLS writes a second on a 25 MB/s fill.
+ * A reader at a fill's frontier may wait this long for a batch worth a TLS write, rather
+ * than send each upstream chunk on its own: only when several responses share the main
+ * thread (see coalesceTarget), and never before the first bytes.
  */
 const COALESCE_MS = 8;
+
+/**
+ * The gap at the frontier worth waiting to fill: nothing for a lone response (each chunk
+ * goes out as it arrives), growing with the responses in flight, whose small writes
+ * multiply (bench/NOTES.md, "frontier coalescing").
+ */
+function coalesceTarget(): number {
+  return activePumps <= 1 ? 0 : Math.min(256 << 10, activePumps * (8 << 10));
+}
 
 /**
  * One response's share of READ_BUDGET at this moment: READ_SIZE while few are active,
@@ -62,14 +71,19 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
   src.startingAt?.(range.kind === 'full' ? 0 : Math.min(...range.ranges.map((r) => r.start)));
   const watch = new CloseWatch(res);
   try {
+    // An empty body has no last byte to hold back, and its headers alone complete an
+    // HTTP/1.1 response: they wait for the verdict (a wrong one is then an error answer).
+    if (size === 0) await untilVerified(src, watch);
     if (range.kind === 'full') {
       res.writeHead(200, { ...base, 'Content-Length': size });
       if (opts.head) return end(res, 0);
+      // A fill's headers go out at once, before bytes that may be held back for the verdict.
+      if (!src.verified()) res.flushHeaders?.();
       if (src.bytes !== undefined) {
         res.end(src.bytes);
         return size;
       }
-      return end(res, await pump(res, src, { start: 0, end: size - 1 }, watch));
+      return end(res, await pump(res, src, { start: 0, end: size - 1 }, watch, true));
     }
     if (range.ranges.length === 1) {
       const r = range.ranges[0]!;
@@ -79,7 +93,8 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
         'Content-Range': `bytes ${r.start}-${r.end}/${size}`,
       });
       if (opts.head) return end(res, 0);
-      return end(res, await pump(res, src, r, watch));
+      if (!src.verified()) res.flushHeaders?.();
+      return end(res, await pump(res, src, r, watch, true));
     }
     return end(res, await sendMultipart(res, src, range.ranges, base, opts.head, watch));
   } finally {
@@ -115,55 +130,78 @@ async function sendMultipart(
   let bytes = 0;
   for (const r of ranges) {
     await writeAll(res, Buffer.from(partHead(r)), watch);
-    bytes += await pump(res, src, r, watch);
+    bytes += await pump(res, src, r, watch, false);
   }
+  // The closing boundary completes the response: it waits for the verdict.
+  await untilVerified(src, watch);
   res.write(tail);
   return bytes;
 }
 
-async function pump(res: ResLike, src: BlobSource, r: ByteRange, watch: CloseWatch): Promise<number> {
+/**
+ * Sends one range. `last`: the range ends the response, so its final byte waits until the
+ * source is verified; a client can then never end cleanly on bytes a digest check rejects,
+ * whatever range it asked for.
+ */
+async function pump(res: ResLike, src: BlobSource, r: ByteRange, watch: CloseWatch, last: boolean): Promise<number> {
   // One buffer per response, reused once the socket has taken the previous write: no
   // garbage per MiB, so memory is bounded by (clients × READ_SIZE) whatever the blob size.
   activePumps++;
   const buf = Buffer.allocUnsafeSlow(Math.min(r.end - r.start + 1, share()));
   try {
-    return await pumpWith(buf, res, src, r, watch);
+    return await pumpWith(buf, res, src, r, watch, last);
   } finally {
     activePumps--;
   }
 }
 
-async function pumpWith(buf: Buffer, res: ResLike, src: BlobSource, r: ByteRange, watch: CloseWatch): Promise<number> {
+async function pumpWith(
+  buf: Buffer,
+  res: ResLike,
+  src: BlobSource,
+  r: ByteRange,
+  watch: CloseWatch,
+  last: boolean,
+): Promise<number> {
+  const end = r.end + 1;
+  /** How far this response may send now. */
+  const sendable = (): number => {
+    const arrived = Math.min(src.available(), end);
+    return last && arrived === end && !src.verified() ? end - 1 : arrived;
+  };
   let pos = r.start;
-  while (pos <= r.end) {
+  while (pos < end) {
     if (watch.closed) throw new ClientGone();
     const failure = src.failure();
     if (failure !== null) throw failure;
-    const limit = Math.min(src.available(), r.end + 1);
+    const limit = sendable();
     if (pos >= limit) {
       await watch.until(src.waitForMore());
       continue;
     }
-    // First bytes go out at once (time to first byte); later, a small gap on a source that
-    // is still growing is worth a short wait for more.
-    if (
-      pos > r.start &&
-      limit - pos < Math.min(buf.length, share()) / 2 &&
-      limit <= r.end &&
-      src.available() < src.size
-    ) {
-      // One wait only: then whatever has arrived is sent.
+    // First bytes go out at once (time to first byte); later, a small gap at a frontier
+    // that is still moving may be worth one short wait, then whatever arrived is sent.
+    if (pos > r.start && limit - pos < coalesceTarget() && limit < end && src.available() < src.size) {
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
     }
-    const now = Math.min(src.available(), r.end + 1);
-    const want = Math.min(buf.length, share(), now - pos);
+    const want = Math.min(buf.length, share(), sendable() - pos);
     const got = await src.read(buf, pos, want);
-    if (got === 0) throw new Error(`blob file is shorter than its size (${pos} of ${src.size})`);
+    if (got === 0) throw new Error(`blob source returned no bytes at ${pos} of ${src.size}`);
     pos += got;
     await writeAll(res, buf.subarray(0, got), watch);
   }
-  return r.end - r.start + 1;
+  return end - r.start;
+}
+
+/** Waits until the source is verified; throws its failure, or ClientGone. */
+async function untilVerified(src: BlobSource, watch: CloseWatch): Promise<void> {
+  while (!src.verified()) {
+    const failure = src.failure();
+    if (failure !== null) throw failure;
+    await watch.until(src.waitForMore());
+    if (watch.closed) throw new ClientGone();
+  }
 }
 
 /** Writes and waits until the data has left our buffer (the write callback), or the client left. */

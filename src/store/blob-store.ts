@@ -86,8 +86,9 @@ export class BlobStore {
     return this.expired(entry) && opts.includeExpired !== true ? null : entry;
   }
 
-  /** Records a blob the fill just published. */
-  add(d: Digest, size: number): BlobEntry {
+  /** Records a blob the fill just published; a small one's bytes are kept in memory at once. */
+  add(d: Digest, size: number, bytes?: Buffer): BlobEntry {
+    if (bytes !== undefined) this.#small.set(d.value, bytes);
     const now = this.#now();
     const existing = this.#entries.get(d.value);
     if (existing) {

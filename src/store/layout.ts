@@ -27,7 +27,10 @@ export class Layout {
     return join(this.trashDir, `${d.algorithm}-${d.hex}-${now}`);
   }
 
-  /** One spool per digest: replicas sharing the root find each other's fill by name. */
+  /**
+   * A digest's spool claim: replicas sharing the root find each other's fill by this name.
+   * Each writer's data file sits beside it as `<claim>.<writer>` (store/spool.ts).
+   */
   spool(d: Digest): string {
     return join(this.spoolDir, `${d.algorithm}-${d.hex}`);
   }

@@ -1,63 +1,272 @@
-// Spool files: where a fill's bytes land before they are verified and renamed into place.
-// One spool per digest, created exclusively, with a `.owner` file naming the writing
-// process; replicas sharing the root use it to tell a live fill from a dead one.
+// Spools: where a fill's bytes land before they are verified and published. Replicas that
+// share the root (processes of one node, or hosts on NFS) find each other's fill of a digest
+// through its claim, `<spoolDir>/<alg>-<hex>`: an owner record created exclusively, naming
+// the writing process and its own data file `<claim>.<writer>`. The owner refreshes the
+// record's mtime on a fixed beat; a record nobody refreshes is a dead writer's, and a
+// replica may take the spool over, writing a data file of its own (docs/architecture.md,
+// "Replicas").
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from './digest.js';
+import { errnoCode } from '../errors/inspect.js';
 import type { Layout } from './layout.js';
 
 export interface SpoolOwner {
   host: string;
   pid: number;
   startedAt: number;
+  /** Names this writer's data file. */
+  writer: string;
   /** The blob's size, once the writer has its upstream headers (followers need it). */
   size?: number;
+  /** Set when the writer's digest check passed: followers release their last byte then. */
+  verified?: boolean;
 }
 
-/** A spool that has not grown for this long, whose writer we cannot see, is dead. */
-export const SPOOL_STALE_MS = 60_000;
-
-export const THIS_PROCESS: SpoolOwner = { host: hostname(), pid: process.pid, startedAt: Date.now() };
-
-export type SpoolClaim =
-  { kind: 'created'; path: string; reader: FileHandle } | { kind: 'exists'; path: string; owner: SpoolOwner | null };
-
-function ownerPath(spoolPath: string): string {
-  return `${spoolPath}.owner`;
+export interface SpoolTiming {
+  /** How often an owner refreshes its record. */
+  beatMs: number;
+  /** A record not refreshed for this long is a dead (or stalled) writer's. */
+  staleMs: number;
 }
 
-/** Creates the digest's spool exclusively, or reports that one exists (another fill owns it). */
-export async function claimSpool(layout: Layout, d: Digest): Promise<SpoolClaim> {
-  const path = layout.spool(d);
-  await mkdir(layout.spoolDir, { recursive: true });
-  let writer: FileHandle;
-  try {
-    writer = await open(path, 'wx');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return { kind: 'exists', path, owner: await readOwner(path) };
+export const DEFAULT_SPOOL_TIMING: SpoolTiming = { beatMs: 2_000, staleMs: 30_000 };
+
+const HOST = hostname();
+const HOST_TAG = createHash('sha256').update(HOST).digest('hex').slice(0, 8);
+const STARTED_AT = Date.now();
+const CLAIM_NAME = /^(sha256|sha512)-[0-9a-f]+$/;
+const WRITER_PID = /^[0-9a-f]{8}-(\d+)-[0-9a-f]+$/;
+
+/** True when `owner` is this very process (not a restarted one with the same pid). */
+export function isThisProcess(owner: SpoolOwner): boolean {
+  return owner.host === HOST && owner.pid === process.pid && owner.startedAt === STARTED_AT;
+}
+
+export type SpoolClaim = { kind: 'created'; spool: OwnedSpool } | { kind: 'exists'; owner: SpoolOwner | null };
+
+export class SpoolDir {
+  readonly dir: string;
+  readonly timing: SpoolTiming;
+  readonly #layout: Layout;
+
+  constructor(layout: Layout, timing: SpoolTiming = DEFAULT_SPOOL_TIMING) {
+    this.#layout = layout;
+    this.dir = layout.spoolDir;
+    this.timing = timing;
   }
-  await writer.close();
-  await writeFile(ownerPath(path), JSON.stringify(THIS_PROCESS));
-  // The main thread keeps its own read handle: it stays valid after the worker renames
-  // the spool into place, so readers never race the rename.
-  const reader = await open(path, 'r');
-  return { kind: 'created', path, reader };
-}
 
-export async function readOwner(spoolPath: string): Promise<SpoolOwner | null> {
-  try {
-    const parsed = JSON.parse(await readFile(ownerPath(spoolPath), 'utf8')) as Partial<SpoolOwner>;
-    if (typeof parsed.host === 'string' && typeof parsed.pid === 'number' && typeof parsed.startedAt === 'number') {
-      const owner: SpoolOwner = { host: parsed.host, pid: parsed.pid, startedAt: parsed.startedAt };
-      if (typeof parsed.size === 'number') owner.size = parsed.size;
-      return owner;
+  claimPath(d: Digest): string {
+    return this.#layout.spool(d);
+  }
+
+  /** Claims the digest's spool for this process, or reports the owner of the one that exists. */
+  async claim(d: Digest): Promise<SpoolClaim> {
+    await mkdir(this.dir, { recursive: true });
+    const owner = newOwner();
+    const data = dataPath(this.claimPath(d), owner.writer);
+    await (await open(data, 'wx')).close();
+    try {
+      // A record written aside and linked into place: exclusive, and never seen half-written.
+      await createRecord(this.claimPath(d), owner);
+    } catch (err) {
+      await rm(data, { force: true });
+      if (errnoCode(err) !== 'EEXIST') throw err;
+      return { kind: 'exists', owner: await this.readOwner(d) };
     }
-  } catch {
-    // Missing or half-written owner file: treated as unknown owner.
+    return { kind: 'created', spool: new OwnedSpool(this.claimPath(d), owner, null, this.timing) };
   }
-  return null;
+
+  async readOwner(d: Digest): Promise<SpoolOwner | null> {
+    return readRecord(this.claimPath(d));
+  }
+
+  dataPathOf(d: Digest, owner: SpoolOwner): string {
+    return dataPath(this.claimPath(d), owner.writer);
+  }
+
+  /** A writer is dead when its process is gone from this host, or its record has stopped beating. */
+  async ownerIsDead(d: Digest, owner: SpoolOwner | null): Promise<boolean> {
+    return this.#isDead(this.claimPath(d), owner);
+  }
+
+  async #isDead(claimPath: string, owner: SpoolOwner | null): Promise<boolean> {
+    if (owner !== null && owner.host === HOST) {
+      if (owner.pid === process.pid) return owner.startedAt !== STARTED_AT;
+      if (!processAlive(owner.pid)) return true;
+    }
+    const st = await stat(claimPath).catch(() => null);
+    return st === null || Date.now() - st.mtimeMs > this.timing.staleMs;
+  }
+
+  /**
+   * Takes a dead writer's spool over: exclusive among replicas (the winner creates
+   * `<claim>.takeover` first), and only if the record still names that writer. The new
+   * owner writes a data file of its own; the dead writer's stays until the new one is done.
+   */
+  async takeOver(d: Digest, dead: SpoolOwner, size: number): Promise<OwnedSpool | null> {
+    const claim = this.claimPath(d);
+    const lock = `${claim}.takeover`;
+    const held = await stat(lock).catch(() => null);
+    if (held !== null && Date.now() - held.mtimeMs < this.timing.staleMs) return null;
+    if (held !== null) await rm(lock, { force: true });
+    try {
+      await (await open(lock, 'wx')).close();
+    } catch {
+      return null;
+    }
+    try {
+      if ((await this.readOwner(d))?.writer !== dead.writer) return null;
+      const owner = { ...newOwner(), size };
+      await (await open(dataPath(claim, owner.writer), 'wx')).close();
+      await replaceRecord(claim, owner);
+      return new OwnedSpool(claim, owner, dataPath(claim, dead.writer), this.timing);
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+
+  /** Removes the claim of a writer that died before it knew the size, so the digest can be claimed again. */
+  async removeDead(d: Digest, dead: SpoolOwner | null): Promise<void> {
+    const claim = this.claimPath(d);
+    if ((await readRecord(claim))?.writer !== dead?.writer) return;
+    await rm(claim, { force: true });
+    if (dead !== null) await rm(dataPath(claim, dead.writer), { force: true });
+  }
+
+  /** Start-up clean-up: the claims and data files of dead writers go; returns the claims removed. */
+  async sweep(): Promise<number> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const live = new Set<string>();
+    const dead = new Set<string>();
+    for (const name of names.filter((n) => CLAIM_NAME.test(n))) {
+      const path = join(this.dir, name);
+      const owner = await readRecord(path);
+      if (await this.#isDead(path, owner)) {
+        await rm(path, { force: true });
+        dead.add(name);
+      } else if (owner !== null) live.add(`${name}.${owner.writer}`);
+    }
+    for (const name of names.filter((n) => !CLAIM_NAME.test(n) && !live.has(n))) {
+      const path = join(this.dir, name);
+      if (dead.has(name.slice(0, name.indexOf('.')))) {
+        await rm(path, { force: true });
+        continue;
+      }
+      // Files of no known claim: a writer between creating its data file and linking its
+      // record, or one that died there. Removed when their process is gone, or when old.
+      const st = await stat(path).catch(() => null);
+      if (st === null) continue;
+      const pid = WRITER_PID.exec(name.slice(name.indexOf('.') + 1).replace(/\.(tmp|takeover)$/, ''))?.[1];
+      const ours = name.includes(`.${HOST_TAG}-`);
+      const gone = ours && pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid));
+      if (gone || Date.now() - st.mtimeMs > this.timing.staleMs) await rm(path, { force: true });
+    }
+    return dead.size;
+  }
+}
+
+/** A spool this process owns: its record (refreshed on the beat) and its data file. */
+export class OwnedSpool {
+  readonly claimPath: string;
+  readonly dataPath: string;
+  /** After a take-over: the dead writer's data file, whose bytes start this one. */
+  readonly prefixPath: string | null;
+  #owner: SpoolOwner;
+  readonly #beat: NodeJS.Timeout;
+  #released = false;
+
+  constructor(claimPath: string, owner: SpoolOwner, prefixPath: string | null, timing: SpoolTiming) {
+    this.claimPath = claimPath;
+    this.#owner = owner;
+    this.dataPath = dataPath(claimPath, owner.writer);
+    this.prefixPath = prefixPath;
+    this.#beat = setInterval(() => this.#refresh(), timing.beatMs).unref();
+  }
+
+  /** Records the size (followers wait for it). */
+  async setSize(size: number): Promise<void> {
+    await this.#update({ ...this.#owner, size });
+  }
+
+  /** Records that the digest verified (followers release their last byte). */
+  async setVerified(): Promise<void> {
+    await this.#update({ ...this.#owner, verified: true });
+  }
+
+  /** Gives the spool up: the beat stops, the record and the data files go (a published blob keeps its own link). */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    clearInterval(this.#beat);
+    if ((await readRecord(this.claimPath))?.writer === this.#owner.writer) await rm(this.claimPath, { force: true });
+    await rm(this.dataPath, { force: true });
+    if (this.prefixPath !== null) await rm(this.prefixPath, { force: true });
+  }
+
+  async #update(owner: SpoolOwner): Promise<void> {
+    // A writer that stalled and was taken over must not write its record back over the new owner's.
+    if ((await readRecord(this.claimPath))?.writer !== owner.writer) return;
+    this.#owner = owner;
+    await replaceRecord(this.claimPath, owner);
+  }
+
+  #refresh(): void {
+    const now = new Date();
+    utimes(this.claimPath, now, now).catch(() => undefined);
+  }
+}
+
+function newOwner(): SpoolOwner {
+  return {
+    host: HOST,
+    pid: process.pid,
+    startedAt: STARTED_AT,
+    writer: `${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  };
+}
+
+function dataPath(claimPath: string, writer: string): string {
+  return `${claimPath}.${writer}`;
+}
+
+async function createRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
+  const tmp = `${claimPath}.${owner.writer}.tmp`;
+  try {
+    await writeFile(tmp, JSON.stringify(owner));
+    await link(tmp, claimPath);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+async function replaceRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
+  const tmp = `${claimPath}.${owner.writer}.tmp`;
+  try {
+    await writeFile(tmp, JSON.stringify(owner));
+    await rename(tmp, claimPath);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readRecord(claimPath: string): Promise<SpoolOwner | null> {
+  try {
+    const parsed = JSON.parse(await readFile(claimPath, 'utf8')) as Partial<SpoolOwner>;
+    const { host, pid, startedAt, writer, size, verified } = parsed;
+    if (typeof host !== 'string' || typeof pid !== 'number' || typeof startedAt !== 'number') return null;
+    if (typeof writer !== 'string') return null;
+    const owner: SpoolOwner = { host, pid, startedAt, writer };
+    if (typeof size === 'number') owner.size = size;
+    if (verified === true) owner.verified = true;
+    return owner;
+  } catch {
+    // Missing, or not a record (a spool of an older version): an unknown owner.
+    return null;
+  }
 }
 
 function processAlive(pid: number): boolean {
@@ -65,106 +274,6 @@ function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
-}
-
-/**
- * A spool is dead when its owner is a process on this host that no longer runs (or is
- * this very process restarted), or when it has not grown for `staleMs` (an owner on
- * another host, or no owner at all).
- */
-export async function spoolIsDead(spoolPath: string, staleMs: number, now = Date.now()): Promise<boolean> {
-  const owner = await readOwner(spoolPath);
-  if (owner !== null && owner.host === THIS_PROCESS.host) {
-    if (owner.pid === THIS_PROCESS.pid) return owner.startedAt !== THIS_PROCESS.startedAt;
-    // A live writer on this host is never taken over, however slow its upstream is.
-    return !processAlive(owner.pid);
-  }
-  try {
-    const st = await stat(spoolPath);
-    return now - st.mtimeMs > staleMs;
-  } catch {
-    return true;
-  }
-}
-
-/** The writer records the blob size for replicas following its spool. */
-export async function recordSpoolOwner(spoolPath: string, size: number): Promise<void> {
-  const tmp = `${ownerPath(spoolPath)}.${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ ...THIS_PROCESS, size }));
-  await rename(tmp, ownerPath(spoolPath));
-}
-
-/**
- * Claims a dead writer's spool for this process, exclusively among replicas: the winner
- * creates `<spool>.takeover` first. A lock older than `staleMs` is a dead taker's.
- */
-export async function claimTakeover(spoolPath: string, size: number, staleMs: number): Promise<boolean> {
-  const lock = `${spoolPath}.takeover`;
-  try {
-    const st = await stat(lock);
-    if (Date.now() - st.mtimeMs < staleMs) return false;
-    await rm(lock, { force: true });
-  } catch {
-    // No lock: free to try.
-  }
-  try {
-    await (await open(lock, 'wx')).close();
-  } catch {
-    return false;
-  }
-  try {
-    await recordSpoolOwner(spoolPath, size);
-  } finally {
-    await rm(lock, { force: true });
-  }
-  return true;
-}
-
-export async function removeSpool(spoolPath: string): Promise<void> {
-  await rm(spoolPath, { force: true });
-  await removeOwner(spoolPath);
-}
-
-/** After the worker renamed (or deleted) the data file, only the owner file is left. */
-export async function removeOwner(spoolPath: string): Promise<void> {
-  await rm(ownerPath(spoolPath), { force: true });
-}
-
-/** Start-up clean-up: removes the spools of dead writers; returns how many went. */
-export async function removeDeadSpools(layout: Layout, staleMs: number): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(layout.spoolDir);
-  } catch {
-    return 0;
-  }
-  let removed = 0;
-  for (const name of names) {
-    // Leftovers of an owner-file update (`.owner.<pid>`) or a take-over lock: removed when
-    // their process is gone, or when old.
-    const tmpPid = /\.owner\.(\d+)$/.exec(name)?.[1];
-    if (tmpPid !== undefined || name.endsWith('.takeover')) {
-      const st = await stat(join(layout.spoolDir, name)).catch(() => null);
-      const orphan = tmpPid !== undefined && Number(tmpPid) !== process.pid && !processAlive(Number(tmpPid));
-      if (st !== null && (orphan || Date.now() - st.mtimeMs > staleMs))
-        await rm(join(layout.spoolDir, name), { force: true });
-      continue;
-    }
-    if (name.endsWith('.owner')) {
-      const data = join(layout.spoolDir, name.slice(0, -'.owner'.length));
-      if (!names.includes(name.slice(0, -'.owner'.length))) {
-        await rm(join(layout.spoolDir, name), { force: true });
-      } else if (await spoolIsDead(data, staleMs)) {
-        await removeSpool(data);
-        removed++;
-      }
-    } else if (!names.includes(`${name}.owner`) && (await spoolIsDead(join(layout.spoolDir, name), staleMs))) {
-      // A data file without an owner: its writer died between creating it and the owner file.
-      await removeSpool(join(layout.spoolDir, name));
-      removed++;
-    }
-  }
-  return removed;
 }

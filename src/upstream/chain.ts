@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { UpstreamsConfig } from '../config/types.js';
 import { classifyUpstreamError, gatewayError, type UpstreamFailureKind } from '../errors/upstream.js';
 import { UpstreamHost, type HostOptions } from './host.js';
+import { messageOf } from '../errors/inspect.js';
 
 export interface BlobRequest {
   method: 'GET' | 'HEAD';
@@ -19,6 +20,10 @@ export interface BlobRequest {
   /** The incoming request's Via, to which this node appends itself. */
   via?: string | undefined;
   signal?: AbortSignal;
+  /** Hosts that already failed this fill: asked only after every other host. */
+  avoid?: ReadonlySet<UpstreamHost>;
+  /** Hosts that failed this fill for good: not asked at all. */
+  exclude?: ReadonlySet<UpstreamHost>;
 }
 
 export interface UpstreamResponse {
@@ -33,6 +38,8 @@ export interface ChainOptions extends HostOptions {
   viaName: string;
   log?: { warn(obj: object, msg: string): void };
 }
+
+const NONE: ReadonlySet<UpstreamHost> = new Set();
 
 export class UpstreamChain {
   readonly hosts: readonly UpstreamHost[];
@@ -55,15 +62,16 @@ export class UpstreamChain {
   /**
    * The order to try hosts for one request: round robin from the next host, hosts under
    * penalty moved to the back (still tried, so a recovered host is found again), and the
-   * origin last.
+   * origin last. Hosts in `avoid` come after all of those; hosts in `exclude` are left out.
    */
-  candidates(): UpstreamHost[] {
+  candidates(avoid: ReadonlySet<UpstreamHost> = NONE, exclude: ReadonlySet<UpstreamHost> = NONE): UpstreamHost[] {
     const n = this.hosts.length;
     const start = n === 0 ? 0 : this.#next++ % n;
     const rotated = Array.from({ length: n }, (_, i) => this.hosts[(start + i) % n]!);
     const ordered = [...rotated.filter((h) => !h.penalised), ...rotated.filter((h) => h.penalised)];
     if (this.origin !== null) ordered.push(this.origin);
-    return ordered;
+    const usable = ordered.filter((h) => !exclude.has(h));
+    return [...usable.filter((h) => !avoid.has(h)), ...usable.filter((h) => avoid.has(h))];
   }
 
   /**
@@ -75,7 +83,7 @@ export class UpstreamChain {
     let lastKind: UpstreamFailureKind = 'unreachable';
     let lastCause: unknown;
     const tried: string[] = [];
-    for (const host of this.candidates()) {
+    for (const host of this.candidates(req.avoid, req.exclude)) {
       if (req.signal?.aborted) break;
       tried.push(host.url);
       try {
@@ -101,7 +109,7 @@ export class UpstreamChain {
       } catch (err) {
         lastKind = classifyUpstreamError(err);
         lastCause = err;
-        host.recordFailure(`${lastKind}: ${err instanceof Error ? err.message : String(err)}`);
+        host.recordFailure(`${lastKind}: ${messageOf(err)}`);
         this.#log?.warn(
           { upstream: host.url, reason: lastKind, err: String(err), digest: req.digest },
           'upstream failed, trying next',

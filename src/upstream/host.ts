@@ -48,10 +48,11 @@ export class UpstreamHost {
     this.lastResult = { ok: true, at: this.#now(), detail: 'ok' };
   }
 
-  recordFailure(detail: string): void {
+  /** `minPenaltyMs`: at least this long at the back of the order (a host that sent bad bytes). */
+  recordFailure(detail: string, minPenaltyMs = 0): void {
     this.#failures += 1;
     const backoff = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** (this.#failures - 1));
-    this.#retryAt = this.#now() + backoff;
+    this.#retryAt = Math.max(this.#retryAt, this.#now() + Math.max(backoff, minPenaltyMs));
     this.lastResult = { ok: false, at: this.#now(), detail };
   }
 

@@ -25,7 +25,12 @@ export function agentFor(ca: string, h2: boolean): Agent {
 export async function fetchBlob(
   agent: Agent,
   url: string,
-  opts: { method?: 'GET' | 'HEAD'; headers?: Record<string, string> } = {},
+  opts: {
+    method?: 'GET' | 'HEAD';
+    headers?: Record<string, string>;
+    /** Called with the body bytes received so far, after each chunk. */
+    received?: (bytes: number) => void;
+  } = {},
 ): Promise<Fetched> {
   let res: Awaited<ReturnType<typeof request>>;
   try {
@@ -42,8 +47,13 @@ export async function fetchBlob(
   }
   const chunks: Buffer[] = [];
   let error: Error | null = null;
+  let received = 0;
   try {
-    for await (const chunk of res.body) chunks.push(chunk as Buffer);
+    for await (const chunk of res.body) {
+      chunks.push(chunk as Buffer);
+      received += (chunk as Buffer).length;
+      opts.received?.(received);
+    }
   } catch (err) {
     error = err instanceof Error ? err : new Error(String(err));
   }

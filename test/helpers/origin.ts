@@ -36,6 +36,12 @@ export class TestOrigin {
   readonly heads = new Map<string, number>();
   readonly ranges: string[] = [];
   readonly corrupt = new Set<string>();
+  /** Every GET of these digests is cut after this many body bytes (a tier that keeps breaking). */
+  readonly cutAfter = new Map<string, number>();
+  /** Every GET of these digests sends this many body bytes, then nothing more (a stalled tier). */
+  readonly stallAfter = new Map<string, number>();
+  /** Bytes served in place of a blob's own (any length, even empty): an upstream that lies. */
+  readonly lies = new Map<string, Buffer>();
   readonly fail503 = new Set<string>();
   readonly gates = new Map<string, Gate>();
   /** Request headers seen, newest last (for Via / Authorization checks). */
@@ -172,9 +178,9 @@ export class TestOrigin {
         .end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
       return;
     }
-    let body = this.corrupt.has(digest)
-      ? Buffer.from(blob.bytes).fill(0x61, 0, Math.min(16, blob.bytes.length))
-      : blob.bytes;
+    let body =
+      this.lies.get(digest) ??
+      (this.corrupt.has(digest) ? Buffer.from(blob.bytes).fill(0x61, 0, Math.min(16, blob.bytes.length)) : blob.bytes);
     const range = req.headers.range;
     let status = 200;
     const headers: Record<string, string | number> = {
@@ -206,6 +212,18 @@ export class TestOrigin {
       await gate.opened;
       if (gate.cutNow) res.destroy();
       else res.end(body.subarray(gate.after));
+      return;
+    }
+    const cut = this.cutAfter.get(digest);
+    if (cut !== undefined) {
+      // The connection ends once these bytes are out.
+      res.write(body.subarray(0, cut), () => res.destroy());
+      return;
+    }
+    const stall = this.stallAfter.get(digest);
+    if (stall !== undefined) {
+      // The connection stays open and silent.
+      res.write(body.subarray(0, stall));
       return;
     }
     res.end(body);

@@ -2,6 +2,7 @@
 import type { TestContext } from 'node:test';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startTestCache, type CacheSpec, type TestCache } from './cache.js';
+import type { StartOptions } from '../../src/main.js';
 import { agentFor } from './http.js';
 import { TestOrigin } from './origin.js';
 import type { Agent } from 'undici';
@@ -15,16 +16,24 @@ export interface Stack {
   blobUrl(name: string, digest: string, token?: string): string;
 }
 
-export async function startStack(t: TestContext, spec: Partial<CacheSpec> = {}): Promise<Stack> {
+export async function startStack(
+  t: TestContext,
+  spec: Partial<CacheSpec> = {},
+  opts: Omit<StartOptions, 'log'> = {},
+): Promise<Stack> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const cache = await startTestCache(t, {
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    ...spec,
-  });
+  const cache = await startTestCache(
+    t,
+    {
+      upstreams: [origin.url],
+      cas: [ca.certPath],
+      tls: await ca.issue('cache'),
+      ...spec,
+    },
+    opts,
+  );
   const h1 = agentFor(ca.cert, false);
   const h2 = agentFor(ca.cert, true);
   t.after(async () => {

@@ -12,6 +12,10 @@ import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
+/** The message of a log line's error (logged as an object: type, message, stack). */
+const errText = (l: Record<string, unknown>): string =>
+  String((l.err as { message?: unknown } | undefined)?.message ?? l.err);
+
 const exists = (p: string) =>
   access(p).then(
     () => true,
@@ -44,7 +48,7 @@ test('50 concurrent clients of one cold blob cause exactly one upstream GET', as
   assert.ok(await exists(s.cache.ctx.store.layout.blobData(parseDigest(blob.digest))));
 });
 
-test('a late joiner gets every byte; a range on a fill in progress gets 206 from what arrived', async (t) => {
+test('a late joiner gets every byte; a range on a fill in progress is served from what arrived, its last byte after the verdict', async (t) => {
   const s = await startStack(t);
   const bytes = randomBytes(4 << 20);
   const blob = s.origin.add(bytes);
@@ -53,21 +57,27 @@ test('a late joiner gets every byte; a range on a fill in progress gets 206 from
   const gate = s.origin.gate(blob.digest, half);
   const early = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, token));
   await within(10_000, 'gate reached', gate.reached);
-  // Wait until the worker has written the first half: the late joiner arrives "after half".
   const fill = await waitFor(10_000, 'fill', () => [...s.cache.ctx.inflight.fills()][0]);
+  // A range inside what arrived: everything but its own last byte at once; that byte only
+  // once the whole blob has verified, so the client can never end cleanly on unverified bytes.
+  let rangeGot = 0;
+  let rangeEnded = false;
   const rangeDone = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token), {
     headers: { range: 'bytes=1000-1999' },
-  });
-  const r = await within(10_000, 'range on a fill in progress while upstream is held', rangeDone);
-  assert.equal(r.status, 206);
-  assert.equal(r.headers['content-range'], `bytes 1000-1999/${bytes.length}`);
-  assert.deepEqual(r.body, bytes.subarray(1000, 2000));
+    received: (n) => (rangeGot = n),
+  }).finally(() => (rangeEnded = true));
+  await waitFor(10_000, 'the range has all but its last byte while upstream is held', () => rangeGot === 999);
   // A suffix range beyond what arrived must wait; start it now and check it after the gate.
   const tail = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, token), { headers: { range: 'bytes=-100' } });
   const late = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, token));
-  await waitFor(10_000, '3 waiters', () => fill.waiters === 3);
+  await waitFor(10_000, '4 waiters', () => fill.waiters === 4);
+  assert.equal(rangeEnded, false, 'the range did not end before the blob was verified');
+  assert.equal(rangeGot, 999);
   gate.open();
-  const [e, l, tl] = await within(30_000, 'clients', Promise.all([early, late, tail]));
+  const [e, l, tl, r] = await within(30_000, 'clients', Promise.all([early, late, tail, rangeDone]));
+  assert.equal(r.status, 206);
+  assert.equal(r.headers['content-range'], `bytes 1000-1999/${bytes.length}`);
+  assert.deepEqual(r.body, bytes.subarray(1000, 2000));
   assert.equal(`sha256:${e.sha256}`, blob.digest);
   assert.equal(`sha256:${l.sha256}`, blob.digest);
   assert.equal(tl.status, 206);
@@ -148,14 +158,20 @@ test('an upstream serving wrong bytes: nothing published, clients reset, next re
   const path = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
   assert.equal(await exists(path), false, 'nothing published');
   const lines = await s.cache.logLines();
-  assert.ok(lines.some((l) => l.msg === 'fill failed' && String(l.err).includes('do not match the digest')));
+  assert.ok(
+    lines.some(
+      (l) =>
+        l.msg === 'fill failed' && l.outcome === 'digest-mismatch' && errText(l).includes('do not match the digest'),
+    ),
+  );
   // Failures are not cached: the next request fetches again, and succeeds once upstream is fixed.
   s.origin.corrupt.delete(blob.digest);
   const ok = await fetchBlob(s.h2, url);
   assert.equal(ok.error, null);
   assert.equal(`sha256:${ok.sha256}`, blob.digest);
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 2);
-  assert.equal(await exists(path), true);
+  // Published after the clients' last byte (the verdict releases them; fsync and link follow).
+  await waitFor(10_000, 'published', () => exists(path));
 });
 
 test('upstream errors are relayed: 404 BLOB_UNKNOWN, and UNAVAILABLE when every upstream fails', async (t) => {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startDtrMock, type DtrMock } from '../../bench/dtr-mock/index.js';
@@ -12,6 +12,7 @@ import { parseDigest } from '../../src/store/digest.js';
 import { spawnCache, writeConfig, type CacheProcess, type CacheSpec } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { within, waitFor } from '../helpers/deadline.js';
+import { spoolBytes } from '../helpers/spool.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -166,12 +167,7 @@ test('the regional dies halfway through a 256 MiB blob: the edge resumes from th
   // Two clients; the kill is timed by the edge's spool (what the fill has received), not
   // by a client, which may lag behind the fill.
   const clients = [fetchBlob(agent, url), fetchBlob(agent, url)];
-  const spool = new Layout(edge.root).spool(parseDigest(digest));
-  await waitFor(
-    60_000,
-    'edge received half',
-    async () => ((await stat(spool).catch(() => null))?.size ?? 0) >= size / 2,
-  );
+  await waitFor(60_000, 'edge received half', async () => (await spoolBytes(edge.root, digest)) >= size / 2);
   await regional.stop('SIGKILL');
   const results = await within(120_000, 'clients through failover', Promise.all(clients));
   for (const r of results) {

@@ -4,7 +4,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -13,10 +12,9 @@ import { fetchBlob } from '../helpers/http.js';
 import { FRAME, RawH2, getHeaderBlock, headersFrame, rstStream } from '../helpers/h2-raw.js';
 import { scrape } from '../helpers/prom.js';
 import { waitFor, within } from '../helpers/deadline.js';
+import { spoolBytes } from '../helpers/spool.js';
 import type { OriginBlob } from '../helpers/origin.js';
 import type { CacheSpec } from '../helpers/cache.js';
-import { Layout } from '../../src/store/layout.js';
-import { parseDigest } from '../../src/store/digest.js';
 
 const LIMITS = `  limits:
     maxheadersize: 4096
@@ -242,7 +240,6 @@ test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are
     extraOptions: '          workerqueue: 1\n',
   });
   const { s } = x;
-  const layout = new Layout(s.cache.root);
   const held: Array<{ blob: OriginBlob; open(): void; pull: Promise<Awaited<ReturnType<typeof fetchBlob>>> }> = [];
   t.after(() => held.forEach((h) => h.open()));
   let refused: { blob: OriginBlob; url: string; res: Awaited<ReturnType<typeof fetchBlob>> } | null = null;
@@ -250,7 +247,8 @@ test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are
   // Cold fills held at the origin, one after another, until the pool refuses one: each
   // either runs (its spool grows), waits in the queue (the depth grows) or is refused.
   for (let i = 0; i < 300 && refused === null; i++) {
-    const blob = s.origin.add(randomBytes(64 << 10));
+    // Past the small-blob size: these go through the worker (the small ones never queue).
+    const blob = s.origin.add(randomBytes((64 << 10) + 1));
     const gate = s.origin.gate(blob.digest, 1024);
     const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
     let answered: Awaited<ReturnType<typeof fetchBlob>> | null = null;
@@ -258,11 +256,10 @@ test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are
     void pull.then((r) => (answered = r));
     held.push({ blob, open: gate.open, pull });
     await within(10_000, 'origin reached', gate.reached);
-    const spool = layout.spool(parseDigest(blob.digest));
     const fate = await waitFor(10_000, `fill ${i} runs, queues or is refused`, async () => {
       if (answered !== null) return 'answered';
       if (s.cache.pool.queueSize > queued) return 'queued';
-      return ((await stat(spool).catch(() => null))?.size ?? 0) > 0 ? 'running' : undefined;
+      return (await spoolBytes(s.cache.root, blob.digest)) > 0 ? 'running' : undefined;
     });
     if (fate === 'queued') queued++;
     if (fate === 'answered') {

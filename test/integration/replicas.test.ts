@@ -3,8 +3,8 @@
 // replicas at once is fetched once; a writer killed mid-spool is taken over.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
@@ -12,10 +12,20 @@ import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js'
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
+import { spoolBytes } from '../helpers/spool.js';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 async function replicas(
   t: TestContext,
   n: number,
+  extraOptions?: string,
 ): Promise<{ ca: TestCa; origin: TestOrigin; root: string; nodes: CacheProcess[] }> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
@@ -28,6 +38,7 @@ async function replicas(
       cas: [ca.certPath],
       tls: await ca.issue(`replica${i}`),
       root,
+      ...(extraOptions === undefined ? {} : { extraOptions }),
     });
     nodes.push(await spawnCache(t, cfg.path, root));
   }
@@ -35,7 +46,7 @@ async function replicas(
 }
 
 test("two replicas: a cold blob hit at both at once is fetched once, and each serves the other's blobs", async (t) => {
-  const { ca, origin, nodes } = await replicas(t, 2);
+  const { ca, origin, root, nodes } = await replicas(t, 2);
   const [a, b] = nodes as [CacheProcess, CacheProcess];
   const agent = agentFor(ca.cert, true);
   t.after(() => agent.destroy());
@@ -57,6 +68,8 @@ test("two replicas: a cold blob hit at both at once is fetched once, and each se
   const other = origin.add(randomBytes(300_000));
   const otherPath = `/v2/team/app/blobs/${other.digest}?token=${await origin.mint('team/app', other.digest)}`;
   assert.equal(`sha256:${(await fetchBlob(agent, `${a.url}${otherPath}`)).sha256}`, other.digest);
+  // A publishes just after its client's last byte.
+  await waitFor(5_000, 'A published', () => exists(new Layout(root).blobData(parseDigest(other.digest))));
   const fromB = await fetchBlob(agent, `${b.url}${otherPath}`);
   assert.equal(`sha256:${fromB.sha256}`, other.digest);
   assert.equal(origin.count(origin.gets, other.digest), 1);
@@ -78,6 +91,7 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
   await within(10_000, 'A fetching', gate.reached);
   const survivor = fetchBlob(agent, `${b.url}${path}`);
   await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  await waitFor(10_000, "A's spool has bytes", async () => (await spoolBytes(root, blob.digest)) > 0);
   await a.stop('SIGKILL');
   gate.cut();
   await victim;
@@ -98,4 +112,79 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
   const again = await fetchBlob(agent, `${b.url}${path}`);
   assert.equal(`sha256:${again.sha256}`, blob.digest);
   assert.equal(origin.count(origin.gets, blob.digest), 2);
+});
+
+test('a stalled writer is not taken over while it beats, and is once it stops; the blob is published once, correctly', async (t) => {
+  const { ca, origin, root, nodes } = await replicas(
+    t,
+    2,
+    '          replicas:\n            heartbeat: 200ms\n            stale: 1s\n',
+  );
+  const [a, b] = nodes as [CacheProcess, CacheProcess];
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const takeovers = () => b.lines.filter((l) => l.msg === 'took over the spool of a dead writer');
+
+  // A's upstream holds still: A is alive and beats, so B follows it and waits, however long.
+  const slow = origin.add(randomBytes(4 << 20));
+  const slowPath = `/v2/team/app/blobs/${slow.digest}?token=${await origin.mint('team/app', slow.digest)}`;
+  const slowGate = origin.gate(slow.digest, 1 << 20);
+  const atA = fetchBlob(agent, `${a.url}${slowPath}`);
+  await within(10_000, 'A fetching', slowGate.reached);
+  const atB = fetchBlob(agent, `${b.url}${slowPath}`);
+  await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  // Three stale periods without a byte: a writer judged by its spool's growth would be taken over.
+  await new Promise((r) => setTimeout(r, 3_500));
+  assert.equal(takeovers().length, 0, 'a beating writer is not taken over');
+  slowGate.open();
+  for (const r of await within(30_000, 'both', Promise.all([atA, atB])))
+    assert.equal(`sha256:${r.sha256}`, slow.digest);
+  assert.equal(origin.count(origin.gets, slow.digest), 1);
+
+  // A paused mid-fill (SIGSTOP): no beat, so B takes its spool over and completes the blob.
+  const size = 8 << 20;
+  const blob = origin.add(randomBytes(size));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const gate = origin.gate(blob.digest, 3 << 20);
+  const victim = fetchBlob(agent, `${a.url}${path}`);
+  await within(10_000, 'A fetching', gate.reached);
+  const survivor = fetchBlob(agent, `${b.url}${path}`);
+  await waitFor(10_000, 'B follows A', () =>
+    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
+  );
+  await waitFor(10_000, "A's spool has bytes", async () => (await spoolBytes(root, blob.digest)) > 0);
+  process.kill(a.child.pid!, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(a.child.pid!, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  });
+  gate.open();
+  const r = await within(30_000, 'B completes after taking over', survivor);
+  assert.equal(r.error, null);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(takeovers().length, 1);
+  // A wakes up: it finishes its own stream, verified by its own hash, and finds the blob published.
+  process.kill(a.child.pid!, 'SIGCONT');
+  const v = await within(30_000, "A's client completes", victim);
+  assert.equal(`sha256:${v.sha256}`, blob.digest);
+  const settledAt = async (n: CacheProcess) =>
+    n.lines.filter((l) => (l.msg === 'fill published' || l.msg === 'fill failed') && l.digest === blob.digest);
+  await waitFor(
+    10_000,
+    'both fills settled',
+    async () => (await settledAt(a)).length + (await settledAt(b)).length === 2,
+  );
+  const outcomes = [...(await settledAt(a)), ...(await settledAt(b))].map((l) => l.outcome).sort();
+  assert.deepEqual(outcomes, ['published', 'published-by-replica'], 'published once');
+  const final = new Layout(root).blobData(parseDigest(blob.digest));
+  assert.equal(
+    `sha256:${createHash('sha256')
+      .update(await readFile(final))
+      .digest('hex')}`,
+    blob.digest,
+  );
+  await waitFor(10_000, 'no spool left', async () => (await readdir(new Layout(root).spoolDir)).length === 0);
 });

@@ -12,6 +12,7 @@ import { parseDigest } from '../../src/store/digest.js';
 import { cliNodeFlags, writeConfig } from '../helpers/cache.js';
 import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
+import { waitFor } from '../helpers/deadline.js';
 
 const run = promisify(execFile);
 const exists = (p: string) =>
@@ -65,7 +66,15 @@ test('a blob file truncated under a running cache is not served short: it is fet
   const blob = s.origin.add(randomBytes(2 << 20));
   const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
   assert.equal((await fetchBlob(s.h1, url)).status, 200);
-  await truncate(new Layout(s.cache.root).blobData(parseDigest(blob.digest)), 1 << 20);
+  const stored = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
+  // Published just after the client's last byte.
+  await waitFor(10_000, 'published', () =>
+    access(stored).then(
+      () => true,
+      () => false,
+    ),
+  );
+  await truncate(stored, 1 << 20);
   const r = await fetchBlob(s.h2, url);
   assert.equal(r.error, null);
   assert.equal(`sha256:${r.sha256}`, blob.digest);

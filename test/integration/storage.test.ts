@@ -83,6 +83,8 @@ test('maxsize: the least recently pulled blob is evicted first; the next pull of
       `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`,
     );
     assert.equal(`sha256:${r.sha256}`, blob.digest);
+    // Published just after the client's last byte; the next pull must find it on disk.
+    await waitFor(5_000, `blob ${i} stored`, () => exists(new Layout(cache.root).blobData(parseDigest(blob.digest))));
   };
   await pull(0);
   await pull(1);
@@ -150,6 +152,6 @@ test('storage.delete.enabled: false never deletes, and says so at start', async 
     `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`,
   );
   assert.equal(`sha256:${r.sha256}`, blob.digest);
-  assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'kept');
+  await waitFor(5_000, 'kept', () => exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))));
   assert.ok(!cache.lines.some((l) => l.msg === 'blob evicted'));
 });

@@ -2,7 +2,8 @@
 // disk, answer a HEAD miss from an upstream HEAD, or join/start the digest's fill.
 import { tokenFromRequest } from '../../auth/extract.js';
 import { RegistryError } from '../../errors/registry.js';
-import { relayedError } from '../../fill/upstream-response.js';
+import { relayedError } from '../../upstream/response.js';
+import { chainFetch } from '../../fill/fetch.js';
 import { discardBody } from '../../upstream/chain.js';
 import { bufferSource, fileSource, type BlobSource } from '../../fill/source.js';
 import type { Digest } from '../../store/digest.js';
@@ -63,7 +64,7 @@ export async function handleBlob(
   }
 
   const client = { token: verified.token, exp: verified.exp };
-  const { fill, joined } = ctx.inflight.join(name, digest, client, via);
+  const { fill, joined } = ctx.inflight.join(chainFetch(ctx.chain, name, digest, via), client);
   const src = await fill.attach(client);
   try {
     rec.bytes = await send(src, joined ? 'joined' : 'miss');

@@ -1,29 +1,9 @@
-// What the fill accepts from upstream: a first answer (200 with a Content-Length), a
-// resumed one (206 from the offset, or a 200 to skip into), and upstream 4xx errors relayed
-// to our clients as the registry errors they are. Also the client-facing error for a spool
-// task that failed.
+// What a fill accepts from upstream: a first answer (200 with a Content-Length), a resumed
+// one (206 from the offset, or a 200 to skip into), and upstream 4xx errors relayed to our
+// clients as the registry errors they are.
 import { RegistryError, REGISTRY_ERRORS, type RegistryCode } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
-import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
-import type { SpoolResult } from '../../workers/types.js';
-
-export function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error {
-  switch (result.reason) {
-    case 'digest-mismatch':
-      return gatewayError(
-        'status',
-        `upstream bytes do not match the digest (got sha:${result.actualHex.slice(0, 16)}…)`,
-      );
-    case 'size-mismatch':
-      return gatewayError('status', `upstream sent ${result.size} bytes, expected ${result.expectedSize}`);
-    case 'aborted':
-      return gatewayError('reset', 'fill aborted');
-    case 'io':
-      return gatewayError('status', `spool write failed: ${result.code} ${result.message}`);
-    case 'not-stored':
-      return gatewayError('status', `upstream bytes do not match the digest (disk write failed too: ${result.code})`);
-  }
-}
+import { discardBody, type UpstreamResponse } from './chain.js';
 
 /** A first response must be a 200 with a Content-Length; errors are relayed as the registry error they are. */
 export async function expectFullBody(res: UpstreamResponse): Promise<number> {

@@ -1,0 +1,190 @@
+// The upstream download of one fill: the first answer, then the body pumped into a sink
+// with backpressure. A transfer that breaks midway, or stalls past the body-idle timeout,
+// is resumed with `Range: bytes=<received>-` from the next host in order: the hosts that
+// have not failed this fill first, then those that did. A host that fails without
+// delivering a byte, or fails too often, is not asked again by this fill; the fill fails
+// only when no host is left (docs/protocol.md §3).
+import type { Logger } from 'pino';
+import { gatewayError } from '../errors/upstream.js';
+import { messageOf } from '../errors/inspect.js';
+import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import { expectFullBody, expectResumeBody } from '../upstream/response.js';
+import type { BlobFetch } from './fetch.js';
+
+/** Where downloaded bytes go. */
+export interface ByteSink {
+  /** Takes the next chunk; false: pause until the sink calls the `onDrain` callback. */
+  write(chunk: Buffer): boolean;
+  onDrain(resume: () => void): void;
+}
+
+/** Attempts of one host in one fill, after which it is not asked again by that fill. */
+const ATTEMPTS_PER_HOST = 3;
+
+export interface DownloadOptions {
+  fetch: BlobFetch;
+  /** The newest credential among the clients still waiting (asked at each attempt). */
+  token(): string;
+  log: Logger;
+  /** Per chunk, so it must be cheap (metrics). */
+  onBytes?(host: string, bytes: number): void;
+}
+
+/** One stretch of the blob from one host: `to` is where it stopped (null while running). */
+export interface RouteLeg {
+  host: string;
+  from: number;
+  to: number | null;
+}
+
+export class Download {
+  readonly #legs: Array<{ host: UpstreamHost; from: number; to: number | null }> = [];
+  readonly #opts: DownloadOptions;
+  readonly #failures = new Map<UpstreamHost, number>();
+  readonly #exhausted = new Set<UpstreamHost>();
+  #size = -1;
+  #received: number;
+  #current: UpstreamResponse | null = null;
+  #skip = 0;
+  #stopped: Error | null = null;
+
+  constructor(opts: DownloadOptions, startOffset: number) {
+    this.#opts = opts;
+    this.#received = startOffset;
+  }
+
+  get received(): number {
+    return this.#received;
+  }
+
+  /** The hosts this fill used, and the offsets at which it switched (one log line per fill). */
+  get route(): RouteLeg[] {
+    return this.#legs.map((leg) => ({ host: leg.host.url, from: leg.from, to: leg.to }));
+  }
+
+  /** The hosts that sent bytes of this fill (a digest mismatch penalises them all). */
+  get hosts(): UpstreamHost[] {
+    return [...new Set(this.#legs.map((leg) => leg.host))];
+  }
+
+  /**
+   * The first answer: the blob's size from a full 200, or, for a take-over continuing at
+   * `knownSize`, a resumed answer checked against it.
+   */
+  async open(knownSize: number | null): Promise<number> {
+    const res = await this.#request();
+    try {
+      if (knownSize === null) this.#size = await expectFullBody(res);
+      else {
+        this.#size = knownSize;
+        this.#skip = await expectResumeBody(res, this.#received, knownSize);
+      }
+    } catch (err) {
+      this.#current = null;
+      throw err;
+    }
+    this.#begin(res);
+    return this.#size;
+  }
+
+  /** Pumps the body into the sink, resuming across hosts, until every byte has arrived. */
+  async run(sink: ByteSink): Promise<void> {
+    for (;;) {
+      const res = this.#current;
+      if (res === null) throw new Error('download not opened');
+      const before = this.#received;
+      try {
+        await this.#pump(res, sink);
+        if (this.#received === this.#size) {
+          this.#finishLeg();
+          return;
+        }
+        throw new Error(`upstream ended early at ${this.#received} of ${this.#size} bytes`);
+      } catch (err) {
+        discardBody(res.body);
+        this.#finishLeg();
+        if (this.#stopped !== null) throw this.#stopped;
+        this.#fail(res.host, this.#received > before, err);
+      }
+      await this.#resume();
+    }
+  }
+
+  /** Stops the transfer (every client left a fill that cannot be kept). */
+  stop(reason: Error): void {
+    this.#stopped = reason;
+    this.#current?.body.destroy(reason);
+  }
+
+  #fail(host: UpstreamHost, progressed: boolean, err: unknown): void {
+    const message = messageOf(err);
+    host.recordFailure(`body: ${message}`);
+    const attempts = (this.#failures.get(host) ?? 0) + 1;
+    this.#failures.set(host, attempts);
+    if (!progressed || attempts >= ATTEMPTS_PER_HOST) this.#exhausted.add(host);
+    this.#opts.log.warn(
+      { digest: this.#opts.fetch.digest.value, upstream: host.url, offset: this.#received, err: message },
+      'upstream transfer broke, resuming',
+    );
+  }
+
+  async #resume(): Promise<void> {
+    let res: UpstreamResponse;
+    try {
+      res = await this.#request();
+    } catch (err) {
+      throw gatewayError('reset', `upstream transfer broke at ${this.#received} and no host could resume it`, err);
+    }
+    this.#skip = await expectResumeBody(res, this.#received, this.#size);
+    this.#begin(res);
+  }
+
+  #request(): Promise<UpstreamResponse> {
+    return this.#opts.fetch.get({
+      offset: this.#received,
+      token: this.#opts.token(),
+      avoid: new Set(this.#failures.keys()),
+      exclude: this.#exhausted,
+    });
+  }
+
+  #begin(res: UpstreamResponse): void {
+    this.#current = res;
+    this.#legs.push({ host: res.host, from: this.#received, to: null });
+  }
+
+  #finishLeg(): void {
+    const leg = this.#legs.at(-1);
+    if (leg !== undefined && leg.to === null) leg.to = this.#received;
+  }
+
+  #pump(res: UpstreamResponse, sink: ByteSink): Promise<void> {
+    const body = res.body;
+    const host = res.host.url;
+    return new Promise<void>((resolve, reject) => {
+      body.on('data', (chunk: Buffer) => {
+        let data = chunk;
+        if (this.#skip > 0) {
+          const n = Math.min(this.#skip, data.length);
+          this.#skip -= n;
+          data = data.subarray(n);
+          if (data.length === 0) return;
+        }
+        if (this.#received + data.length > this.#size) {
+          body.destroy(new Error('upstream sent more bytes than its Content-Length'));
+          return;
+        }
+        this.#received += data.length;
+        this.#opts.onBytes?.(host, data.length);
+        if (!sink.write(data)) {
+          body.pause();
+          sink.onDrain(() => body.resume());
+        }
+      });
+      body.once('end', resolve);
+      body.once('error', reject);
+      body.once('close', () => reject(new Error('upstream body closed early')));
+    });
+  }
+}

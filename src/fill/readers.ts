@@ -1,0 +1,99 @@
+// The clients of one fill: each joins before or after the first bytes, reads from its own
+// position, and leaves when it likes. Here each becomes a BlobSource over the fill's bytes;
+// the positions tell the fill which bytes held only in memory nobody needs any more.
+import type { BlobSource } from './source.js';
+import type { Signal } from './signal.js';
+
+/** A client of a fill; `token`/`exp` is its credential (the newest is used for retries). */
+export interface FillClient {
+  token: string;
+  /** The token's `exp`, seconds since epoch. */
+  exp: number;
+}
+
+/** The fill as its readers see it. */
+export interface FillBytes {
+  readonly size: number;
+  /** Exclusive end of the bytes readable now. */
+  arrived(): number;
+  verified(): boolean;
+  failure(): Error | null;
+  read(buf: Buffer, position: number, length: number): Promise<number>;
+  /** Notified whenever arrived(), verified() or failure() changes. */
+  readonly progress: Signal;
+}
+
+export interface ReaderEvents {
+  /** A reader moved on or left: memory behind the slowest may be dropped. */
+  moved(): void;
+  /** A reader released its source (after its response ended). */
+  released(): Promise<void>;
+}
+
+export class Readers {
+  readonly #clients = new Set<FillClient>();
+  readonly #positions = new Map<FillClient, number>();
+  readonly #events: ReaderEvents;
+
+  constructor(events: ReaderEvents) {
+    this.#events = events;
+  }
+
+  /** Clients waiting for the fill's headers or reading it. */
+  get count(): number {
+    return this.#clients.size;
+  }
+
+  add(client: FillClient): void {
+    this.#clients.add(client);
+  }
+
+  remove(client: FillClient): void {
+    this.#clients.delete(client);
+    this.#positions.delete(client);
+    this.#events.moved();
+  }
+
+  /** The newest credential among the clients still here, or `fallback`'s. */
+  newestToken(fallback: FillClient): string {
+    let best = fallback;
+    for (const c of this.#clients) if (c.exp > best.exp) best = c;
+    return best.token;
+  }
+
+  /** The lowest position any reader still needs (`limit` when none reads). */
+  slowest(limit: number): number {
+    let low = limit;
+    for (const pos of this.#positions.values()) low = Math.min(low, pos);
+    return low;
+  }
+
+  source(client: FillClient, bytes: FillBytes): BlobSource {
+    this.#positions.set(client, 0);
+    let released = false;
+    return {
+      size: bytes.size,
+      read: async (buf, position, length) => {
+        const got = await bytes.read(buf, position, length);
+        if (this.#positions.has(client)) this.#positions.set(client, position + got);
+        this.#events.moved();
+        return got;
+      },
+      startingAt: (position) => {
+        if ((this.#positions.get(client) ?? 0) >= position) return;
+        this.#positions.set(client, position);
+        this.#events.moved();
+      },
+      available: () => bytes.arrived(),
+      verified: () => bytes.verified(),
+      failure: () => bytes.failure(),
+      waitForMore: () => bytes.progress.wait(),
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.remove(client);
+        await this.#events.released();
+      },
+    };
+  }
+}

@@ -1,0 +1,182 @@
+// Following another replica's fill of a blob (processes of one node, or hosts sharing the
+// root on NFS). Its data file is read through our own handle as it grows; its record says
+// when the digest verified (our clients' last byte) and the blob is published when the
+// final path holds the very inode we read. A writer whose record stops beating is taken
+// over: we continue from the bytes it left, in a data file of our own.
+import { watch, type FSWatcher } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Digest } from '../store/digest.js';
+import type { OwnedSpool, SpoolDir, SpoolOwner } from '../store/spool.js';
+import type { Signal } from './signal.js';
+
+export type FollowOutcome =
+  /** The writer published the blob. */
+  | { kind: 'published' }
+  /** The writer gave up (its file is gone and nothing was published). */
+  | { kind: 'failed' }
+  /** The writer died and we own its spool now, continuing at `offset`. */
+  | { kind: 'took-over'; spool: OwnedSpool; offset: number };
+
+/** Polling covers what inotify cannot see (a writer on another NFS host). */
+const POLL_MS = 50;
+
+export class ReplicaFollower {
+  readonly #spools: SpoolDir;
+  readonly #digest: Digest;
+  readonly #finalPath: string;
+  readonly #progress: Signal;
+  /** The writer followed (null until its record could be read). */
+  #owner: SpoolOwner | null;
+  #file: FileHandle | null = null;
+  #ino = -1;
+  #size = 0;
+  #arrived = 0;
+  #verified = false;
+  #wake: (() => void) | null = null;
+  #watcher: FSWatcher | null = null;
+
+  constructor(spools: SpoolDir, digest: Digest, finalPath: string, owner: SpoolOwner | null, progress: Signal) {
+    this.#spools = spools;
+    this.#digest = digest;
+    this.#finalPath = finalPath;
+    this.#owner = owner;
+    this.#progress = progress;
+  }
+
+  /** The file being followed: kept by a take-over as the source of the bytes before its offset. */
+  get file(): FileHandle | null {
+    return this.#file;
+  }
+
+  arrived(): number {
+    return this.#arrived;
+  }
+
+  verified(): boolean {
+    return this.#verified;
+  }
+
+  async read(buf: Buffer, pos: number, length: number): Promise<number> {
+    if (this.#file === null) return 0;
+    return (await this.#file.read(buf, 0, Math.min(length, this.#arrived - pos), pos)).bytesRead;
+  }
+
+  /** Waits for the writer to record the blob size; null when the writer died first. */
+  async size(): Promise<number | null> {
+    this.#startWatching();
+    for (;;) {
+      const owner = await this.#spools.readOwner(this.#digest);
+      if (owner?.size !== undefined) {
+        this.#owner = owner;
+        this.#size = owner.size;
+        return owner.size;
+      }
+      if (await this.#spools.ownerIsDead(this.#digest, owner ?? this.#owner)) return null;
+      await this.#sleep();
+    }
+  }
+
+  /** Follows the writer until it publishes, fails, or dies and is taken over by us. */
+  async follow(abandoned: () => boolean): Promise<FollowOutcome> {
+    let grewAt = Date.now();
+    for (;;) {
+      const owner = (await this.#spools.readOwner(this.#digest)) ?? this.#owner;
+      if (owner === null) return { kind: 'failed' };
+      if (owner.writer !== this.#owner?.writer || this.#file === null) {
+        // First look, or another replica took the spool over: follow its data file.
+        this.#owner = owner;
+        if (!(await this.#open())) {
+          return (await this.#isPublished()) ? { kind: 'published' } : { kind: 'failed' };
+        }
+      }
+      const st = await this.#file!.stat();
+      if (Math.min(st.size, this.#size) > this.#arrived) {
+        this.#arrived = Math.min(st.size, this.#size);
+        grewAt = Date.now();
+        this.#progress.notify();
+      }
+      if (owner.verified === true && owner.writer === this.#owner.writer && !this.#verified) {
+        this.#verified = true;
+        this.#progress.notify();
+      }
+      if (await this.#isPublished()) return { kind: 'published' };
+      if (!(await sameFile(this.#spools.dataPathOf(this.#digest, this.#owner), this.#ino))) {
+        // Gone from the spool and not published: the writer discarded it (one more look at
+        // the final path covers a publication between the two checks).
+        return (await this.#isPublished()) ? { kind: 'published' } : { kind: 'failed' };
+      }
+      if (Date.now() - grewAt > POLL_MS * 4 && (await this.#spools.ownerIsDead(this.#digest, owner))) {
+        const spool = await this.#spools.takeOver(this.#digest, owner, this.#size);
+        if (spool !== null) return { kind: 'took-over', spool, offset: this.#arrived };
+      }
+      if (abandoned()) return { kind: 'failed' };
+      await this.#sleep();
+    }
+  }
+
+  /** The writer linked the blob into place: every byte of the file we read is good. */
+  markPublished(): void {
+    this.#arrived = this.#size;
+    this.#verified = true;
+    this.#progress.notify();
+  }
+
+  async close(keepFile: boolean): Promise<void> {
+    this.#watcher?.close();
+    this.#watcher = null;
+    if (!keepFile) await this.#file?.close().catch(() => undefined);
+  }
+
+  async #open(): Promise<boolean> {
+    if (this.#owner === null) return false;
+    const path = this.#spools.dataPathOf(this.#digest, this.#owner);
+    try {
+      const file = await open(path, 'r');
+      await this.#file?.close().catch(() => undefined);
+      this.#file = file;
+      this.#ino = (await file.stat()).ino;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async #isPublished(): Promise<boolean> {
+    return this.#ino >= 0 && (await sameFile(this.#finalPath, this.#ino));
+  }
+
+  /** inotify on the spool directory wakes us at each write of the data file and each record change. */
+  #startWatching(): void {
+    if (this.#watcher !== null) return;
+    const prefix = basename(this.#spools.claimPath(this.#digest));
+    try {
+      this.#watcher = watch(this.#spools.dir, { persistent: false }, (_event, name) => {
+        if (name === null || name.startsWith(prefix)) this.#wakeUp();
+      });
+      this.#watcher.on('error', () => undefined);
+    } catch {
+      // No inotify here (or the directory is gone): polling alone.
+    }
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#wakeUp(), POLL_MS);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+async function sameFile(path: string, ino: number): Promise<boolean> {
+  return (await stat(path).catch(() => null))?.ino === ino;
+}

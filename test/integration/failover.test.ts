@@ -1,0 +1,159 @@
+// Failover that always reaches a host that can serve (docs/protocol.md §3): a transfer that
+// breaks or stalls midway resumes with Range from the next host in order, the host that
+// broke goes to the back, and a fill fails only when every host has failed it. A host that
+// sent bytes failing the digest check is avoided by the next fill of the blob. One log line
+// per fill names the hosts it used and where it switched.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createTestCa } from '../../testkit/pki.js';
+import { startTestCache, type CacheSpec } from '../helpers/cache.js';
+import { agentFor, fetchBlob } from '../helpers/http.js';
+import { TestOrigin } from '../helpers/origin.js';
+import { waitFor, within } from '../helpers/deadline.js';
+
+const MiB = 1 << 20;
+
+/** Upstream hosts sharing one signing key, as the tiers of one origin do, and a cache in front. */
+async function hosts(t: TestContext, n: number, spec: (urls: string[]) => Partial<CacheSpec>) {
+  const ca = await createTestCa();
+  const list: TestOrigin[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = await TestOrigin.start(await ca.issue(`host-${i}`));
+    t.after(() => o.close());
+    if (i > 0) o.keys = list[0]!.keys;
+    list.push(o);
+  }
+  const cache = await startTestCache(t, {
+    upstreams: list.map((o) => o.url),
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    ...spec(list.map((o) => o.url)),
+  });
+  const agent = agentFor(ca.cert, true);
+  t.after(() => agent.destroy());
+  const add = async (bytes: Buffer) => {
+    const blob = list[0]!.add(bytes);
+    for (const o of list.slice(1)) o.add(bytes);
+    return {
+      ...blob,
+      url: `${cache.url}/v2/team/app/blobs/${blob.digest}?token=${await list[0]!.mint('team/app', blob.digest)}`,
+    };
+  };
+  // The fill's line comes when it settles, just after its clients' last byte.
+  const fillLine = (digest: string) =>
+    waitFor(10_000, `the fill of ${digest} settled`, async () =>
+      (await cache.logLines()).find(
+        (l) => (l.msg === 'fill published' || l.msg === 'fill failed') && l.digest === digest,
+      ),
+    );
+  return { list, cache, agent, add, fillLine };
+}
+
+test('a tier that cuts every transfer is left for the origin, which completes the blob with Range', async (t) => {
+  // DTR 2.2 form: the regional first, the origin when it fails.
+  const { list, agent, add, fillLine } = await hosts(t, 2, (urls) => ({
+    upstreams: { origin: urls[1]!, hosts: [urls[0]!] },
+  }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(12 * MiB));
+  regional.cutAfter.set(blob.digest, 2 * MiB);
+  const r = await within(60_000, 'the pull', fetchBlob(agent, blob.url));
+  assert.equal(r.error, null);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(regional.count(regional.gets, blob.digest), 1, 'the tier that broke was not asked again');
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+  assert.match(origin.ranges.at(-1) ?? '', /^bytes=\d+-$/, 'the origin resumed where the tier broke');
+  const line = await fillLine(blob.digest);
+  const route = line?.route as Array<{ host: string; from: number; to: number }>;
+  assert.equal(route.length, 2);
+  assert.deepEqual([route[0]!.host, route[0]!.from], [regional.url, 0]);
+  assert.deepEqual([route[1]!.host, route[1]!.to], [origin.url, 12 * MiB]);
+  assert.equal(route[0]!.to, route[1]!.from, 'the switch offset');
+  assert.ok(route[0]!.to >= 2 * MiB - 64 * 1024 && route[0]!.to <= 2 * MiB);
+});
+
+test('the resume goes to the next upstream host first, then to the origin', async (t) => {
+  const { list, agent, add, fillLine } = await hosts(t, 3, (urls) => ({
+    upstreams: { origin: urls[2]!, hosts: [urls[0]!, urls[1]!] },
+  }));
+  const [a, b, origin] = list as [TestOrigin, TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(8 * MiB));
+  a.cutAfter.set(blob.digest, 1 * MiB);
+  b.cutAfter.set(blob.digest, 3 * MiB);
+  const r = await within(60_000, 'the pull', fetchBlob(agent, blob.url));
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  const route = ((await fillLine(blob.digest))?.route ?? []) as Array<{ host: string }>;
+  // Round robin picks the first upstream host; each break moves on: the other host, then the origin.
+  const order = route.map((leg) => leg.host);
+  assert.equal(order.length, 3);
+  assert.deepEqual(new Set(order.slice(0, 2)), new Set([a.url, b.url]));
+  assert.equal(order[2], origin.url);
+  for (const o of list) assert.equal(o.count(o.gets, blob.digest), 1);
+});
+
+test('a stalled transfer hits the body-idle timeout and resumes from the next host', async (t) => {
+  const { list, agent, add, fillLine } = await hosts(t, 2, (urls) => ({
+    upstreams: { origin: urls[1]!, hosts: [urls[0]!] },
+    extraOptions: '          timeouts:\n            bodyidle: 1s\n',
+  }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(4 * MiB));
+  regional.stallAfter.set(blob.digest, 1 * MiB);
+  const r = await within(30_000, 'the pull', fetchBlob(agent, blob.url));
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+  const route = ((await fillLine(blob.digest))?.route ?? []) as Array<{ host: string; to: number }>;
+  assert.deepEqual(
+    route.map((l) => l.host),
+    [regional.url, origin.url],
+  );
+  assert.equal(route[0]!.to, 1 * MiB);
+});
+
+test('a fill fails only when every host has failed it, after a bounded number of attempts', async (t) => {
+  const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(8 * MiB));
+  // Both break, each after making some progress every time.
+  regional.cutAfter.set(blob.digest, 1 * MiB);
+  origin.cutAfter.set(blob.digest, 1 * MiB);
+  const r = await within(60_000, 'the pull', fetchBlob(agent, blob.url));
+  assert.notEqual(r.error, null, 'reset: never a clean end');
+  const tries = regional.count(regional.gets, blob.digest) + origin.count(origin.gets, blob.digest);
+  assert.ok(
+    regional.count(regional.gets, blob.digest) >= 1 && origin.count(origin.gets, blob.digest) >= 1,
+    'both were tried',
+  );
+  assert.ok(tries <= 6, `${tries} attempts in all`);
+  // A healthy host left means the fill goes on: the origin recovers, the next pull completes.
+  origin.cutAfter.delete(blob.digest);
+  const again = await within(60_000, 'the pull after recovery', fetchBlob(agent, blob.url));
+  assert.equal(`sha256:${again.sha256}`, blob.digest);
+});
+
+test('a host that sent bytes failing the digest check is avoided by the next fill of the blob', async (t) => {
+  // DTR 2.3+ list: round robin over both.
+  const { list, agent, add } = await hosts(t, 2, () => ({}));
+  const [a, b] = list as [TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(2 * MiB));
+  a.corrupt.add(blob.digest);
+  b.corrupt.add(blob.digest);
+  const first = await within(30_000, 'first pull', fetchBlob(agent, blob.url));
+  assert.notEqual(first.error, null, 'bad bytes: reset');
+  const bad = a.count(a.gets, blob.digest) === 1 ? a : b;
+  const good = bad === a ? b : a;
+  assert.equal(bad.count(bad.gets, blob.digest), 1);
+  good.corrupt.delete(blob.digest);
+  // Longer than the back-off of an ordinary failure (1 s): bad bytes are penalised for longer.
+  await new Promise((r) => setTimeout(r, 1_500));
+  // Round robin: one request in between, so that without the penalty the next fill of the
+  // blob would start at the host that sent bad bytes again.
+  const other = await add(randomBytes(1000));
+  assert.equal((await fetchBlob(agent, other.url)).error, null);
+  assert.equal(good.count(good.gets, other.digest), 1, 'the turn in between went to the good host');
+  const second = await within(30_000, 'second pull', fetchBlob(agent, blob.url));
+  assert.equal(second.error, null);
+  assert.equal(`sha256:${second.sha256}`, blob.digest);
+  assert.equal(bad.count(bad.gets, blob.digest), 1, 'the host that sent bad bytes was not asked first again');
+});

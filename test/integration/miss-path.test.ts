@@ -1,0 +1,118 @@
+// The miss path's order of events: the digest verdict releases a client's last byte; the
+// fsync and the publication come after, off the client's path, and a crash in between
+// publishes nothing. A lying upstream ends every client's stream in a reset, small blobs
+// (buffered whole, hashed on the main thread) included.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, readdir } from 'node:fs/promises';
+import { createTestCa } from '../../testkit/pki.js';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { spawnCache, writeConfig } from '../helpers/cache.js';
+import { agentFor, fetchBlob } from '../helpers/http.js';
+import { TestOrigin } from '../helpers/origin.js';
+import { startStack } from '../helpers/stack.js';
+import { waitFor, within } from '../helpers/deadline.js';
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+const spoolFiles = async (root: string) =>
+  (await readdir(new Layout(root).spoolDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+
+/** Long enough that nothing is published while the test looks. */
+const HELD_PUBLISH_MS = 120_000;
+
+test('a client gets its last byte before the spool is made durable and published', async (t) => {
+  const s = await startStack(t, {}, { publishDelayMs: HELD_PUBLISH_MS });
+  for (const size of [4 << 10, 3 << 20]) {
+    const blob = s.origin.add(randomBytes(size));
+    const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+    const r = await within(30_000, `client of ${size} bytes`, fetchBlob(s.h2, url));
+    assert.equal(r.error, null);
+    assert.equal(`sha256:${r.sha256}`, blob.digest);
+    const final = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
+    if (size > 64 << 10) {
+      // The worker holds the fsync: the client has every byte, and the blob is not published yet.
+      assert.equal(await exists(final), false, `${size}: not published before the fsync`);
+      assert.ok((await spoolFiles(s.cache.root)).length > 0, 'its spool is still there');
+      // A second client meanwhile joins the fill, verified already: no second upstream GET.
+      const again = await fetchBlob(s.h1, url);
+      assert.equal(`sha256:${again.sha256}`, blob.digest);
+    }
+    assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+  }
+});
+
+test('a crash between the last byte and the publication publishes nothing; the next request fetches again', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache') });
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const blob = origin.add(randomBytes(2 << 20));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const final = new Layout(cfg.root).blobData(parseDigest(blob.digest));
+
+  const held = await spawnCache(t, cfg.path, cfg.root, { DTR_CACHE_TEST_PUBLISH_DELAY_MS: String(HELD_PUBLISH_MS) });
+  const first = await within(30_000, 'first pull', fetchBlob(agent, `${held.url}${path}`));
+  assert.equal(`sha256:${first.sha256}`, blob.digest, 'the client got every verified byte');
+  assert.equal(await exists(final), false);
+  await held.stop('SIGKILL');
+  assert.equal(await exists(final), false, 'nothing published by the crash');
+
+  const restarted = await spawnCache(t, cfg.path, cfg.root);
+  const second = await within(30_000, 'pull after restart', fetchBlob(agent, `${restarted.url}${path}`));
+  assert.equal(`sha256:${second.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 2, 'fetched again, not served from the dead spool');
+  await waitFor(10_000, 'published after the restart', () => exists(final));
+  await waitFor(10_000, 'no spool left', async () => (await spoolFiles(cfg.root)).length === 0);
+});
+
+test('a lying upstream resets every client, whatever the size: small blobs and empty bodies included', async (t) => {
+  const s = await startStack(t);
+  // [real size, size of the lie]: the lie keeps the length (flipped bytes) or is empty.
+  const cases: Array<[number, 'flip' | 'empty']> = [
+    [1, 'flip'],
+    [4 << 10, 'flip'],
+    [64 << 10, 'flip'],
+    [(64 << 10) + 1, 'flip'],
+    [3 << 20, 'flip'],
+    [4 << 10, 'empty'],
+  ];
+  for (const [size, lie] of cases) {
+    const bytes = randomBytes(size);
+    const blob = s.origin.add(bytes);
+    const flipped = Buffer.from(bytes);
+    flipped[size - 1] = flipped[size - 1]! ^ 0xff;
+    s.origin.lies.set(blob.digest, lie === 'empty' ? Buffer.alloc(0) : flipped);
+    const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+    const results = await within(30_000, `${size} ${lie}`, Promise.all([fetchBlob(s.h1, url), fetchBlob(s.h2, url)]));
+    for (const r of results) {
+      if (lie === 'empty') {
+        // No byte to hold back, and headers alone would complete it: they wait for the verdict.
+        assert.equal(r.status, 502, `${size} ${lie}: an error answer, not an empty blob`);
+        assert.equal(
+          (JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code,
+          'UNAVAILABLE',
+        );
+        continue;
+      }
+      assert.equal(r.status, 200, `${size} ${lie}: headers went out before the verdict`);
+      assert.notEqual(r.error, null, `${size} ${lie}: reset, never a clean end`);
+      assert.ok(r.body.length < size, `${size} ${lie}: the last byte was held back`);
+    }
+    assert.equal(await exists(new Layout(s.cache.root).blobData(parseDigest(blob.digest))), false);
+  }
+  // The empty blob itself is served: a Content-Length of 0 is right for its digest only.
+  const empty = s.origin.add(Buffer.alloc(0));
+  assert.equal(empty.digest, `sha256:${createHash('sha256').digest('hex')}`);
+  const r = await fetchBlob(s.h2, s.blobUrl('team/app', empty.digest, await s.origin.mint('team/app', empty.digest)));
+  assert.equal(r.status, 200);
+  assert.equal(r.error, null);
+  assert.equal(r.body.length, 0);
+});
