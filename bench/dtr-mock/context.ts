@@ -35,6 +35,8 @@ export interface MockContext {
   baseUrl: string;
   service: string;
   verifyManifestRefs: boolean;
+  /** A blob is served only from a repository it belongs to (pushed there, or in one of its manifests). */
+  scopeBlobs: boolean;
   /** Serve `GET /v2/<name>/referrers/<digest>` (OCI distribution 1.1); a 404 otherwise. */
   referrersApi: boolean;
   users: UserDb;

@@ -62,6 +62,11 @@ export interface DtrMockOptions {
   logLimit?: number;
   /** Serve the referrers API (OCI distribution 1.1); true by default. */
   referrers?: boolean;
+  /**
+   * Serve a blob only from a repository it belongs to (pushed there, or referenced by one of
+   * its manifests), as distribution does; false by default (the bench's corpus has no manifests).
+   */
+  scopeBlobs?: boolean;
 }
 
 export interface DtrMock {
@@ -126,6 +131,7 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     service,
     verifyManifestRefs: opts.verifyManifestRefs ?? true,
     referrersApi: opts.referrers ?? true,
+    scopeBlobs: opts.scopeBlobs ?? false,
     users,
     tokens: new RegistryTokens(users, { service, issuer, ttlSec: opts.registryTokenTtlSec ?? 900 }),
     keys,
@@ -198,7 +204,11 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     configure,
     knobs: () => ({ ...ctx.knobs }),
     mintRedirectToken: control.mintRedirectToken,
-    putBlob: (name, content) => seedBlob(storage, name, content),
+    putBlob: async (name, content) => {
+      const blob = await seedBlob(storage, name, content);
+      manifests.noteBlob(name, blob.digest);
+      return blob;
+    },
     putManifest: (name, ref, m, mediaType) => seedManifest(manifests, name, ref, m, mediaType, ctx.verifyManifestRefs),
     putOciLayout: (dir, name, tag) => seedOciLayout(storage, manifests, dir, name, tag),
     deleteTag: (name, tag) => manifests.untag(name, tag),

@@ -77,6 +77,8 @@ function isDescriptor(v: unknown): v is Descriptor {
 
 export class ManifestIndex {
   private readonly repos = new Map<string, RepoState>();
+  /** Blobs uploaded (or mounted, or seeded) into each repository since start. */
+  private readonly uploaded = new Map<string, Set<string>>();
   private saving: Promise<void> = Promise.resolve();
   private readonly file: string | undefined;
 
@@ -118,6 +120,35 @@ export class ManifestIndex {
     if (mediaType === undefined) return undefined;
     const bytes = await this.blobs.readAll(digest);
     return bytes === undefined ? undefined : { digest, mediaType, bytes };
+  }
+
+  /** Records a blob pushed into `name` (an upload, a mount, a seed). */
+  noteBlob(name: string, digest: string): void {
+    let set = this.uploaded.get(name);
+    if (set === undefined) this.uploaded.set(name, (set = new Set()));
+    set.add(digest);
+  }
+
+  /**
+   * Whether `digest` belongs to repository `name`, as distribution links blobs to a
+   * repository: pushed there, or referenced by (or being) one of its manifests.
+   */
+  async holdsBlob(name: string, digest: string): Promise<boolean> {
+    if (this.uploaded.get(name)?.has(digest) === true) return true;
+    const st = this.repos.get(name);
+    if (st === undefined) return false;
+    if (st.manifests[digest] !== undefined) return true;
+    for (const [d, mediaType] of Object.entries(st.manifests)) {
+      const bytes = await this.blobs.readAll(d);
+      if (bytes === undefined) continue;
+      try {
+        const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+        if (references(mediaType, doc).blobs.includes(digest)) return true;
+      } catch {
+        // not JSON: refers to nothing
+      }
+    }
+    return false;
   }
 
   /** Removes a tag (the manifest stays, by digest); false when there was no such tag. */

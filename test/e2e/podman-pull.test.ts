@@ -1,7 +1,7 @@
 // podman as a second real client (issue #3): pulls through the origin's 307 into its own
 // storage (vfs driver, private --root/--runroot), then into a second storage from the
-// cache alone. podman is optional: CI installs only skopeo, so without podman this test
-// skips, in CI too, and says so.
+// cache alone. CI installs podman (.ci/run), so under CI=true a missing podman fails this
+// test; elsewhere it skips and says so.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ interface Inspected {
 }
 
 test('podman pulls every blob through the cache, then from the cache alone', async (t) => {
-  if (!(await requireTool(t, 'podman', false))) return;
+  if (!(await requireTool(t, 'podman', true))) return;
   const s = await startE2eStack(t, 'podman', { alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } } }, [
     'alice',
   ]);

@@ -45,7 +45,12 @@ export async function startFakeRegistry(
   return { url: `https://localhost:${(server.address() as AddressInfo).port}`, seen };
 }
 
-export function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = ''): void {
+export function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number>,
+  body: string | Buffer = '',
+): void {
   res.writeHead(status, { 'Content-Length': Buffer.byteLength(body), ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

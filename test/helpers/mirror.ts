@@ -15,6 +15,7 @@ import {
 } from '../../bench/dtr-mock/index.js';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startTestCache, type TestCache } from './cache.js';
+import { waitFor } from './deadline.js';
 import { agentFor, fetchBlob, type Fetched } from './http.js';
 
 /** The mirror's own account at the upstream, and a user with more rights. */
@@ -152,4 +153,12 @@ export async function pullImage(s: MirrorStack, repo: string, ref: string, query
 export function upstreamBlobGets(s: MirrorStack, digests: string[]): number[] {
   const log = s.upstreamLog(/\/blobs\/sha256:/);
   return digests.map((d) => log.filter((e) => e.method === 'GET' && e.status === 200 && e.path.endsWith(d)).length);
+}
+
+/** Waits until the cache logged a publication for every digest (it follows the last byte, off the client's path). */
+export async function waitPublished(cache: TestCache, digests: string[]): Promise<void> {
+  await waitFor(15_000, `publication of ${digests.length} blob(s)`, async () => {
+    const lines = await cache.logLines();
+    return digests.every((d) => lines.some((l) => l['msg'] === 'fill published' && l['digest'] === d)) || undefined;
+  });
 }

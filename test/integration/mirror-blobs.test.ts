@@ -9,6 +9,7 @@ import test from 'node:test';
 import { createOciImage, type OciImage } from '../../testkit/image.js';
 import { blobPath } from '../../testkit/oci-layout.js';
 import { createTestCa } from '../../testkit/pki.js';
+import { waitFor } from '../helpers/deadline.js';
 import { send, startFakeRegistry } from '../helpers/fake-registry.js';
 import {
   ACCEPT_ALL,
@@ -18,6 +19,7 @@ import {
   requestLines,
   startMirrorStack,
   upstreamBlobGets,
+  waitPublished,
   type MirrorStack,
 } from '../helpers/mirror.js';
 
@@ -36,6 +38,7 @@ test('a pull fetches each blob once, verified; the next pull is served from the 
   assert.deepEqual(first.statuses, [200, 200, 200, 200, 200]);
   assert.deepEqual(first.blobs, allBlobs(img));
   assert.deepEqual(upstreamBlobGets(s, allBlobs(img)), [1, 1, 1, 1]);
+  await waitPublished(s.cache, allBlobs(img));
   const second = await pullImage(s, 'team/app', 'v1');
   assert.deepEqual(second.statuses, [200, 200, 200, 200, 200]);
   assert.deepEqual(upstreamBlobGets(s, allBlobs(img)), [1, 1, 1, 1], 'no upstream GET the second time');
@@ -118,7 +121,7 @@ test('a redirect to another host (a CDN) is followed without the credentials', a
   const cdn = await startFakeRegistry(t, await ca.issue('cdn'), (_req, res, url) => {
     const digest = url.pathname.split('/blobs/')[1] ?? '';
     readFile(blobPath(layout, digest)).then(
-      (bytes) => send(res, 200, { 'Content-Type': 'application/octet-stream' }, bytes.toString('latin1')),
+      (bytes) => send(res, 200, { 'Content-Type': 'application/octet-stream' }, bytes),
       () => send(res, 404, {}),
     );
   });
@@ -165,6 +168,14 @@ test('DTR mode and mirror mode on one port: a redirect token takes the DTR path'
   const viaDtr = await both.get(`/v2/team/app/blobs/${layer}?token=${token}`);
   assert.equal(viaDtr.status, 200);
   assert.equal(`sha256:${viaDtr.sha256}`, layer);
+  // Publication follows the last byte, off the client's path: wait for it, so the next
+  // request finds the stored copy (not the fill still publishing).
+  await waitFor(
+    10_000,
+    'the DTR fill published',
+    async () =>
+      (await both.cache.logLines()).some((l) => l['msg'] === 'fill published' && l['digest'] === layer) || undefined,
+  );
   const noToken = await both.get(`/v2/team/app/blobs/${layer}`);
   assert.equal(noToken.status, 200, 'without a token: the default mirror');
   const lines = await requestLines(both.cache, 'blob');

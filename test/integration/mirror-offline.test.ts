@@ -11,7 +11,7 @@ import { createOciImage } from '../../testkit/image.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { Layout } from '../../src/store/layout.js';
 import { waitFor } from '../helpers/deadline.js';
-import { ACCEPT_ALL, MIRROR_USER, REGISTRY, pullImage, startMirrorStack } from '../helpers/mirror.js';
+import { ACCEPT_ALL, MIRROR_USER, REGISTRY, pullImage, startMirrorStack, waitPublished } from '../helpers/mirror.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -30,6 +30,7 @@ test('5xx, 429 and an unreachable upstream: the last known tag with a Warning; d
   await s.upstream.putOciLayout(img.dir, 'team/app', 'v1');
   const fresh = await pullImage(s, 'team/app', 'v1');
   assert.deepEqual(fresh.statuses, [200, 200, 200, 200]);
+  await waitPublished(s.cache, [img.configDigest, ...img.layerDigests]);
   assert.equal(fresh.manifest.headers['warning'], undefined);
   const tag = () => s.get('/v2/team/app/manifests/v1', { headers: { accept: ACCEPT_ALL } });
 
@@ -103,6 +104,7 @@ test('ttl never deletes the last copy while the upstream is unreachable; once it
   const img = await createOciImage(join(s.dir, 'img'), { layers: [30_000], seed: 'ttl', tag: 'v1' });
   await s.upstream.putOciLayout(img.dir, 'team/app', 'v1');
   assert.deepEqual((await pullImage(s, 'team/app', 'v1')).statuses, [200, 200, 200]);
+  await waitPublished(s.cache, [img.configDigest, ...img.layerDigests]);
   const layout = new Layout(s.cache.root);
   const files = [img.manifestDigest, img.configDigest, ...img.layerDigests].map((d) => layout.blobData(parseDigest(d)));
   const port = s.upstream.port;

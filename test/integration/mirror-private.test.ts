@@ -15,6 +15,8 @@ const code = (body: Buffer) => (JSON.parse(body.toString()) as { errors: Array<{
 
 async function stack(t: test.TestContext): Promise<MirrorStack> {
   return startMirrorStack(t, {
+    // Blobs linked to repositories, as in distribution: a layer of private/app is not in public/app.
+    upstream: { scopeBlobs: true },
     users: {
       [ROBOT.user]: { password: ROBOT.password, repos: { 'public/*': ['pull'] } },
       [ALICE.user]: { password: ALICE.password, repos: { '*': ['pull', 'push'] } },
