@@ -45,3 +45,30 @@ export async function caCertDir(caCertPath: string, dir: string): Promise<string
   await copyFile(caCertPath, join(dir, 'ca.crt'));
   return dir;
 }
+
+/**
+ * podman as the tests run it as root (CLIENTS.md): the vfs driver, and each store (`a`, `b`
+ * …) under `dir` with its own --root, --runroot and --tmpdir.
+ */
+export function podmanIn(
+  dir: string,
+  env: Record<string, string> = {},
+): (store: string, ...args: string[]) => Promise<ToolResult> {
+  return (store, ...args) =>
+    runTool(
+      'podman',
+      [
+        '--storage-driver',
+        'vfs',
+        '--root',
+        join(dir, store, 'root'),
+        '--runroot',
+        join(dir, store, 'run'),
+        '--tmpdir',
+        join(dir, store, 'tmp'),
+        ...args,
+      ],
+      120_000,
+      env,
+    );
+}

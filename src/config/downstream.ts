@@ -175,7 +175,8 @@ function requiredUrl(field: Field): string {
   return readBaseUrl(field) ?? field.fail('an absolute http:// or https:// URL such as https://dtr.example.org');
 }
 
-function readCas(field: Field, checks: FileCheck[]): string[] {
+/** `cas`: absolute paths of PEM CA files, each checked when the config file is loaded. */
+export function readCas(field: Field, checks: FileCheck[]): string[] {
   return field.items('a list of absolute paths to PEM CA certificates').map((item) => {
     const path = item.text('an absolute path to a PEM CA certificate');
     if (path === null || !isAbsolute(path)) return item.fail('an absolute path to a PEM CA certificate');

@@ -5,6 +5,7 @@
 import { isAbsolute } from 'node:path';
 import type { MirrorConfig, PasswordSource } from './types.js';
 import { DEFAULTS } from './defaults.js';
+import { readCas } from './downstream.js';
 import type { Field } from './field.js';
 import type { FileCheck } from './files.js';
 import { Secret } from './secret.js';
@@ -192,15 +193,6 @@ function readCredentials(
   const value = env[name];
   if (value === undefined || value === '') return field.fail(`${name} set in the environment`, `${name} unset`);
   return { username, password: { kind: 'value', secret: new Secret(value) } };
-}
-
-function readCas(field: Field, checks: FileCheck[]): string[] {
-  return field.items('a list of absolute paths to PEM CA certificates').map((item) => {
-    const path = item.text('an absolute path to a PEM CA certificate');
-    if (path === null || !isAbsolute(path)) return item.fail('an absolute path to a PEM CA certificate');
-    checks.push({ field: item, path, kind: 'ca' });
-    return path;
-  });
 }
 
 /**

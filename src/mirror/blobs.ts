@@ -18,11 +18,10 @@ import { sendBlob } from '../server/send-blob.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { parseDigest, type Digest } from '../store/digest.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
-import type { Mirror } from './mirror.js';
+import type { Mirror, MirrorCall } from './mirror.js';
 import { fileKey } from './records.js';
 
 export interface MirrorBlobDeps {
-  mirror: Mirror;
   store: BlobStore;
   inflight: Inflight;
   /** Digests whose running fill a mirror started, and for which registry and repository. */
@@ -32,15 +31,9 @@ export interface MirrorBlobDeps {
 /** A mirror client of a fill: no credential of its own, and never preferred over a DTR client's token. */
 const MIRROR_CLIENT = { token: '', exp: 0 } as const;
 
-export async function serveMirrorBlob(
-  deps: MirrorBlobDeps,
-  repo: string,
-  reference: string,
-  req: Req,
-  res: ResLike,
-  rec: RequestRecord,
-): Promise<void> {
-  const { mirror, store, inflight } = deps;
+export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): Promise<void> {
+  const { store, inflight } = deps;
+  const { mirror, repo, reference, req, res, rec } = call;
   const digest = parseDigest(reference);
   rec.digest = digest.value;
   const head = req.method === 'HEAD';

@@ -3,26 +3,18 @@
 // registry sends (Content-Type as stored, Content-Length, Docker-Content-Digest, ETag) and a
 // Warning when the tag could not be revalidated.
 import { RegistryError } from '../errors/registry.js';
-import type { RequestRecord } from '../server/context.js';
-import { header, type Req, type ResLike } from '../server/http-types.js';
+import { header } from '../server/http-types.js';
 import { API_VERSION } from '../server/respond.js';
 import { parseDigest } from '../store/digest.js';
 import { acceptedTypes, checkChild, negotiate } from './media.js';
-import type { Mirror } from './mirror.js';
+import type { MirrorCall } from './mirror.js';
 
 // distribution's reference grammar for tags.
 const TAG = /^[\w][\w.-]{0,127}$/;
 /** RFC 9111 §5.5 (obsoleted, still what clients and proxies print): stale, revalidation failed. */
 const STALE_WARNING = '110 - "Response is Stale", 111 - "Revalidation Failed"';
 
-export async function serveManifest(
-  mirror: Mirror,
-  repo: string,
-  reference: string,
-  req: Req,
-  res: ResLike,
-  rec: RequestRecord,
-): Promise<void> {
+export async function serveManifest({ mirror, repo, reference, req, res, rec }: MirrorCall): Promise<void> {
   const head = req.method === 'HEAD';
   const via = header(req.headers, 'via');
   const byTag = !reference.includes(':');

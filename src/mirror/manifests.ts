@@ -99,13 +99,7 @@ export class ManifestSource {
       return this.#stale(repo, tag, known, 'the upstream is in back-off after failures');
     let res: UpstreamResponse;
     try {
-      res = await this.#m.upstream.request({
-        method: 'HEAD',
-        path: `/v2/${repo}/manifests/${tag}`,
-        repo,
-        headers: { accept: UPSTREAM_ACCEPT },
-        via,
-      });
+      res = await this.#ask('HEAD', repo, tag, via);
     } catch (err) {
       if (isOutage(err)) return this.#stale(repo, tag, known, err);
       throw err;
@@ -139,13 +133,7 @@ export class ManifestSource {
   async #getTag(repo: string, tag: string, known: TagRecord | null, via: string | undefined): Promise<FoundManifest> {
     let res: UpstreamResponse;
     try {
-      res = await this.#m.upstream.request({
-        method: 'GET',
-        path: `/v2/${repo}/manifests/${tag}`,
-        repo,
-        headers: { accept: UPSTREAM_ACCEPT },
-        via,
-      });
+      res = await this.#ask('GET', repo, tag, via);
     } catch (err) {
       if (known !== null && isOutage(err)) return this.#stale(repo, tag, known, err);
       throw err;
@@ -173,16 +161,15 @@ export class ManifestSource {
 
   /** A digest not yet confirmed in this repository: confirmed by a HEAD when stored, else fetched and verified. */
   async #fetchDigest(repo: string, digest: Digest, via: string | undefined): Promise<FoundManifest> {
-    const { content, records, upstream } = this.#m;
+    const { content, records } = this.#m;
     const rec = await records.manifest(repo, digest);
-    const path = `/v2/${repo}/manifests/${digest.value}`;
     const stored = await content.has(digest);
     try {
       if (stored) {
         // Stored under another repository or registry: the upstream must confirm it here first.
         let confirmed: UpstreamResponse | null = null;
         if (rec === null) {
-          confirmed = await upstream.request({ method: 'HEAD', path, repo, headers: { accept: UPSTREAM_ACCEPT }, via });
+          confirmed = await this.#ask('HEAD', repo, digest.value, via);
           discardBody(confirmed.body);
           if (confirmed.statusCode === 404) throw unknownManifest(repo, digest.value);
           if (confirmed.statusCode !== 200) throw await relayedError(confirmed);
@@ -197,7 +184,7 @@ export class ManifestSource {
           return { digest, mediaType, bytes, outcome: rec === null ? 'miss' : 'hit' };
         }
       }
-      const res = await upstream.request({ method: 'GET', path, repo, headers: { accept: UPSTREAM_ACCEPT }, via });
+      const res = await this.#ask('GET', repo, digest.value, via);
       if (res.statusCode === 404) {
         discardBody(res.body);
         throw unknownManifest(repo, digest.value);
@@ -218,6 +205,17 @@ export class ManifestSource {
       }
       throw err;
     }
+  }
+
+  /** One manifest request upstream, asking for every type we can store and negotiate. */
+  #ask(method: 'GET' | 'HEAD', repo: string, reference: string, via: string | undefined): Promise<UpstreamResponse> {
+    return this.#m.upstream.request({
+      method,
+      path: `/v2/${repo}/manifests/${reference}`,
+      repo,
+      headers: { accept: UPSTREAM_ACCEPT },
+      via,
+    });
   }
 
   async #keep(repo: string, digest: Digest, mediaType: string, bytes: Buffer): Promise<void> {

@@ -5,6 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, MirrorConfig } from '../config/types.js';
+import type { RequestRecord } from '../server/context.js';
+import type { Req, ResLike } from '../server/http-types.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { loadUpstreamTrust } from '../upstream/trust.js';
 import type { Credentials } from './auth.js';
@@ -12,6 +14,19 @@ import { ManifestContent } from './content.js';
 import { ManifestSource, type MirrorParts } from './manifests.js';
 import { RepoRecords } from './records.js';
 import { MirrorUpstream } from './upstream.js';
+
+/** One request to a mirrored registry, as the route handlers take it. */
+export interface MirrorCall {
+  mirror: Mirror;
+  /** The repository at the upstream (`library/` added for Docker Hub). */
+  repo: string;
+  /** The tag or digest of the path. */
+  reference: string;
+  query: URLSearchParams;
+  req: Req;
+  res: ResLike;
+  rec: RequestRecord;
+}
 
 export interface MirrorDeps {
   store: BlobStore;

@@ -4,24 +4,15 @@
 // such manifest) stays a 404, so that clients fall back to the referrers tag schema.
 import { RegistryError } from '../errors/registry.js';
 import { relayedError } from '../upstream/response.js';
-import type { RequestRecord } from '../server/context.js';
-import { header, type Req, type ResLike } from '../server/http-types.js';
+import { header } from '../server/http-types.js';
 import { API_VERSION } from '../server/respond.js';
 import { parseDigest } from '../store/digest.js';
 import { discardBody } from '../upstream/chain.js';
 import { readManifestBody } from './content.js';
 import { OCI_INDEX } from './media.js';
-import type { Mirror } from './mirror.js';
+import type { Mirror, MirrorCall } from './mirror.js';
 
-export async function serveReferrers(
-  mirror: Mirror,
-  repo: string,
-  reference: string,
-  query: URLSearchParams,
-  req: Req,
-  res: ResLike,
-  rec: RequestRecord,
-): Promise<void> {
+export async function serveReferrers({ mirror, repo, reference, query, req, res, rec }: MirrorCall): Promise<void> {
   const digest = parseDigest(reference);
   rec.digest = digest.value;
   const artifactType = query.get('artifactType');

@@ -6,19 +6,16 @@
 // a mirror whose upstream does not answer has a record of.
 import type { Logger } from 'pino';
 import { parseDigest } from '../store/digest.js';
-import type { Mirror } from './mirror.js';
 import { rm } from 'node:fs/promises';
+import { Periodic } from '../store/periodic.js';
+import type { Mirror } from './mirror.js';
 
 const TEN_MINUTES = 10 * 60_000;
-/** One probe answer serves a sweep and the evictor's question right after it. */
-const PROBE_REUSE_MS = 5_000;
 
 export class Retention {
   readonly #mirrors: readonly Mirror[];
   readonly #log: Logger;
-  readonly #probes = new Map<Mirror, { at: number; ok: Promise<boolean> }>();
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
+  readonly #periodic = new Periodic(() => this.#sweep());
 
   constructor(mirrors: readonly Mirror[], log: Logger) {
     this.#mirrors = mirrors;
@@ -34,26 +31,16 @@ export class Retention {
 
   start(): void {
     const period = this.periodMs;
-    if (period === null) return;
-    const tick = (): void => {
-      void this.sweep().finally(() => {
-        if (this.#timer !== null) this.#timer = setTimeout(tick, period).unref();
-      });
-    };
-    this.#timer = setTimeout(tick, period).unref();
+    if (period !== null) this.#periodic.start(period);
   }
 
   stop(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#periodic.stop();
   }
 
   /** One pass over every mirror's records; concurrent callers share it. */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep().finally(() => {
-      this.#running = null;
-    });
-    return this.#running;
+    return this.#periodic.run();
   }
 
   /**
@@ -104,13 +91,12 @@ export class Retention {
     }
   }
 
+  /**
+   * Asked afresh each time (once per mirror and sweep): an answer kept even for seconds
+   * could let content expire just after its upstream went away.
+   */
   #reachable(m: Mirror): Promise<boolean> {
-    const now = m.now();
-    const last = this.#probes.get(m);
-    if (last !== undefined && now - last.at < PROBE_REUSE_MS) return last.ok;
-    const ok = m.upstream.reachable();
-    this.#probes.set(m, { at: now, ok });
-    return ok;
+    return m.upstream.reachable();
   }
 }
 

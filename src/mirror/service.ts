@@ -122,19 +122,16 @@ export class MirrorService {
         message: 'request loop detected: this mirror already forwarded this request',
       });
     }
+    const call = { mirror, repo, reference: target.reference, query, req, res, rec };
     switch (target.route) {
       case 'manifests':
-        return serveManifest(mirror, repo, target.reference, req, res, rec);
+        return serveManifest(call);
       case 'referrers':
-        return serveReferrers(mirror, repo, target.reference, query, req, res, rec);
+        return serveReferrers(call);
       case 'blobs':
         return serveMirrorBlob(
-          { mirror, store: this.#deps.store, inflight: this.#deps.inflight, started: this.#started },
-          repo,
-          target.reference,
-          req,
-          res,
-          rec,
+          { store: this.#deps.store, inflight: this.#deps.inflight, started: this.#started },
+          call,
         );
     }
   }

@@ -7,6 +7,7 @@ import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobEntry, BlobStore } from './blob-store.js';
 import { errnoCode } from '../errors/inspect.js';
+import { Periodic } from './periodic.js';
 
 export type EvictionReason = 'expired' | 'size';
 
@@ -37,8 +38,7 @@ export class Evictor {
   readonly #opts: EvictorOptions;
   readonly #now: () => number;
   readonly #trashDir: string;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
+  readonly #periodic = new Periodic(() => this.#sweep());
 
   constructor(store: BlobStore, opts: EvictorOptions) {
     this.#store = store;
@@ -54,25 +54,16 @@ export class Evictor {
 
   start(): void {
     if (this.#opts.ttlMs === null && this.#opts.maxSize === null) return;
-    const tick = (): void => {
-      void this.sweep().finally(() => {
-        if (this.#timer !== null) this.#timer = setTimeout(tick, this.periodMs).unref();
-      });
-    };
-    this.#timer = setTimeout(tick, this.periodMs).unref();
+    this.#periodic.start(this.periodMs);
   }
 
   stop(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#periodic.stop();
   }
 
   /** Runs one sweep (expiry, size, trash); concurrent callers share it. */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep().finally(() => {
-      this.#running = null;
-    });
-    return this.#running;
+    return this.#periodic.run();
   }
 
   /** Called after a publish: evicts only when over the cap, so the hot path stays cheap. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { createOciImage, type OciImage } from '../../testkit/image.js';
 import { badBlobs, readLayoutImage } from '../../testkit/oci-layout.js';
-import { caCertDir, runTool } from '../../testkit/tools.js';
+import { caCertDir, podmanIn, runTool } from '../../testkit/tools.js';
 import { startContainerd } from '../helpers/containerd.js';
 import { MIRROR_USER, requestLines, startMirrorStack, upstreamBlobGets, type MirrorStack } from '../helpers/mirror.js';
 import { requireTool } from './e2e-stack.js';
@@ -85,23 +85,7 @@ test('podman: a registries.conf mirror; digests match, blobs fetched once', asyn
   const conf = await registriesConf(s);
   const certDir = await caCertDir(s.ca.certPath, join(s.dir, 'certs.d', `localhost:${s.cache.port}`));
   const env = { CONTAINERS_REGISTRIES_CONF: conf };
-  const podman = (store: string, ...args: string[]) =>
-    runTool(
-      'podman',
-      [
-        '--storage-driver',
-        'vfs',
-        '--root',
-        join(s.dir, store, 'root'),
-        '--runroot',
-        join(s.dir, store, 'run'),
-        '--tmpdir',
-        join(s.dir, store, 'tmp'),
-        ...args,
-      ],
-      120_000,
-      env,
-    );
+  const podman = podmanIn(s.dir, env);
   t.after(async () => {
     for (const store of ['a', 'b']) await podman(store, 'system', 'reset', '--force');
   });

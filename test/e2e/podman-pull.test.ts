@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { createOciImage } from '../../testkit/image.js';
-import { runTool } from '../../testkit/tools.js';
+import { podmanIn } from '../../testkit/tools.js';
 import { waitFor } from '../helpers/deadline.js';
 import { fillsPublished, originGets, outcomes, requireTool, startE2eStack } from './e2e-stack.js';
 
@@ -32,22 +32,7 @@ test('podman pulls every blob through the cache, then from the cache alone', asy
   await s.mock.putOciLayout(img.dir, REPO, 'v1');
   const blobs = [img.configDigest, ...img.layerDigests];
   const ref = `localhost:${s.mock.port}/${REPO}:v1`;
-  const podman = (store: string, ...args: string[]) =>
-    runTool(
-      'podman',
-      [
-        '--storage-driver',
-        'vfs',
-        '--root',
-        join(s.dir, store, 'root'),
-        '--runroot',
-        join(s.dir, store, 'run'),
-        '--tmpdir',
-        join(s.dir, store, 'tmp'),
-        ...args,
-      ],
-      120_000,
-    );
+  const podman = podmanIn(s.dir);
   // Let podman take down what it made under --root/--runroot, then remove the lot: the
   // stack's own removal of s.dir ran before this hook (after hooks run in order).
   t.after(async () => {

@@ -96,7 +96,7 @@ test('ttl never deletes the last copy while the upstream is unreachable; once it
         username: MIRROR_USER.user,
         password: MIRROR_USER.password,
         default: true,
-        ttl: '1s',
+        ttl: '2s',
         tagttl: '0s',
       },
     ],
