@@ -72,6 +72,11 @@ test('20 clients pulling one cold image at once: one upstream GET per blob, one 
   const pulls = await Promise.all(Array.from({ length: 20 }, () => pullImage(s, 'team/app', 'v1')));
   for (const p of pulls) assert.deepEqual(p.statuses, [200, 200, 200, 200, 200]);
   assert.deepEqual(upstreamBlobGets(s, allBlobs(img)), [1, 1, 1, 1], 'one upstream GET per blob');
+  assert.deepEqual(
+    s.upstreamLog(/\/blobs\//).filter((e) => e.method === 'HEAD'),
+    [],
+    'joining its own download needs no confirmation',
+  );
   const manifests = s.upstreamLog(/\/manifests\//).filter((e) => e.status !== 401);
   assert.deepEqual(
     manifests.map((e) => e.method),
