@@ -40,6 +40,7 @@ export async function startFakeRegistry(
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
         server.close(() => r());
+        server.closeAllConnections();
       }),
   );
   return { url: `https://localhost:${(server.address() as AddressInfo).port}`, seen };

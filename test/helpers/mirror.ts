@@ -78,7 +78,19 @@ export function mirrorsYaml(entries: MirrorEntry[], upstreamUrl: string, caPath:
 
 export async function startMirrorStack(t: TestContext, o: MirrorStackOptions = {}): Promise<MirrorStack> {
   const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-mirror-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  try {
+    const stack = await startIn(t, dir, o);
+    // After hooks run in the order they were added: the files go once the servers stopped.
+    // A fill the closed cache abandoned may still publish for a moment: retry ENOTEMPTY.
+    t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
+    return stack;
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startIn(t: TestContext, dir: string, o: MirrorStackOptions): Promise<MirrorStack> {
   const ca = o.ca ?? (await createTestCa('dtr-cache mirror test CA', await mkdtemp(join(dir, 'pki-'))));
   const upstream = await startDtrMock({
     ...o.upstream,
@@ -102,7 +114,7 @@ export async function startMirrorStack(t: TestContext, o: MirrorStackOptions = {
     extraTop: `${mirrors.length === 0 ? '' : mirrorsYaml(mirrors, upstream.url, ca.certPath)}${o.extraTop ?? ''}`,
   });
   const agent = agentFor(ca.cert, false);
-  t.after(() => agent.close());
+  t.after(() => agent.destroy());
   return {
     dir,
     ca,

@@ -118,6 +118,7 @@ test('HEAD of a blob not stored asks the upstream with a HEAD and downloads noth
   const ranged = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { range: 'bytes=100-' } });
   assert.equal(ranged.status, 206, 'a Range request on a miss is served from the fill');
   assert.equal(ranged.body.length, (img.sizes[0] ?? 0) - 100);
+  await waitPublished(s.cache, [layer]);
 });
 
 test('a redirect to another host (a CDN) is followed without the credentials', async (t) => {
