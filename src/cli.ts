@@ -5,14 +5,17 @@
 // deployment files launch the CLI with the flags named on this line.
 // dtr-cache serve|check-config|scrub|register --config FILE
 // Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad configuration.
+// Each command imports what it runs when it runs: a node's supervisor then loads none of
+// the serving code (~40 MiB less RSS than a serving process).
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { resolveProcesses } from './cluster/budget.js';
 import { isConfigError } from './config/errors.js';
-import { loadConfigFile, type LoadResult } from './config/load.js';
+import type { Config } from './config/types.js';
+import type { LoadResult } from './config/load.js';
 import { createLogger } from './log/log.js';
-import { startCache } from './main.js';
-import { readCredentials, register, RegisterError } from './commands/register/register.js';
-import { loadUpstreamTrust } from './upstream/trust.js';
-import { scrub } from './commands/scrub.js';
+import { stopOnce } from './stop-once.js';
+import { messageOf } from './errors/inspect.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
 
@@ -35,6 +38,8 @@ async function loadOrExit(path: string | undefined): Promise<LoadResult> {
     process.exit(2);
   }
   try {
+    // Lazily: a serving process gets its configuration from the supervisor, and no YAML parser.
+    const { loadConfigFile } = await import('./config/load.js');
     return await loadConfigFile(path, process.env);
   } catch (err) {
     if (isConfigError(err)) {
@@ -46,6 +51,8 @@ async function loadOrExit(path: string | undefined): Promise<LoadResult> {
 }
 
 async function serve(configPath: string | undefined): Promise<void> {
+  // A serving process of a node: the supervisor sends it the configuration.
+  if (cluster.isWorker) return (await import('./cluster/member.js')).runMember();
   const { config, warnings } = await loadOrExit(configPath);
   const log = createLogger(config.log);
   for (const w of warnings) log.warn(w);
@@ -53,32 +60,46 @@ async function serve(configPath: string | undefined): Promise<void> {
     log.warn(
       'storage.delete.enabled is false: this cache never deletes blobs (no blobttl expiry, no maxsize eviction)',
     );
+  const processes = resolveProcesses(config);
+  return processes === 1 ? serveOneProcess(config, log) : superviseProcesses(config, log, processes);
+}
+
+/** http.processes: 1 — this process serves. */
+async function serveOneProcess(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+  const { startCache } = await import('./main.js');
   const cache = await startCache(config, { log });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    cache.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'stop failed');
-        process.exit(1);
-      },
-    );
-  };
+  onSignals(log, {
+    stop: () => cache.close().then(() => 0),
+    reload: () =>
+      cache.reload().then(
+        (r) => log.info(r, 'reloaded TLS certificate and key set'),
+        (err: unknown) => log.error({ err }, 'reload refused; keeping the current certificate and keys'),
+      ),
+  });
+}
+
+/** http.processes > 1 — this process supervises that many serving processes. */
+async function superviseProcesses(
+  config: Config,
+  log: ReturnType<typeof createLogger>,
+  processes: number,
+): Promise<void> {
+  const { Supervisor } = await import('./cluster/supervisor.js');
+  const supervisor = new Supervisor(config, log, processes);
+  // Signals are taken before the processes start, so a stop during the start is not lost.
+  onSignals(log, { stop: () => supervisor.stop(), reload: () => supervisor.reload() });
+  await supervisor.start();
+}
+
+/** SIGTERM/SIGINT stop (drain, then exit with the code `stop` resolves); SIGHUP reloads. */
+function onSignals(
+  log: ReturnType<typeof createLogger>,
+  node: { stop(): Promise<number>; reload(): Promise<void> },
+): void {
+  const stop = stopOnce(log, () => node.stop());
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    cache
-      .reload()
-      .catch((err: unknown) =>
-        log.error(
-          { err: err instanceof Error ? err.message : String(err) },
-          'reload refused; keeping the current certificate and keys',
-        ),
-      );
-  });
+  process.on('SIGHUP', () => void node.reload());
 }
 
 function usageError(message: string): never {
@@ -105,6 +126,8 @@ async function registerCache(values: {
     .split(',')
     .map((u) => u.trim())
     .filter((u) => u !== '');
+  const { readCredentials, register, RegisterError } = await import('./commands/register/register.js');
+  const { loadUpstreamTrust } = await import('./upstream/trust.js');
   try {
     const credentials = await readCredentials(process.env, process.stdin);
     const secureContext = await loadUpstreamTrust(config.downstream.cas);
@@ -140,7 +163,7 @@ function parseUsage(argv: string[]) {
       allowPositionals: true,
     });
   } catch (err) {
-    process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.stderr.write(`dtr-cache: ${messageOf(err)}\n${USAGE}`);
     process.exit(2);
   }
 }
@@ -163,6 +186,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'scrub': {
       const { config } = await loadOrExit(values.config);
+      const { scrub } = await import('./commands/scrub.js');
       const report = await scrub(config, {
         dryRun: values['dry-run'] === true,
         say: (line) => process.stdout.write(`${line}\n`),
@@ -178,6 +202,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`dtr-cache: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`dtr-cache: ${messageOf(err)}\n`);
   process.exit(1);
 });

@@ -1,7 +1,6 @@
 // The piscina pool that runs workers/blob-tasks.ts. A spool task lives as long as its
 // fill and mostly awaits messages, so each worker runs many at once
 // (concurrentTasksPerWorker); the queue is bounded and a full queue is a 429.
-import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { RegistryError } from './errors/registry.js';
 import type { HashFileResult, HashFileTask, SpoolResult, SpoolTask } from '../workers/types.js';
@@ -10,7 +9,8 @@ const WORKER_FILE = new URL('../workers/blob-tasks.js', import.meta.url).href;
 
 export interface PoolOptions {
   maxQueue: number;
-  threads?: number;
+  /** Threads (src/cluster/budget.ts: about cores / processes). */
+  threads: number;
 }
 
 export class WorkerPool {
@@ -18,9 +18,7 @@ export class WorkerPool {
   readonly #maxQueue: number;
 
   constructor(opts: PoolOptions) {
-    // One thread per core beyond the main thread's, at least one: tasks are async (many
-    // fills share a thread), and each thread costs ~9 MiB RSS.
-    const threads = opts.threads ?? Math.max(1, Math.min(4, availableParallelism() - 1));
+    const threads = opts.threads;
     this.#maxQueue = opts.maxQueue;
     this.#pool = new Piscina({
       filename: WORKER_FILE,

@@ -1,6 +1,6 @@
 // A cache node as users run it: a config.yml, and `dtr-cache serve` as its own process
 // with the node flags its CLI names. One implementation for tests, the demo and benchmarks.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Leaf } from './pki.js';
 import { startService, type ServiceProcess } from './service-process.js';
@@ -19,6 +19,8 @@ export interface CacheSpec {
   extraOptions?: string;
   /** Extra lines under http: (YAML, indented by 2 spaces). */
   extraHttp?: string;
+  /** Extra lines under http.tls: (YAML, indented by 4 spaces), with `tls`. */
+  extraTls?: string;
   /** Top-level sections after the rest (YAML at column 0): `proxy:` or `mirrors:` for mirror mode. */
   extraTop?: string;
 }
@@ -43,7 +45,7 @@ storage:
     rootdirectory: ${spec.root}
 http:
   addr: 127.0.0.1:0
-${spec.tls ? `  tls:\n    certificate: ${spec.tls.certPath}\n    key: ${spec.tls.keyPath}\n` : ''}${spec.extraHttp ?? ''}
+${spec.tls ? `  tls:\n    certificate: ${spec.tls.certPath}\n    key: ${spec.tls.keyPath}\n${spec.extraTls ?? ''}` : ''}${spec.extraHttp ?? ''}
 ${Array.isArray(spec.upstreams) && spec.upstreams.length === 0 ? (spec.extraTop ?? '') : `${downstreamYaml(spec, ups)}${spec.extraTop ?? ''}`}`;
 }
 
@@ -79,9 +81,45 @@ export async function cliNodeFlags(cli = CACHE_CLI): Promise<string[]> {
   return m ? (m[1] ?? '').trim().split(/\s+/).filter(Boolean) : [];
 }
 
+/**
+ * The node's serving processes (children of the supervisor; none with http.processes 1).
+ * Linux: /proc/<pid>/task/<pid>/children.
+ */
+export async function servingChildren(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/**
+ * kill -9 of a whole node, as systemd does it to a service's cgroup (and then reaps every
+ * process): the serving processes die first, and the supervisor, their parent, reaps them
+ * before it dies too. Killed in the other order, they would outlive it as zombies here,
+ * where nothing reaps orphans, and a zombie's pid still looks alive to a replica that
+ * checks whether a spool's writer runs.
+ */
+async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | null> {
+  const pid = p.child.pid;
+  if (pid === undefined || p.child.exitCode !== null || p.child.signalCode !== null)
+    return p.stop('SIGKILL', timeoutMs);
+  const members = await servingChildren(pid);
+  for (const m of members) process.kill(m, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  for (const m of members) {
+    while (
+      Date.now() < deadline &&
+      (await access(`/proc/${m}`).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await new Promise((r) => setTimeout(r, 10));
+  }
+  return p.stop('SIGKILL', timeoutMs);
+}
+
 /** `dtr-cache serve --config <configPath>`; resolves once it logged "dtr-cache listening". */
 export async function spawnCacheProcess(configPath: string, env: NodeJS.ProcessEnv = {}): Promise<ServiceProcess> {
-  return startService({
+  const p = await startService({
     name: 'dtr-cache',
     command: process.execPath,
     args: [...(await cliNodeFlags()), CACHE_CLI, 'serve', '--config', configPath],
@@ -91,4 +129,5 @@ export async function spawnCacheProcess(configPath: string, env: NodeJS.ProcessE
         ? { port: Number(l['port']), url: `${l['tls'] === true ? 'https' : 'http'}://localhost:${Number(l['port'])}` }
         : undefined,
   });
+  return { ...p, stop: (signal, ms = 30_000) => (signal === 'SIGKILL' ? killNode(p, ms) : p.stop(signal, ms)) };
 }

@@ -1,4 +1,4 @@
-// Verification of the origin's redirect tokens (PROTOCOL.md §2), done locally: no round
+// Verification of the origin's redirect tokens (docs/protocol.md §2), done locally: no round
 // trip to the origin. Every failure is a RegistryError whose message names the check that
 // failed (it is logged) and never contains the token: it is a bearer credential.
 
@@ -22,7 +22,7 @@ export interface VerifiedToken {
   readonly iss: string;
   /** NumericDate seconds. */
   readonly exp: number;
-  /** Forwarded upstream as `Authorization: Bearer` (PROTOCOL.md §3). */
+  /** Forwarded upstream as `Authorization: Bearer` (docs/protocol.md §4). */
   readonly token: string;
 }
 
@@ -33,7 +33,7 @@ export interface TokenVerifierOptions {
   service: string;
   /** downstream.options.issuer: when set, `iss` must equal it. */
   issuer?: string | null | undefined;
-  /** Clock skew tolerated on nbf/exp, in seconds. Default 60 (PROTOCOL.md §2). */
+  /** Clock skew tolerated on nbf/exp, in seconds. Default 60 (docs/protocol.md §2). */
   leewaySec?: number;
   /** Bound on remembered verified tokens. Default 10 000; 0 disables the cache. */
   cacheMaxEntries?: number;
@@ -60,6 +60,13 @@ export type AuthCheck =
 /** Real tokens are under 2 KB; refusing huge ones early bounds the work an attacker can cause. */
 const MAX_TOKEN_LENGTH = 8192;
 const PULL_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+/**
+ * RFC 7515 §7.1 and §2: three base64url segments, unpadded, with no whitespace or other
+ * characters (the signature is empty for alg "none", refused by its own check below). jose's decoder skips whitespace and accepts padding, so without this a
+ * genuine token with a space, tab or newline inside its signature verified, and was then
+ * forwarded upstream as a header value that undici refuses.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Untrusted header values quoted in messages: short, and JSON-escaped. */
 function show(value: unknown): string {
@@ -108,13 +115,14 @@ export class TokenVerifier {
   }
 
   /**
-   * Accepts the request only if every rule of PROTOCOL.md §2 holds; otherwise throws a
+   * Accepts the request only if every rule of docs/protocol.md §2 holds; otherwise throws a
    * RegistryError: 401 UNAUTHORIZED with a Bearer challenge, 403 DENIED for a valid token
    * that does not allow this request, 503 UNAVAILABLE when no keys are loaded.
    */
   async verify(token: string | null, req: BlobRequest): Promise<VerifiedToken> {
     if (token === null || token === '') throw this.#unauthorized('token', 'no token in the request', false);
     if (token.length > MAX_TOKEN_LENGTH) throw this.#unauthorized('token', 'malformed token: too long');
+    if (!COMPACT_JWS.test(token)) throw this.#unauthorized('header', 'malformed token: not a compact JWS');
 
     const id = VerifiedTokenCache.id(token);
     const generation = this.#keySet.generation;

@@ -3,6 +3,7 @@
 // to run beside a live cache: a removed blob is a miss there, fetched again.
 import { rm } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
+import { processBudget } from '../cluster/budget.js';
 import { WorkerPool } from '../pool.js';
 import { BlobStore } from '../store/blob-store.js';
 import { Layout } from '../store/layout.js';
@@ -20,7 +21,7 @@ export async function scrub(
   const layout = new Layout(config.storage.rootDirectory);
   const store = new BlobStore(layout, { ttlMs: null });
   await store.scan();
-  const pool = new WorkerPool({ maxQueue: Number.MAX_SAFE_INTEGER });
+  const pool = new WorkerPool({ maxQueue: Number.MAX_SAFE_INTEGER, threads: processBudget(1).threads });
   const report: ScrubReport = { checked: 0, bad: [], removed: 0 };
   try {
     const entries = [...store.entries()];

@@ -18,6 +18,8 @@ export const DEFAULTS = {
   },
   http: {
     addr: ':5000',
+    // One serving process per available core (os.availableParallelism()); 1 = no supervisor.
+    processes: 'auto',
     draintimeout: '30s',
     debug: { prometheus: { enabled: false, path: '/metrics' } },
     limits: {

@@ -21,6 +21,8 @@ export const ENV_KEYS: readonly string[] = [
   'http.secret',
   'http.tls.certificate',
   'http.tls.key',
+  'http.tls.minimumtls',
+  'http.processes',
   'http.debug.addr',
   'http.debug.prometheus.enabled',
   'http.debug.prometheus.path',

@@ -238,7 +238,10 @@ export function describe(node: Node | null): string {
   if (isSeq(node)) return 'a list';
   if (isScalar(node)) {
     if (typeof node.value === 'string') return JSON.stringify(node.value);
-    return typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);
+    if (node.value instanceof Uint8Array) return `binary data (${node.tag ?? '!!binary'})`;
+    const shown = typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);
+    // Never an empty "found": a tagged empty scalar would read `found , expected …`.
+    return shown === '' ? `an empty ${node.tag ?? 'value'}` : shown;
   }
   return 'an unsupported YAML node';
 }

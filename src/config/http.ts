@@ -7,6 +7,14 @@ import type { Field } from './field.js';
 import type { FileCheck } from './files.js';
 import { ADDR_EXPECTED, parseListenAddr, type ListenAddr } from './net.js';
 import { SIZE_EXPECTED, parseSize } from './size.js';
+import {
+  DEFAULT_CIPHER_SUITES,
+  DEFAULT_MINIMUM_TLS,
+  MINIMUM_TLS,
+  RC4_SUITE_NAMES,
+  canonicalSuiteName,
+  tls12OpenSslNames,
+} from './tls-suites.js';
 import { readBaseUrl, readDuration } from './values.js';
 
 const UNUSED = 'a Docker Registry setting that dtr-cache does not support, ignored';
@@ -15,7 +23,7 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const http = root.child('http');
   // `headers` and `relativeurls` are accepted for compatibility and have no effect on blob pulls.
   http.checkKeys(
-    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits'],
+    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits', 'processes'],
     ['headers', 'relativeurls'],
     {
       http2: UNUSED,
@@ -35,12 +43,15 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
 
   const { host, port } = readAddr(http.child('addr')) ?? mustParseAddr(DEFAULTS.http.addr);
 
+  const tls = readTls(http.child('tls'), checks);
   return {
     host,
     port,
     publicUrl: readBaseUrl(http.child('host')),
     secret: http.child('secret').text('a non-empty string'),
-    tls: readTls(http.child('tls'), checks),
+    tls,
+    tlsPolicy: readTlsPolicy(http.child('tls'), tls !== null),
+    processes: readProcesses(http.child('processes')),
     debug: readDebug(http.child('debug')),
     limits: readLimits(http.child('limits')),
     drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
@@ -48,10 +59,7 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
 }
 
 function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
-  tls.checkKeys(['certificate', 'key', 'clientcas', 'clientauth', 'letsencrypt'], [], {
-    minimumtls: 'not supported by dtr-cache (Node accepts TLS 1.2 and 1.3), ignored',
-    ciphersuites: "not supported by dtr-cache (Node's default suites apply), ignored",
-  });
+  tls.checkKeys(['certificate', 'key', 'clientcas', 'clientauth', 'letsencrypt', 'minimumtls', 'ciphersuites']);
   // Ignoring these would serve without the client authentication or certificate asked for.
   const clientcas = tls.child('clientcas');
   if (clientcas.items().length > 0)
@@ -82,6 +90,52 @@ function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
     { field: keyField, path: key, kind: 'key' },
   );
   return { certificate, key };
+}
+
+const MINIMUM_TLS_EXPECTED = 'tls1.2 or tls1.3 (tls1.0 and tls1.1 are read as tls1.2)';
+const SUITE_EXPECTED = 'a Go cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256';
+
+/** distribution's minimumtls and ciphersuites; see tls-suites.ts for how Go reads them. */
+function readTlsPolicy(tls: Field, enabled: boolean): Config['http']['tlsPolicy'] {
+  const minField = tls.child('minimumtls');
+  const suitesField = tls.child('ciphersuites');
+  const written = minField.text(MINIMUM_TLS_EXPECTED);
+  const minText = written ?? DEFAULT_MINIMUM_TLS;
+  const minVersion = MINIMUM_TLS[minText] ?? minField.fail(MINIMUM_TLS_EXPECTED);
+  if (written === 'tls1.0' || written === 'tls1.1')
+    minField.warn('read as tls1.2: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level');
+  const names = suitesField.items('a list of Go cipher suite names').map((item) => {
+    const text = item.text(SUITE_EXPECTED);
+    const name = text === null ? null : canonicalSuiteName(text);
+    if (name === null) return item.fail(SUITE_EXPECTED);
+    if (RC4_SUITE_NAMES.includes(name)) item.fail('a suite other than RC4 (RFC 7465 prohibits RC4)');
+    return name;
+  });
+  if (!enabled && (minField.present || suitesField.present))
+    (minField.present ? minField : suitesField).warn('has no effect without http.tls.certificate and key');
+  if (minVersion === 'TLSv1.3') {
+    // As distribution: TLS 1.3 suites cannot be configured, so the list means nothing here.
+    if (suitesField.present) suitesField.warn('has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)');
+    return { minVersion, tls12Ciphers: [] };
+  }
+  const tls12Ciphers = tls12OpenSslNames(suitesField.present ? names : DEFAULT_CIPHER_SUITES);
+  if (tls12Ciphers.length === 0)
+    suitesField.fail(
+      'at least one TLS 1.2 suite (TLS 1.3 suites are not configurable), or minimumtls: tls1.3',
+      'TLS 1.3 suites only',
+    );
+  return { minVersion, tls12Ciphers };
+}
+
+const PROCESSES_EXPECTED = 'auto or a whole number of processes from 1 to 1024';
+
+/** Our extension: how many serving processes share the port; `auto` = one per available core. */
+function readProcesses(field: Field): Config['http']['processes'] {
+  const v = field.scalar(PROCESSES_EXPECTED);
+  if (v === null) return DEFAULTS.http.processes;
+  if (v === 'auto') return 'auto';
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1024) return field.fail(PROCESSES_EXPECTED);
+  return v;
 }
 
 function readDebug(debug: Field): Config['http']['debug'] {

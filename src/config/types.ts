@@ -4,7 +4,7 @@ import type { Secret } from './secret.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
-/** One upstream as PROTOCOL.md §3 describes it, normalised from either schema. */
+/** One upstream as docs/protocol.md §4 describes it, normalised from either schema. */
 export interface UpstreamsConfig {
   /** Hosts tried round robin (2.2: upstreamhosts; 2.3+: the plain list). Absolute URLs, no trailing slash. */
   readonly hosts: readonly string[];
@@ -58,6 +58,14 @@ export interface Config {
     readonly publicUrl: string | null;
     readonly secret: string | null;
     readonly tls: { readonly certificate: string; readonly key: string } | null;
+    /** http.tls.minimumtls and http.tls.ciphersuites, resolved (defaults when unset or without TLS). */
+    readonly tlsPolicy: {
+      readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+      /** OpenSSL names of the TLS 1.2 suites allowed, in preference order; empty with TLSv1.3. */
+      readonly tls12Ciphers: readonly string[];
+    };
+    /** Serving processes on the port (our extension): a count, or 'auto' = os.availableParallelism(). */
+    readonly processes: number | 'auto';
     readonly debug: {
       readonly host: string;
       readonly port: number;

@@ -40,6 +40,8 @@ export interface FillDeps {
   log: Logger;
   /** After a blob is published (eviction checks the size cap here). */
   onPublished?: (digest: Digest, size: number) => void;
+  /** A write met a full disk (eviction empties its trash). */
+  onDiskFull?: () => void;
   /** Observers (metrics); `upstreamBytes` runs per chunk, so both must be cheap. */
   hooks?: FillHooks;
   /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
@@ -387,15 +389,27 @@ export class Fill implements FillBytes {
     this.progress.notify();
   }
 
-  /** Wakes readers as bytes arrive: frontier readers send them from memory at once. */
+  /**
+   * Wakes readers as bytes arrive, once per event-loop turn: frontier readers then send
+   * whatever the turn brought from memory at once, and a chunk does not cost every reader a
+   * wake-up of its own.
+   */
   #announcing(sink: ByteSink): ByteSink {
+    let scheduled = false;
+    const announce = (): void => {
+      scheduled = false;
+      this.progress.notify();
+    };
     return {
       write: (chunk) => {
         const more = sink.write(chunk);
         // Streaming through memory: bytes every reader is already past (a Range client waiting
         // further on) go at once, or they would fill the tail and pause the upstream for good.
         if (this.#stream?.inMemoryOnly === true) this.#readerMoved();
-        this.progress.notify();
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(announce);
+        }
         return more;
       },
       onDrain: (resume) => sink.onDrain(resume),
@@ -418,6 +432,7 @@ export class Fill implements FillBytes {
   }
 
   #diskFull(code: string): void {
+    if (DISK_FULL_CODES.has(code)) this.#deps.onDiskFull?.();
     if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
       this.#deps.disk.full = true;
       this.#deps.log.error(

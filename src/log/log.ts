@@ -1,4 +1,4 @@
-// pino, kept off the hot path (DESIGN.md §11): JSON lines through an asynchronous
+// pino, kept off the hot path (docs/architecture.md §9): JSON lines through an asynchronous
 // destination, or, with `log.formatter: text`, pino-pretty on a transport thread, one
 // line per record for people. Tokens are redacted wherever they could appear.
 import { pino, type Logger } from 'pino';
@@ -14,13 +14,24 @@ const REDACT = [
   '*.headers.authorization',
 ];
 
+/**
+ * The largest write the kernel keeps whole on a pipe (PIPE_BUF on Linux): the serving
+ * processes of a node share one stdout, and a line must never be cut by another's.
+ */
+const ATOMIC_WRITE = 4096;
+
 export function createLogger(cfg: Config['log'], dest: number | string = 1): Logger {
-  const options = { level: cfg.level, base: { svc: 'dtr-cache' }, redact: { paths: REDACT, censor: '[redacted]' } };
+  const options = {
+    level: cfg.level,
+    // pid: a node runs several processes that write to the same stdout.
+    base: { svc: 'dtr-cache', pid: process.pid },
+    redact: { paths: REDACT, censor: '[redacted]' },
+  };
   if (cfg.formatter === 'text') {
     const transport = pino.transport({ target: 'pino-pretty', options: textOptions(dest) });
     return pino(options, transport);
   }
-  return pino(options, pino.destination({ dest, sync: false, minLength: 0 }));
+  return pino(options, pino.destination({ dest, sync: false, minLength: 0, maxWrite: ATOMIC_WRITE }));
 }
 
 /**

@@ -1,14 +1,16 @@
-// Prometheus metrics (issue #7), kept off the hot path (DESIGN.md §11): counters are bumped
+// Prometheus metrics, kept off the hot path (docs/architecture.md §9): counters are bumped
 // through label children cached on first use, and everything that is state (stored bytes,
 // fills in flight, queue depth, event-loop delay) is read only when /metrics is scraped,
 // in `collect()`. Each Metrics has its own registry, so several caches in one process
-// (tests) never share or clash.
+// (tests) never share or clash. With several serving processes the supervisor merges
+// every process's registry (src/cluster/node-metrics.ts): counters and histogram buckets
+// add up; each gauge says below how it merges (`aggregator`).
 import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FILL_OUTCOMES, type FillOutcome } from '../fill/outcome.js';
 import { UpstreamWatch } from './upstream-watch.js';
 
-/** State read at scrape time; main.ts wires these to the store, the inflight map and the pool. */
+/** State read at scrape time; main.ts wires these to the store, the inflight map and the pool (collectFrom). */
 export interface MetricSources {
   blobs(): { count: number; bytes: number };
   fills(): { inFlight: number; waiters: number };
@@ -51,9 +53,11 @@ export class Metrics {
   readonly #children = new Map<string, Counter.Internal>();
   readonly #loop: ELDHistogram;
   readonly #upstreams: UpstreamWatch;
+  #sources: MetricSources | null = null;
 
-  constructor(sources: MetricSources) {
+  constructor() {
     const registers = [this.registry];
+    const sources = (): MetricSources | null => this.#sources;
     this.#requests = new Counter({
       name: `${PREFIX}requests_total`,
       help: 'Requests answered, by route, method and the status sent (499: the client left first).',
@@ -125,28 +129,31 @@ export class Metrics {
       registers,
     });
 
+    // Every process indexes the same root: the node's store is the largest index, not their sum.
     new Gauge({
       name: `${PREFIX}stored_bytes`,
       help: 'Bytes of blobs in the store index.',
       registers,
+      aggregator: 'max',
       collect() {
-        this.set(sources.blobs().bytes);
+        this.set(sources()?.blobs().bytes ?? 0);
       },
     });
     new Gauge({
       name: `${PREFIX}stored_blobs`,
       help: 'Blobs in the store index.',
       registers,
+      aggregator: 'max',
       collect() {
-        this.set(sources.blobs().count);
+        this.set(sources()?.blobs().count ?? 0);
       },
     });
     new Gauge({
       name: `${PREFIX}fills_in_flight`,
-      help: 'Fills running now.',
+      help: "Fills running now (with several processes, a process following another one's fill counts too).",
       registers,
       collect() {
-        this.set(sources.fills().inFlight);
+        this.set(sources()?.fills().inFlight ?? 0);
       },
     });
     new Gauge({
@@ -154,7 +161,7 @@ export class Metrics {
       help: 'Clients attached to running fills now.',
       registers,
       collect() {
-        this.set(sources.fills().waiters);
+        this.set(sources()?.fills().waiters ?? 0);
       },
     });
     new Gauge({
@@ -162,7 +169,7 @@ export class Metrics {
       help: 'Worker tasks waiting for a thread (429 past downstream.workerqueue).',
       registers,
       collect() {
-        this.set(sources.workerQueue());
+        this.set(sources()?.workerQueue() ?? 0);
       },
     });
 
@@ -173,20 +180,24 @@ export class Metrics {
     loop.enable();
     this.#loop = loop;
     const seconds = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    // Quantiles cannot be added up: across processes, the worst process's is reported.
     const p99 = new Gauge({
       name: 'nodejs_eventloop_lag_p99_seconds',
-      help: 'Event-loop delay p99 since the previous scrape.',
+      help: 'Event-loop delay p99 since the previous scrape (the worst serving process).',
       registers: [],
+      aggregator: 'max',
     });
     const max = new Gauge({
       name: 'nodejs_eventloop_lag_max_seconds',
       help: 'Largest event-loop delay since the previous scrape.',
       registers: [],
+      aggregator: 'max',
     });
     new Gauge({
       name: 'nodejs_eventloop_lag_p50_seconds',
-      help: 'Event-loop delay p50 since the previous scrape (perf_hooks.monitorEventLoopDelay).',
+      help: 'Event-loop delay p50 since the previous scrape (perf_hooks.monitorEventLoopDelay; the worst serving process).',
       registers,
+      aggregator: 'max',
       collect() {
         this.set(seconds(loop.percentile(50)));
         p99.set(seconds(loop.percentile(99)));
@@ -196,14 +207,7 @@ export class Metrics {
     });
     this.registry.registerMetric(p99);
     this.registry.registerMetric(max);
-    new Gauge({
-      name: 'process_resident_memory_bytes',
-      help: 'Resident memory size in bytes.',
-      registers,
-      collect() {
-        this.set(process.memoryUsage.rss());
-      },
-    });
+    residentMemoryGauge(registers);
 
     const upstreamRequests = new Counter({
       name: `${PREFIX}upstream_requests_total`,
@@ -221,6 +225,16 @@ export class Metrics {
       outcome: (host, outcome) => this.#child(upstreamRequests, 'u', host, outcome).inc(),
       broke: (host) => this.#child(upstreamBreaks, 'b', host).inc(),
     });
+  }
+
+  /** Where the state gauges read from, once it exists (main.ts wires it after the fills). */
+  collectFrom(sources: MetricSources): void {
+    this.#sources = sources;
+  }
+
+  /** This process's metrics as values, for the supervisor to merge (prom-client AggregatorRegistry). */
+  snapshot(): ReturnType<Registry['getMetricsAsJSON']> {
+    return this.registry.getMetricsAsJSON();
   }
 
   /** Counts upstream requests to these hosts (the chain's URLs); see upstream-watch.ts. */
@@ -286,4 +300,16 @@ export class Metrics {
     }
     return child;
   }
+}
+
+/** This process's RSS; across a node's processes the series add up to the node's. */
+export function residentMemoryGauge(registers: Registry[]): Gauge {
+  return new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: "Resident memory size in bytes (summed over the node's processes).",
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
 }

@@ -1,10 +1,11 @@
 // Upstream request outcomes, observed through undici's diagnostics channels
-// (undici lib/core/diagnostics.js; DESIGN.md §11) rather than by code in the upstream
+// (undici lib/core/diagnostics.js; docs/architecture.md §9) rather than by code in the upstream
 // chain: the chain stays free of metrics, and the channels cost nothing without
 // subscribers. The channels are process-wide, so only requests to this cache's upstream
 // origins for blob paths are counted (the key-set fetches to the same hosts are not).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { classifyUpstreamError } from '../errors/upstream.js';
+import { errnoCode } from '../errors/inspect.js';
 
 interface UndiciRequest {
   origin?: unknown;
@@ -77,7 +78,7 @@ export class UpstreamWatch {
     if (host === undefined) return;
     if (!this.#answered.has(request)) {
       this.#observer.outcome(host, classifyUpstreamError(error));
-    } else if ((error as { code?: unknown } | null)?.code !== 'UND_ERR_ABORTED') {
+    } else if (errnoCode(error) !== 'UND_ERR_ABORTED') {
       // UND_ERR_ABORTED is our own discardBody() of a body we do not read.
       this.#observer.broke(host);
     }

@@ -3,6 +3,7 @@
 // http.debug.prometheus.path when enabled. Nothing here touches the request path.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Config } from '../config/types.js';
 import { listenOn } from './listen.js';
 
 export interface DebugRoutes {
@@ -14,7 +15,33 @@ export interface DebugRoutes {
 export interface DebugServer {
   readonly host: string;
   readonly port: number;
+  /** http://host:port */
+  readonly url: string;
   close(): Promise<void>;
+}
+
+/**
+ * The debug server that http.debug asks for (null when http.debug.addr is unset), with
+ * metrics when http.debug.prometheus is enabled. One per node: the single process's, or
+ * the supervisor's for a node of several processes.
+ */
+export async function openDebugServer(
+  cfg: Config['http']['debug'],
+  sources: {
+    health: DebugRoutes['health'];
+    render: (() => Promise<{ contentType: string; body: string }>) | null;
+    log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  },
+): Promise<DebugServer | null> {
+  if (cfg === null) return null;
+  const metrics =
+    cfg.prometheus && sources.render !== null ? { path: cfg.prometheusPath, render: sources.render } : null;
+  const debug = await startDebugServer(cfg.host, cfg.port, { health: sources.health, metrics, log: sources.log });
+  sources.log.info(
+    { addr: debug.host, port: debug.port, metrics: metrics === null ? null : cfg.prometheusPath },
+    'debug server listening',
+  );
+  return debug;
 }
 
 export const HEALTH_PATH = '/debug/health';
@@ -39,6 +66,7 @@ export async function startDebugServer(host: string, port: number, routes: Debug
   const bound = await listenOn(server, host, port);
   return {
     ...bound,
+    url: `http://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,4 +1,4 @@
-// Hostile-client guards that Node's servers do not provide themselves (issue #7): open
+// Hostile-client guards that Node's servers do not provide themselves: open
 // connections per client IP, HTTP/2 rapid-reset floods, and the HTTP/2 header-list size.
 // On Node 26, nghttp2's RST_STREAM rate limit (server.ts sets it from maxresetspersecond)
 // stops a reset flood before its streams reach us, with GOAWAY(INTERNAL_ERROR); the guard
@@ -21,8 +21,14 @@ export function clientIp(socket: Socket): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
+/** Decides, for each new connection, whether it may stay; a refused one is destroyed. */
+export interface ConnectionGate {
+  /** Admits or destroys a new connection; true when admitted (for now, for a node-wide gate). */
+  admit(socket: Socket, hooks: GuardHooks): boolean;
+}
+
 /** Open connections per client IP; a connection over the limit is destroyed at once. */
-export class PerIpLimiter {
+export class PerIpLimiter implements ConnectionGate {
   readonly #max: number;
   readonly #open = new Map<string, number>();
 

@@ -1,5 +1,8 @@
-// Range requests (RFC 9110 §14). Byte ranges only; a header that does not parse is
-// ignored (§14.2: "a server MAY ignore the Range header"), as are absurdly many ranges.
+// Range requests (RFC 9110 §14), parsed by jshttp's range-parser (the parser of express
+// and send). Byte ranges only. A header that does not follow the grammar is ignored
+// (§14.2: "a server MAY ignore the Range header"), as is one with absurdly many ranges;
+// ranges past the end are dropped, and none left is 416.
+import { parse } from 'range-parser';
 
 export interface ByteRange {
   start: number;
@@ -10,30 +13,18 @@ export interface ByteRange {
 export type RangeRequest = { kind: 'full' } | { kind: 'ranges'; ranges: ByteRange[] } | { kind: 'unsatisfiable' };
 
 const MAX_RANGES = 32;
+/** range-parser's code bit for a malformed range-spec (its other bit, 2, is "unsatisfiable"). */
+const MALFORMED = 1;
 
 export function parseRange(header: string | undefined, size: number): RangeRequest {
   if (header === undefined) return { kind: 'full' };
-  const m = /^\s*bytes\s*=\s*(.+)$/i.exec(header);
-  if (!m) return { kind: 'full' };
-  const specs = m[1]!.split(',');
-  if (specs.length > MAX_RANGES) return { kind: 'full' };
-  const ranges: ByteRange[] = [];
-  for (const raw of specs) {
-    const spec = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(raw);
-    if (!spec || (spec[1] === '' && spec[2] === '')) return { kind: 'full' };
-    if (spec[1] === '') {
-      // Suffix range: the last n bytes (§14.1.2).
-      const n = Number(spec[2]);
-      if (n === 0) continue;
-      ranges.push({ start: Math.max(0, size - n), end: size - 1 });
-      continue;
-    }
-    const start = Number(spec[1]);
-    const end = spec[2] === '' ? size - 1 : Math.min(Number(spec[2]), size - 1);
-    if (spec[2] !== '' && Number(spec[2]) < start) return { kind: 'full' };
-    if (start >= size) continue;
-    ranges.push({ start, end });
-  }
-  if (ranges.length === 0) return { kind: 'unsatisfiable' };
-  return { kind: 'ranges', ranges };
+  // OWS around a field value is not part of it (RFC 9110 §5.5); Node strips it on HTTP/1.1 only.
+  const parsed = parse(size, header.replace(/^[ \t]+/, ''));
+  if (parsed.type !== 'bytes' || (parsed.code & MALFORMED) !== 0) return { kind: 'full' };
+  if (parsed.ranges.length > MAX_RANGES) return { kind: 'full' };
+  if (parsed.ranges.length > 0)
+    return { kind: 'ranges', ranges: parsed.ranges.map(({ start, end }) => ({ start, end })) };
+  // A suffix range on an empty blob is satisfiable yet selects nothing (§14.1.1): range-parser
+  // reports it with no ranges and no unsatisfiable bit, and the whole (empty) blob is sent.
+  return parsed.code === 0 ? { kind: 'full' } : { kind: 'unsatisfiable' };
 }

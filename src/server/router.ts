@@ -1,6 +1,6 @@
-// Routes (issue #2): GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
-// GET /.well-known/jwks.json; in mirror mode (issue 15) manifests, blobs and referrers of
-// mirrored registries (src/mirror decides which requests are its); everything else →
+// Routes: GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
+// GET /.well-known/jwks.json; in mirror mode manifests, blobs and referrers of mirrored
+// registries (src/mirror decides which requests are its, docs/mirror.md); everything else →
 // registry error JSON (404, or 405 on a blob path). Names and digests are validated before
 // anything touches disk or upstream.
 import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';

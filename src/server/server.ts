@@ -4,28 +4,45 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.js';
-import { guardRapidReset, headerListSize, PerIpLimiter, clientIp, type GuardHooks } from './guards.js';
+import {
+  guardRapidReset,
+  headerListSize,
+  PerIpLimiter,
+  clientIp,
+  type ConnectionGate,
+  type GuardHooks,
+} from './guards.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
-import type { TlsMaterial } from './tls.js';
+import { secureContextOptions, type TlsMaterial } from './tls.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
 
 export interface CacheServer {
   readonly server: HttpServer | Http2SecureServer;
-  listen(host: string, port: number): Promise<{ port: number; host: string }>;
+  /** `reusePort`: other processes bind the same port, each with its own accept queue. */
+  listen(host: string, port: number, opts?: { reusePort?: boolean }): Promise<{ port: number; host: string }>;
   /** Replaces the certificate for new handshakes (SIGHUP); open connections keep theirs. */
   setTls(tls: TlsMaterial): void;
+  /** Replaces the session ticket keys (rotation; the same keys in every process of a node). */
+  setTicketKeys(keys: Buffer): void;
   /** Stops accepting, sends GOAWAY to HTTP/2 sessions, waits for transfers up to the deadline. */
   close(deadlineMs: number): Promise<void>;
 }
 
-export function createCacheServer(
-  limits: Config['http']['limits'],
-  tls: TlsMaterial | null,
-  handler: Handler,
-  hooks: GuardHooks = {},
-): CacheServer {
+export interface CacheServerOptions {
+  limits: Config['http']['limits'];
+  /** null: plain HTTP/1.1. */
+  tls: { material: TlsMaterial; policy: Config['http']['tlsPolicy']; ticketKeys: Buffer } | null;
+  handler: Handler;
+  hooks?: GuardHooks;
+  /** Admits connections; a per-IP limit of this process alone when not given. */
+  gate?: ConnectionGate;
+}
+
+export function createCacheServer(opts: CacheServerOptions): CacheServer {
+  const { limits, tls, handler } = opts;
+  const hooks = opts.hooks ?? {};
   const onRequest = (req: Req, res: Res): void => {
     // HTTP/1.1 header size is enforced by node:http's parser (431); HTTP/2's is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
@@ -36,14 +53,14 @@ export function createCacheServer(
     }
     void handler(req, res);
   };
-  const perIp = new PerIpLimiter(limits.maxConnectionsPerIp);
+  const gate = opts.gate ?? new PerIpLimiter(limits.maxConnectionsPerIp);
   const sessions = new Set<Http2Session>();
   const sockets = new Set<Socket>();
   let server: HttpServer | Http2SecureServer;
+  let ticketKeys = tls?.ticketKeys ?? Buffer.alloc(0);
   if (tls !== null) {
     const h2 = createSecureServer({
-      cert: tls.cert,
-      key: tls.key,
+      ...secureContextOptions(tls.material, tls.policy, ticketKeys),
       allowHTTP1: true,
       maxSessionMemory: 64,
       // No initialWindowSize: our window only limits what clients send us, and a pull cache
@@ -70,17 +87,23 @@ export function createCacheServer(
   }
   applyHttp1Limits(server, limits);
   server.on('connection', (socket: Socket) => {
-    if (!perIp.admit(socket, hooks)) return;
+    if (!gate.admit(socket, hooks)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
 
   return {
     server,
-    listen: (host, port) => listenOn(server, host, port),
+    listen: (host, port, listenOpts) => listenOn(server, host, port, listenOpts),
     setTls(material) {
-      if (!('setSecureContext' in server)) throw new Error('this server has no TLS');
-      server.setSecureContext({ cert: material.cert, key: material.key });
+      if (tls === null || !('setSecureContext' in server)) throw new Error('this server has no TLS');
+      // The whole context is rebuilt from these options: policy and ticket keys included.
+      server.setSecureContext(secureContextOptions(material, tls.policy, ticketKeys));
+      server.setTicketKeys(ticketKeys);
+    },
+    setTicketKeys(keys) {
+      ticketKeys = keys;
+      if ('setTicketKeys' in server) server.setTicketKeys(keys);
     },
     async close(deadlineMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,9 +1,11 @@
-// The server's TLS certificate and key, read from the files http.tls names. Read at start
-// and again on SIGHUP; a pair that does not load is refused before it can replace one that
-// works.
+// The server's TLS: the certificate and key that http.tls names, read at start and again on
+// SIGHUP (a pair that does not load is refused before it can replace one that works), and
+// the protocol policy every secure context is built with.
+import { constants } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
+import { TLS13_OPENSSL } from '../config/tls-suites.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -20,4 +22,27 @@ export async function readTls(config: Config): Promise<TlsMaterial | null> {
   // Throws on a mismatched or unparsable pair.
   createSecureContext({ cert, key });
   return { cert, key };
+}
+
+/**
+ * Options for every secure context of the server: at start and on each SIGHUP, since
+ * setSecureContext() rebuilds the context from what it is given and drops the rest.
+ * The server chooses the suite (honorCipherOrder), AES-128-GCM first as Go does on AES-NI
+ * hardware, but a client that puts ChaCha20 first (no AES hardware) gets ChaCha20
+ * (SSL_OP_PRIORITIZE_CHACHA), as Go's server does too.
+ */
+export function secureContextOptions(
+  material: TlsMaterial,
+  policy: Config['http']['tlsPolicy'],
+  ticketKeys: Buffer,
+): SecureContextOptions & { ticketKeys: Buffer } {
+  return {
+    cert: material.cert,
+    key: material.key,
+    minVersion: policy.minVersion,
+    ciphers: [TLS13_OPENSSL, ...policy.tls12Ciphers].join(':'),
+    honorCipherOrder: true,
+    secureOptions: constants.SSL_OP_PRIORITIZE_CHACHA,
+    ticketKeys,
+  };
 }

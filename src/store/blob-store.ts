@@ -9,8 +9,8 @@ import { SmallBlobCache } from './small-blobs.js';
 
 /** Blobs up to this size are kept in memory once read (configs, small layers)… */
 const SMALL_BLOB = 64 << 10;
-/** …up to this many bytes in all. */
-const SMALL_BLOBS_TOTAL = 32 << 20;
+/** …up to this many bytes in all, for the whole node (a node of N processes gives each 1/N). */
+export const SMALL_BLOBS_TOTAL = 32 << 20;
 
 export interface BlobEntry {
   readonly digest: Digest;
@@ -27,6 +27,8 @@ export interface BlobStoreOptions {
   /** null = blobs never expire. */
   ttlMs: number | null;
   now?: () => number;
+  /** Memory for small blobs' contents; SMALL_BLOBS_TOTAL when not given. */
+  smallBlobBytes?: number;
 }
 
 export interface OpenBlob {
@@ -39,7 +41,7 @@ export interface OpenBlob {
 export class BlobStore {
   readonly layout: Layout;
   readonly #entries = new Map<string, BlobEntry>();
-  readonly #small = new SmallBlobCache(SMALL_BLOB, SMALL_BLOBS_TOTAL);
+  readonly #small: SmallBlobCache;
   readonly #ttlMs: number | null;
   readonly #now: () => number;
   #bytes = 0;
@@ -48,6 +50,7 @@ export class BlobStore {
     this.layout = layout;
     this.#ttlMs = opts.ttlMs;
     this.#now = opts.now ?? Date.now;
+    this.#small = new SmallBlobCache(SMALL_BLOB, opts.smallBlobBytes ?? SMALL_BLOBS_TOTAL);
   }
 
   get count(): number {

@@ -1,4 +1,4 @@
-// Expiry and eviction (issue #5). blobttl counts from the last pull; a sweep every
+// Expiry and eviction. blobttl counts from the last pull; a sweep every
 // min(blobttl / 2, 10 min) deletes what nobody pulled in time. `maxsize` evicts the least
 // recently pulled blobs down to a low watermark. A blob being read or filled is never
 // evicted. Evicted files are first renamed into a trash directory and deleted after a
@@ -64,6 +64,14 @@ export class Evictor {
   /** Runs one sweep (expiry, size, trash); concurrent callers share it. */
   sweep(): Promise<void> {
     return this.#periodic.run();
+  }
+
+  /**
+   * The disk is full: the trash goes now, whatever its grace period. Space for fills that
+   * are under way matters more than a replica that may still read an evicted file.
+   */
+  diskFull(): void {
+    void this.#emptyTrash(true);
   }
 
   /** Called after a publish: evicts only when over the cap, so the hot path stays cheap. */
@@ -152,7 +160,12 @@ export class Evictor {
     );
   }
 
-  async #emptyTrash(): Promise<void> {
+  /**
+   * Deletes trashed files past their grace period, and, while the store and the trash
+   * together are over `maxsize` (or `all`: the disk is full), the oldest before that:
+   * `maxsize` bounds what the cache keeps on disk, the trash included.
+   */
+  async #emptyTrash(all = false): Promise<void> {
     const grace = this.#opts.trashGraceMs ?? 15 * 60_000;
     let names: string[];
     try {
@@ -160,9 +173,25 @@ export class Evictor {
     } catch {
       return;
     }
-    for (const name of names) {
-      const at = Number(name.slice(name.lastIndexOf('-') + 1));
-      if (Number.isFinite(at) && this.#now() - at > grace) await rm(join(this.#trashDir, name), { force: true });
+    const trashed = names
+      .map((name) => ({ name, at: Number(name.slice(name.lastIndexOf('-') + 1)) }))
+      .filter((t) => Number.isFinite(t.at))
+      .sort((a, b) => a.at - b.at);
+    const max = this.#opts.maxSize;
+    let trashBytes = 0;
+    const sizes = new Map<string, number>();
+    if (max !== null && !all) {
+      for (const t of trashed) {
+        const size = (await stat(join(this.#trashDir, t.name)).catch(() => null))?.size ?? 0;
+        sizes.set(t.name, size);
+        trashBytes += size;
+      }
+    }
+    for (const t of trashed) {
+      const overCap = max !== null && this.#store.bytes + trashBytes > max;
+      if (!all && !overCap && this.#now() - t.at <= grace) continue;
+      await rm(join(this.#trashDir, t.name), { force: true });
+      trashBytes -= sizes.get(t.name) ?? 0;
     }
   }
 }

@@ -1,4 +1,4 @@
-// podman as a second real client (issue #3): pulls through the origin's 307 into its own
+// podman as a second real client: pulls through the origin's 307 into its own
 // storage (vfs driver, private --root/--runroot), then into a second storage from the
 // cache alone. CI installs podman (.ci/run), so under CI=true a missing podman fails this
 // test; elsewhere it skips and says so.

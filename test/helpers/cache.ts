@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startCache, type RunningCache, type StartOptions } from '../../src/main.js';
 import {
+  CACHE_CLI,
   cliNodeFlags,
   configYaml,
   spawnCacheProcess,
@@ -17,7 +18,7 @@ import {
   type CacheSpec,
 } from '../../testkit/cache-process.js';
 
-export { cliNodeFlags, configYaml, type CacheSpec };
+export { CACHE_CLI, cliNodeFlags, configYaml, type CacheSpec };
 
 export interface TestCache extends RunningCache {
   root: string;

@@ -33,7 +33,8 @@ function hpackInt(value: number, prefixBits: number, first: number): Buffer {
   return Buffer.from(out);
 }
 
-function hpackString(s: string): Buffer {
+/** RFC 7541 §5.2 string literal, without Huffman coding. */
+export function hpackString(s: string): Buffer {
   const bytes = Buffer.from(s);
   return Buffer.concat([hpackInt(bytes.length, 7, 0), bytes]);
 }

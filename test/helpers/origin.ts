@@ -139,8 +139,20 @@ export class TestOrigin {
     if (!token) return false;
     try {
       const { payload } = await jwtVerify(token, createLocalJWKSet(this.jwks()), { clockTolerance: 60 });
-      const access = payload['access'] as Array<{ name: string; actions: string[] }>;
-      return payload['digest'] === digest && access.some((a) => a.name === name && a.actions.includes('pull'));
+      // As docs/protocol.md §2 reads it (and the cache does): entries that are not repository grants are skipped.
+      const access: unknown[] = Array.isArray(payload['access']) ? payload['access'] : [];
+      const pulls = (a: unknown): boolean => {
+        const e = a as { type?: unknown; name?: unknown; actions?: unknown } | null;
+        return (
+          typeof e === 'object' &&
+          e !== null &&
+          e.type === 'repository' &&
+          e.name === name &&
+          Array.isArray(e.actions) &&
+          e.actions.includes('pull')
+        );
+      };
+      return payload['digest'] === digest && access.some(pulls);
     } catch {
       return false;
     }

@@ -1,4 +1,4 @@
-// Issue #5: replicas sharing one rootdirectory (NFS in production, one local directory
+// Replicas sharing one rootdirectory (NFS in production, one local directory
 // here). A blob one replica fetched is served by the others; a cold blob hit at two
 // replicas at once is fetched once; a writer killed mid-spool is taken over.
 import { test, type TestContext } from 'node:test';
@@ -8,7 +8,7 @@ import { access, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
-import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js';
+import { spawnCache, writeConfig, type CacheProcess, type CacheSpec } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
@@ -25,7 +25,7 @@ const exists = (p: string) =>
 async function replicas(
   t: TestContext,
   n: number,
-  extraOptions?: string,
+  extra: Pick<CacheSpec, 'extraOptions' | 'extraHttp'> = {},
 ): Promise<{ ca: TestCa; origin: TestOrigin; root: string; nodes: CacheProcess[] }> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
@@ -38,7 +38,7 @@ async function replicas(
       cas: [ca.certPath],
       tls: await ca.issue(`replica${i}`),
       root,
-      ...(extraOptions === undefined ? {} : { extraOptions }),
+      ...extra,
     });
     nodes.push(await spawnCache(t, cfg.path, root));
   }
@@ -115,11 +115,11 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
 });
 
 test('a stalled writer is not taken over while it beats, and is once it stops; the blob is published once, correctly', async (t) => {
-  const { ca, origin, root, nodes } = await replicas(
-    t,
-    2,
-    '          replicas:\n            heartbeat: 200ms\n            stale: 1s\n',
-  );
+  // One serving process per node, so that SIGSTOP pauses the writer itself.
+  const { ca, origin, root, nodes } = await replicas(t, 2, {
+    extraOptions: '          replicas:\n            heartbeat: 200ms\n            stale: 1s\n',
+    extraHttp: '  processes: 1\n',
+  });
   const [a, b] = nodes as [CacheProcess, CacheProcess];
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());

@@ -1,4 +1,4 @@
-// Issue 13: the chaos soak, 30 s of it. Runs `bench/soak/main.js` as `npm run soak` would
+// The chaos soak, 30 s of it. Runs `bench/soak/main.js` as `npm run soak` would
 // (a regional and an edge tier as real processes, the faulty link between them, the DTR mock
 // behind its gate, the edge on a small tmpfs when root), and reads its JSON report: every
 // scheduled fault fired, no client ever got a clean answer with wrong bytes, every blob was
@@ -17,10 +17,6 @@ import { within } from '../helpers/deadline.js';
 
 const SOAK = new URL('../../bench/soak/main.js', import.meta.url).pathname;
 const SEED = 13;
-const HOLD_BACK =
-  'a Range ending before the last byte, read from a fill in progress, ends cleanly on bytes not yet verified (issue 13, lead)';
-const DISK_FULL =
-  'ENOSPC while writing a spool owner record answers 500 and leaves files in the spool directory (issue 13 report, lead)';
 
 test('soak, 30 s: every fault fires; no bad body, every blob served afterwards, no spool left', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dtr-soak-test-'));
@@ -82,9 +78,8 @@ test('soak, 30 s: every fault fires; no bad body, every blob served afterwards, 
     }
     assert.notEqual(f.startedAt, null, `${f.kind} ran`);
   }
-  // Each link phase is a few seconds here, and clients stuck behind a hung fill (see the
-  // todos below) may send nothing through the link in one of them: the link's work is
-  // asserted over the run, and shown per kind.
+  // Each link phase is a few seconds here, and one may see no transfer cross the link: the
+  // link's work is asserted over the run, and shown per kind.
   const { cut, stalled, flipped } = report.link;
   t.diagnostic(`link: cut ${cut}, stalled ${stalled}, flipped ${flipped}`);
   assert.ok(cut + stalled + flipped > 0, 'the link spoiled transfers');
@@ -93,16 +88,14 @@ test('soak, 30 s: every fault fires; no bad body, every blob served afterwards, 
   }
   assert.equal(report.crashes.length, 0, `no tier died unasked: ${JSON.stringify(report.crashes)}`);
 
-  // The musts of issue 13. They fail on today's fill path now and then, for reasons the
-  // soak found and the lead's rewrite of it (issue 13, in progress) addresses; until that
-  // lands they run as todo (reported, not failing the suite). Drop the todo with the fix.
-  await t.test('bad bodies = 0', { todo: HOLD_BACK }, () =>
+  // The musts.
+  await t.test('bad bodies = 0', () =>
     assert.equal(report.badBodies, 0, `bad bodies: ${JSON.stringify(report.badBodySamples)}`),
   );
-  await t.test('every blob served right after the faults', { todo: DISK_FULL }, () =>
+  await t.test('every blob served right after the faults', () =>
     assert.equal(report.sweep.served, report.sweep.blobs, JSON.stringify(report.sweep.failures)),
   );
-  await t.test('no spool file left behind', { todo: DISK_FULL }, () => {
+  await t.test('no spool file left behind', () => {
     for (const [name, tier] of Object.entries(report.tiers)) assert.deepEqual(tier.spoolFilesLeft, [], name);
   });
 

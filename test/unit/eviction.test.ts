@@ -1,4 +1,4 @@
-// Issue #5: the Evictor on a real directory: LRU order under maxsize, blobs in use are
+// The Evictor on a real directory: LRU order under maxsize, blobs in use are
 // never evicted, a pull by another replica (mtime) is honoured, trash outlives readers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,3 +132,36 @@ test('a reader that opened a blob keeps reading after another replica evicts it'
     'the first replica treats it as a miss',
   );
 });
+
+test('maxsize bounds the disk, trash included; a full disk empties the trash at once', async () => {
+  const { layout, store } = await setup(['a', 'b', 'c', 'd', 'e'], 100_000);
+  const trash = join(layout.spoolDir, '..', 'trash');
+  // Evicted files wait out a long grace for readers elsewhere, unless store + trash would pass maxsize.
+  const ev = new Evictor(store, { ttlMs: null, maxSize: 350_000, busy: () => false, trashGraceMs: 3_600_000 });
+  await ev.sweep();
+  assert.equal(store.bytes, 300_000);
+  assert.deepEqual(await readdir(trash), [], 'store 300 kB + trash 200 kB > 350 kB: the trash went');
+  // Trash within the cap keeps its grace: 10 × 100 kB, maxsize 950 kB → the store goes to
+  // 800 kB; of the 200 kB of trash, the oldest 100 kB goes to bring the total under 950 kB.
+  const roomy = await setup(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'], 100_000);
+  const ev2 = new Evictor(roomy.store, { ttlMs: null, maxSize: 950_000, busy: () => false, trashGraceMs: 3_600_000 });
+  await ev2.sweep();
+  assert.equal(roomy.store.bytes, 800_000);
+  assert.equal((await readdir(join(roomy.layout.spoolDir, '..', 'trash'))).length, 1);
+  // …and a full disk empties it whatever the grace.
+  const full = await setup(['a', 'b', 'c'], 100_000);
+  // Pulled 100 s ago or more: expired under a 1 s blobttl.
+  const expiring = new BlobStore(full.layout, { ttlMs: 1_000 });
+  await expiring.scan();
+  const ev3 = new Evictor(expiring, { ttlMs: 1_000, busy: () => false, maxSize: null, trashGraceMs: 3_600_000 });
+  await ev3.sweep();
+  const fullTrash = join(full.layout.spoolDir, '..', 'trash');
+  assert.equal((await readdir(fullTrash)).length, 3, 'expired: all three in the trash, within their grace');
+  ev3.diskFull();
+  await waitUntil(async () => (await readdir(fullTrash)).length === 0);
+});
+
+async function waitUntil(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(await check(), 'in time');
+}

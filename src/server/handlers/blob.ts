@@ -41,7 +41,10 @@ export async function handleBlob(
   }
   const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
     rec.outcome = outcome;
-    return sendBlob(res, src, { digest: digest.value, head, rangeHeader: header(req.headers, 'range') });
+    // RFC 9110 §14.2: GET is the only method with range handling; a HEAD ignores Range, as
+    // the HEAD of a miss (an upstream HEAD) always did.
+    const rangeHeader = head ? undefined : header(req.headers, 'range');
+    return sendBlob(res, src, { digest: digest.value, head, rangeHeader });
   };
 
   const entry = await ctx.store.lookup(digest);
@@ -73,7 +76,7 @@ export async function handleBlob(
   }
 }
 
-/** PROTOCOL §4: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
+/** docs/protocol.md §5: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
 async function headFromUpstream(
   ctx: AppContext,
   res: ResLike,

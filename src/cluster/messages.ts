@@ -1,0 +1,89 @@
+// What the supervisor and its serving processes say to each other over the IPC channel
+// (JSON). Requests that want an answer carry an `id` the answer repeats.
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Config } from '../config/types.js';
+import type { HealthReport } from '../metrics/health.js';
+import type { TlsMaterial } from '../server/tls.js';
+import type { ProcessBudget } from './budget.js';
+
+export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>;
+
+/** Supervisor → serving process. */
+export type ToMember =
+  | {
+      t: 'init';
+      /** Slot number, 0..processes-1; a replacement takes its predecessor's. */
+      index: number;
+      processes: number;
+      config: Config;
+      tls: TlsMaterial | null;
+      /** base64 */
+      ticketKeys: string;
+      port: number;
+      budget: ProcessBudget;
+      removedSpools: number;
+      via: string;
+    }
+  | { t: 'reload'; id: number; tls: TlsMaterial | null }
+  | { t: 'ticket-keys'; keys: string }
+  /** The node is over the per-IP limit: close this connection (conn-open's number). */
+  | { t: 'refuse'; conn: number }
+  | { t: 'scrape'; id: number }
+  | { t: 'health'; id: number }
+  | { t: 'drain' }
+  /** Another process published this blob. */
+  | { t: 'published'; digest: string; size: number };
+
+/** Serving process → supervisor. */
+export type FromMember =
+  /** Its message listener is in place: `init` may come. */
+  | { t: 'hello' }
+  | { t: 'listening'; port: number }
+  | { t: 'conn-open'; conn: number; ip: string }
+  | { t: 'conn-close'; conn: number }
+  | { t: 'published'; digest: string; size: number }
+  | { t: 'reloaded'; id: number; keys: number }
+  | { t: 'reload-failed'; id: number; error: string }
+  | { t: 'metrics'; id: number; metrics: MetricsSnapshot | null }
+  | { t: 'health'; id: number; report: HealthReport };
+
+export type Answer = Extract<FromMember, { id: number }>;
+
+const TO_MEMBER = new Set<string>([
+  'init',
+  'reload',
+  'ticket-keys',
+  'refuse',
+  'scrape',
+  'health',
+  'drain',
+  'published',
+]);
+const FROM_MEMBER = new Set<string>([
+  'hello',
+  'listening',
+  'conn-open',
+  'conn-close',
+  'published',
+  'reloaded',
+  'reload-failed',
+  'metrics',
+  'health',
+]);
+
+function tagged(m: unknown, tags: Set<string>): boolean {
+  return typeof m === 'object' && m !== null && 't' in m && typeof m.t === 'string' && tags.has(m.t);
+}
+
+/** Our own processes send these; other IPC traffic (node:cluster's internal messages) is not ours. */
+export function isToMember(m: unknown): m is ToMember {
+  return tagged(m, TO_MEMBER);
+}
+
+export function isFromMember(m: unknown): m is FromMember {
+  return tagged(m, FROM_MEMBER);
+}
+
+export function isAnswer(m: FromMember): m is Answer {
+  return 'id' in m;
+}

@@ -1,0 +1,89 @@
+// The upstream side of a process: the CA trust, the chain of upstream hosts, and the key
+// set that verifies redirect tokens (fetched from the upstreams unless `jwks` says where).
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import { realmFor } from '../auth/challenge.js';
+import { defaultJwksUrl, fileJwksLoader, urlJwksLoader, type JwksHttpGet } from '../auth/jwks-source.js';
+import { KeySet, type JwksLoader, type KeySetOptions } from '../auth/keyset.js';
+import { TokenVerifier } from '../auth/token.js';
+import type { Config } from '../config/types.js';
+import { UpstreamChain } from '../upstream/chain.js';
+import { loadUpstreamTrust } from '../upstream/trust.js';
+
+export interface Upstreams {
+  readonly chain: UpstreamChain;
+  readonly keys: KeySet;
+  readonly verifier: TokenVerifier;
+  close(): Promise<void>;
+}
+
+/** `via`: this node's name in `Via` (via.ts), the same in every process of the node; `keyTimings`: tests shorten them. */
+export async function connectUpstreams(
+  config: Config,
+  log: Logger,
+  via: string,
+  keyTimings: Omit<KeySetOptions, 'log' | 'now'>,
+): Promise<Upstreams> {
+  const secureContext = await loadUpstreamTrust(config.downstream.cas);
+  const t = config.downstream.timeouts;
+  const chain = new UpstreamChain(config.downstream.upstreams, {
+    secureContext,
+    connectTimeoutMs: t.connectMs,
+    headersTimeoutMs: t.headersMs,
+    bodyIdleTimeoutMs: t.bodyIdleMs,
+    viaName: via,
+    log,
+  });
+  const jwksAgent = new Agent({
+    connect: { secureContext, timeout: t.connectMs },
+    headersTimeout: t.headersMs,
+    bodyTimeout: t.bodyIdleMs,
+  });
+  const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...keyTimings, log });
+  // A pure mirror (no downstream upstreams) verifies no redirect tokens: no keys to load,
+  // and the verifier, never asked, names no origin.
+  if (chain.all.length > 0) await keys.start();
+  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? 'https://dtr-mode-off.invalid';
+  const verifier = new TokenVerifier({
+    keySet: keys,
+    realm: realmFor(originBase),
+    service: new URL(originBase).host,
+    issuer: config.downstream.issuer,
+  });
+  return {
+    chain,
+    keys,
+    verifier,
+    async close() {
+      keys.close();
+      await chain.close();
+      await jwksAgent.close();
+    },
+  };
+}
+
+/**
+ * Where trusted keys come from: `jwks` (a file or URL), or else the upstreams' own
+ * /.well-known/jwks.json, first answer wins: a tier with no route to the origin takes the
+ * keys its upstream cache trusts (docs/protocol.md §2).
+ */
+function jwksLoader(config: Config, chain: UpstreamChain, agent: Agent): JwksLoader {
+  const get: JwksHttpGet = async (url) => {
+    const res = await request(url, { dispatcher: agent, headers: { accept: 'application/json' } });
+    return { statusCode: res.statusCode, body: await res.body.text() };
+  };
+  const source = config.downstream.jwks;
+  if (source !== null) return source.startsWith('/') ? fileJwksLoader(source) : urlJwksLoader(source, get);
+  const loaders = chain.all.map((h) => urlJwksLoader(defaultJwksUrl(h.url), get));
+  return async () => {
+    let lastErr: unknown = new Error('no upstream configured');
+    for (const load of loaders) {
+      try {
+        return await load();
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  };
+}
