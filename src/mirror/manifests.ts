@@ -12,6 +12,7 @@ import { gatewayError } from '../errors/upstream.js';
 import { relayedError } from '../upstream/response.js';
 import { parseDigest, type Digest } from '../store/digest.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
+import type { ClaimDir } from './claims.js';
 import { ManifestContent, readManifestBody } from './content.js';
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, UPSTREAM_ACCEPT, mediaTypeOf } from './media.js';
 import { fileKey, type RepoRecords, type TagRecord } from './records.js';
@@ -20,6 +21,8 @@ import type { MirrorUpstream } from './upstream.js';
 
 export interface MirrorParts {
   readonly config: MirrorConfig;
+  /** Collapse across the processes of the node (claims.ts). */
+  readonly claims: ClaimDir;
   readonly upstream: MirrorUpstream;
   readonly records: RepoRecords;
   readonly content: ManifestContent;
@@ -54,19 +57,41 @@ export class ManifestSource {
   }
 
   async byTag(repo: string, tag: string, via: string | undefined): Promise<FoundManifest> {
-    const { records, content, config } = this.#m;
-    const known = await records.tag(repo, tag);
-    const knownDigest = known === null ? null : safeDigest(known.digest);
-    if (known !== null && knownDigest !== null && this.#m.now() - known.checkedAt < config.tagTtlMs) {
-      const bytes = await content.read(knownDigest);
-      if (bytes !== null) {
-        records.touch('tags', repo, tag);
-        return { digest: knownDigest, mediaType: known.mediaType, bytes, outcome: 'hit' };
-      }
-    }
-    const flight = this.#tags.run(`${repo}:${tag}`, () => this.#revalidate(repo, tag, known, via));
+    // Fresh in memory; else perhaps fresh on disk (another process of the node checked it).
+    const asked = this.#m.now();
+    const fresh = (await this.#freshTag(repo, tag, false)) ?? (await this.#freshTag(repo, tag, true));
+    if (fresh !== null) return fresh;
+    const key = `${repo}:${tag}`;
+    const flight = this.#tags.run(key, () =>
+      this.#m.claims.run(
+        `tag ${this.#m.config.registry} ${key}`,
+        async () => this.#revalidate(repo, tag, await this.#m.records.tag(repo, tag, true), via),
+        async () => {
+          // Checked upstream by another process since this request came: its answer is ours.
+          const left = await this.#freshTag(repo, tag, true, asked);
+          return left === null ? null : { ...left, outcome: 'joined' };
+        },
+      ),
+    );
     const found = await flight.promise;
     return flight.joined ? { ...found, outcome: found.outcome === 'stale' ? 'stale' : 'joined' } : found;
+  }
+
+  /**
+   * The tag's manifest when it was checked upstream within tagttl (or at `since` or later)
+   * and its bytes are here.
+   */
+  async #freshTag(repo: string, tag: string, reread: boolean, since?: number): Promise<FoundManifest | null> {
+    const { records, content, config } = this.#m;
+    const known = await records.tag(repo, tag, reread);
+    const digest = known === null ? null : safeDigest(known.digest);
+    if (known === null || digest === null) return null;
+    const fresh = this.#m.now() - known.checkedAt < config.tagTtlMs;
+    if (!fresh && (since === undefined || known.checkedAt < since)) return null;
+    const bytes = await content.read(digest, true);
+    if (bytes === null) return null;
+    records.touch('tags', repo, tag);
+    return { digest, mediaType: known.mediaType, bytes, outcome: 'hit' };
   }
 
   async byDigest(repo: string, digest: Digest, via: string | undefined): Promise<FoundManifest> {
@@ -79,7 +104,21 @@ export class ManifestSource {
         return { digest, mediaType: rec.mediaType, bytes, outcome: 'hit' };
       }
     }
-    const flight = this.#digests.run(`${repo}@${digest.value}`, () => this.#fetchDigest(repo, digest, via));
+    const key = `${repo}@${digest.value}`;
+    const flight = this.#digests.run(key, () =>
+      this.#m.claims.run(
+        `digest ${this.#m.config.registry} ${key}`,
+        () => this.#fetchDigest(repo, digest, via),
+        async () => {
+          // Another process fetched (or confirmed) it: its record and bytes are on disk now.
+          const left = await records.manifest(repo, digest);
+          const bytes = left === null ? null : await content.read(digest, true);
+          return left === null || bytes === null
+            ? null
+            : { digest, mediaType: left.mediaType, bytes, outcome: 'joined' };
+        },
+      ),
+    );
     const found = await flight.promise;
     return flight.joined ? { ...found, outcome: 'joined' } : found;
   }
@@ -109,7 +148,7 @@ export class ManifestSource {
     if (res.statusCode !== 200) throw await relayedError(res);
     const now = header(res, 'docker-content-digest');
     if (now === known.digest) {
-      this.#m.records.checked(repo, tag);
+      await this.#m.records.setTag(repo, tag, known);
       const bytes = await this.#m.content.read(knownDigest, true);
       if (bytes !== null) return { digest: knownDigest, mediaType: known.mediaType, bytes, outcome: 'revalidated' };
     }

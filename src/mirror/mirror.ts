@@ -10,6 +10,7 @@ import type { Req, ResLike } from '../server/http-types.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { loadUpstreamTrust } from '../upstream/trust.js';
 import type { Credentials } from './auth.js';
+import { ClaimDir } from './claims.js';
 import { ManifestContent } from './content.js';
 import { ManifestSource, type MirrorParts } from './manifests.js';
 import { RepoRecords } from './records.js';
@@ -44,6 +45,7 @@ export class Mirror implements MirrorParts {
   readonly upstream: MirrorUpstream;
   readonly records: RepoRecords;
   readonly content: ManifestContent;
+  readonly claims: ClaimDir;
   readonly manifests: ManifestSource;
   readonly log: Logger;
   readonly now: () => number;
@@ -56,6 +58,7 @@ export class Mirror implements MirrorParts {
     const tmp = join(deps.dir, 'tmp');
     this.records = new RepoRecords(join(deps.dir, 'registries', config.registry), tmp, config.ttlMs, this.now);
     this.content = new ManifestContent(deps.store, tmp);
+    this.claims = new ClaimDir(join(deps.dir, 'claims'));
     this.manifests = new ManifestSource(this);
   }
 

@@ -1,6 +1,6 @@
 // What one mirror knows per repository, on disk beside the blob store so that it survives
 // restarts and is shared by every process on the root:
-//   <dir>/<repo>/_tags/<tag>                → {"digest","mediaType","size"}  the tag's manifest
+//   <dir>/<repo>/_tags/<tag>                → {"digest","mediaType","size","checkedAt"}  the tag's manifest
 //   <dir>/<repo>/_manifests/<alg>-<hex>     → {"mediaType","size"}           the upstream has it here
 //   <dir>/<repo>/_blobs/<alg>-<hex>         → (empty)                        the upstream has it here
 // A record is what lets the mirror serve stored bytes to a client of that repository without
@@ -17,6 +17,11 @@ export interface TagRecord {
   readonly digest: string;
   readonly mediaType: string;
   readonly size: number;
+}
+
+/** A tag's record and when the upstream last confirmed it (by any process on the root; 0: never). */
+export interface CheckedTag extends TagRecord {
+  readonly checkedAt: number;
 }
 
 export interface ManifestRecord {
@@ -43,7 +48,7 @@ export class RepoRecords {
   readonly #now: () => number;
   /** How often a pull moves a record's mtime at most (a tenth of ttl, at most a minute). */
   readonly #touchEveryMs: number;
-  readonly #tags = new LRUCache<string, TagRecord & { checkedAt: number; touched: number }>({ max: CACHED });
+  readonly #tags = new LRUCache<string, CheckedTag & { touched: number }>({ max: CACHED });
   readonly #manifests = new LRUCache<string, ManifestRecord & { touched: number }>({ max: CACHED });
   readonly #blobs = new LRUCache<string, { touched: number }>({ max: CACHED });
 
@@ -54,35 +59,31 @@ export class RepoRecords {
     this.#touchEveryMs = ttlMs === null ? 60_000 : Math.min(60_000, ttlMs / 10);
   }
 
-  /** The tag's record and when this process last checked it upstream (0: not since start). */
-  async tag(repo: string, tag: string): Promise<(TagRecord & { checkedAt: number }) | null> {
+  /**
+   * The tag's record, from memory, or from disk with `reread` (another process of the node
+   * may have checked it since).
+   */
+  async tag(repo: string, tag: string, reread = false): Promise<CheckedTag | null> {
     const path = this.#path('tags', repo, tag);
     const hit = this.#tags.get(path);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined && !reread) return hit;
     const rec = parseTag(await readText(path));
-    if (rec === null) return null;
-    const entry = { ...rec, checkedAt: 0, touched: this.#now() };
+    if (rec === null) {
+      this.#tags.delete(path);
+      return null;
+    }
+    const entry = { ...rec, touched: hit?.touched ?? this.#now() };
     this.#tags.set(path, entry);
     return entry;
   }
 
-  /** Records the tag's manifest as checked now; writes the file only when it changed. */
+  /** Records the tag's manifest as checked upstream now (also when unchanged: the check is shared). */
   async setTag(repo: string, tag: string, rec: TagRecord): Promise<void> {
     const path = this.#path('tags', repo, tag);
-    const old = await this.tag(repo, tag);
     const now = this.#now();
-    this.#tags.set(path, { ...rec, checkedAt: now, touched: now });
-    if (old === null || old.digest !== rec.digest || old.mediaType !== rec.mediaType) {
-      await this.#write(path, JSON.stringify(rec));
-    } else {
-      await this.#touchFile(path, now);
-    }
-  }
-
-  /** The upstream confirmed the tag unchanged just now. */
-  checked(repo: string, tag: string): void {
-    const entry = this.#tags.get(this.#path('tags', repo, tag));
-    if (entry !== undefined) entry.checkedAt = this.#now();
+    const checked: CheckedTag = { digest: rec.digest, mediaType: rec.mediaType, size: rec.size, checkedAt: now };
+    this.#tags.set(path, { ...checked, touched: now });
+    await this.#write(path, JSON.stringify(checked));
   }
 
   async dropTag(repo: string, tag: string): Promise<void> {
@@ -192,11 +193,12 @@ async function readText(path: string): Promise<string | null> {
   return readFile(path, 'utf8').catch(() => null);
 }
 
-function parseTag(text: string | null): TagRecord | null {
+function parseTag(text: string | null): CheckedTag | null {
   const v = parseObject(text);
   if (v === null || typeof v['digest'] !== 'string' || typeof v['mediaType'] !== 'string') return null;
   if (typeof v['size'] !== 'number') return null;
-  return { digest: v['digest'], mediaType: v['mediaType'], size: v['size'] };
+  const checkedAt = typeof v['checkedAt'] === 'number' ? v['checkedAt'] : 0;
+  return { digest: v['digest'], mediaType: v['mediaType'], size: v['size'], checkedAt };
 }
 
 function parseManifest(text: string | null): ManifestRecord | null {
