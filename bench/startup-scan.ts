@@ -1,4 +1,4 @@
-// Start-up scan benchmark (issue #5): lays out N blobs in distribution's layout, then
+// Start-up scan benchmark: lays out N blobs in distribution's layout, then
 // times the cache's index rebuild — in-process (BlobStore.scan) and as a real start of the
 // CLI (the `store indexed` log line). Cost must be linear in the blob count.
 //   node dist/bench/startup-scan.js [--blobs 100000] [--json]

@@ -1,4 +1,4 @@
-// A client for the origin's HTTP API as an operator uses it (PROTOCOL.md §6): register
+// A client for the origin's HTTP API as an operator uses it (docs/protocol.md §7): register
 // a content cache and select it in a user's settings, with Basic credentials. Plus the
 // DTR mock's own /_mock/ endpoints (stats, knobs), for the demo and tests.
 import { Agent, request, type Dispatcher } from 'undici';

@@ -1,5 +1,5 @@
 // Authorization of registry (/v2/) requests at the mock origin: registry bearer
-// tokens for clients, redirect tokens (PROTOCOL.md §2, §3 last point) for caches.
+// tokens for clients, redirect tokens (docs/protocol.md §2, §4 last point) for caches.
 import type { IncomingMessage } from 'node:http';
 import { allows, parseBearer } from './auth.js';
 import type { MockContext, RequestState } from './context.js';

@@ -1,7 +1,7 @@
 // Users, Basic credentials and the registry token flow of the mock origin
-// (distribution "Token Authentication Specification"; PROTOCOL.md §1 step 1).
+// (distribution "Token Authentication Specification"; docs/protocol.md §1 step 1).
 // Registry tokens are HS256 with a per-process secret: only the mock reads them,
-// and a cache must never accept them as redirect tokens (PROTOCOL.md §2 rejects HS*).
+// and a cache must never accept them as redirect tokens (docs/protocol.md §2 rejects HS*).
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { jwtVerify, SignJWT } from 'jose';

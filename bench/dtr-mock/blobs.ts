@@ -1,4 +1,4 @@
-// Blob GET/HEAD at the mock origin (PROTOCOL.md §1 step 3, §3, §4): redirect to
+// Blob GET/HEAD at the mock origin (docs/protocol.md §1 step 3, §4, §5): redirect to
 // the user's content cache, or serve the bytes with Range, faults and throttling.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize, principalUser, type Principal } from './access.js';

@@ -1,4 +1,4 @@
-// The origin's content-cache API (PROTOCOL.md §6): registered caches, and each
+// The origin's content-cache API (docs/protocol.md §7): registered caches, and each
 // account's selected cache. Admin Basic credentials for the registry of caches;
 // self or admin for account settings.
 import { randomUUID } from 'node:crypto';

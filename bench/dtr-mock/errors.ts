@@ -1,5 +1,5 @@
 // Registry error answers of the mock origin (distribution spec, "Error Codes";
-// PROTOCOL.md §5): the cache's RegistryError over a wider table, the cache's codes plus
+// docs/protocol.md §6): the cache's RegistryError over a wider table, the cache's codes plus
 // those only a registry that takes pushes answers with, so shared codes cannot drift.
 import type { ServerResponse } from 'node:http';
 import { REGISTRY_ERRORS, RegistryError, type RegistryErrorTable } from '../../src/errors/registry.js';

@@ -1,6 +1,6 @@
 // The DTR mock origin: a small but real registry (push and pull with real
 // clients), DTR's content-cache API, and signed 307 redirects to content caches
-// (PROTOCOL.md). Started in-process by tests, or as a process by main.ts.
+// (docs/protocol.md). Started in-process by tests, or as a process by main.ts.
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { RegistryTokens, UserDb, type UserSpec } from './auth.js';

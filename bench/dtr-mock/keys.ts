@@ -1,4 +1,4 @@
-// Redirect-token keys of the mock origin (PROTOCOL.md §2): the signing key
+// Redirect-token keys of the mock origin (docs/protocol.md §2): the signing key
 // ring, its JWK Set, rotation, and minting and verifying redirect tokens.
 import {
   calculateJwkThumbprint,
@@ -15,7 +15,7 @@ import type { AccessEntry } from './auth.js';
 export type SigningAlg = 'ES256' | 'RS256' | 'EdDSA';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'RS256', 'EdDSA'];
 
-/** PROTOCOL.md §2: at most 20 minutes, 5 by default. */
+/** docs/protocol.md §2: at most 20 minutes, 5 by default. */
 export const DEFAULT_TTL_SEC = 300;
 export const MAX_TTL_SEC = 1200;
 const LEEWAY_SEC = 60;

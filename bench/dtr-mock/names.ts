@@ -1,5 +1,5 @@
 // Validation of the path parts a registry request carries (distribution spec,
-// "Pulling manifests"/"Pulling blobs"; PROTOCOL.md §4). Nothing reaches storage
+// "Pulling manifests"/"Pulling blobs"; docs/protocol.md §5). Nothing reaches storage
 // or the file system before it passed through here.
 import { isRepositoryName } from '../../src/distribution/name.js';
 import { MockError } from './errors.js';

@@ -1,4 +1,4 @@
-// The naive baseline for hits (issue #6, `peer-node-naive`): what a few lines of Node give,
+// The naive baseline for hits (`peer-node-naive`): what a few lines of Node give,
 // `https` + `fs.createReadStream` with its default 64 KiB reads, HTTP/1.1 only.
 //   node dist/bench/peers/node-naive.js --cert PEM --key PEM --dir BLOBDIR [--port N]
 // Serves GET /v2/<name>/blobs/sha256:<hex> from BLOBDIR/<hex>.

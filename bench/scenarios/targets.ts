@@ -1,5 +1,5 @@
-// The issues' targets, computed from the scenario results (issue #6 for the far origin,
-// issues #11 and #12 for the fast origin and the hits against nginx). A missed target is
+// The targets, computed from the scenario results (the far origin's, and the fast origin's
+// and the hits against nginx). A missed target is
 // reported, never fatal. With `--processes 1,auto` every target is evaluated once per
 // setting, against that setting's results and the peers' single run.
 import type { Figure, Processes, ScenarioResult, TargetResult } from './types.js';
@@ -37,7 +37,7 @@ function combine(scenario: string, a: string, b: string, how: 'minus' | 'over') 
   };
 }
 
-/** Issue #6: the far origin (40 ms, 25 MB/s a connection). */
+/** The far origin (40 ms, 25 MB/s a connection). */
 const FAR: TargetDef[] = [
   {
     id: 'cold-stampede.upstream-gets',
@@ -147,7 +147,7 @@ const FAR: TargetDef[] = [
   },
 ];
 
-/** Issue #12: hits against nginx static, same driver for both. */
+/** Hits against nginx static, same driver for both. */
 const HITS_VS_NGINX: TargetDef[] = [
   {
     id: 'hit-large.h1-vs-nginx',
@@ -167,7 +167,7 @@ const HITS_VS_NGINX: TargetDef[] = [
   },
 ];
 
-/** Issue #11: one client, cold blobs from the origin at full speed. Sizes as the run had them. */
+/** One client, cold blobs from the origin at full speed. Sizes as the run had them. */
 function coldSingleFast(results: ScenarioResult[]): TargetDef[] {
   const s = 'cold-single-fast';
   const sizes = String(results.find((x) => x.name === s)?.params['sizes'] ?? '').split(',');
@@ -221,7 +221,7 @@ function coldSingleFast(results: ScenarioResult[]): TargetDef[] {
   ];
 }
 
-/** Issues #11 and #12: the chain and the stampede from the origin at full speed. */
+/** The chain and the stampede from the origin at full speed. */
 const FAST: TargetDef[] = [
   {
     id: 'chain-cold-fast.ratio',

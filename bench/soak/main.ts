@@ -1,4 +1,4 @@
-// `npm run soak [-- options]`: the chaos soak of issue 13. A two-tier chain (regional, edge)
+// `npm run soak [-- options]`: the chaos soak. A two-tier chain (regional, edge)
 // in front of the DTR mock, a faulty link between the tiers, N clients checking every body,
 // and faults on a schedule (schedule.ts). See the README's "Soak" section.
 // Exit status: 0 when every must held; 1 when one failed; 2 on bad usage; 130 on Ctrl-C.

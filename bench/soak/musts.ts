@@ -1,4 +1,4 @@
-// What a soak run must show (issue 13): no bad body ever, every blob served once the
+// What a soak run must show: no bad body ever, every blob served once the
 // faults stop, no spool left behind, flat memory and descriptors, no crash, no hung request,
 // and every scheduled fault really happened (a soak whose faults did not fire proves nothing).
 import type { Must, SoakReport } from './report.js';

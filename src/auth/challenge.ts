@@ -1,5 +1,5 @@
 // The Bearer challenge sent with a 401 (RFC 6750 §3, RFC 9110 §11.6.1). It points the client
-// at the origin's token service (PROTOCOL.md §2), as distribution's token auth does.
+// at the origin's token service (docs/protocol.md §2), as distribution's token auth does.
 
 /** RFC 6750 §3.1 error codes; a cache uses invalid_token for tokens it refused. */
 export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';

@@ -1,7 +1,7 @@
 // Errors of the trusted-key machinery (JWK Set sources and the KeySet).
 // They never reach a client directly: the composition root turns a failed start into
 // an exit, and the TokenVerifier maps lookup failures to registry errors. Callers branch
-// on `code`, never on the message (DESIGN.md, "Errors").
+// on `code`, never on the message (docs/architecture.md §7).
 import { DtrCacheError } from '../errors/base.js';
 
 export type JwksErrorCode =

@@ -1,4 +1,4 @@
-// Where a redirect token travels (PROTOCOL.md §2): `?token=` on the client's redirected
+// Where a redirect token travels (docs/protocol.md §2): `?token=` on the client's redirected
 // request, because clients drop Authorization on a cross-host redirect; `Authorization:
 // Bearer` when a cache forwards the request to its upstream. Caches accept both.
 

@@ -1,6 +1,6 @@
 // Turns a JWK Set document (RFC 7517 §5) into the verification keys the cache trusts.
 // Validation is an allow-list: a key is kept only if it can verify one of the token
-// algorithms PROTOCOL.md §2 accepts. Each kept key is re-built from its public members
+// algorithms docs/protocol.md §2 accepts. Each kept key is re-built from its public members
 // alone, so a private member published by mistake (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`,
 // RFC 7518 §6.2.2/§6.3.2) is never imported, kept, or served again at our JWKS endpoint.
 
@@ -8,7 +8,7 @@ import { importJWK, type CryptoKey } from 'jose';
 import { JwksError } from './errors.js';
 import { messageOf } from '../errors/inspect.js';
 
-/** The JWS algorithms a redirect token may use (PROTOCOL.md §2). */
+/** The JWS algorithms a redirect token may use (docs/protocol.md §2). */
 export const TOKEN_ALGS = ['RS256', 'ES256', 'EdDSA'] as const;
 export type TokenAlg = (typeof TOKEN_ALGS)[number];
 

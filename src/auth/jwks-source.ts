@@ -1,4 +1,4 @@
-// Loaders for KeySet: where the trusted JWK Set comes from (PROTOCOL.md §2, "Trusted keys").
+// Loaders for KeySet: where the trusted JWK Set comes from (docs/protocol.md §3).
 // The HTTP client is injected, so the composition root owns TLS (custom CAs, timeouts) and
 // auth stays free of network code.
 
@@ -57,7 +57,7 @@ export function urlJwksLoader(url: string | URL, request: JwksHttpGet): JwksLoad
 
 /**
  * `<upstreamBase>/.well-known/jwks.json`: where the origin, and every cache, publishes the
- * keys it trusts (PROTOCOL.md §2). The base is an absolute http(s) URL, as config validates.
+ * keys it trusts (docs/protocol.md §2). The base is an absolute http(s) URL, as config validates.
  */
 export function defaultJwksUrl(upstreamBase: string): string {
   const base = new URL(upstreamBase);

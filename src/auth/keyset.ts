@@ -1,5 +1,5 @@
-// The trusted key set: the origin's public signing keys by kid (PROTOCOL.md §2, "Trusted
-// keys"). Loaded at start, refreshed periodically, and once more (rate-limited) when a token
+// The trusted key set: the origin's public signing keys by kid (docs/protocol.md §3).
+// Loaded at start, refreshed periodically, and once more (rate-limited) when a token
 // names a kid we do not know, so the origin can rotate keys without restarting caches.
 // Where the JWK Set comes from (a URL with custom CAs, a file) is the loader's business;
 // this module does no HTTP, TLS or file I/O itself.

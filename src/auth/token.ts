@@ -1,4 +1,4 @@
-// Verification of the origin's redirect tokens (PROTOCOL.md §2), done locally: no round
+// Verification of the origin's redirect tokens (docs/protocol.md §2), done locally: no round
 // trip to the origin. Every failure is a RegistryError whose message names the check that
 // failed (it is logged) and never contains the token: it is a bearer credential.
 
@@ -22,7 +22,7 @@ export interface VerifiedToken {
   readonly iss: string;
   /** NumericDate seconds. */
   readonly exp: number;
-  /** Forwarded upstream as `Authorization: Bearer` (PROTOCOL.md §3). */
+  /** Forwarded upstream as `Authorization: Bearer` (docs/protocol.md §4). */
   readonly token: string;
 }
 
@@ -33,7 +33,7 @@ export interface TokenVerifierOptions {
   service: string;
   /** downstream.options.issuer: when set, `iss` must equal it. */
   issuer?: string | null | undefined;
-  /** Clock skew tolerated on nbf/exp, in seconds. Default 60 (PROTOCOL.md §2). */
+  /** Clock skew tolerated on nbf/exp, in seconds. Default 60 (docs/protocol.md §2). */
   leewaySec?: number;
   /** Bound on remembered verified tokens. Default 10 000; 0 disables the cache. */
   cacheMaxEntries?: number;
@@ -115,7 +115,7 @@ export class TokenVerifier {
   }
 
   /**
-   * Accepts the request only if every rule of PROTOCOL.md §2 holds; otherwise throws a
+   * Accepts the request only if every rule of docs/protocol.md §2 holds; otherwise throws a
    * RegistryError: 401 UNAUTHORIZED with a Bearer challenge, 403 DENIED for a valid token
    * that does not allow this request, 503 UNAVAILABLE when no keys are loaded.
    */

@@ -1,5 +1,5 @@
 // `middleware.registry`: the one entry named `downstream` is DTR's content-cache middleware and
-// carries everything specific to a cache (DTR cache configuration reference; PROTOCOL.md §3).
+// carries everything specific to a cache (DTR cache configuration reference; docs/protocol.md §4).
 import { isAbsolute } from 'node:path';
 import type { Config, UpstreamsConfig } from './types.js';
 import { DEFAULTS } from './defaults.js';
@@ -119,7 +119,7 @@ function readReplicas(field: Field): Config['downstream']['replicas'] {
 }
 
 /**
- * Both schemas of PROTOCOL.md §3. DTR 2.3+: a list of URLs → hosts, no origin. DTR 2.2: one
+ * Both schemas of docs/protocol.md §4. DTR 2.3+: a list of URLs → hosts, no origin. DTR 2.2: one
  * {originhost, upstreamhosts} entry → hosts = upstreamhosts, origin = originhost. A second 2.2
  * entry is an error rather than silently dropped: a cache trusts one origin's tokens, and more
  * caches belong under upstreamhosts.
@@ -161,7 +161,7 @@ function readCas(field: Field, checks: FileCheck[]): string[] {
   });
 }
 
-/** An https:// URL of a JWK Set, or an absolute path to one (air-gapped sites); PROTOCOL.md §2. */
+/** An https:// URL of a JWK Set, or an absolute path to one (air-gapped sites); docs/protocol.md §2. */
 function readJwks(field: Field, checks: FileCheck[]): string | null {
   const expected = 'an https:// URL of a JWK Set, or an absolute path to a JWK Set file';
   const text = field.text(expected);

@@ -1,4 +1,4 @@
-// Config errors. Callers branch on `code`, never on the message (DESIGN.md, style 2).
+// Config errors. Callers branch on `code`, never on the message (docs/architecture.md §7).
 import { DtrCacheError } from '../errors/base.js';
 // The CLI prints `message` (always one line) and exits 2, so the message carries
 // everything an operator needs: which key, where it came from, what was wrong.

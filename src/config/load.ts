@@ -1,5 +1,5 @@
 // Config loading: parse the YAML (keeping node positions), apply REGISTRY_* overrides, validate
-// every key once, and deep-freeze the result (DESIGN.md, style 5). Nothing else builds a Config.
+// every key once, and deep-freeze the result (docs/architecture.md §8). Nothing else builds a Config.
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import type { Config } from './types.js';

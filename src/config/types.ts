@@ -3,7 +3,7 @@
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
-/** One upstream as PROTOCOL.md §3 describes it, normalised from either schema. */
+/** One upstream as docs/protocol.md §4 describes it, normalised from either schema. */
 export interface UpstreamsConfig {
   /** Hosts tried round robin (2.2: upstreamhosts; 2.3+: the plain list). Absolute URLs, no trailing slash. */
   readonly hosts: readonly string[];

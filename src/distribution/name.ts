@@ -1,5 +1,5 @@
 // The repository-name grammar of the distribution spec ("Pulling manifests": `<name>`;
-// PROTOCOL.md §4): path components of lowercase alphanumerics joined by `.`, `_`, `__` or
+// docs/protocol.md §5): path components of lowercase alphanumerics joined by `.`, `_`, `__` or
 // dashes, separated by `/`, at most 255 characters. Every name that later becomes part of
 // an upstream URL or a log field passes through here first, so nothing else needs to escape.
 import { RegistryError } from '../errors/registry.js';

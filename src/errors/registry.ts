@@ -1,4 +1,4 @@
-// The registry error table (distribution spec, "Error Codes"; PROTOCOL.md §5).
+// The registry error table (distribution spec, "Error Codes"; docs/protocol.md §6).
 // One table maps each code to its default HTTP status and message; every error
 // response in the cache is rendered from it, so codes and statuses cannot drift.
 import { DtrCacheError } from './base.js';
@@ -65,7 +65,7 @@ export class RegistryError<C extends string = RegistryCode> extends DtrCacheErro
     this.headers = opts.headers ?? {};
   }
 
-  /** The body of PROTOCOL.md §5: {"errors":[{code,message,detail}]}. */
+  /** The body of docs/protocol.md §6: {"errors":[{code,message,detail}]}. */
   body(): string {
     const item: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
     if (this.detail !== undefined) item.detail = this.detail;

@@ -1,4 +1,4 @@
-// Upstream failures map to gateway statuses in one place (DESIGN.md §4):
+// Upstream failures map to gateway statuses in one place (docs/architecture.md §7):
 // timeout → 504, unreachable → 503, reset or bad status → 502. The undici error stays as `cause`.
 import { errnoCode } from './inspect.js';
 import { RegistryError } from './registry.js';

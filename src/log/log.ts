@@ -1,4 +1,4 @@
-// pino, kept off the hot path (DESIGN.md §11): JSON lines through an asynchronous
+// pino, kept off the hot path (docs/architecture.md §9): JSON lines through an asynchronous
 // destination, or, with `log.formatter: text`, pino-pretty on a transport thread, one
 // line per record for people. Tokens are redacted wherever they could appear.
 import { pino, type Logger } from 'pino';

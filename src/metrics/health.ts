@@ -1,4 +1,4 @@
-// /debug/health (issue #7): can this node serve? It cannot when its store is not writable
+// /debug/health: can this node serve? It cannot when its store is not writable
 // (no fill could be spooled) or when it has no trusted keys (no token could be verified);
 // either answers 503, as does a node that is draining. Upstream results are reported, not
 // judged: a node whose upstreams are down still serves its hits.

@@ -1,4 +1,4 @@
-// Prometheus metrics (issue #7), kept off the hot path (DESIGN.md §11): counters are bumped
+// Prometheus metrics, kept off the hot path (docs/architecture.md §9): counters are bumped
 // through label children cached on first use, and everything that is state (stored bytes,
 // fills in flight, queue depth, event-loop delay) is read only when /metrics is scraped,
 // in `collect()`. Each Metrics has its own registry, so several caches in one process

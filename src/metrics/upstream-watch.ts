@@ -1,5 +1,5 @@
 // Upstream request outcomes, observed through undici's diagnostics channels
-// (undici lib/core/diagnostics.js; DESIGN.md §11) rather than by code in the upstream
+// (undici lib/core/diagnostics.js; docs/architecture.md §9) rather than by code in the upstream
 // chain: the chain stays free of metrics, and the channels cost nothing without
 // subscribers. The channels are process-wide, so only requests to this cache's upstream
 // origins for blob paths are counted (the key-set fetches to the same hosts are not).

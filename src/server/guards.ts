@@ -1,4 +1,4 @@
-// Hostile-client guards that Node's servers do not provide themselves (issue #7): open
+// Hostile-client guards that Node's servers do not provide themselves: open
 // connections per client IP, HTTP/2 rapid-reset floods, and the HTTP/2 header-list size.
 // On Node 26, nghttp2's RST_STREAM rate limit (server.ts sets it from maxresetspersecond)
 // stops a reset flood before its streams reach us, with GOAWAY(INTERNAL_ERROR); the guard

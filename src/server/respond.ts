@@ -1,4 +1,4 @@
-// Response helpers: registry error JSON (PROTOCOL.md §5) and the blob headers of §4.
+// Response helpers: registry error JSON (docs/protocol.md §6) and the blob headers of §5.
 import { RegistryError } from '../errors/registry.js';
 import type { ResLike } from './http-types.js';
 

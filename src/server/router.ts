@@ -1,4 +1,4 @@
-// Routes (issue #2): GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
+// Routes: GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
 // GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
 // blob path). Names and digests are validated before anything touches disk or upstream.
 import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';

@@ -63,7 +63,7 @@ export async function connectUpstreams(
 /**
  * Where trusted keys come from: `jwks` (a file or URL), or else the upstreams' own
  * /.well-known/jwks.json, first answer wins: a tier with no route to the origin takes the
- * keys its upstream cache trusts (PROTOCOL §2).
+ * keys its upstream cache trusts (docs/protocol.md §2).
  */
 function jwksLoader(config: Config, chain: UpstreamChain, agent: Agent): JwksLoader {
   const get: JwksHttpGet = async (url) => {

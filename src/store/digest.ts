@@ -1,4 +1,4 @@
-// Validation of blob digests (distribution spec, "Pulling blobs"; PROTOCOL.md §4).
+// Validation of blob digests (distribution spec, "Pulling blobs"; docs/protocol.md §5).
 // Everything that later becomes a path on disk or an upstream URL passes through here
 // first, so nothing else needs to escape.
 import { RegistryError } from '../errors/registry.js';

@@ -1,4 +1,4 @@
-// Expiry and eviction (issue #5). blobttl counts from the last pull; a sweep every
+// Expiry and eviction. blobttl counts from the last pull; a sweep every
 // min(blobttl / 2, 10 min) deletes what nobody pulled in time. `maxsize` evicts the least
 // recently pulled blobs down to a low watermark. A blob being read or filled is never
 // evicted. Evicted files are first renamed into a trash directory and deleted after a

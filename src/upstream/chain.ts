@@ -1,4 +1,4 @@
-// The upstream chain (PROTOCOL.md §3): round robin over the upstream hosts, the origin
+// The upstream chain (docs/protocol.md §4): round robin over the upstream hosts, the origin
 // as the fallback (2.2 form), failover on refused connections, timeouts and 5xx, and
 // a `Via` header as the loop guard (RFC 9110 §7.6.3). URLs are built only from config
 // and from the already-validated name and digest.
@@ -13,7 +13,7 @@ export interface BlobRequest {
   method: 'GET' | 'HEAD';
   name: string;
   digest: string;
-  /** The redirect token forwarded as `Authorization: Bearer` (PROTOCOL §2). */
+  /** The redirect token forwarded as `Authorization: Bearer` (docs/protocol.md §2). */
   token: string;
   /** Resume point: sends `Range: bytes=<offset>-` when > 0. */
   offset?: number;

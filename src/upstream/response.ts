@@ -30,7 +30,7 @@ export async function expectResumeBody(res: UpstreamResponse, offset: number, si
   throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
 }
 
-/** Turns an upstream 4xx into the same registry error for our client (PROTOCOL §3: passed as is). */
+/** Turns an upstream 4xx into the same registry error for our client (docs/protocol.md §4: passed as is). */
 export async function relayedError(res: UpstreamResponse): Promise<RegistryError> {
   let text = '';
   for await (const chunk of res.body) {

@@ -1,4 +1,4 @@
-// Issue #6: the benchmark harness itself. Runs `bench/run.js --smoke` (the issue's shapes with
+// The benchmark harness itself. Runs `bench/run.js --smoke` (the issue's shapes with
 // tiny sizes and ~1 s loads, peers skipped) and checks the report's schema, that every
 // scenario ran with zero errors, and that no process outlives the run, also on Ctrl-C.
 // No timing is asserted: this machine is shared and noisy.

@@ -1,4 +1,4 @@
-// `npm run demo` end to end (issue #3): the compiled demo as users run it, with the
+// `npm run demo` end to end: the compiled demo as users run it, with the
 // client it picks (skopeo where installed) and with the in-repo client it falls back
 // to. It must exit 0, report two pulls, the second served from the cache, and leave no
 // process or temp dir behind.

@@ -1,4 +1,4 @@
-// podman as a second real client (issue #3): pulls through the origin's 307 into its own
+// podman as a second real client: pulls through the origin's 307 into its own
 // storage (vfs driver, private --root/--runroot), then into a second storage from the
 // cache alone. podman is optional: CI installs only skopeo, so without podman this test
 // skips, in CI too, and says so.

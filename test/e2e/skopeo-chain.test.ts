@@ -1,4 +1,4 @@
-// Issue #4 end to end: the chaining configs of the DTR docs (seed 003: Asia pulls from DTR,
+// End to end: the chaining configs of the DTR docs (seed 003: Asia pulls from DTR,
 // China from the Asia cache, DTR 2.2 form) run unchanged apart from addresses and
 // certificate paths, each tier with its own CA, and skopeo pulls through China → Asia →
 // origin via the origin's redirect. The 2.3+ plain-list form is checked beside it.
@@ -81,7 +81,7 @@ test('skopeo pulls through the seed chain China → Asia → origin, each blob f
     ['/certs/dtr-ca.pem', originCa.certPath],
   ]);
 
-  // The users in China pull from the China cache: register it and select it (PROTOCOL §6).
+  // The users in China pull from the China cache: register it and select it (docs/protocol.md §7).
   const api = new DtrApi(mock.url, originCa.cert);
   t.after(() => api.close());
   await api.registerContentCache(ADMIN, 'region-china', china.url);

@@ -1,6 +1,6 @@
-// skopeo, a real registry client, end to end (issue #3): push a multi-layer image to the
+// skopeo, a real registry client, end to end: push a multi-layer image to the
 // DTR mock, register a cache and select it through the origin's API, pull through the
-// 307 redirect (PROTOCOL.md §1), then pull again from the cache alone; and a user with
+// 307 redirect (docs/protocol.md §1), then pull again from the cache alone; and a user with
 // no pull right gets nothing from either. Both servers on TLS with a fresh test CA.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -148,7 +148,7 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
   });
   const agent = agentFor(s.ca.cert, true);
   t.after(() => agent.close());
-  // PROTOCOL §2 allows 401 or 403 for a token naming another repository; either way no bytes.
+  // docs/protocol.md §2 allows 401 or 403 for a token naming another repository; either way no bytes.
   const cases = [
     ['a token for other/app', wrongRepo, [401, 403]],
     ['a push-only token', noPull, [403]],

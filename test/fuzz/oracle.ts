@@ -1,6 +1,6 @@
 // The properties every answer of the front door must have: a well-formed registry error
-// (PROTOCOL §5, the README's table: code and status agree, no 5xx but the upstream
-// statuses), or a correct blob (PROTOCOL §4: bytes, digest headers, 206/Content-Range,
+// (docs/protocol.md §6, the README's table: code and status agree, no 5xx but the upstream
+// statuses), or a correct blob (docs/protocol.md §5: bytes, digest headers, 206/Content-Range,
 // multipart, 416, 304). Each check throws an AssertionError saying what was wrong.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -61,7 +61,7 @@ function sha256(b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
 }
 
-/** Asserts the exact answer PROTOCOL §4 gives for this blob and these request headers. */
+/** Asserts the exact answer docs/protocol.md §5 gives for this blob and these request headers. */
 export function correctBlob(a: Answer, x: BlobExpectation): void {
   const size = x.bytes.length;
   assert.equal(a.broken, false, `a blob answer (${a.status}) ended by a reset or short`);

@@ -1,4 +1,4 @@
-// What a Range header selects, written from RFC 9110 §14 and PROTOCOL §4, independently of
+// What a Range header selects, written from RFC 9110 §14 and docs/protocol.md §5, independently of
 // src/server/range.ts: the fuzzer's reference. Byte ranges only; a header that does not
 // follow the grammar is ignored (§14.2: the server MAY ignore it), as is one with more
 // than 32 ranges (§14.2 lets a server ignore a set of many small ranges).

@@ -1,9 +1,9 @@
-// What the front door must answer, written from PROTOCOL §2/§4 and the README's routes,
+// What the front door must answer, written from docs/protocol.md §2/§5 and the README's routes,
 // independently of src/server/router.ts: the path is matched raw (never decoded), the
 // name and digest grammars come first, then the method, the Via loop guard, the token.
 import type { RegistryCode } from '../../src/errors/registry.js';
 
-/** PROTOCOL §4, the distribution name grammar, at most 255 characters. */
+/** docs/protocol.md §5, the distribution name grammar, at most 255 characters. */
 const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const DIGEST = /^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
 

@@ -1,8 +1,8 @@
-// Redirect tokens (PROTOCOL §2) minted with the test origin's real keys, then mutated: the
+// Redirect tokens (docs/protocol.md §2) minted with the test origin's real keys, then mutated: the
 // JOSE header (alg, kid, typ, crit), the claims (each one removed, retyped, moved in time),
 // the signature (another key, bit flips, truncation), and the compact encoding (padding,
 // whitespace, extra or missing segments). tokenVerdict says what the cache must answer,
-// from the RFCs and PROTOCOL §2 alone.
+// from the RFCs and docs/protocol.md §2 alone.
 import { webcrypto } from 'node:crypto';
 import fc from 'fast-check';
 import type { CryptoKey } from 'jose';

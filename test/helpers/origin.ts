@@ -139,7 +139,7 @@ export class TestOrigin {
     if (!token) return false;
     try {
       const { payload } = await jwtVerify(token, createLocalJWKSet(this.jwks()), { clockTolerance: 60 });
-      // As PROTOCOL §2 reads it (and the cache does): entries that are not repository grants are skipped.
+      // As docs/protocol.md §2 reads it (and the cache does): entries that are not repository grants are skipped.
       const access: unknown[] = Array.isArray(payload['access']) ? payload['access'] : [];
       const pulls = (a: unknown): boolean => {
         const e = a as { type?: unknown; name?: unknown; actions?: unknown } | null;

@@ -1,4 +1,4 @@
-// Issue #2 / DESIGN.md: HTTP/2 and HTTP/1.1 clients that abort 64 MiB transfers midway,
+// docs/architecture.md §10: HTTP/2 and HTTP/1.1 clients that abort 64 MiB transfers midway,
 // dozens at once, leave the process alive and serving (Node 20's respondWithFile crashed
 // here; we pump from the file instead). The cache runs as its own process so a crash shows.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue #2: after a SIGKILL mid-fill and a restart, no partial blob is served and the
+// After a SIGKILL mid-fill and a restart, no partial blob is served and the
 // spool leftovers are gone. Runs the cache as its own process (dtr-cache serve).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue #2: collapsed misses. One upstream GET however many clients; every client,
+// Collapsed misses. One upstream GET however many clients; every client,
 // whenever it joins, streams bytes as they arrive; leaving does not stop the fill; bad
 // bytes are never published and their clients are reset.
 import { test } from 'node:test';

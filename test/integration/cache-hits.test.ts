@@ -1,4 +1,4 @@
-// Issue #2: hits with every PROTOCOL §4 header, ranges, 304, HEAD over HTTP/1.1 and
+// Hits with every docs/protocol.md §5 header, ranges, 304, HEAD over HTTP/1.1 and
 // HTTP/2; routes; malformed input answered 400 without touching disk or upstream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue #2: memory stays bounded. 50 concurrent cold clients of a 1 GiB blob keep each
+// Memory stays bounded. 50 concurrent cold clients of a 1 GiB blob keep each
 // serving process under 200 MiB RSS (peak, VmHWM), and a node's supervisor (http.processes
 // above 1) under 100 MiB. Plain HTTP between client and cache
 // keeps the test's own CPU cost down; the fill path is the same as with TLS.

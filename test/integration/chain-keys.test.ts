@@ -1,4 +1,4 @@
-// Issue #4: tokens and keys along a chain. A retry uses the newest token among the clients
+// Tokens and keys along a chain. A retry uses the newest token among the clients
 // still waiting; a tier with no route to the origin takes its keys from its upstream
 // cache, rotations included.
 import { test } from 'node:test';

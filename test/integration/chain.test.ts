@@ -1,4 +1,4 @@
-// Issue #4: chained tiers (edge → regional → origin) as real processes, each with its own
+// Chained tiers (edge → regional → origin) as real processes, each with its own
 // CA listed in the next tier's `cas`; failover mid-transfer with a Range resume; loops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

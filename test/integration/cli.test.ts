@@ -1,4 +1,4 @@
-// Issue #2, as a user meets it: `dtr-cache check-config` exits 0 for the DTR doc configs
+// As a user meets it: `dtr-cache check-config` exits 0 for the DTR doc configs
 // (placeholders filled) and 2 for each bad value, naming the key path and line; usage
 // errors exit 2 too.
 import { test } from 'node:test';

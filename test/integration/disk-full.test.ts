@@ -1,4 +1,4 @@
-// Issue #5: a full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
+// A full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
 // than the disk still reach every client complete, nothing partial is published, the
 // error is logged once per episode, and caching resumes by itself when space returns.
 import { test, type TestContext } from 'node:test';

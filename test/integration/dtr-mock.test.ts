@@ -530,7 +530,7 @@ test('registry-client follows the 307 to another host without Authorization', as
   const seen: { authorization: string | undefined; token: string | null; path: string }[] = [];
   const cacheLeaf = await ca.issue('fake-cache');
   // A stand-in cache: records what the client sent, then fetches from the
-  // origin with the redirect token as Bearer (PROTOCOL.md §3).
+  // origin with the redirect token as Bearer (docs/protocol.md §4).
   const cache = createHttpsServer({ cert: cacheLeaf.cert, key: cacheLeaf.key }, (req, res) => {
     const u = new URL(req.url ?? '/', 'https://x');
     seen.push({ authorization: req.headers.authorization, token: u.searchParams.get('token'), path: u.pathname });

@@ -1,4 +1,4 @@
-// Issue #7, hostile clients: each limit is shown containing its attack while a
+// Hostile clients: each limit is shown containing its attack while a
 // well-behaved client, from another address, is served alongside. Attackers connect from
 // their own loopback addresses (127.0.0.x), so the per-IP limit only ever bites them.
 import { test, type TestContext } from 'node:test';

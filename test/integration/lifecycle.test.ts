@@ -1,4 +1,4 @@
-// Issue #7, lifecycle, with the cache as its own process (`dtr-cache serve`):
+// Lifecycle, with the cache as its own process (`dtr-cache serve`):
 // SIGTERM drains (GOAWAY, no new connections, transfers in flight finish, exit 0 within
 // http.draintimeout) and publishes nothing partial; SIGHUP swaps the TLS certificate
 // without dropping connections and refuses a broken one.

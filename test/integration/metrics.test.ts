@@ -1,4 +1,4 @@
-// Issue #7, observability: real requests through a real cache, then a real scrape of the
+// Observability: real requests through a real cache, then a real scrape of the
 // debug server's Prometheus text, asserting concrete values; and /debug/health.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

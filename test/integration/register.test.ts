@@ -1,4 +1,4 @@
-// Issue #7, `dtr-cache register` against the DTR mock over TLS (PROTOCOL.md §6): it
+// `dtr-cache register` against the DTR mock over TLS (docs/protocol.md §7): it
 // registers the cache (host from http.host), selects it for users, says what it did, is
 // idempotent, refuses a name taken by another host, and takes credentials only from the
 // environment or stdin.

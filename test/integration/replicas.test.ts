@@ -1,4 +1,4 @@
-// Issue #5: replicas sharing one rootdirectory (NFS in production, one local directory
+// Replicas sharing one rootdirectory (NFS in production, one local directory
 // here). A blob one replica fetched is served by the others; a cold blob hit at two
 // replicas at once is fetched once; a writer killed mid-spool is taken over.
 import { test, type TestContext } from 'node:test';

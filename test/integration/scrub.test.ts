@@ -1,4 +1,4 @@
-// Issue #5: a corrupted or truncated file in the store is never served as valid; scrub
+// A corrupted or truncated file in the store is never served as valid; scrub
 // finds and removes bad blobs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

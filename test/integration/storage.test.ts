@@ -1,4 +1,4 @@
-// Issue #5 with real processes: blobttl counts from the last pull and survives a restart;
+// Storage with real processes: blobttl counts from the last pull and survives a restart;
 // maxsize evicts least recently pulled; a distribution volume is served warm.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

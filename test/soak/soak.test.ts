@@ -1,4 +1,4 @@
-// Issue 13: the chaos soak, 30 s of it. Runs `bench/soak/main.js` as `npm run soak` would
+// The chaos soak, 30 s of it. Runs `bench/soak/main.js` as `npm run soak` would
 // (a regional and an edge tier as real processes, the faulty link between them, the DTR mock
 // behind its gate, the edge on a small tmpfs when root), and reads its JSON report: every
 // scheduled fault fired, no client ever got a clean answer with wrong bytes, every blob was

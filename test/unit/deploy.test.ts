@@ -1,4 +1,4 @@
-// Issue #7, deployment files (no Docker engine here): the swarm stack, the config it
+// Deployment files (no Docker engine here): the swarm stack, the config it
 // mounts, the Dockerfile and the systemd unit must agree on paths, ports, secrets, the
 // health check, the node flags and the stop timeouts.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The error family: registry table and documentation agree (DESIGN.md style §3), every
+// The error family: registry table and documentation agree (docs/architecture.md §7), every
 // status the cache sends with a registry body is in the table, and every error we throw on
 // purpose has a stable code and keeps its cause.
 import { test } from 'node:test';

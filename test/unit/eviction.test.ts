@@ -1,4 +1,4 @@
-// Issue #5: the Evictor on a real directory: LRU order under maxsize, blobs in use are
+// The Evictor on a real directory: LRU order under maxsize, blobs in use are
 // never evicted, a pull by another replica (mtime) is honoured, trash outlives readers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

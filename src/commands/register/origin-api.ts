@@ -1,4 +1,4 @@
-// A small client of the origin's content-cache API (PROTOCOL.md §6): Basic admin
+// A small client of the origin's content-cache API (docs/protocol.md §7): Basic admin
 // credentials, JSON both ways, and the answers that stop every workflow (unreachable,
 // credentials refused) turned into RegisterErrors here, once.
 import type { SecureContext } from 'node:tls';

@@ -1,5 +1,5 @@
 // `dtr-cache register`: tells the origin about this cache through its content-cache API
-// (PROTOCOL.md §6) and, optionally, selects it for some users. Idempotent: a cache already
+// (docs/protocol.md §7) and, optionally, selects it for some users. Idempotent: a cache already
 // registered under the same name and host is reported, not an error; the same name with
 // another host is refused (the API has no update, and deleting would clear every user's
 // selection).

@@ -76,7 +76,7 @@ export async function handleBlob(
   }
 }
 
-/** PROTOCOL §4: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
+/** docs/protocol.md §5: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
 async function headFromUpstream(
   ctx: AppContext,
   res: ResLike,
