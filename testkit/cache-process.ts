@@ -91,17 +91,15 @@ export async function servingChildren(pid: number): Promise<number[]> {
 }
 
 /**
- * kill -9 of a whole node, as systemd does it to a service's cgroup (and then reaps every
- * process): the serving processes die first, and the supervisor, their parent, reaps them
- * before it dies too. Killed in the other order, they would outlive it as zombies here,
- * where nothing reaps orphans, and a zombie's pid still looks alive to a replica that
- * checks whether a spool's writer runs.
+ * The first half of a kill -9 of a whole node, as systemd does it to a service's cgroup
+ * (and then reaps every process): the serving processes die first, and the supervisor,
+ * their parent and still alive, reaps them; the caller then kills the supervisor. Killed in
+ * the other order, they would outlive it as zombies here, where nothing reaps orphans, and
+ * a zombie's pid still looks alive to a replica that checks whether a spool's writer runs.
+ * (A process the supervisor starts meanwhile to replace them owns no spool.)
  */
-async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | null> {
-  const pid = p.child.pid;
-  if (pid === undefined || p.child.exitCode !== null || p.child.signalCode !== null)
-    return p.stop('SIGKILL', timeoutMs);
-  const members = await servingChildren(pid);
+export async function killServingProcesses(supervisorPid: number, timeoutMs: number): Promise<void> {
+  const members = await servingChildren(supervisorPid);
   for (const m of members) process.kill(m, 'SIGKILL');
   const deadline = Date.now() + timeoutMs;
   for (const m of members) {
@@ -114,6 +112,12 @@ async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | 
     )
       await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | null> {
+  const pid = p.child.pid;
+  if (pid !== undefined && p.child.exitCode === null && p.child.signalCode === null)
+    await killServingProcesses(pid, timeoutMs);
   return p.stop('SIGKILL', timeoutMs);
 }
 
