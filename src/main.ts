@@ -12,6 +12,7 @@ import { Inflight } from './fill/inflight.js';
 import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
 import { Metrics } from './metrics/metrics.js';
+import { MirrorService } from './mirror/service.js';
 import { WorkerPool } from './pool.js';
 import type { AppContext } from './server/context.js';
 import { openDebugServer } from './server/debug-server.js';
@@ -109,7 +110,9 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
-  const evictor = startEvictor(config, store, inflight, metrics, log);
+  const mirror = await MirrorService.start(config, { store, inflight, log });
+  const evictor = startEvictor(config, store, inflight, metrics, log, mirror);
+  mirror?.retention.start();
   if (evictor !== null) {
     published.push(() => evictor.afterPublish());
     diskFull.push(() => evictor.diskFull());
@@ -117,7 +120,16 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   if (member !== null) published.push(member.onPublished);
   metrics?.collectFrom({ blobs: () => store, fills: () => fillStats(inflight), workerQueue: () => pool.queueSize });
 
-  const ctx: AppContext = { store, inflight, chain, verifier, keys, log, ...(metrics === null ? {} : { metrics }) };
+  const ctx: AppContext = {
+    store,
+    inflight,
+    chain,
+    verifier,
+    keys,
+    log,
+    ...(metrics === null ? {} : { metrics }),
+    ...(mirror === null ? {} : { mirror }),
+  };
   const material = member === null ? await readTls(config) : member.tls;
   // A node of one process rotates its own ticket keys; a member gets the node's.
   const tickets = member?.tickets ?? new TicketKeys();
@@ -138,7 +150,12 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     member === null ? 'dtr-cache listening' : 'serving process listening',
   );
 
-  const health = new Health({ probeDir: dirname(store.layout.spoolDir), keys, upstreams: () => chain.all });
+  const health = new Health({
+    probeDir: dirname(store.layout.spoolDir),
+    // A pure mirror verifies no redirect tokens: no key set to judge.
+    keys: chain.all.length > 0 ? keys : null,
+    upstreams: () => [...chain.all, ...(mirror?.mirrors.map((m) => m.upstream.host) ?? [])],
+  });
   const debug =
     member === null
       ? await openDebugServer(config.http.debug, {
@@ -176,6 +193,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         tickets.stop();
         await server.close(config.http.drainTimeoutMs);
         evictor?.stop();
+        await mirror?.close();
         // Fills still running are abandoned: nothing unverified is ever published.
         await upstreams.close();
         await pool.close();
@@ -196,6 +214,7 @@ function startEvictor(
   inflight: Inflight,
   metrics: Metrics | null,
   log: Logger,
+  mirror: MirrorService | null,
 ): Evictor | null {
   if (!config.storage.deleteEnabled) return null;
   const evictor = new Evictor(store, {
@@ -206,6 +225,8 @@ function startEvictor(
     ...(metrics === null
       ? {}
       : { onEvict: (reason: string, entry: { size: number }) => metrics.evicted(reason, entry.size) }),
+    // A mirror's content does not expire while its upstream is unreachable (docs/mirror.md §5).
+    ...(mirror === null ? {} : { protect: () => mirror.retention.protect() }),
   });
   evictor.start();
   return evictor;

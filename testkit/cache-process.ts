@@ -6,7 +6,7 @@ import type { Leaf } from './pki.js';
 import { startService, type ServiceProcess } from './service-process.js';
 
 export interface CacheSpec {
-  /** 2.3+ list form, or the 2.2 form's origin and upstream hosts. */
+  /** 2.3+ list form, or the 2.2 form's origin and upstream hosts; [] writes no downstream entry (a pure mirror). */
   upstreams: string[] | { origin: string; hosts?: string[] };
   cas: string[];
   tls: Leaf | null;
@@ -21,6 +21,8 @@ export interface CacheSpec {
   extraHttp?: string;
   /** Extra lines under http.tls: (YAML, indented by 4 spaces), with `tls`. */
   extraTls?: string;
+  /** Top-level sections after the rest (YAML at column 0): `proxy:` or `mirrors:` for mirror mode. */
+  extraTop?: string;
 }
 
 export function configYaml(spec: CacheSpec & { root: string }): string {
@@ -44,7 +46,11 @@ storage:
 http:
   addr: 127.0.0.1:0
 ${spec.tls ? `  tls:\n    certificate: ${spec.tls.certPath}\n    key: ${spec.tls.keyPath}\n${spec.extraTls ?? ''}` : ''}${spec.extraHttp ?? ''}
-middleware:
+${Array.isArray(spec.upstreams) && spec.upstreams.length === 0 ? (spec.extraTop ?? '') : `${downstreamYaml(spec, ups)}${spec.extraTop ?? ''}`}`;
+}
+
+function downstreamYaml(spec: CacheSpec, ups: string): string {
+  return `middleware:
   registry:
       - name: downstream
         options:
@@ -52,7 +58,8 @@ ${spec.blobttl ? `          blobttl: ${spec.blobttl}\n` : ''}          upstreams
 ${ups}
           cas:
 ${spec.cas.map((c) => `            - ${c}`).join('\n')}
-${spec.extraOptions ?? ''}`;
+${spec.extraOptions ?? ''}
+`;
 }
 
 /** Writes `<dir>/config.yml` (storage under `<dir>/registry` unless `spec.root`). */
@@ -84,17 +91,15 @@ export async function servingChildren(pid: number): Promise<number[]> {
 }
 
 /**
- * kill -9 of a whole node, as systemd does it to a service's cgroup (and then reaps every
- * process): the serving processes die first, and the supervisor, their parent, reaps them
- * before it dies too. Killed in the other order, they would outlive it as zombies here,
- * where nothing reaps orphans, and a zombie's pid still looks alive to a replica that
- * checks whether a spool's writer runs.
+ * The first half of a kill -9 of a whole node, as systemd does it to a service's cgroup
+ * (and then reaps every process): the serving processes die first, and the supervisor,
+ * their parent and still alive, reaps them; the caller then kills the supervisor. Killed in
+ * the other order, they would outlive it as zombies here, where nothing reaps orphans, and
+ * a zombie's pid still looks alive to a replica that checks whether a spool's writer runs.
+ * (A process the supervisor starts meanwhile to replace them owns no spool.)
  */
-async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | null> {
-  const pid = p.child.pid;
-  if (pid === undefined || p.child.exitCode !== null || p.child.signalCode !== null)
-    return p.stop('SIGKILL', timeoutMs);
-  const members = await servingChildren(pid);
+export async function killServingProcesses(supervisorPid: number, timeoutMs: number): Promise<void> {
+  const members = await servingChildren(supervisorPid);
   for (const m of members) process.kill(m, 'SIGKILL');
   const deadline = Date.now() + timeoutMs;
   for (const m of members) {
@@ -107,6 +112,12 @@ async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | 
     )
       await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+async function killNode(p: ServiceProcess, timeoutMs: number): Promise<number | null> {
+  const pid = p.child.pid;
+  if (pid !== undefined && p.child.exitCode === null && p.child.signalCode === null)
+    await killServingProcesses(pid, timeoutMs);
   return p.stop('SIGKILL', timeoutMs);
 }
 

@@ -10,14 +10,19 @@ export interface ToolResult {
   ms: number;
 }
 
-/** Runs `cmd args`; never throws: a missing tool or a timeout is a non-zero code. */
-export function runTool(cmd: string, args: string[], timeoutMs = 120_000): Promise<ToolResult> {
+/** Runs `cmd args` (with `env` added to this process's environment); never throws: a missing tool or a timeout is a non-zero code. */
+export function runTool(
+  cmd: string,
+  args: string[],
+  timeoutMs = 120_000,
+  env: Record<string, string> = {},
+): Promise<ToolResult> {
   const started = performance.now();
   return new Promise((resolve) => {
     execFile(
       cmd,
       args,
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 },
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...env } },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 127;
         const note = err !== null && err.killed ? `\n(killed after ${timeoutMs} ms)` : '';
@@ -39,4 +44,31 @@ export async function caCertDir(caCertPath: string, dir: string): Promise<string
   await mkdir(dir, { recursive: true });
   await copyFile(caCertPath, join(dir, 'ca.crt'));
   return dir;
+}
+
+/**
+ * podman as the tests run it as root (CLIENTS.md): the vfs driver, and each store (`a`, `b`
+ * …) under `dir` with its own --root, --runroot and --tmpdir.
+ */
+export function podmanIn(
+  dir: string,
+  env: Record<string, string> = {},
+): (store: string, ...args: string[]) => Promise<ToolResult> {
+  return (store, ...args) =>
+    runTool(
+      'podman',
+      [
+        '--storage-driver',
+        'vfs',
+        '--root',
+        join(dir, store, 'root'),
+        '--runroot',
+        join(dir, store, 'run'),
+        '--tmpdir',
+        join(dir, store, 'tmp'),
+        ...args,
+      ],
+      120_000,
+      env,
+    );
 }

@@ -45,6 +45,8 @@ export interface LoadSpec extends LoadTarget {
   preconnect?: boolean;
   /** undici: HTTP/2 connections in the pool (1 = every stream on one connection, as browsers and Go do). */
   h2Connections?: number;
+  /** undici only: request headers sent with every request (the manifest `Accept` of a registry client). */
+  headers?: Record<string, string>;
 }
 
 export interface Percentiles {

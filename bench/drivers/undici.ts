@@ -9,14 +9,26 @@ import { readFile } from 'node:fs/promises';
 import { Pool, type Dispatcher } from 'undici';
 import { closedLoop, driverMain, judge, type Fetched, type LoadResult, type LoadSpec } from './protocol.js';
 
-function fetchOne(pool: Dispatcher, path: string, expect: number, timeoutMs: number): Promise<Fetched> {
+function fetchOne(
+  pool: Dispatcher,
+  path: string,
+  expect: number,
+  timeoutMs: number,
+  headers: Record<string, string> | undefined,
+): Promise<Fetched> {
   const started = performance.now();
   return new Promise((resolve) => {
     let status = 0;
     let bytes = 0;
     let ttfb = -1;
     pool.dispatch(
-      { method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+      {
+        method: 'GET',
+        path,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(headers === undefined ? {} : { headers }),
+      },
       {
         // Its presence selects undici's new handler API (onResponse*), which needs no stream per response.
         onRequestStart() {},
@@ -57,7 +69,7 @@ export async function runUndici(spec: LoadSpec): Promise<LoadResult> {
         })
       : new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, connect: { ca } });
   const result = await closedLoop(spec, (_loop, i) =>
-    fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs),
+    fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs, spec.headers),
   );
   await pool.close();
   return result;

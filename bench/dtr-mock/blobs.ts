@@ -58,7 +58,8 @@ export async function handleBlob(
   rq.user = principalUser(principal);
 
   const size = await ctx.storage.statBlob(digest);
-  if (size === undefined) {
+  // With scoped blobs (as distribution links them), a blob of another repository is unknown here.
+  if (size === undefined || (ctx.scopeBlobs && !(await ctx.manifests.holdsBlob(name, digest)))) {
     outcome('failed');
     throw new MockError('BLOB_UNKNOWN', { detail: { digest } });
   }

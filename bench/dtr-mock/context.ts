@@ -18,6 +18,8 @@ export interface Knobs {
   tokens: boolean;
   /** Lifetime of the redirect tokens the origin issues, seconds (≤ 1200). */
   redirectTtlSec: number;
+  /** While set, every manifest GET/HEAD answers this error status (a registry in trouble: 5xx, 429). */
+  manifestStatus: number | null;
 }
 
 export interface UploadSession {
@@ -33,6 +35,10 @@ export interface MockContext {
   baseUrl: string;
   service: string;
   verifyManifestRefs: boolean;
+  /** A blob is served only from a repository it belongs to (pushed there, or in one of its manifests). */
+  scopeBlobs: boolean;
+  /** Serve `GET /v2/<name>/referrers/<digest>` (OCI distribution 1.1); a 404 otherwise. */
+  referrersApi: boolean;
   users: UserDb;
   tokens: RegistryTokens;
   keys: KeyRing;

@@ -9,9 +9,7 @@ const MOCK_ERRORS = {
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
   MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a manifest or blob unknown to registry' },
-  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
   SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
-  TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   CONFLICT: { status: 409, message: 'conflict' },
   INVALID_REQUEST: { status: 400, message: 'invalid request' },
 } as const satisfies RegistryErrorTable;

@@ -60,6 +60,13 @@ export interface DtrMockOptions {
   verifyManifestRefs?: boolean;
   /** Request-log entries kept; 1000 by default. */
   logLimit?: number;
+  /** Serve the referrers API (OCI distribution 1.1); true by default. */
+  referrers?: boolean;
+  /**
+   * Serve a blob only from a repository it belongs to (pushed there, or referenced by one of
+   * its manifests), as distribution does; false by default (the bench's corpus has no manifests).
+   */
+  scopeBlobs?: boolean;
 }
 
 export interface DtrMock {
@@ -91,6 +98,8 @@ export interface DtrMock {
     manifest: Buffer | string | object,
     mediaType?: string,
   ): Promise<{ digest: string; size: number }>;
+  /** Removes a tag of `name` (its manifest stays by digest); false when there was none. */
+  deleteTag(name: string, tag: string): Promise<boolean>;
   /** Copies an OCI image layout (blobs and manifests) into `name`, tagged. */
   putOciLayout(layoutDir: string, name: string, tag?: string): Promise<{ digest: string; tag: string }[]>;
   addUser(name: string, spec: UserSpec): void;
@@ -121,6 +130,8 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     baseUrl: '',
     service,
     verifyManifestRefs: opts.verifyManifestRefs ?? true,
+    referrersApi: opts.referrers ?? true,
+    scopeBlobs: opts.scopeBlobs ?? false,
     users,
     tokens: new RegistryTokens(users, { service, issuer, ttlSec: opts.registryTokenTtlSec ?? 900 }),
     keys,
@@ -135,6 +146,7 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
       bandwidth: opts.bandwidth ?? null,
       tokens: opts.tokens ?? true,
       redirectTtlSec: Math.min(opts.redirectTtlSec ?? DEFAULT_TTL_SEC, MAX_TTL_SEC),
+      manifestStatus: null,
     },
   };
 
@@ -143,6 +155,7 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     if (p.bandwidth !== undefined) ctx.knobs.bandwidth = p.bandwidth;
     if (p.tokens !== undefined) ctx.knobs.tokens = p.tokens;
     if (p.redirectTtlSec !== undefined) ctx.knobs.redirectTtlSec = Math.min(p.redirectTtlSec, MAX_TTL_SEC);
+    if (p.manifestStatus !== undefined) ctx.knobs.manifestStatus = p.manifestStatus;
     if (p.clearFaults === true) faults.clear();
     for (const [d, f] of Object.entries(p.faults ?? {})) faults.set(d, f);
   };
@@ -191,9 +204,14 @@ export async function startDtrMock(opts: DtrMockOptions = {}): Promise<DtrMock> 
     configure,
     knobs: () => ({ ...ctx.knobs }),
     mintRedirectToken: control.mintRedirectToken,
-    putBlob: (name, content) => seedBlob(storage, name, content),
+    putBlob: async (name, content) => {
+      const blob = await seedBlob(storage, name, content);
+      manifests.noteBlob(name, blob.digest);
+      return blob;
+    },
     putManifest: (name, ref, m, mediaType) => seedManifest(manifests, name, ref, m, mediaType, ctx.verifyManifestRefs),
     putOciLayout: (dir, name, tag) => seedOciLayout(storage, manifests, dir, name, tag),
+    deleteTag: (name, tag) => manifests.untag(name, tag),
     addUser: (name, spec) => users.set(name, spec),
     addContentCache: (name, host) => ctx.caches.add(name, host),
     setContentCache: (user, name) => {

@@ -22,6 +22,16 @@ interface RepoState {
   tags: Record<string, string>;
   /** digest → media type */
   manifests: Record<string, string>;
+  /** subject digest → descriptors of the manifests that name it as `subject` (referrers API). */
+  referrers?: Record<string, ReferrerDescriptor[]>;
+}
+
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
 }
 
 export interface StoredManifest {
@@ -45,12 +55,30 @@ function references(mediaType: string, doc: Record<string, unknown>): { blobs: s
   return { blobs, manifests: [] };
 }
 
+/** The descriptor a referrers list carries for a manifest: artifactType, else its config's media type. */
+function referrerOf(doc: Record<string, unknown>, mediaType: string, digest: string, size: number): ReferrerDescriptor {
+  const d: ReferrerDescriptor = { mediaType, digest, size };
+  const config = doc['config'];
+  const artifactType =
+    typeof doc['artifactType'] === 'string'
+      ? doc['artifactType']
+      : isDescriptor(config) && typeof config.mediaType === 'string'
+        ? config.mediaType
+        : undefined;
+  if (artifactType !== undefined) d.artifactType = artifactType;
+  const annotations = doc['annotations'];
+  if (typeof annotations === 'object' && annotations !== null) d.annotations = annotations as Record<string, string>;
+  return d;
+}
+
 function isDescriptor(v: unknown): v is Descriptor {
   return typeof v === 'object' && v !== null && typeof (v as { digest?: unknown }).digest === 'string';
 }
 
 export class ManifestIndex {
   private readonly repos = new Map<string, RepoState>();
+  /** Blobs uploaded (or mounted, or seeded) into each repository since start. */
+  private readonly uploaded = new Map<string, Set<string>>();
   private saving: Promise<void> = Promise.resolve();
   private readonly file: string | undefined;
 
@@ -92,6 +120,49 @@ export class ManifestIndex {
     if (mediaType === undefined) return undefined;
     const bytes = await this.blobs.readAll(digest);
     return bytes === undefined ? undefined : { digest, mediaType, bytes };
+  }
+
+  /** Records a blob pushed into `name` (an upload, a mount, a seed). */
+  noteBlob(name: string, digest: string): void {
+    let set = this.uploaded.get(name);
+    if (set === undefined) this.uploaded.set(name, (set = new Set()));
+    set.add(digest);
+  }
+
+  /**
+   * Whether `digest` belongs to repository `name`, as distribution links blobs to a
+   * repository: pushed there, or referenced by (or being) one of its manifests.
+   */
+  async holdsBlob(name: string, digest: string): Promise<boolean> {
+    if (this.uploaded.get(name)?.has(digest) === true) return true;
+    const st = this.repos.get(name);
+    if (st === undefined) return false;
+    if (st.manifests[digest] !== undefined) return true;
+    for (const [d, mediaType] of Object.entries(st.manifests)) {
+      const bytes = await this.blobs.readAll(d);
+      if (bytes === undefined) continue;
+      try {
+        const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+        if (references(mediaType, doc).blobs.includes(digest)) return true;
+      } catch {
+        // not JSON: refers to nothing
+      }
+    }
+    return false;
+  }
+
+  /** Removes a tag (the manifest stays, by digest); false when there was no such tag. */
+  async untag(name: string, tag: string): Promise<boolean> {
+    const st = this.repos.get(name);
+    if (st?.tags[tag] === undefined) return false;
+    delete st.tags[tag];
+    await this.save();
+    return true;
+  }
+
+  /** The manifests in `name` whose `subject` is `digest` (OCI distribution 1.1, "Listing Referrers"). */
+  referrers(name: string, digest: string): ReferrerDescriptor[] {
+    return this.repos.get(name)?.referrers?.[digest] ?? [];
   }
 
   /**
@@ -140,6 +211,12 @@ export class ManifestIndex {
     }
     st.manifests[digest] = mediaType;
     if (!isDigest(reference)) st.tags[reference] = digest;
+    const subject = doc['subject'];
+    if (isDescriptor(subject)) {
+      const refs = (st.referrers ??= {});
+      const list = (refs[subject.digest] ??= []);
+      if (!list.some((d) => d.digest === digest)) list.push(referrerOf(doc, mediaType, digest, bytes.length));
+    }
     await this.save();
     return { digest, mediaType, bytes };
   }

@@ -14,6 +14,8 @@ export interface MockConfigPatch {
   bandwidth?: number | null;
   tokens?: boolean;
   redirectTtlSec?: number;
+  /** 5xx or 429: every manifest GET/HEAD answers it; null: manifests served again. */
+  manifestStatus?: number | null;
   /** digest → fault, or null to clear it. */
   faults?: Record<string, Fault | null>;
   /** Drops every fault first. */
@@ -49,7 +51,9 @@ function num(v: unknown, what: string, min: number): number {
 export function parseConfigPatch(b: Record<string, unknown>): MockConfigPatch {
   const p: MockConfigPatch = {};
   for (const k of Object.keys(b)) {
-    if (!['latencyMs', 'bandwidth', 'tokens', 'redirectTtlSec', 'faults', 'clearFaults'].includes(k)) {
+    if (
+      !['latencyMs', 'bandwidth', 'tokens', 'redirectTtlSec', 'manifestStatus', 'faults', 'clearFaults'].includes(k)
+    ) {
       throw new MockError('INVALID_REQUEST', { detail: `unknown setting ${k}` });
     }
   }
@@ -59,6 +63,12 @@ export function parseConfigPatch(b: Record<string, unknown>): MockConfigPatch {
   if (b['tokens'] !== undefined) {
     if (typeof b['tokens'] !== 'boolean') throw new MockError('INVALID_REQUEST', { detail: 'tokens: boolean' });
     p.tokens = b['tokens'];
+  }
+  const ms = b['manifestStatus'];
+  if (ms !== undefined) {
+    if (ms !== null && ms !== 429 && !(typeof ms === 'number' && Number.isInteger(ms) && ms >= 500 && ms <= 599))
+      throw new MockError('INVALID_REQUEST', { detail: 'manifestStatus: 429, 5xx or null' });
+    p.manifestStatus = ms;
   }
   if (b['clearFaults'] !== undefined) p.clearFaults = b['clearFaults'] === true;
   const f = b['faults'];

@@ -6,6 +6,7 @@ import { parseBearer } from './auth.js';
 import { handleBlob } from './blobs.js';
 import { API_VERSION, readSmallBody, sendJson, type MockContext, type RequestState } from './context.js';
 import { MockError } from './errors.js';
+import { MEDIA } from './manifests.js';
 import { checkName, isDigest, isTag } from './names.js';
 import { continueUpload, startUpload } from './uploads.js';
 
@@ -46,6 +47,13 @@ async function manifest(
   const ref = checkReference(rawRef);
   const method = req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD') {
+    const status = ctx.knobs.manifestStatus;
+    if (status !== null) {
+      throw new MockError(status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', {
+        status,
+        message: 'injected fault: manifests unavailable',
+      });
+    }
     rq.user = principalUser(await authorize(ctx, req, url, name, 'pull', { rq }));
     const m = await ctx.manifests.get(name, ref);
     if (m === undefined) throw new MockError('MANIFEST_UNKNOWN', { detail: { name, reference: ref } });
@@ -105,6 +113,35 @@ async function tags(
   sendJson(res, 200, { name, tags: all }, headers);
 }
 
+/** `GET /v2/<name>/referrers/<digest>[?artifactType=]`: an OCI index of the manifests naming it as subject. */
+async function referrers(
+  ctx: MockContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawName: string,
+  rawDigest: string,
+  rq: RequestState,
+): Promise<void> {
+  // A registry without the API answers 404, and clients fall back to the tag schema.
+  if (!ctx.referrersApi) throw new MockError('NOT_FOUND', { message: 'unknown registry endpoint' });
+  if (req.method !== 'GET') throw new MockError('UNSUPPORTED');
+  const name = checkName(rawName);
+  if (!isDigest(rawDigest)) throw new MockError('DIGEST_INVALID', { detail: { digest: rawDigest } });
+  rq.user = principalUser(await authorize(ctx, req, url, name, 'pull', { rq }));
+  const type = url.searchParams.get('artifactType');
+  const all = ctx.manifests.referrers(name, rawDigest);
+  const manifests = type === null ? all : all.filter((d) => d.artifactType === type);
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests }));
+  res.writeHead(200, {
+    ...API_VERSION,
+    'Content-Type': MEDIA.ociIndex,
+    'Content-Length': body.length,
+    ...(type === null ? {} : { 'OCI-Filters-Applied': 'artifactType' }),
+  });
+  res.end(body);
+}
+
 /** Routes a `/v2/...` path; throws NOT_FOUND for anything else under /v2/. */
 export async function handleRegistry(
   ctx: MockContext,
@@ -127,6 +164,8 @@ export async function handleRegistry(
   if (m !== null) return handleBlob(ctx, req, res, url, m[1] ?? '', m[2] ?? '', rq);
   m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(path);
   if (m !== null) return manifest(ctx, req, res, url, m[1] ?? '', m[2] ?? '', rq);
+  m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(path);
+  if (m !== null) return referrers(ctx, req, res, url, m[1] ?? '', m[2] ?? '', rq);
   m = /^\/v2\/(.+)\/tags\/list$/.exec(path);
   if (m !== null) return tags(ctx, req, res, url, m[1] ?? '', rq);
   throw new MockError('NOT_FOUND', { message: 'unknown registry endpoint' });

@@ -51,6 +51,7 @@ async function finish(ctx: MockContext, res: ServerResponse, s: UploadSession, d
   if (!(await s.target.finalize(digest))) {
     throw new MockError('DIGEST_INVALID', { detail: { digest } });
   }
+  ctx.manifests.noteBlob(s.name, digest);
   created(res, s.name, digest);
 }
 
@@ -89,6 +90,7 @@ export async function startUpload(
     // A mount needs pull on the source repository in the same token.
     const p = await ctx.tokens.verify(parseBearer(req) ?? '');
     if (p !== undefined && allows(p.access, from, 'pull') && (await ctx.storage.statBlob(mount)) !== undefined) {
+      ctx.manifests.noteBlob(name, mount);
       created(res, name, mount);
       return;
     }

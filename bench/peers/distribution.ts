@@ -18,8 +18,13 @@ export async function distributionMissing(): Promise<string | null> {
   );
 }
 
-/** distribution in front of `upstream` (the far open mock by default). */
-export async function startDistribution(env: BenchEnv, label: string, upstream?: MockOrigin): Promise<Subject> {
+/** distribution in front of `upstream` (the far open mock by default), signing in with `credentials` when given. */
+export async function startDistribution(
+  env: BenchEnv,
+  label: string,
+  upstream?: MockOrigin,
+  credentials?: { username: string; password: string },
+): Promise<Subject> {
   const dir = env.dir(label);
   await mkdir(join(dir, 'storage'), { recursive: true });
   upstream ??= await env.openMock();
@@ -43,7 +48,7 @@ http:
     key: ${env.leaf.keyPath}
 proxy:
   remoteurl: ${upstream.url}
-`;
+${credentials === undefined ? '' : `  username: ${credentials.username}\n  password: ${credentials.password}\n`}`;
   const configPath = join(dir, 'config.yml');
   await writeFile(configPath, config);
   const proc = await spawnLogged({

@@ -54,6 +54,8 @@ export interface LoadOptions {
   verify?: boolean;
   /** raw driver: connect (and handshake) before timing starts. */
   preconnect?: boolean;
+  /** undici driver: headers for every request. */
+  headers?: Record<string, string>;
 }
 
 /** Runs one load against `subject` over `blobs` (by index in `order`, or cycling). */
@@ -68,6 +70,7 @@ export async function load(env: BenchEnv, subject: Subject, blobs: Blob[], o: Lo
     sizes: blobs.map((b) => b.size),
     ...(o.verify === false ? {} : { digests: blobs.map((b) => b.digest) }),
     ...(o.preconnect === true ? { preconnect: true } : {}),
+    ...(o.headers === undefined ? {} : { headers: o.headers }),
     concurrency: o.concurrency,
     cycle: o.cycle ?? true,
     durationMs: o.durationMs,

@@ -34,7 +34,14 @@ const RATIO_DEFS: RatioDef[] = PEERS.flatMap((p) => [
     metrics: ['wallMs', 'ttfbP99Ms', 'upstreamGets'],
     better: lower,
   },
-]);
+]).concat(
+  (['mirror-cold', 'mirror-warm'] as const).map((ours) => ({
+    ours,
+    peer: `peer-distribution-${ours}`,
+    metrics: ['upstreamRequests', 'upstreamBlobGets', 'wallMs', 'ttfbP99Ms'],
+    better: lower,
+  })),
+);
 
 function okFigure(r: ScenarioResult, metric: string): Figure {
   return r.status === 'ok' ? (r.figures[metric] ?? null) : null;

@@ -7,6 +7,7 @@ import { chainCold, coldStampede } from './cold.js';
 import { withSubject, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
 import { hitLarge, hitSmall } from './hits.js';
+import { MIRROR_CREDENTIALS, mirrorPull, startMirrorSubject } from './mirror.js';
 import { mixed } from './mixed.js';
 import { startCacheSubject, startNaiveSubject, type Subject } from './subject.js';
 import type { Processes } from './types.js';
@@ -73,6 +74,22 @@ const peer = (
     ),
 });
 
+/** dtr-cache as a pure mirror (`proxy:`) of the far mock, tokens on. */
+const mirror = (name: string, body: Body): Template => ({
+  name,
+  subject: 'dtr-cache',
+  run: (env, processes) =>
+    withSubject(
+      () => startMirrorSubject(env, name, processes),
+      (s) => body(env, s),
+    ),
+});
+const mirrorCold: Body = (env, s) => mirrorPull(env, s, 'cold');
+const mirrorWarm: Body = (env, s) => mirrorPull(env, s, 'warm');
+/** distribution in proxy mode in front of the same mock, signing in as the mirror does. */
+const distMirror = (name: string, body: Body): Template =>
+  peer(name, 'distribution', (env) => startDistribution(env, name, env.mock, MIRROR_CREDENTIALS), body);
+
 const small1: Body = (env, s) => hitSmall(env, s, 'h1');
 const dist = (name: string, body: Body, fast = false): Template =>
   peer(
@@ -94,11 +111,15 @@ const TEMPLATES: Template[] = [
   fastCache('cold-single-fast', coldSingleFast),
   { name: 'chain-cold-fast', subject: 'dtr-cache', run: chainColdFast },
   fastCache('cold-stampede-fast', coldStampedeFast),
+  mirror('mirror-cold', mirrorCold),
+  mirror('mirror-warm', mirrorWarm),
   dist('peer-distribution-hit-small-h1', small1),
   dist('peer-distribution-hit-large', hitLarge),
   dist('peer-distribution-cold-stampede', coldStampede),
   dist('peer-distribution-cold-single-fast', coldSingleFast, true),
   dist('peer-distribution-cold-stampede-fast', coldStampedeFast, true),
+  distMirror('peer-distribution-mirror-cold', mirrorCold),
+  distMirror('peer-distribution-mirror-warm', mirrorWarm),
   nginx('peer-nginx-hit-small-h1', 'static', small1),
   nginx('peer-nginx-hit-small-h2', 'static', (env, s) => hitSmall(env, s, 'h2')),
   nginx('peer-nginx-hit-large', 'static', hitLarge),

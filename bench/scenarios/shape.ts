@@ -21,6 +21,8 @@ export interface Shape {
   stampedeFast: { clients: number; size: number };
   /** A cold pull of an image: its layer sizes, fetched three at a time (docker's default). */
   chainCold: { layers: number[]; concurrency: number };
+  /** `mirror-cold`, `mirror-warm`: clients pulling one image (these layers) through a mirror at once. */
+  mirror: { clients: number; layers: number[] };
   mixed: {
     blobs: number;
     minSize: number;
@@ -41,6 +43,7 @@ const FULL: Shape = {
   coldFast: { sizes: [4 * KiB, 1 * MiB, 64 * MiB, 512 * MiB], reps: 3 },
   stampedeFast: { clients: 32, size: 512 * MiB },
   chainCold: { layers: [64 * MiB, 32 * MiB, 16 * MiB, 8 * MiB, 4 * MiB, 4 * KiB], concurrency: 3 },
+  mirror: { clients: 16, layers: [32 * MiB, 16 * MiB, 8 * MiB, 4 * MiB, 1 * MiB, 64 * KiB] },
   mixed: {
     blobs: 1000,
     minSize: 1 * KiB,
@@ -61,6 +64,7 @@ const QUICK: Shape = {
   coldFast: { sizes: [4 * KiB, 1 * MiB, 64 * MiB, 128 * MiB], reps: 3 },
   stampedeFast: { clients: 32, size: 128 * MiB },
   chainCold: { layers: [8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 512 * KiB, 4 * KiB], concurrency: 3 },
+  mirror: { clients: 16, layers: [4 * MiB, 2 * MiB, 1 * MiB, 512 * KiB, 64 * KiB] },
   mixed: {
     blobs: 1000,
     minSize: 1 * KiB,
@@ -82,6 +86,7 @@ const SMOKE: Shape = {
   coldFast: { sizes: [4 * KiB, 256 * KiB, 1 * MiB, 2 * MiB], reps: 1 },
   stampedeFast: { clients: 32, size: 2 * MiB },
   chainCold: { layers: [1 * MiB, 512 * KiB, 256 * KiB, 128 * KiB, 64 * KiB, 4 * KiB], concurrency: 3 },
+  mirror: { clients: 16, layers: [512 * KiB, 256 * KiB, 64 * KiB, 4 * KiB] },
   mixed: {
     blobs: 1000,
     minSize: 512,

@@ -88,6 +88,8 @@ export interface CacheOptions {
   origin?: MockOrigin;
   /** `http.processes`; passed only when this build's config takes the key (else 1 runs). */
   processes?: Processes;
+  /** Top-level config sections after the rest (mirror mode's `proxy:`). */
+  extraTop?: string;
 }
 
 /** `dtr-cache serve` as its own process, configured as an operator would (log level info, TLS). */
@@ -113,6 +115,7 @@ export async function startCacheSubject(
     extraHttp:
       (env.settings.processesKey ? `  processes: ${processes}\n` : '') +
       `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n      path: /metrics\n`,
+    ...(o.extraTop === undefined ? {} : { extraTop: o.extraTop }),
   });
   const prof = env.settings.cpuProfDir;
   const proc = await spawnLogged({

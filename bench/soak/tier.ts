@@ -4,7 +4,13 @@
 // the tier is started again so the soak goes on.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CACHE_CLI, cliNodeFlags, writeCacheConfig, type CacheSpec } from '../../testkit/cache-process.js';
+import {
+  CACHE_CLI,
+  cliNodeFlags,
+  killServingProcesses,
+  writeCacheConfig,
+  type CacheSpec,
+} from '../../testkit/cache-process.js';
 import type { Leaf } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
 import { findLogLine, freePort, spawnLogged, tail, waitReady, type Proc } from '../scenarios/procs.js';
@@ -125,6 +131,8 @@ export class Tier {
     const proc = this.#proc;
     if (proc === null || this.pid === null) return;
     this.#expectedEnd = 'kill -9';
+    // A tier of several processes dies whole, its serving processes first (testkit says why).
+    await killServingProcesses(proc.pid, 10_000);
     proc.child.kill('SIGKILL');
     await proc.exited;
   }

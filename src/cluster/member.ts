@@ -2,6 +2,7 @@
 // `init`, runs the whole cache (TLS, routes, tokens, hits, fills) on the shared port, and
 // answers the supervisor: reloads, ticket keys, per-IP refusals, scrapes, health, drain.
 import { createLogger } from '../log/log.js';
+import { withSecrets } from '../config/secret.js';
 import { startCache, type RunningCache } from '../main.js';
 import { stopOnce } from '../stop-once.js';
 import { TicketKeys } from '../server/ticket-keys.js';
@@ -41,7 +42,7 @@ export async function runMember(): Promise<void> {
   const gate = new NodeGate(init.config.http.limits.maxConnectionsPerIp, send);
   const tickets = new TicketKeys();
   tickets.set(Buffer.from(init.ticketKeys, 'base64'));
-  const cache = await startCache(init.config, {
+  const cache = await startCache(withSecrets(init.config, init.secrets), {
     log,
     member: {
       tls: init.tls,

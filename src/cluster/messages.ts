@@ -16,6 +16,8 @@ export type ToMember =
       index: number;
       processes: number;
       config: Config;
+      /** The config's inline secrets (config/secret.ts): JSON carries a Secret as [redacted]. */
+      secrets: Record<string, string>;
       tls: TlsMaterial | null;
       /** base64 */
       ticketKeys: string;

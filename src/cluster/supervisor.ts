@@ -6,6 +6,7 @@
 // the stop (SIGTERM drains every process, then exits 0).
 import type { Logger } from 'pino';
 import { createServer, type Server } from 'node:net';
+import { secretsOf } from '../config/secret.js';
 import type { Config } from '../config/types.js';
 import { openDebugServer, type DebugServer } from '../server/debug-server.js';
 import { listenOn } from '../server/listen.js';
@@ -219,6 +220,7 @@ export class Supervisor {
       index,
       processes: this.#processes,
       config: this.#config,
+      secrets: secretsOf(this.#config),
       tls: this.#tls,
       ticketKeys: this.#tickets.current.toString('base64'),
       port: this.#port,

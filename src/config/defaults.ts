@@ -1,7 +1,8 @@
 // Every default, in one place, written as a user would write it in config.yml: the loader
 // sends a missing key's default through the same parser as a present one, and a test holds
 // config.example.yml to this object. Keys mirror the YAML tree; `downstream` stands for the
-// options of the `middleware.registry` entry named downstream.
+// options of the `middleware.registry` entry named downstream; `proxy` holds the defaults of
+// the proxy section and of each mirrors entry.
 // Keys with no default (http.host, http.secret, http.tls, http.debug.addr, blobttl, cas,
 // jwks, issuer, maxsize) are simply unset and mean "off" / "none" (see types.ts).
 
@@ -35,5 +36,11 @@ export const DEFAULTS = {
     timeouts: { connect: '10s', headers: '30s', bodyidle: '30s' },
     workerqueue: 256,
     replicas: { heartbeat: '2s', stale: '30s' },
+  },
+  // Mirror mode: the `proxy` section and each `mirrors` entry. ttl is distribution's default
+  // (7 days; 0 = never); tagttl is ours (HEAD revalidation at most once a minute per tag).
+  proxy: {
+    ttl: '168h',
+    tagttl: '60s',
   },
 } as const;

@@ -14,7 +14,17 @@ const OTHER_MIDDLEWARE =
 const UPSTREAMS_EXPECTED =
   'a non-empty list of upstreams: URLs (DTR 2.3+) or one {originhost, upstreamhosts} entry (DTR 2.2); the cache cannot work without an upstream';
 
-export function readDownstream(root: Field, deleteEnabled: Field, checks: FileCheck[]): Config['downstream'] {
+/**
+ * `present`: whether the node has a downstream entry. With mirrors configured (`mirrorOnly`
+ * allowed), the entry and its upstreams are optional: a node without them is a pure mirror,
+ * and an entry without upstreams only sets the store options (maxsize, timeouts …).
+ */
+export function readDownstream(
+  root: Field,
+  deleteEnabled: Field,
+  checks: FileCheck[],
+  mirrorOnly: boolean,
+): { options: Config['downstream']; present: boolean } {
   const middleware = root.child('middleware');
   middleware.checkKeys(['registry'], [], { repository: OTHER_MIDDLEWARE, storage: OTHER_MIDDLEWARE });
   const registry = middleware.child('registry');
@@ -39,15 +49,25 @@ export function readDownstream(root: Field, deleteEnabled: Field, checks: FileCh
     entry = item;
   }
   if (entry === null) {
+    if (mirrorOnly)
+      return {
+        options: readOptions(registry.absent('middleware.registry[downstream].options'), deleteEnabled, checks, true),
+        present: false,
+      };
     return registry.fail(
-      'a middleware.registry entry named downstream with options.upstreams (the cache cannot work without an upstream)',
+      'a middleware.registry entry named downstream with options.upstreams, or a proxy or mirrors section (the cache cannot work without an upstream)',
       registry.present ? 'no entry named "downstream"' : 'nothing',
     );
   }
-  return readOptions(entry.child('options'), deleteEnabled, checks);
+  return { options: readOptions(entry.child('options'), deleteEnabled, checks, mirrorOnly), present: true };
 }
 
-function readOptions(options: Field, deleteEnabled: Field, checks: FileCheck[]): Config['downstream'] {
+function readOptions(
+  options: Field,
+  deleteEnabled: Field,
+  checks: FileCheck[],
+  mirrorOnly: boolean,
+): Config['downstream'] {
   const d = DEFAULTS.downstream;
   options.checkKeys([
     'blobttl',
@@ -87,7 +107,10 @@ function readOptions(options: Field, deleteEnabled: Field, checks: FileCheck[]):
 
   return {
     blobTtlMs,
-    upstreams: readUpstreams(options.child('upstreams')),
+    upstreams:
+      mirrorOnly && !options.child('upstreams').present
+        ? { hosts: [], origin: null }
+        : readUpstreams(options.child('upstreams')),
     cas: readCas(options.child('cas'), checks),
     jwks: readJwks(options.child('jwks'), checks),
     issuer: options.child('issuer').text("the origin's issuer name (the iss claim of its tokens)"),
@@ -152,7 +175,8 @@ function requiredUrl(field: Field): string {
   return readBaseUrl(field) ?? field.fail('an absolute http:// or https:// URL such as https://dtr.example.org');
 }
 
-function readCas(field: Field, checks: FileCheck[]): string[] {
+/** `cas`: absolute paths of PEM CA files, each checked when the config file is loaded. */
+export function readCas(field: Field, checks: FileCheck[]): string[] {
   return field.items('a list of absolute paths to PEM CA certificates').map((item) => {
     const path = item.text('an absolute path to a PEM CA certificate');
     if (path === null || !isAbsolute(path)) return item.fail('an absolute path to a PEM CA certificate');

@@ -33,6 +33,14 @@ export const ENV_KEYS: readonly string[] = [
   'http.limits.idletimeout',
   'http.limits.maxconcurrentstreams',
   'http.limits.maxconnectionsperip',
+  // distribution reads these for its pull-through cache (REGISTRY_PROXY_PASSWORD keeps the
+  // password out of the file); tagttl and passwordfile are our extensions.
+  'proxy.remoteurl',
+  'proxy.username',
+  'proxy.password',
+  'proxy.passwordfile',
+  'proxy.ttl',
+  'proxy.tagttl',
 ];
 
 export function envVarName(keyPath: string): string {

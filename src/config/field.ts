@@ -91,6 +91,11 @@ export class Field {
     return new Field(this.ctx, path, entry.value, entry.keyNode);
   }
 
+  /** An absent field named `path`: defaults for a section the config does not have (a pure mirror's downstream). */
+  absent(path: string): Field {
+    return new Field(this.ctx, path, null, this.anchor);
+  }
+
   /** All keys of a mapping (merge keys `<<` expanded, as Go's yaml.v2 does); [] when absent. */
   keys(): string[] {
     return this.entries().map((e) => e.key);

@@ -1,11 +1,11 @@
-// The file checks that need the filesystem: CA bundles (`cas`), the TLS pair and a jwks file
-// must exist, be readable and look like what they claim to be. loadConfigFile runs them
+// The file checks that need the filesystem: CA bundles (`cas`), the TLS pair, a jwks file and
+// a mirror's passwordfile must exist, be readable and look like what they claim to be. loadConfigFile runs them
 // (async, in parallel); the pure loadConfig only collects them.
 import { readFile } from 'node:fs/promises';
 import type { Field } from './field.js';
 import { errnoCode } from '../errors/inspect.js';
 
-export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks';
+export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks' | 'secret';
 
 export interface FileCheck {
   /** The config value that named the file, for the error's key path and line. */
@@ -19,6 +19,7 @@ const WHAT: Readonly<Record<FileKind, string>> = {
   certificate: 'a readable PEM file with at least one CERTIFICATE block',
   key: 'a readable PEM file with an unencrypted PRIVATE KEY block',
   jwks: 'a readable JWK Set file (JSON with a "keys" list)',
+  secret: 'a readable file holding the password (not empty)',
 };
 
 /** Runs every check; throws the ConfigError of the first failing one in config order. */
@@ -47,6 +48,8 @@ function looksValid(kind: FileKind, text: string): boolean {
     case 'key':
       // "ENCRYPTED PRIVATE KEY" would need a passphrase we have no way to receive.
       return /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----/.test(text);
+    case 'secret':
+      return text.trim() !== '';
     case 'jwks':
       try {
         const parsed: unknown = JSON.parse(text);

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import type { Config } from './types.js';
 import { readDownstream } from './downstream.js';
+import { readMirrors, storeTtl } from './mirrors.js';
 import { applyEnvOverrides } from './env.js';
 import { ConfigError } from './errors.js';
 import { Field, type LoadContext } from './field.js';
@@ -30,7 +31,6 @@ export interface LoadResult {
 const UNUSED_TOP = 'a Docker Registry setting that dtr-cache does not use, ignored';
 const UNUSED_TOP_LEVEL: Readonly<Record<string, string>> = {
   auth: "not used by dtr-cache (pulls are authorized by the origin's redirect tokens), ignored",
-  proxy: 'not used by dtr-cache (set upstreams in the downstream middleware), ignored',
   notifications: UNUSED_TOP,
   redis: UNUSED_TOP,
   health: UNUSED_TOP,
@@ -96,7 +96,11 @@ function parseAndValidate(
   const ctx: LoadContext = { doc, lineCounter, envOrigins, warnings, source };
   const root: Field = Field.root(ctx);
   if (root.kind !== 'mapping') root.fail('a mapping of settings, as in a Docker Registry config.yml');
-  root.checkKeys(['version', 'log', 'loglevel', 'storage', 'http', 'middleware'], [], UNUSED_TOP_LEVEL);
+  root.checkKeys(
+    ['version', 'log', 'loglevel', 'storage', 'http', 'middleware', 'proxy', 'mirrors'],
+    [],
+    UNUSED_TOP_LEVEL,
+  );
 
   const checks: FileCheck[] = [];
   const version = readVersion(root);
@@ -104,8 +108,10 @@ function parseAndValidate(
   const storage = readStorage(root);
   const http = readHttp(root, checks);
   const deleteEnabled = root.child('storage').child('delete').child('enabled');
-  const downstream = readDownstream(root, deleteEnabled, checks);
-  const config: Config = { version, log, storage, http, downstream };
+  const mirrors = readMirrors(root, env, checks, storage.deleteEnabled);
+  const read = readDownstream(root, deleteEnabled, checks, mirrors.length > 0);
+  const downstream = { ...read.options, blobTtlMs: storeTtl(read.options.blobTtlMs, read.present, mirrors) };
+  const config: Config = { version, log, storage, http, downstream, mirrors };
   return { config: deepFreeze(config), warnings, checks };
 }
 

@@ -1,5 +1,6 @@
 // The validated, frozen configuration. `load.ts` builds it from a Docker Registry
 // config.yml (plus REGISTRY_* environment overrides); nothing else constructs it.
+import type { Secret } from './secret.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -9,6 +10,34 @@ export interface UpstreamsConfig {
   readonly hosts: readonly string[];
   /** 2.2 form only: the origin, tried when no upstream host answers (or none is configured). */
   readonly origin: string | null;
+}
+
+/** Where a mirror's upstream password comes from; read at start, never kept in the config or logged. */
+export type PasswordSource =
+  { readonly kind: 'value'; readonly secret: Secret } | { readonly kind: 'file'; readonly path: string };
+
+/** One mirrored registry: distribution's `proxy` section, or an entry of our `mirrors` list. */
+export interface MirrorConfig {
+  /** The registry clients name with containerd's `?ns=` (docker.io, ghcr.io, host:port), lower case. */
+  readonly registry: string;
+  /** The upstream's base URL (normalised, no trailing slash). */
+  readonly remoteUrl: string;
+  readonly username: string | null;
+  readonly password: PasswordSource | null;
+  /** Mirrored content and records are kept this long after their last pull; null = forever. */
+  readonly ttlMs: number | null;
+  /** A tag is served without asking the upstream for this long after it was last checked. */
+  readonly tagTtlMs: number;
+  /** Origins allowed to issue this upstream's tokens, besides remoteurl's own. */
+  readonly realms: readonly string[];
+  /** PEM CA files trusted for this upstream (and its realms), besides the system roots. */
+  readonly cas: readonly string[];
+  /** Serves requests that carry no `?ns=` (podman, skopeo, Docker's registry-mirrors). */
+  readonly isDefault: boolean;
+  /** Docker Hub: a one-component name means `library/<name>`. */
+  readonly dockerHub: boolean;
+  /** The key path of its section, for messages. */
+  readonly keyPath: string;
 }
 
 export interface Config {
@@ -56,6 +85,10 @@ export interface Config {
     };
     readonly drainTimeoutMs: number;
   };
+  /**
+   * DTR mode: the `downstream` middleware. Its `upstreams` are empty (hosts [] and origin null)
+   * when the node is a pure mirror; its store options (maxsize, timeouts …) apply to both modes.
+   */
   readonly downstream: {
     /** null = never expire (blobttl unset). */
     readonly blobTtlMs: number | null;
@@ -77,4 +110,6 @@ export interface Config {
     /** Replicas sharing the root: how often a writer refreshes its spool record, and how long a silent one is judged dead. */
     readonly replicas: { readonly beatMs: number; readonly staleMs: number };
   };
+  /** Mirror mode (issue 15): `proxy` first when set, then `mirrors`; empty when the node only serves DTR. */
+  readonly mirrors: readonly MirrorConfig[];
 }

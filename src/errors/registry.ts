@@ -19,6 +19,8 @@ export const REGISTRY_ERRORS = {
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
   NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown' },
+  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
+  TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'The operation is unsupported.' },

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 export interface HealthSources {
   /** A directory on the store's filesystem where a probe file may be written. */
   probeDir: string;
-  keys: { readonly loaded: boolean; readonly size: number };
+  /** The trusted key set; null when the node verifies no redirect tokens (a pure mirror). */
+  keys: { readonly loaded: boolean; readonly size: number } | null;
   upstreams(): Iterable<{
     readonly url: string;
     readonly role: string;
@@ -49,11 +50,11 @@ export class Health {
     }
     const checkedAt = new Date(this.#probe.at).toISOString();
     const store = { ...(await this.#probe.result), checkedAt };
-    const keys = {
-      ok: this.#src.keys.loaded && this.#src.keys.size > 0,
-      loaded: this.#src.keys.loaded,
-      count: this.#src.keys.size,
-    };
+    const src = this.#src.keys;
+    const keys =
+      src === null
+        ? { ok: true, loaded: false, count: 0 }
+        : { ok: src.loaded && src.size > 0, loaded: src.loaded, count: src.size };
     const upstreams = [...this.#src.upstreams()].map((h) => ({
       url: h.url,
       role: h.role,

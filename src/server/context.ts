@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KeySet } from '../auth/keyset.js';
 import type { TokenVerifier } from '../auth/token.js';
 import type { Inflight } from '../fill/inflight.js';
+import type { MirrorService } from '../mirror/service.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { UpstreamChain } from '../upstream/chain.js';
 
@@ -15,6 +16,8 @@ export interface AppContext {
   log: Logger;
   /** Request metrics (src/metrics), when http.debug.prometheus is enabled. */
   metrics?: RequestMetrics;
+  /** Mirror mode (src/mirror), when `proxy` or `mirrors` is configured. */
+  mirror?: MirrorService;
 }
 
 export interface RequestMetrics {
@@ -31,10 +34,13 @@ export interface RequestMetrics {
 
 /** What one request did, for its log line (and metrics). */
 export interface RequestRecord {
-  route: 'blob' | 'base' | 'jwks' | 'other';
+  route: 'blob' | 'manifest' | 'referrers' | 'base' | 'jwks' | 'other';
+  /** The mirrored registry that served it (mirror mode). */
+  registry?: string;
   repo?: string;
   digest?: string;
-  outcome?: 'hit' | 'miss' | 'joined' | 'head-upstream' | 'not-modified' | 'error';
+  /** `revalidated`: a tag checked upstream and unchanged; `stale`: served without the upstream (mirror mode). */
+  outcome?: 'hit' | 'miss' | 'joined' | 'head-upstream' | 'not-modified' | 'revalidated' | 'stale' | 'error';
   bytes: number;
   error?: string;
 }

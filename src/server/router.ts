@@ -1,6 +1,8 @@
 // Routes: GET /v2/ → 200 {}; GET|HEAD /v2/<name>/blobs/<digest>;
-// GET /.well-known/jwks.json; everything else → registry error JSON (404, or 405 on a
-// blob path). Names and digests are validated before anything touches disk or upstream.
+// GET /.well-known/jwks.json; in mirror mode manifests, blobs and referrers of mirrored
+// registries (src/mirror decides which requests are its, docs/mirror.md); everything else →
+// registry error JSON (404, or 405 on a blob path). Names and digests are validated before
+// anything touches disk or upstream.
 import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';
 import { validateName } from '../distribution/name.js';
 import { parseDigest } from '../store/digest.js';
@@ -36,6 +38,8 @@ export function createRouter(ctx: AppContext) {
         // A downstream tier asks when it meets an unknown kid: refresh ours first if stale.
         await ctx.keys.freshen();
         sendJson(res, 200, ctx.keys.toJSON(), head);
+      } else if (ctx.mirror?.claims(path, query, req) === true) {
+        await ctx.mirror.serve(req, res, path, query, rec);
       } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) > 4) {
         rec.route = 'blob';
         const at = path.lastIndexOf(BLOBS);
@@ -70,6 +74,7 @@ export function createRouter(ctx: AppContext) {
       {
         method: req.method,
         route: rec.route,
+        registry: rec.registry,
         repo: rec.repo,
         digest: rec.digest,
         status,

@@ -40,8 +40,10 @@ export async function connectUpstreams(
     bodyTimeout: t.bodyIdleMs,
   });
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...keyTimings, log });
-  await keys.start();
-  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? '';
+  // A pure mirror (no downstream upstreams) verifies no redirect tokens: no keys to load,
+  // and the verifier, never asked, names no origin.
+  if (chain.all.length > 0) await keys.start();
+  const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? 'https://dtr-mode-off.invalid';
   const verifier = new TokenVerifier({
     keySet: keys,
     realm: realmFor(originBase),

@@ -72,9 +72,10 @@ export class BlobStore {
   /**
    * The entry for a digest, or null. On an index miss the disk is checked too, so a blob
    * another replica published is found (issue: replicas on one rootdirectory). Expired
-   * entries are never returned: they are not served, whatever the sweep has done yet.
+   * entries are not returned (not served, whatever the sweep has done yet) unless
+   * `includeExpired`: a mirror serves its last copy while its upstream is unreachable.
    */
-  async lookup(d: Digest): Promise<BlobEntry | null> {
+  async lookup(d: Digest, opts: { includeExpired?: boolean } = {}): Promise<BlobEntry | null> {
     let entry = this.#entries.get(d.value) ?? null;
     if (entry === null) {
       try {
@@ -85,7 +86,7 @@ export class BlobStore {
         return null;
       }
     }
-    return this.expired(entry) ? null : entry;
+    return this.expired(entry) && opts.includeExpired !== true ? null : entry;
   }
 
   /** Records a blob the fill just published; a small one's bytes are kept in memory at once. */

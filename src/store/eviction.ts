@@ -7,6 +7,7 @@ import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobEntry, BlobStore } from './blob-store.js';
 import { errnoCode } from '../errors/inspect.js';
+import { Periodic } from './periodic.js';
 
 export type EvictionReason = 'expired' | 'size';
 
@@ -20,19 +21,24 @@ export interface EvictorOptions {
   /** How long a trashed file is kept for readers elsewhere. */
   trashGraceMs?: number;
   onEvict?: (reason: EvictionReason, entry: BlobEntry) => void;
+  /**
+   * Digests not to expire in this sweep (asked once per sweep): a mirror's content while its
+   * upstream is unreachable. The size cap still applies to them.
+   */
+  protect?: () => Promise<ReadonlySet<string>>;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
 }
 
 const TEN_MINUTES = 10 * 60_000;
+const NONE: ReadonlySet<string> = new Set();
 
 export class Evictor {
   readonly #store: BlobStore;
   readonly #opts: EvictorOptions;
   readonly #now: () => number;
   readonly #trashDir: string;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
+  readonly #periodic = new Periodic(() => this.#sweep());
 
   constructor(store: BlobStore, opts: EvictorOptions) {
     this.#store = store;
@@ -48,25 +54,16 @@ export class Evictor {
 
   start(): void {
     if (this.#opts.ttlMs === null && this.#opts.maxSize === null) return;
-    const tick = (): void => {
-      void this.sweep().finally(() => {
-        if (this.#timer !== null) this.#timer = setTimeout(tick, this.periodMs).unref();
-      });
-    };
-    this.#timer = setTimeout(tick, this.periodMs).unref();
+    this.#periodic.start(this.periodMs);
   }
 
   stop(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#periodic.stop();
   }
 
   /** Runs one sweep (expiry, size, trash); concurrent callers share it. */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep().finally(() => {
-      this.#running = null;
-    });
-    return this.#running;
+    return this.#periodic.run();
   }
 
   /**
@@ -85,7 +82,10 @@ export class Evictor {
 
   async #sweep(): Promise<void> {
     if (this.#opts.ttlMs !== null) {
-      for (const entry of [...this.#store.entries()]) {
+      const expired = [...this.#store.entries()].filter((e) => this.#store.expired(e));
+      const keep = expired.length === 0 ? NONE : await this.#protected();
+      for (const entry of expired) {
+        if (keep === null || keep.has(entry.digest.value)) continue;
         if (this.#store.expired(entry) && this.#evictable(entry) && !(await this.#pulledElsewhere(entry, 'expired'))) {
           await this.#evict(entry, 'expired');
         }
@@ -101,6 +101,17 @@ export class Evictor {
       }
     }
     await this.#emptyTrash();
+  }
+
+  /** What `protect` keeps this sweep; null (expire nothing) when it could not say. */
+  async #protected(): Promise<ReadonlySet<string> | null> {
+    if (this.#opts.protect === undefined) return NONE;
+    try {
+      return await this.#opts.protect();
+    } catch (err) {
+      this.#opts.log?.warn({ err }, 'could not tell which blobs to keep: no expiry in this sweep');
+      return null;
+    }
   }
 
   #evictable(entry: BlobEntry): boolean {

@@ -22,6 +22,8 @@ const OURS = [
   'cold-single-fast',
   'chain-cold-fast',
   'cold-stampede-fast',
+  'mirror-cold',
+  'mirror-warm',
 ];
 const HITS = ['hit-small-h1', 'hit-small-h2', 'hit-large'];
 

@@ -1,13 +1,13 @@
 // podman as a second real client: pulls through the origin's 307 into its own
 // storage (vfs driver, private --root/--runroot), then into a second storage from the
-// cache alone. podman is optional: CI installs only skopeo, so without podman this test
-// skips, in CI too, and says so.
+// cache alone. CI installs podman (.ci/run), so under CI=true a missing podman fails this
+// test; elsewhere it skips and says so.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { createOciImage } from '../../testkit/image.js';
-import { runTool } from '../../testkit/tools.js';
+import { podmanIn } from '../../testkit/tools.js';
 import { waitFor } from '../helpers/deadline.js';
 import { fillsPublished, originGets, outcomes, requireTool, startE2eStack } from './e2e-stack.js';
 
@@ -20,7 +20,7 @@ interface Inspected {
 }
 
 test('podman pulls every blob through the cache, then from the cache alone', async (t) => {
-  if (!(await requireTool(t, 'podman', false))) return;
+  if (!(await requireTool(t, 'podman', true))) return;
   const s = await startE2eStack(t, 'podman', { alice: { password: 'alice-pw', repos: { [REPO]: ['pull', 'push'] } } }, [
     'alice',
   ]);
@@ -32,22 +32,7 @@ test('podman pulls every blob through the cache, then from the cache alone', asy
   await s.mock.putOciLayout(img.dir, REPO, 'v1');
   const blobs = [img.configDigest, ...img.layerDigests];
   const ref = `localhost:${s.mock.port}/${REPO}:v1`;
-  const podman = (store: string, ...args: string[]) =>
-    runTool(
-      'podman',
-      [
-        '--storage-driver',
-        'vfs',
-        '--root',
-        join(s.dir, store, 'root'),
-        '--runroot',
-        join(s.dir, store, 'run'),
-        '--tmpdir',
-        join(s.dir, store, 'tmp'),
-        ...args,
-      ],
-      120_000,
-    );
+  const podman = podmanIn(s.dir);
   // Let podman take down what it made under --root/--runroot, then remove the lot: the
   // stack's own removal of s.dir ran before this hook (after hooks run in order).
   t.after(async () => {

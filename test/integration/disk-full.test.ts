@@ -1,41 +1,23 @@
 // A full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
 // than the disk still reach every client complete, nothing partial is published, the
 // error is logged once per episode, and caching resumes by itself when space returns.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, readdir, statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { startStack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
 import { waitFor, within } from '../helpers/deadline.js';
+import { smallDisk } from '../helpers/small-disk.js';
 
-const run = promisify(execFile);
 const exists = (p: string) =>
   access(p).then(
     () => true,
     () => false,
   );
-
-/** An 8 MiB tmpfs for the test, unmounted after it; null (test skipped) where mounting is not allowed. */
-async function smallDisk(t: TestContext): Promise<string | null> {
-  const mnt = await mkdtemp(join(tmpdir(), 'dtr-cache-tmpfs-'));
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
-  } catch (err) {
-    t.skip(
-      `mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`,
-    );
-    return null;
-  }
-  t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
-  return mnt;
-}
 
 test('disk full mid-fill: clients get complete blobs, nothing partial is published, caching resumes', async (t) => {
   const mnt = await smallDisk(t);
