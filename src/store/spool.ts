@@ -116,7 +116,7 @@ export class SpoolDir {
   async #isDead(claimPath: string, owner: SpoolOwner | null): Promise<boolean> {
     if (owner !== null && owner.host === HOST) {
       if (owner.pid === process.pid) return owner.startedAt !== STARTED_AT;
-      if (!processAlive(owner.pid)) return true;
+      if (!(await processAlive(owner.pid))) return true;
     }
     const st = await stat(claimPath).catch(() => null);
     return st === null || Date.now() - st.mtimeMs > this.timing.staleMs;
@@ -181,7 +181,7 @@ export class SpoolDir {
       if (st === null) continue;
       const pid = WRITER_PID.exec(name.slice(name.indexOf('.') + 1).replace(/\.(tmp|takeover)$/, ''))?.[1];
       const ours = name.includes(`.${HOST_TAG}-`);
-      const gone = ours && pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid));
+      const gone = ours && pid !== undefined && Number(pid) !== process.pid && !(await processAlive(Number(pid)));
       if (gone || Date.now() - st.mtimeMs > this.timing.staleMs) await rm(path, { force: true });
     }
     return dead.size;
@@ -314,11 +314,19 @@ async function readRecord(claimPath: string): Promise<SpoolOwner | null> {
   }
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Whether a process of this host runs. A zombie (exited, not yet reaped: a serving process
+ * whose supervisor was killed, where nothing reaps orphans) answers kill(0) but writes
+ * nothing: /proc says so, where there is one.
+ */
+async function processAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return true;
+  // "<pid> (<comm>) <state> …": the command name may hold spaces and parentheses.
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }

@@ -1,0 +1,60 @@
+// Spool claims on a real directory: one claim per digest, the owner's record filled in off
+// the claim's path, a live writer's claim kept by the start-up sweep and a dead one's removed,
+// a zombie writer (exited, never reaped) judged dead however fresh its record.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { SpoolDir } from '../../src/store/spool.js';
+import { waitFor } from '../helpers/deadline.js';
+
+const digest = parseDigest(`sha256:${'ab'.repeat(32)}`);
+
+async function spools() {
+  const layout = new Layout(join(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-')), 'registry'));
+  return new SpoolDir(layout, { beatMs: 50, staleMs: 60_000 });
+}
+
+test('spool: one claim per digest; the record names the owner; release removes claim and data file', async () => {
+  const dir = await spools();
+  const first = await dir.claim(digest);
+  assert.equal(first.kind, 'created');
+  if (first.kind !== 'created') return;
+  const second = await dir.claim(digest);
+  assert.equal(second.kind, 'exists');
+  const owner = await waitFor(2_000, 'the record', () => dir.readOwner(digest).then((o) => o ?? undefined));
+  assert.equal(owner.pid, process.pid);
+  await first.spool.dataFile();
+  await first.spool.setSize(1234);
+  assert.equal((await dir.readOwner(digest))?.size, 1234);
+  assert.equal(await dir.ownerIsDead(digest, owner), false, 'this very process, beating');
+  assert.equal(await dir.sweep(), 0, 'a live claim stays');
+  await first.spool.release();
+  assert.deepEqual(await readdir(dir.dir), []);
+});
+
+test('spool: a writer that exited but was never reaped (a zombie) is dead, however fresh its record', async (t) => {
+  // bash starts a short sleep in the background, then becomes a long one, which never reaps it.
+  const parent = spawn('bash', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const zombie = Number(
+    await new Promise<string>((resolve) => createInterface({ input: parent.stdout }).once('line', resolve)),
+  );
+  await waitFor(5_000, 'the child is a zombie', async () => {
+    const stat = await readFile(`/proc/${zombie}/stat`, 'utf8').catch(() => '');
+    return stat.includes(') Z ');
+  });
+  const dir = await spools();
+  const claim = dir.claimPath(digest);
+  const owner = { host: hostname(), pid: zombie, startedAt: Date.now(), writer: `x-${zombie}-1` };
+  await mkdir(dir.dir, { recursive: true });
+  await writeFile(claim, JSON.stringify(owner));
+  assert.doesNotThrow(() => process.kill(zombie, 0), 'kill(0) still answers for it');
+  assert.equal(await dir.ownerIsDead(digest, owner), true);
+  assert.equal(await dir.sweep(), 1, 'and the start-up sweep removes its claim');
+});
