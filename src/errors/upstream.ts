@@ -19,7 +19,7 @@ const UNREACHABLE_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
-export type UpstreamFailureKind = 'timeout' | 'unreachable' | 'reset' | 'status';
+export type UpstreamFailureKind = 'timeout' | 'unreachable' | 'reset' | 'status' | 'throttled';
 
 export function classifyUpstreamError(err: unknown): UpstreamFailureKind {
   const code = errnoCode(err);
@@ -28,10 +28,31 @@ export function classifyUpstreamError(err: unknown): UpstreamFailureKind {
   return 'reset';
 }
 
-const STATUS_BY_KIND: Record<UpstreamFailureKind, number> = { timeout: 504, unreachable: 503, reset: 502, status: 502 };
+const STATUS_BY_KIND: Record<Exclude<UpstreamFailureKind, 'throttled'>, number> = {
+  timeout: 504,
+  unreachable: 503,
+  reset: 502,
+  status: 502,
+};
 
-/** The client-facing error when no upstream could serve a request. */
-export function gatewayError(kind: UpstreamFailureKind, message: string, cause?: unknown): RegistryError {
+/**
+ * The client-facing error when no upstream could serve a request. Every host throttling
+ * (429) is passed on as such, with the last host's Retry-After, so the client backs off.
+ */
+export function gatewayError(
+  kind: UpstreamFailureKind,
+  message: string,
+  cause?: unknown,
+  retryAfter?: string,
+): RegistryError<'UNAVAILABLE' | 'TOOMANYREQUESTS'> {
+  if (kind === 'throttled') {
+    return new RegistryError('TOOMANYREQUESTS', {
+      message,
+      detail: { reason: kind },
+      headers: { 'Retry-After': retryAfter ?? '1' },
+      ...(cause === undefined ? {} : { cause }),
+    });
+  }
   return new RegistryError('UNAVAILABLE', {
     status: STATUS_BY_KIND[kind],
     message,

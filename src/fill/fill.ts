@@ -58,14 +58,16 @@ export interface FillHooks {
 type Claim = { kind: 'owned'; spool: OwnedSpool } | { kind: 'none' } | { kind: 'replica'; follower: ReplicaFollower };
 
 /**
- * A failure with its outcome: the cause is what clients get (a registry error), the outcome
- * what is counted and logged.
+ * A failure with its outcome: `error` is what clients get (a registry error, as a rule),
+ * the outcome what is counted and logged.
  */
 class FillFailure extends DtrCacheError<'FILL_FAILED'> {
   readonly outcome: FillOutcome;
-  constructor(outcome: FillOutcome, error: Error) {
-    super('FILL_FAILED', error.message, { cause: error });
+  readonly error: Error;
+  constructor(outcome: FillOutcome, cause: unknown) {
+    super('FILL_FAILED', messageOf(cause), { cause });
     this.outcome = outcome;
+    this.error = cause instanceof Error ? cause : this;
   }
 }
 
@@ -168,10 +170,9 @@ export class Fill implements FillBytes {
     try {
       return await this.#settle(await this.#fill(), null, started);
     } catch (err) {
-      const failure = err instanceof FillFailure ? err : null;
-      const error =
-        failure?.cause instanceof Error ? failure.cause : err instanceof Error ? err : new Error(String(err));
-      return this.#settle(failure?.outcome ?? (err instanceof RegistryError ? 'upstream' : 'io'), error, started);
+      const failure =
+        err instanceof FillFailure ? err : new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
+      return this.#settle(failure.outcome, failure.error, started);
     }
   }
 
@@ -202,8 +203,9 @@ export class Fill implements FillBytes {
       const size = await download.open(startOffset === 0 ? null : this.#size);
       if (startOffset === 0) {
         this.#size = size;
-        // For replicas that follow; a full disk may refuse the record (they then wait, then reclaim).
-        await this.#spool
+        // For replicas that follow, off this fill's path; a full disk may refuse it (they then
+        // wait until this fill ends).
+        this.#spool
           ?.setSize(size)
           .catch((err: unknown) => this.#deps.log.warn({ err }, 'could not record the blob size in its spool'));
       }
@@ -287,6 +289,7 @@ export class Fill implements FillBytes {
     this.#released();
     if (this.#spool === null) return 'not-stored';
     try {
+      await this.#spool.dataFile();
       await storeSmall(body.bytes, this.#spool.dataPath, this.#finalPath);
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
@@ -314,7 +317,8 @@ export class Fill implements FillBytes {
         spool?.setVerified().catch(() => undefined);
       },
     });
-    const file = spool === null ? null : await open(spool.dataPath, 'r');
+    const dataPath = spool === null ? null : await this.#dataFileOf(spool);
+    const file = dataPath === null ? null : await open(dataPath, 'r');
     if (file !== null) this.#handles.push(file);
     const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
     this.#stream = store;
@@ -322,11 +326,11 @@ export class Fill implements FillBytes {
     let result: Promise<SpoolResult>;
     try {
       result = this.#deps.pool.spool({
-        dataPath: spool?.dataPath ?? null,
+        dataPath,
         finalPath: this.#finalPath,
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
-        prefixPath: spool?.prefixPath ?? null,
+        prefixPath: dataPath === null ? null : (spool?.prefixPath ?? null),
         startOffset,
         ring: ring.buffer,
         port: ring.workerPort,
@@ -357,6 +361,19 @@ export class Fill implements FillBytes {
     return this.#afterSpool(await spooled, download);
   }
 
+  /** The spool's data file, or null when the disk could not take it (the bytes then stream through memory). */
+  async #dataFileOf(spool: OwnedSpool): Promise<string | null> {
+    try {
+      await spool.dataFile();
+      return spool.dataPath;
+    } catch (err) {
+      const code = errnoCode(err) ?? '';
+      if (!DISK_FULL_CODES.has(code)) throw err;
+      this.#diskFull(code);
+      return null;
+    }
+  }
+
   #afterSpool(result: SpoolResult, download: Download): FillOutcome {
     if (result.ok) {
       // The verdict also came as a ring message, but on another channel: the result may arrive first.
@@ -377,9 +394,8 @@ export class Fill implements FillBytes {
 
   /** Why a download stopped: every client left a fill that cannot be kept, or the upstream failed. */
   #stoppedOutcome(err: unknown): FillFailure {
-    const error = err instanceof Error ? err : new Error(String(err));
-    if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', error);
-    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', error);
+    if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', err);
+    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
   }
 
   /** The digest verified: every client's last byte may go. */

@@ -72,6 +72,13 @@ export class ReplicaFollower {
         this.#size = owner.size;
         return owner.size;
       }
+      if (owner === null && !(await this.#spools.claimExists(this.#digest))) {
+        // The writer is done already: published (its size is the file's), or it gave up.
+        const published = await stat(this.#finalPath).catch(() => null);
+        if (published === null) return null;
+        this.#size = published.size;
+        return published.size;
+      }
       if (await this.#spools.ownerIsDead(this.#digest, owner ?? this.#owner)) return null;
       await this.#sleep();
     }
@@ -81,13 +88,22 @@ export class ReplicaFollower {
   async follow(abandoned: () => boolean): Promise<FollowOutcome> {
     let grewAt = Date.now();
     for (;;) {
-      const owner = (await this.#spools.readOwner(this.#digest)) ?? this.#owner;
-      if (owner === null) return { kind: 'failed' };
+      const record = await this.#spools.readOwner(this.#digest);
+      const owner = record ?? this.#owner;
+      // No writer was ever seen: it finished before we looked.
+      if (owner === null) return (await this.#open()) === 'published' ? { kind: 'published' } : { kind: 'failed' };
       if (owner.writer !== this.#owner?.writer || this.#file === null) {
         // First look, or another replica took the spool over: follow its data file.
         this.#owner = owner;
-        if (!(await this.#open())) {
-          return (await this.#isPublished()) ? { kind: 'published' } : { kind: 'failed' };
+        const opened = await this.#open();
+        if (opened === 'published') return { kind: 'published' };
+        if (opened === 'absent') {
+          // The writer creates its data file just after its claim, and removes it once the
+          // blob is published: wait for it while the claim stands, give up when it is gone.
+          if (record === null && !(await this.#spools.claimExists(this.#digest))) return { kind: 'failed' };
+          if (abandoned()) return { kind: 'failed' };
+          await this.#sleep();
+          continue;
         }
       }
       const st = await this.#file!.stat();
@@ -128,18 +144,27 @@ export class ReplicaFollower {
     if (!keepFile) await this.#file?.close().catch(() => undefined);
   }
 
-  async #open(): Promise<boolean> {
-    if (this.#owner === null) return false;
-    const path = this.#spools.dataPathOf(this.#digest, this.#owner);
-    try {
-      const file = await open(path, 'r');
-      await this.#file?.close().catch(() => undefined);
-      this.#file = file;
-      this.#ino = (await file.stat()).ino;
-      return true;
-    } catch {
-      return false;
+  /**
+   * Opens the writer's data file, or, when it has gone, the published blob (the writer
+   * finished before we looked); 'absent' when neither is there.
+   */
+  async #open(): Promise<'following' | 'published' | 'absent'> {
+    const places = [
+      ...(this.#owner === null ? [] : [[this.#spools.dataPathOf(this.#digest, this.#owner), 'following'] as const]),
+      [this.#finalPath, 'published'] as const,
+    ];
+    for (const [path, found] of places) {
+      try {
+        const file = await open(path, 'r');
+        await this.#file?.close().catch(() => undefined);
+        this.#file = file;
+        this.#ino = (await file.stat()).ino;
+        return found;
+      } catch {
+        // Not there: the next place, or 'absent'.
+      }
     }
+    return 'absent';
   }
 
   async #isPublished(): Promise<boolean> {

@@ -6,7 +6,7 @@
 // replica may take the spool over, writing a data file of its own (docs/architecture.md,
 // "Replicas").
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from './digest.js';
@@ -51,6 +51,7 @@ export class SpoolDir {
   readonly dir: string;
   readonly timing: SpoolTiming;
   readonly #layout: Layout;
+  #dirReady = false;
 
   constructor(layout: Layout, timing: SpoolTiming = DEFAULT_SPOOL_TIMING) {
     this.#layout = layout;
@@ -62,21 +63,41 @@ export class SpoolDir {
     return this.#layout.spool(d);
   }
 
-  /** Claims the digest's spool for this process, or reports the owner of the one that exists. */
+  /**
+   * Claims the digest's spool for this process, or reports the owner of the one that exists.
+   * One exclusive create is all a miss waits for: the record's content and the data file
+   * follow off its path (a follower reading the claim meanwhile sees an owner not yet known,
+   * and waits for it, as it waits for the size).
+   */
   async claim(d: Digest): Promise<SpoolClaim> {
-    await mkdir(this.dir, { recursive: true });
     const owner = newOwner();
-    const data = dataPath(this.claimPath(d), owner.writer);
-    await (await open(data, 'wx')).close();
+    let record: FileHandle;
     try {
-      // A record written aside and linked into place: exclusive, and never seen half-written.
-      await createRecord(this.claimPath(d), owner);
+      record = await this.#createClaim(d);
     } catch (err) {
-      await rm(data, { force: true });
       if (errnoCode(err) !== 'EEXIST') throw err;
       return { kind: 'exists', owner: await this.readOwner(d) };
     }
-    return { kind: 'created', spool: new OwnedSpool(this.claimPath(d), owner, null, this.timing) };
+    return { kind: 'created', spool: new OwnedSpool(this.claimPath(d), owner, null, this.timing, record) };
+  }
+
+  async #createClaim(d: Digest): Promise<FileHandle> {
+    if (!this.#dirReady) {
+      await mkdir(this.dir, { recursive: true });
+      this.#dirReady = true;
+    }
+    try {
+      return await open(this.claimPath(d), 'wx');
+    } catch (err) {
+      // The directory went (removed by hand): make it again, once.
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await mkdir(this.dir, { recursive: true });
+      return open(this.claimPath(d), 'wx');
+    }
+  }
+
+  async claimExists(d: Digest): Promise<boolean> {
+    return (await stat(this.claimPath(d)).catch(() => null)) !== null;
   }
 
   async readOwner(d: Digest): Promise<SpoolOwner | null> {
@@ -120,9 +141,8 @@ export class SpoolDir {
     try {
       if ((await this.readOwner(d))?.writer !== dead.writer) return null;
       const owner = { ...newOwner(), size };
-      await (await open(dataPath(claim, owner.writer), 'wx')).close();
       await replaceRecord(claim, owner);
-      return new OwnedSpool(claim, owner, dataPath(claim, dead.writer), this.timing);
+      return new OwnedSpool(claim, owner, dataPath(claim, dead.writer), this.timing, null);
     } finally {
       await rm(lock, { force: true });
     }
@@ -176,24 +196,45 @@ export class OwnedSpool {
   readonly prefixPath: string | null;
   #owner: SpoolOwner;
   readonly #beat: NodeJS.Timeout;
+  /** The record's writes, one after another (the first fills the freshly created claim). */
+  #writes: Promise<void>;
+  readonly #dataFile: Promise<void>;
   #released = false;
 
-  constructor(claimPath: string, owner: SpoolOwner, prefixPath: string | null, timing: SpoolTiming) {
+  /** `record`: the claim just created, still empty; null when the record is already written. */
+  constructor(
+    claimPath: string,
+    owner: SpoolOwner,
+    prefixPath: string | null,
+    timing: SpoolTiming,
+    record: FileHandle | null,
+  ) {
     this.claimPath = claimPath;
     this.#owner = owner;
     this.dataPath = dataPath(claimPath, owner.writer);
     this.prefixPath = prefixPath;
     this.#beat = setInterval(() => this.#refresh(), timing.beatMs).unref();
+    // A record the disk refuses (ENOSPC) stays empty: followers then wait for this writer to
+    // finish, and the start-up sweep judges it by its age.
+    this.#writes = record === null ? Promise.resolve() : fillRecord(record, owner).catch(() => undefined);
+    this.#dataFile = open(this.dataPath, 'wx').then((fh) => fh.close());
+    // Awaited by whoever writes the file; a failure here is theirs to handle.
+    this.#dataFile.catch(() => undefined);
+  }
+
+  /** Resolves once this writer's data file exists; rejects with the error that prevented it (ENOSPC…). */
+  dataFile(): Promise<void> {
+    return this.#dataFile;
   }
 
   /** Records the size (followers wait for it). */
-  async setSize(size: number): Promise<void> {
-    await this.#update({ ...this.#owner, size });
+  setSize(size: number): Promise<void> {
+    return this.#update((o) => ({ ...o, size }));
   }
 
   /** Records that the digest verified (followers release their last byte). */
-  async setVerified(): Promise<void> {
-    await this.#update({ ...this.#owner, verified: true });
+  setVerified(): Promise<void> {
+    return this.#update((o) => ({ ...o, verified: true }));
   }
 
   /** Gives the spool up: the beat stops, the record and the data files go (a published blob keeps its own link). */
@@ -201,16 +242,21 @@ export class OwnedSpool {
     if (this.#released) return;
     this.#released = true;
     clearInterval(this.#beat);
+    await this.#writes.catch(() => undefined);
     if ((await readRecord(this.claimPath))?.writer === this.#owner.writer) await rm(this.claimPath, { force: true });
     await rm(this.dataPath, { force: true });
     if (this.prefixPath !== null) await rm(this.prefixPath, { force: true });
   }
 
-  async #update(owner: SpoolOwner): Promise<void> {
-    // A writer that stalled and was taken over must not write its record back over the new owner's.
-    if ((await readRecord(this.claimPath))?.writer !== owner.writer) return;
-    this.#owner = owner;
-    await replaceRecord(this.claimPath, owner);
+  #update(change: (owner: SpoolOwner) => SpoolOwner): Promise<void> {
+    const next = this.#writes.then(async () => {
+      // A writer that stalled and was taken over must not write its record back over the new owner's.
+      if ((await readRecord(this.claimPath))?.writer !== this.#owner.writer) return;
+      this.#owner = change(this.#owner);
+      await replaceRecord(this.claimPath, this.#owner);
+    });
+    this.#writes = next.catch(() => undefined);
+    return next;
   }
 
   #refresh(): void {
@@ -232,13 +278,12 @@ function dataPath(claimPath: string, writer: string): string {
   return `${claimPath}.${writer}`;
 }
 
-async function createRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
-  const tmp = `${claimPath}.${owner.writer}.tmp`;
+/** Writes the owner into the claim this process just created, and closes it. */
+async function fillRecord(record: FileHandle, owner: SpoolOwner): Promise<void> {
   try {
-    await writeFile(tmp, JSON.stringify(owner));
-    await link(tmp, claimPath);
+    await record.writeFile(JSON.stringify(owner));
   } finally {
-    await rm(tmp, { force: true });
+    await record.close();
   }
 }
 

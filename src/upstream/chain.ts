@@ -75,13 +75,15 @@ export class UpstreamChain {
   }
 
   /**
-   * Sends the request to the first host that answers with anything but a 5xx.
-   * A 2xx, 3xx or 4xx answer (404 BLOB_UNKNOWN, 401, 403 …) is returned as is, for the
-   * caller to relay; when no host answers, throws UNAVAILABLE (502/503/504).
+   * Sends the request to the first host that answers with anything but a 5xx or a 429
+   * (a host throttling us is skipped, like one that fails). A 2xx, 3xx or 4xx answer (404
+   * BLOB_UNKNOWN, 401, 403 …) is returned as is, for the caller to relay; when no host
+   * answers, throws UNAVAILABLE (502/503/504), or TOOMANYREQUESTS when the last throttled.
    */
   async request(req: BlobRequest): Promise<UpstreamResponse> {
     let lastKind: UpstreamFailureKind = 'unreachable';
     let lastCause: unknown;
+    let retryAfter: string | undefined;
     const tried: string[] = [];
     for (const host of this.candidates(req.avoid, req.exclude)) {
       if (req.signal?.aborted) break;
@@ -93,10 +95,11 @@ export class UpstreamChain {
           headers: this.#headers(req),
           ...(req.signal === undefined ? {} : { signal: req.signal }),
         });
-        if (res.statusCode >= 500) {
+        if (res.statusCode >= 500 || res.statusCode === 429) {
           discardBody(res.body);
           host.recordFailure(`status ${res.statusCode}`);
-          lastKind = 'status';
+          lastKind = res.statusCode === 429 ? 'throttled' : 'status';
+          retryAfter = typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined;
           lastCause = new Error(`upstream ${host.url} answered ${res.statusCode}`);
           this.#log?.warn(
             { upstream: host.url, status: res.statusCode, digest: req.digest },
@@ -111,12 +114,12 @@ export class UpstreamChain {
         lastCause = err;
         host.recordFailure(`${lastKind}: ${messageOf(err)}`);
         this.#log?.warn(
-          { upstream: host.url, reason: lastKind, err: String(err), digest: req.digest },
+          { upstream: host.url, reason: lastKind, err, digest: req.digest },
           'upstream failed, trying next',
         );
       }
     }
-    throw gatewayError(lastKind, `no upstream could serve the blob (tried ${tried.length})`, lastCause);
+    throw gatewayError(lastKind, `no upstream could serve the blob (tried ${tried.length})`, lastCause, retryAfter);
   }
 
   #headers(req: BlobRequest): Record<string, string> {

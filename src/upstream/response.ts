@@ -30,34 +30,62 @@ export async function expectResumeBody(res: UpstreamResponse, offset: number, si
   throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
 }
 
-/** Turns an upstream 4xx into the same registry error for our client (docs/protocol.md §4: passed as is). */
-export async function relayedError(res: UpstreamResponse): Promise<RegistryError> {
+/** What an upstream 4xx is for our client, by status (docs/protocol.md §4: passed as is). */
+const RELAYED: Readonly<Record<number, RegistryCode>> = {
+  401: 'UNAUTHORIZED',
+  403: 'DENIED',
+  404: 'BLOB_UNKNOWN',
+  416: 'RANGE_INVALID',
+  429: 'TOOMANYREQUESTS',
+};
+/** Upstream headers a relayed error keeps. */
+const RELAYED_HEADERS: Readonly<Record<string, string>> = {
+  'www-authenticate': 'WWW-Authenticate',
+  'retry-after': 'Retry-After',
+};
+
+/**
+ * Turns an upstream 4xx into the registry error our client gets. An answer about the
+ * request (401, 403, 404, 416, 429) goes back with its status, and with the upstream's own
+ * code when the error table gives that code the same status (404 NAME_UNKNOWN, …). Any
+ * other 4xx says the cache's request was refused, which is no fault of the client: 502.
+ */
+export async function relayedError(res: UpstreamResponse): Promise<RegistryError<string>> {
   let text = '';
   for await (const chunk of res.body) {
     if (text.length < 16_384) text += String(chunk);
   }
-  let code: RegistryCode =
-    res.statusCode === 404
-      ? 'BLOB_UNKNOWN'
-      : res.statusCode === 401
-        ? 'UNAUTHORIZED'
-        : res.statusCode === 403
-          ? 'DENIED'
-          : 'UNAVAILABLE';
+  const headers: Record<string, string> = {};
+  for (const [from, to] of Object.entries(RELAYED_HEADERS)) {
+    const value = res.headers[from];
+    if (typeof value === 'string') headers[to] = value;
+  }
+  const byStatus = RELAYED[res.statusCode];
+  if (byStatus === undefined) {
+    return new RegistryError('UNAVAILABLE', {
+      status: 502,
+      message: `upstream ${res.host.url} refused the request with ${res.statusCode}`,
+      detail: { upstream: res.host.url, status: res.statusCode },
+    });
+  }
+  let code: RegistryCode = byStatus;
   let message: string | undefined;
   try {
     const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
     const first = parsed.errors?.[0];
-    if (first?.code && first.code in REGISTRY_ERRORS) code = first.code as RegistryCode;
+    const theirs = first?.code;
+    if (
+      theirs !== undefined &&
+      theirs in REGISTRY_ERRORS &&
+      REGISTRY_ERRORS[theirs as RegistryCode].status === res.statusCode
+    ) {
+      code = theirs as RegistryCode;
+    }
     if (first?.message) message = first.message;
   } catch {
-    // Not registry JSON: keep the status-derived code.
+    // Not registry JSON: keep the status's code.
   }
-  const headers: Record<string, string> = {};
-  const challenge = res.headers['www-authenticate'];
-  if (typeof challenge === 'string') headers['WWW-Authenticate'] = challenge;
   return new RegistryError(code, {
-    status: res.statusCode >= 400 && res.statusCode < 500 ? res.statusCode : 502,
     ...(message === undefined ? {} : { message }),
     headers,
     detail: { upstream: res.host.url },

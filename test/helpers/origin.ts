@@ -43,6 +43,8 @@ export class TestOrigin {
   /** Bytes served in place of a blob's own (any length, even empty): an upstream that lies. */
   readonly lies = new Map<string, Buffer>();
   readonly fail503 = new Set<string>();
+  /** Digests answered with this status (and headers, and a JSON body) instead of the blob. */
+  readonly statusFor = new Map<string, { status: number; headers?: Record<string, string>; body?: unknown }>();
   readonly gates = new Map<string, Gate>();
   /** Request headers seen, newest last (for Via / Authorization checks). */
   readonly seen: Array<{ method: string; path: string; headers: IncomingMessage['headers'] }> = [];
@@ -177,6 +179,12 @@ export class TestOrigin {
       res
         .writeHead(401, { 'content-type': 'application/json' })
         .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad token' }] }));
+      return;
+    }
+    const canned = this.statusFor.get(digest);
+    if (canned !== undefined) {
+      const body = canned.body === undefined ? '' : JSON.stringify(canned.body);
+      res.writeHead(canned.status, { 'content-type': 'application/json', ...canned.headers }).end(body);
       return;
     }
     if (this.fail503.has(digest)) {

@@ -79,6 +79,10 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
       const r = await fetchBlob(agent, url, { headers: { 'if-none-match': `"${blob.digest}"` } });
       assert.equal(r.status, 304);
       assert.equal(r.body.length, 0);
+      // A list, weak tags (RFC 9110 §13.1.2: If-None-Match compares weakly); another tag is no match.
+      const listed = await fetchBlob(agent, url, { headers: { 'if-none-match': `"other", W/"${blob.digest}"` } });
+      assert.equal(listed.status, 304);
+      assert.equal((await fetchBlob(agent, url, { headers: { 'if-none-match': '"other"' } })).status, 200);
       const h = await fetchBlob(agent, url, { method: 'HEAD' });
       assert.equal(h.status, 200);
       assert.equal(h.headers['content-length'], String(bytes.length));

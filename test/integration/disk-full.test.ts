@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, readdir } from 'node:fs/promises';
+import { access, readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
@@ -65,13 +65,21 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   gate.open();
   assert.equal(`sha256:${(await first).sha256}`, big[0]!.digest);
 
-  // Space is back (the failed spools are gone): the next blob that fits is cached again.
+  // Space is back once the failed spools are gone and the last reader has closed its handle
+  // on them: the next blob that fits is cached again.
+  await waitFor(10_000, 'space back', async () => {
+    const fs = await statfs(mnt);
+    return fs.bavail * fs.bsize > 4 << 20;
+  });
   const small = s.origin.add(randomBytes(1 << 20));
   const r = await fetchBlob(s.h2, s.blobUrl('team/app', small.digest, await s.origin.mint('team/app', small.digest)));
   assert.equal(`sha256:${r.sha256}`, small.digest);
-  assert.equal(await exists(layout.blobData(parseDigest(small.digest))), true, 'cached again');
+  // Published just after the client's last byte.
+  await waitFor(10_000, 'cached again', () => exists(layout.blobData(parseDigest(small.digest))));
+  await waitFor(10_000, 'caching resumed, logged', async () =>
+    (await s.cache.logLines()).some((l) => l.msg === 'disk has room again: caching resumed'),
+  );
   lines = await s.cache.logLines();
-  assert.ok(lines.some((l) => l.msg === 'disk has room again: caching resumed'));
   // A pass-through fill whose every client leaves stops, rather than hold memory forever.
   const { request } = await import('undici');
   const ac = new AbortController();
@@ -113,9 +121,8 @@ test('disk full: a Range client of a pass-through fill holds no memory below its
   assert.equal(r.status, 206);
   assert.equal(r.headers['content-range'], `bytes ${from}-${(40 << 20) - 1}/${40 << 20}`);
   assert.ok(r.body.equals(blob.bytes.subarray(from)), 'the bytes of the range');
-  const lines = await s.cache.logLines();
-  assert.ok(
-    lines.some((l) => l.msg === 'fill streamed through without caching'),
-    'it was a pass-through fill',
+  // The fill's line comes when it settles, just after its client's last byte.
+  await waitFor(10_000, 'it was a pass-through fill', async () =>
+    (await s.cache.logLines()).some((l) => l.msg === 'fill streamed through without caching'),
   );
 });

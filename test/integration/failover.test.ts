@@ -157,3 +157,33 @@ test('a host that sent bytes failing the digest check is avoided by the next fil
   assert.equal(`sha256:${second.sha256}`, blob.digest);
   assert.equal(bad.count(bad.gets, blob.digest), 1, 'the host that sent bad bytes was not asked first again');
 });
+
+test('upstream answers: a throttling host is skipped; 4xx about the request are relayed with their codes; others are 502', async (t) => {
+  const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  // The regional throttles: the origin serves.
+  const blob = await add(randomBytes(100_000));
+  regional.statusFor.set(blob.digest, { status: 429, headers: { 'retry-after': '7' } });
+  const r = await within(30_000, 'past a throttling host', fetchBlob(agent, blob.url));
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+  // Both throttle: 429 with the Retry-After, not a gateway error.
+  const both = await add(randomBytes(100_001));
+  for (const o of list) o.statusFor.set(both.digest, { status: 429, headers: { 'retry-after': '7' } });
+  const throttled = await fetchBlob(agent, both.url);
+  assert.equal(throttled.status, 429);
+  assert.equal(throttled.headers['retry-after'], '7');
+  assert.equal(JSON.parse(throttled.body.toString()).errors[0].code, 'TOOMANYREQUESTS');
+  // A 404 with the host's own code of the same status keeps it; a 405 is the host refusing us.
+  const named = await add(randomBytes(100_002));
+  regional.statusFor.set(named.digest, {
+    status: 404,
+    body: { errors: [{ code: 'NAME_UNKNOWN', message: 'no such repository' }] },
+  });
+  const nf = await fetchBlob(agent, named.url);
+  assert.deepEqual([nf.status, JSON.parse(nf.body.toString()).errors[0].code], [404, 'NAME_UNKNOWN']);
+  const refused = await add(randomBytes(100_003));
+  regional.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
+  const rf = await fetchBlob(agent, refused.url);
+  assert.deepEqual([rf.status, JSON.parse(rf.body.toString()).errors[0].code], [502, 'UNAVAILABLE']);
+});

@@ -33,7 +33,7 @@ export async function handleBlob(
   const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
 
-  if (header(req.headers, 'if-none-match') === `"${digest.value}"`) {
+  if (matchesEtag(header(req.headers, 'if-none-match'), digest.value)) {
     rec.outcome = 'not-modified';
     res.writeHead(304, blobHeaders(digest.value));
     res.end();
@@ -96,4 +96,14 @@ async function headFromUpstream(
     ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}),
   });
   res.end();
+}
+
+/**
+ * If-None-Match (RFC 9110 §13.1.2): a list of entity tags, compared weakly, against the
+ * blob's ETag, `"<digest>"`. `*` is not taken as a match: for a blob not stored here, the
+ * cache cannot know that one exists without asking.
+ */
+function matchesEtag(field: string | undefined, digest: string): boolean {
+  if (field === undefined) return false;
+  return field.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${digest}"`);
 }
