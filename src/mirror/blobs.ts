@@ -106,21 +106,23 @@ function mirrorFetch(mirror: Mirror, repo: string, digest: Digest, via: string |
   };
 }
 
-/** An upstream HEAD of the blob in this repository: a 200 is the record; anything else is the client's answer. */
-async function confirm(
-  mirror: Mirror,
-  repo: string,
-  digest: Digest,
-  via: string | undefined,
-): Promise<UpstreamResponse> {
-  const res = await mirror.upstream.request({ method: 'HEAD', path: `/v2/${repo}/blobs/${digest.value}`, repo, via });
-  discardBody(res.body);
-  if (res.statusCode === 404) {
-    throw new RegistryError('BLOB_UNKNOWN', { detail: { name: repo, digest: digest.value } });
-  }
-  if (res.statusCode !== 200) throw await relayedError(res);
-  await mirror.records.setBlob(repo, digest);
-  return res;
+/**
+ * An upstream HEAD of the blob in this repository: a 200 is the record (and the size, when
+ * the upstream says it); anything else is the client's answer. Concurrent requests for one
+ * blob share one HEAD.
+ */
+function confirm(mirror: Mirror, repo: string, digest: Digest, via: string | undefined): Promise<number | null> {
+  return mirror.blobChecks.run(`${repo}@${digest.value}`, async () => {
+    const res = await mirror.upstream.request({ method: 'HEAD', path: `/v2/${repo}/blobs/${digest.value}`, repo, via });
+    discardBody(res.body);
+    if (res.statusCode === 404) {
+      throw new RegistryError('BLOB_UNKNOWN', { detail: { name: repo, digest: digest.value } });
+    }
+    if (res.statusCode !== 200) throw await relayedError(res);
+    await mirror.records.setBlob(repo, digest);
+    const size = Number(res.headers['content-length']);
+    return Number.isSafeInteger(size) && size >= 0 ? size : null;
+  }).promise;
 }
 
 /** A HEAD miss: answered from an upstream HEAD, never by a download (as in DTR mode). */
@@ -133,12 +135,8 @@ async function headUpstream(
   rec: RequestRecord,
 ): Promise<void> {
   rec.outcome = 'head-upstream';
-  const up = await confirm(mirror, repo, digest, via);
-  const size = Number(up.headers['content-length']);
-  res.writeHead(200, {
-    ...blobHeaders(digest.value),
-    ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}),
-  });
+  const size = await confirm(mirror, repo, digest, via);
+  res.writeHead(200, { ...blobHeaders(digest.value), ...(size === null ? {} : { 'Content-Length': size }) });
   res.end();
 }
 

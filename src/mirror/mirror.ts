@@ -14,6 +14,7 @@ import { ClaimDir } from './claims.js';
 import { ManifestContent } from './content.js';
 import { ManifestSource, type MirrorParts } from './manifests.js';
 import { RepoRecords } from './records.js';
+import { SingleFlight } from './single-flight.js';
 import { MirrorUpstream } from './upstream.js';
 
 /** One request to a mirrored registry, as the route handlers take it. */
@@ -47,6 +48,8 @@ export class Mirror implements MirrorParts {
   readonly content: ManifestContent;
   readonly claims: ClaimDir;
   readonly manifests: ManifestSource;
+  /** Upstream HEADs confirming a stored blob in a repository, shared by concurrent requests (blobs.ts). */
+  readonly blobChecks = new SingleFlight<number | null>();
   readonly log: Logger;
   readonly now: () => number;
 

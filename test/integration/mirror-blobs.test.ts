@@ -182,15 +182,15 @@ test('DTR mode and mirror mode on one port: a redirect token takes the DTR path'
     async () =>
       (await both.cache.logLines()).some((l) => l['msg'] === 'fill published' && l['digest'] === layer) || undefined,
   );
-  const noToken = await both.get(`/v2/team/app/blobs/${layer}`);
-  assert.equal(noToken.status, 200, 'without a token: the default mirror');
+  // Twenty mirror clients at once, no token: the default mirror, one confirmation HEAD for all.
+  s.upstream.setLatency(300);
+  const noToken = await Promise.all(Array.from({ length: 20 }, () => both.get(`/v2/team/app/blobs/${layer}`)));
+  for (const r of noToken) assert.equal(`sha256:${r.sha256}`, layer, 'without a token: the default mirror');
+  s.upstream.setLatency(0);
   const lines = await requestLines(both.cache, 'blob');
   assert.deepEqual(
     lines.map((l) => [l['registry'] ?? 'dtr', l['outcome']]),
-    [
-      ['dtr', 'miss'],
-      [REGISTRY, 'hit'],
-    ],
+    [['dtr', 'miss'], ...Array.from({ length: 20 }, () => [REGISTRY, 'hit'])],
   );
   const mirrorAsks = s.upstreamLog(new RegExp(`/blobs/${layer}$`)).filter((e) => e.user === MIRROR_USER.user);
   assert.deepEqual(
