@@ -42,13 +42,12 @@ class SpoolWriter {
   }
 
   async open(): Promise<void> {
-    const { dataPath, prefixPath, startOffset } = this.#task;
-    if (dataPath === null) {
-      this.#writeError = { code: 'ENOSPC', message: 'no spool file' };
-      return;
-    }
-    this.#fh = await open(dataPath, 'r+');
-    if (prefixPath !== null) await copyPrefix(prefixPath, this.#fh, startOffset, this.#hash);
+    const { dataPath, prefixFd, startOffset } = this.#task;
+    if (dataPath === null) this.#writeError = { code: 'ENOSPC', message: 'no spool file' };
+    else this.#fh = await open(dataPath, 'r+');
+    if (prefixFd === null) return;
+    const failed = await copyPrefix(prefixFd, this.#fh, startOffset, this.#hash);
+    if (failed !== null) this.#failWrite(failed.offset, failed.err);
   }
 
   /** Processes messages one at a time, in order: file and hash see the bytes as upstream sent them. */
@@ -77,8 +76,7 @@ class SpoolWriter {
       try {
         await written;
       } catch (err) {
-        this.#writeError = { code: errCode(err), message: errMessage(err) };
-        this.#post({ type: 'write-failed', offset: at, ...this.#writeError });
+        this.#failWrite(at, err);
       }
     }
     if (this.#writeError === null) this.#written = this.#offset;
@@ -109,6 +107,13 @@ class SpoolWriter {
   async #discard(result: SpoolResult): Promise<SpoolResult> {
     if (!this.#published && this.#task.dataPath !== null) await rm(this.#task.dataPath, { force: true });
     return result;
+  }
+
+  /** From `offset` on, bytes are only hashed: the main thread keeps them in memory for its readers. */
+  #failWrite(offset: number, err: unknown): void {
+    this.#writeError = { code: errCode(err), message: errMessage(err) };
+    this.#written = offset;
+    this.#post({ type: 'write-failed', offset, ...this.#writeError });
   }
 
   #post(msg: SpoolProgress): void {

@@ -20,10 +20,12 @@ export interface SpoolTask {
   algorithm: HashAlgorithm;
   expectedHex: string;
   /**
-   * A take-over: the first `startOffset` bytes are copied from the dead writer's data file
-   * (and hashed) before any chunk, so this writer's file and hash cover the same bytes.
+   * A continuation of another writer's fill (it died, or gave up): the first `startOffset`
+   * bytes are read from its data file, open on the main thread as this descriptor (threads
+   * share the process's descriptors), hashed and, when there is a data file, copied, before
+   * any chunk; so this writer's file and hash cover exactly the bytes its clients got.
    */
-  prefixPath: string | null;
+  prefixFd: number | null;
   startOffset: number;
   /**
    * The fill's byte ring, shared with the main thread: the main thread copies upstream

@@ -183,7 +183,7 @@ export class Fill implements FillBytes {
     if (claim.kind === 'replica') {
       const followed = await this.#followReplica(claim.follower);
       if (followed === 'published') return 'published-by-replica';
-      claim = { kind: 'owned', spool: followed.spool };
+      claim = followed.spool === null ? { kind: 'none' } : { kind: 'owned', spool: followed.spool };
       startOffset = followed.offset;
       prefix = followed.prefix;
     }
@@ -243,9 +243,15 @@ export class Fill implements FillBytes {
     }
   }
 
+  /**
+   * Follows a replica's fill. When its writer dies, this fill takes the spool over; when
+   * the writer gives up without publishing (its disk failed, say) while our clients still
+   * wait, this fill claims the blob itself. Either way it continues from the bytes it has
+   * already served, read back from the writer's file, so that its own hash covers them.
+   */
   async #followReplica(
     follower: ReplicaFollower,
-  ): Promise<'published' | { spool: OwnedSpool; offset: number; prefix: FileHandle | null }> {
+  ): Promise<'published' | { spool: OwnedSpool | null; offset: number; prefix: FileHandle | null }> {
     this.#bytes = follower;
     this.#resolveReady(this.#size);
     this.#deps.log.info({ digest: this.digest.value, size: this.#size }, "following a replica's fill of this blob");
@@ -257,19 +263,46 @@ export class Fill implements FillBytes {
       this.#deps.store.add(this.digest, this.#size);
       return 'published';
     }
-    await follower.close(outcome.kind === 'took-over');
-    if (outcome.kind === 'failed') {
+    const offset = follower.arrived();
+    const continuing = outcome.kind === 'took-over' || this.#readers.count > 0;
+    await follower.close(continuing);
+    if (follower.file !== null && continuing) this.#handles.push(follower.file);
+    if (outcome.kind === 'took-over') {
+      this.#deps.log.warn(
+        { digest: this.digest.value, offset, size: this.#size },
+        'took over the spool of a dead writer',
+      );
+      return { spool: outcome.spool, offset, prefix: follower.file };
+    }
+    if (!continuing) {
       throw new FillFailure(
         'upstream',
         gatewayError('status', 'the replica filling this blob failed or was abandoned'),
       );
     }
-    if (follower.file !== null) this.#handles.push(follower.file);
+    const claim = await this.#claimAgain();
     this.#deps.log.warn(
-      { digest: this.digest.value, offset: outcome.offset, size: this.#size },
-      'took over the spool of a dead writer',
+      { digest: this.digest.value, offset, size: this.#size },
+      "the replica's fill of this blob ended unpublished: continuing it here",
     );
-    return { spool: outcome.spool, offset: outcome.offset, prefix: follower.file };
+    return { spool: claim, offset, prefix: follower.file };
+  }
+
+  /** The spool for a fill that continues a replica's: ours, or none (disk full, or claimed again meanwhile). */
+  async #claimAgain(): Promise<OwnedSpool | null> {
+    try {
+      const claim = await this.#deps.spools.claim(this.digest);
+      if (claim.kind === 'created') {
+        claim.spool.setSize(this.#size).catch(() => undefined);
+        return claim.spool;
+      }
+    } catch (err) {
+      const code = errnoCode(err) ?? '';
+      if (!DISK_FULL_CODES.has(code)) throw err;
+      this.#diskFull(code);
+    }
+    // Another replica claimed it first: this fill goes on through memory.
+    return null;
   }
 
   /** Small blobs: buffered whole, hashed here, released, then written and published. */
@@ -307,7 +340,7 @@ export class Fill implements FillBytes {
     const ring = new SpoolRing(Math.min(RING_SIZE, this.#size - startOffset), startOffset, {
       progress: () => this.progress.notify(),
       writeFailed: (offset, code) => {
-        this.#stream?.diskFailed(offset);
+        this.#stream?.diskFailed(offset, this.#readers.slowest(ring.received));
         this.#diskFull(code);
         this.progress.notify();
       },
@@ -330,7 +363,7 @@ export class Fill implements FillBytes {
         finalPath: this.#finalPath,
         algorithm: this.digest.algorithm,
         expectedHex: this.digest.hex,
-        prefixPath: dataPath === null ? null : (spool?.prefixPath ?? null),
+        prefixFd: prefix?.fd ?? null,
         startOffset,
         ring: ring.buffer,
         port: ring.workerPort,
@@ -355,8 +388,6 @@ export class Fill implements FillBytes {
       ring.abort();
       await spooled;
       throw this.#stoppedOutcome(err);
-    } finally {
-      await store.close();
     }
     return this.#afterSpool(await spooled, download);
   }

@@ -16,7 +16,7 @@ export class StreamStore implements ByteSink {
   readonly ring: SpoolRing;
   /** Our read handle on this writer's data file (null: no spool, the disk was full from the start). */
   readonly #file: FileHandle | null;
-  /** A take-over's source of the first `#prefixEnd` bytes until the worker has copied them. */
+  /** A continuation's source of the first `#prefixEnd` bytes (the fill closes it with its other handles). */
   readonly #prefix: FileHandle | null;
   readonly #prefixEnd: number;
   #tail: MemoryTail | null = null;
@@ -40,12 +40,13 @@ export class StreamStore implements ByteSink {
   }
 
   async read(buf: Buffer, pos: number, length: number): Promise<number> {
+    // The prefix first: its copy into this writer's file may not be done yet.
+    if (pos < this.#prefixEnd && this.#prefix !== null) {
+      return (await this.#prefix.read(buf, 0, Math.min(length, this.#prefixEnd - pos), pos)).bytesRead;
+    }
     const written = this.ring.written;
     if (pos < written && this.#file !== null) {
       return (await this.#file.read(buf, 0, Math.min(length, written - pos), pos)).bytesRead;
-    }
-    if (pos < this.#prefixEnd && this.#prefix !== null) {
-      return (await this.#prefix.read(buf, 0, Math.min(length, this.#prefixEnd - pos), pos)).bytesRead;
     }
     const fromMemory = this.ring.read(buf, pos, length);
     if (fromMemory > 0) return fromMemory;
@@ -63,12 +64,19 @@ export class StreamStore implements ByteSink {
     this.#resumeWhenRoom();
   }
 
-  /** The disk refused a write at `offset`: from there on, bytes live in memory until read. */
-  diskFailed(offset: number): void {
+  /**
+   * The disk refused a write at `offset`: from there on, bytes live in memory until read.
+   * Bytes below `slowest` go at once: a paused upstream would otherwise wait on a tail that
+   * no reader needs, and no reader would move to trim it.
+   */
+  diskFailed(offset: number, slowest: number): void {
     if (this.#tail !== null) return;
-    const tail = new MemoryTail(offset);
-    for (const chunk of this.ring.copyFrom(offset)) tail.push(chunk);
+    // A continuation's first bytes stay readable in the file it continues.
+    const from = Math.max(offset, this.#prefixEnd);
+    const tail = new MemoryTail(from);
+    for (const chunk of this.ring.copyFrom(from)) tail.push(chunk);
     this.#tail = tail;
+    this.trim(slowest);
   }
 
   /** Drops memory-tail bytes every reader has passed (`slowest`), and lets the upstream go on. */
@@ -89,9 +97,5 @@ export class StreamStore implements ByteSink {
     const resume = this.#resume;
     this.#resume = null;
     resume();
-  }
-
-  async close(): Promise<void> {
-    await this.#prefix?.close().catch(() => undefined);
   }
 }

@@ -192,13 +192,15 @@ export class SpoolDir {
 export class OwnedSpool {
   readonly claimPath: string;
   readonly dataPath: string;
-  /** After a take-over: the dead writer's data file, whose bytes start this one. */
+  /** After a take-over: the dead writer's data file, removed with this spool. */
   readonly prefixPath: string | null;
   #owner: SpoolOwner;
   readonly #beat: NodeJS.Timeout;
   /** The record's writes, one after another (the first fills the freshly created claim). */
   #writes: Promise<void>;
   readonly #dataFile: Promise<void>;
+  /** The inode of the claim this process created (null after a take-over, whose claim was renamed in). */
+  readonly #claimIno: Promise<number | null>;
   #released = false;
 
   /** `record`: the claim just created, still empty; null when the record is already written. */
@@ -217,6 +219,13 @@ export class OwnedSpool {
     // A record the disk refuses (ENOSPC) stays empty: followers then wait for this writer to
     // finish, and the start-up sweep judges it by its age.
     this.#writes = record === null ? Promise.resolve() : fillRecord(record, owner).catch(() => undefined);
+    this.#claimIno =
+      record === null
+        ? Promise.resolve(null)
+        : record.stat().then(
+            (st) => st.ino,
+            () => null,
+          );
     this.#dataFile = open(this.dataPath, 'wx').then((fh) => fh.close());
     // Awaited by whoever writes the file; a failure here is theirs to handle.
     this.#dataFile.catch(() => undefined);
@@ -243,7 +252,13 @@ export class OwnedSpool {
     this.#released = true;
     clearInterval(this.#beat);
     await this.#writes.catch(() => undefined);
-    if ((await readRecord(this.claimPath))?.writer === this.#owner.writer) await rm(this.claimPath, { force: true });
+    // Ours when the record names us, or when it is the very claim we created and the disk
+    // refused its record (it stays empty; nobody else writes a claim that exists).
+    const record = await readRecord(this.claimPath);
+    const ours =
+      record?.writer === this.#owner.writer ||
+      (record === null && (await stat(this.claimPath).catch(() => null))?.ino === (await this.#claimIno));
+    if (ours) await rm(this.claimPath, { force: true });
     await rm(this.dataPath, { force: true });
     if (this.prefixPath !== null) await rm(this.prefixPath, { force: true });
   }

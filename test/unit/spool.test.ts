@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,4 +57,16 @@ test('spool: a writer that exited but was never reaped (a zombie) is dead, howev
   assert.doesNotThrow(() => process.kill(zombie, 0), 'kill(0) still answers for it');
   assert.equal(await dir.ownerIsDead(digest, owner), true);
   assert.equal(await dir.sweep(), 1, 'and the start-up sweep removes its claim');
+});
+
+test('spool: a claim whose record the disk refused (left empty) is still removed at release', async () => {
+  const dir = await spools();
+  const claim = await dir.claim(digest);
+  if (claim.kind !== 'created') return assert.fail('claimed');
+  await waitFor(2_000, 'the record', () => dir.readOwner(digest).then((o) => o ?? undefined));
+  // As if the write of the record had met ENOSPC: the claim exists, empty.
+  await truncate(dir.claimPath(digest), 0);
+  assert.equal(await dir.readOwner(digest), null);
+  await claim.spool.release();
+  assert.deepEqual(await readdir(dir.dir), [], 'no claim left behind');
 });
