@@ -12,6 +12,9 @@ import type { UpstreamHost } from '../upstream/host.js';
 import { expectFullBody, expectResumeBody } from '../upstream/response.js';
 import type { BlobFetch } from './fetch.js';
 
+/** How long a host that sent bytes failing the digest check stays at the back of the order. */
+const BAD_BYTES_PENALTY_MS = 5 * 60_000;
+
 /** Where downloaded bytes go. */
 export interface ByteSink {
   /** Takes the next chunk; false: pause until the sink calls the `onDrain` callback. */
@@ -63,9 +66,10 @@ export class Download {
     return this.#legs.map((leg) => ({ host: leg.host.url, from: leg.from, to: leg.to }));
   }
 
-  /** The hosts that sent bytes of this fill (a digest mismatch penalises them all). */
-  get hosts(): UpstreamHost[] {
-    return [...new Set(this.#legs.map((leg) => leg.host))];
+  /** The bytes failed the digest check: every host that sent some goes to the back of the order for a while. */
+  blameBadBytes(actualHex: string): void {
+    for (const host of new Set(this.#legs.map((leg) => leg.host)))
+      host.recordFailure(`bytes failed the digest check (${actualHex.slice(0, 16)}…)`, BAD_BYTES_PENALTY_MS);
   }
 
   /**

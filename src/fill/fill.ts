@@ -3,73 +3,27 @@
 // fill's recent bytes from memory and older ones from its data file; the digest verdict
 // releases every client's last byte; the fsync and the publication follow, off their path.
 // The fill goes on when clients leave. This file is the state machine; the pieces it drives
-// are the download (download.ts), the ring to the worker (ring.ts, stream-store.ts), small
-// blobs (small-blob.ts), a replica's spool (replica.ts) and the readers (readers.ts).
-import { open, type FileHandle } from 'node:fs/promises';
-import type { Logger } from 'pino';
-import { RegistryError } from '../errors/registry.js';
-import { DtrCacheError } from '../errors/base.js';
-import { errnoCode, messageOf } from '../errors/inspect.js';
+// are the claim or the replica followed (claim.ts, replica.ts), the download (download.ts),
+// small blobs (small-blob.ts), large ones through the ring to the worker (streamed.ts,
+// ring.ts, stream-store.ts), the readers (readers.ts) and the outcome (outcome.ts).
+import type { FileHandle } from 'node:fs/promises';
 import { gatewayError } from '../errors/upstream.js';
-import type { WorkerPool } from '../pool.js';
-import type { BlobStore } from '../store/blob-store.js';
 import type { Digest } from '../store/digest.js';
-import { isThisProcess, type OwnedSpool, type SpoolDir } from '../store/spool.js';
-import type { SpoolResult } from '../../workers/types.js';
+import type { OwnedSpool } from '../store/spool.js';
+import { claimSpool, followReplica, type ClaimContext } from './claim.js';
+import type { BodyContext, FillDeps } from './deps.js';
+import { spaceReturned } from './disk-full.js';
 import { Download, type ByteSink } from './download.js';
 import type { BlobFetch } from './fetch.js';
-import { spoolFailure, type FillOutcome } from './outcome.js';
+import { FillFailure, isPublished, logSettled, type FillOutcome } from './outcome.js';
 import { Readers, type FillBytes, type FillClient } from './readers.js';
-import { ReplicaFollower } from './replica.js';
-import { SpoolRing } from './ring.js';
 import { Signal } from './signal.js';
-import { SMALL_BLOB_MAX, SmallBody, storeSmall } from './small-blob.js';
+import { fillSmall, SMALL_BLOB_MAX } from './small-blob.js';
 import type { BlobSource } from './source.js';
 import { StreamStore } from './stream-store.js';
+import { streamToWorker } from './streamed.js';
 
-/** Bytes in flight between upstream and the worker, per fill (the ring). */
-const RING_SIZE = 4 << 20;
-const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
-/** How long a host that sent bytes failing the digest check stays at the back of the order. */
-const BAD_BYTES_PENALTY_MS = 5 * 60_000;
-
-export interface FillDeps {
-  pool: WorkerPool;
-  store: BlobStore;
-  spools: SpoolDir;
-  log: Logger;
-  /** After a blob is published (eviction checks the size cap here). */
-  onPublished?: (digest: Digest, size: number) => void;
-  /** A write met a full disk (eviction empties its trash). */
-  onDiskFull?: () => void;
-  /** Observers (metrics); `upstreamBytes` runs per chunk, so both must be cheap. */
-  hooks?: FillHooks;
-  /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
-  disk: { full: boolean };
-  /** A fault-injection hook for tests: the worker waits this long between verdict and fsync. */
-  publishDelayMs?: number;
-}
-
-export interface FillHooks {
-  upstreamBytes(host: string, bytes: number): void;
-  settled(s: { outcome: FillOutcome; size: number; joins: number }): void;
-}
-
-type Claim = { kind: 'owned'; spool: OwnedSpool } | { kind: 'none' } | { kind: 'replica'; follower: ReplicaFollower };
-
-/**
- * A failure with its outcome: `error` is what clients get (a registry error, as a rule),
- * the outcome what is counted and logged.
- */
-class FillFailure extends DtrCacheError<'FILL_FAILED'> {
-  readonly outcome: FillOutcome;
-  readonly error: Error;
-  constructor(outcome: FillOutcome, cause: unknown) {
-    super('FILL_FAILED', messageOf(cause), { cause });
-    this.outcome = outcome;
-    this.error = cause instanceof Error ? cause : this;
-  }
-}
+export type { FillDeps, FillHooks } from './deps.js';
 
 export class Fill implements FillBytes {
   readonly digest: Digest;
@@ -170,19 +124,29 @@ export class Fill implements FillBytes {
     try {
       return await this.#settle(await this.#fill(), null, started);
     } catch (err) {
-      const failure =
-        err instanceof FillFailure ? err : new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
+      const failure = FillFailure.of(err);
       return this.#settle(failure.outcome, failure.error, started);
     }
   }
 
   async #fill(): Promise<FillOutcome> {
-    let claim = await this.#claim();
+    let claim = await claimSpool(this.#claimContext);
     let startOffset = 0;
     let prefix: FileHandle | null = null;
     if (claim.kind === 'replica') {
-      const followed = await this.#followReplica(claim.follower);
-      if (followed === 'published') return 'published-by-replica';
+      this.#size = claim.size;
+      this.#bytes = claim.follower;
+      this.#resolveReady(this.#size);
+      const followed = await followReplica(this.#claimContext, claim.follower, {
+        size: this.#size,
+        waiting: () => this.#readers.count,
+        keep: (handle) => this.#handles.push(handle),
+      });
+      if (followed.kind === 'published') {
+        this.#verified = true;
+        this.#deps.store.add(this.digest, this.#size);
+        return 'published-by-replica';
+      }
       claim = followed.spool === null ? { kind: 'none' } : { kind: 'owned', spool: followed.spool };
       startOffset = followed.offset;
       prefix = followed.prefix;
@@ -210,223 +174,31 @@ export class Fill implements FillBytes {
           .catch((err: unknown) => this.#deps.log.warn({ err }, 'could not record the blob size in its spool'));
       }
     }
-    if (startOffset === 0 && this.#size <= SMALL_BLOB_MAX) return this.#small(download);
+    if (startOffset === 0 && this.#size <= SMALL_BLOB_MAX) return fillSmall(this.#body, download);
     return this.#streamed(download, startOffset, prefix);
-  }
-
-  /** The spool, or, when the disk cannot take even an empty file, none (stream through memory). */
-  async #claim(): Promise<Claim> {
-    for (let attempt = 0; ; attempt++) {
-      let claim;
-      try {
-        claim = await this.#deps.spools.claim(this.digest);
-      } catch (err) {
-        const code = errnoCode(err) ?? '';
-        if (!DISK_FULL_CODES.has(code)) throw err;
-        this.#diskFull(code);
-        return { kind: 'none' };
-      }
-      if (claim.kind === 'created') return { kind: 'owned', spool: claim.spool };
-      // Our own process's spool belongs to a fill streaming through memory (the disk
-      // failed); following it would stall where its writes stopped.
-      if (claim.owner !== null && isThisProcess(claim.owner)) return { kind: 'none' };
-      const follower = new ReplicaFollower(this.#deps.spools, this.digest, this.#finalPath, claim.owner, this.progress);
-      const size = await follower.size();
-      if (size !== null) {
-        this.#size = size;
-        return { kind: 'replica', follower };
-      }
-      // The writer died before it knew the size: nothing to continue from.
-      await follower.close(false);
-      await this.#deps.spools.removeDead(this.digest, claim.owner);
-      if (attempt >= 2) throw new FillFailure('io', gatewayError('status', 'the spool of this blob is stuck'));
-    }
-  }
-
-  /**
-   * Follows a replica's fill. When its writer dies, this fill takes the spool over; when
-   * the writer gives up without publishing (its disk failed, say) while our clients still
-   * wait, this fill claims the blob itself. Either way it continues from the bytes it has
-   * already served, read back from the writer's file, so that its own hash covers them.
-   */
-  async #followReplica(
-    follower: ReplicaFollower,
-  ): Promise<'published' | { spool: OwnedSpool | null; offset: number; prefix: FileHandle | null }> {
-    this.#bytes = follower;
-    this.#resolveReady(this.#size);
-    this.#deps.log.info({ digest: this.digest.value, size: this.#size }, "following a replica's fill of this blob");
-    const outcome = await follower.follow(() => this.#readers.count === 0);
-    if (outcome.kind === 'published') {
-      follower.markPublished();
-      if (follower.file !== null) this.#handles.push(follower.file);
-      this.#verified = true;
-      this.#deps.store.add(this.digest, this.#size);
-      return 'published';
-    }
-    const offset = follower.arrived();
-    const continuing = outcome.kind === 'took-over' || this.#readers.count > 0;
-    await follower.close(continuing);
-    if (follower.file !== null && continuing) this.#handles.push(follower.file);
-    if (outcome.kind === 'took-over') {
-      this.#deps.log.warn(
-        { digest: this.digest.value, offset, size: this.#size },
-        'took over the spool of a dead writer',
-      );
-      return { spool: outcome.spool, offset, prefix: follower.file };
-    }
-    if (!continuing) {
-      throw new FillFailure(
-        'upstream',
-        gatewayError('status', 'the replica filling this blob failed or was abandoned'),
-      );
-    }
-    const claim = await this.#claimAgain();
-    this.#deps.log.warn(
-      { digest: this.digest.value, offset, size: this.#size },
-      "the replica's fill of this blob ended unpublished: continuing it here",
-    );
-    return { spool: claim, offset, prefix: follower.file };
-  }
-
-  /** The spool for a fill that continues a replica's: ours, or none (disk full, or claimed again meanwhile). */
-  async #claimAgain(): Promise<OwnedSpool | null> {
-    try {
-      const claim = await this.#deps.spools.claim(this.digest);
-      if (claim.kind === 'created') {
-        claim.spool.setSize(this.#size).catch(() => undefined);
-        return claim.spool;
-      }
-    } catch (err) {
-      const code = errnoCode(err) ?? '';
-      if (!DISK_FULL_CODES.has(code)) throw err;
-      this.#diskFull(code);
-    }
-    // Another replica claimed it first: this fill goes on through memory.
-    return null;
-  }
-
-  /** Small blobs: buffered whole, hashed here, released, then written and published. */
-  async #small(download: Download): Promise<FillOutcome> {
-    const body = new SmallBody(this.#size);
-    this.#bytes = body;
-    this.#resolveReady(this.#size);
-    await download.run(this.#announcing(body));
-    const hex = body.hash(this.digest);
-    if (hex !== this.digest.hex) {
-      this.#penalise(download, hex);
-      throw new FillFailure(
-        'digest-mismatch',
-        spoolFailure({ ok: false, reason: 'digest-mismatch', size: this.#size, actualHex: hex }),
-      );
-    }
-    this.#released();
-    if (this.#spool === null) return 'not-stored';
-    try {
-      await this.#spool.dataFile();
-      await storeSmall(body.bytes, this.#spool.dataPath, this.#finalPath);
-    } catch (err) {
-      const code = errnoCode(err) ?? 'EIO';
-      if (DISK_FULL_CODES.has(code)) this.#diskFull(code);
-      else this.#deps.log.error({ digest: this.digest.value, err }, 'could not store a verified small blob');
-      return 'not-stored';
-    }
-    this.#deps.store.add(this.digest, this.#size, body.bytes);
-    return 'published';
   }
 
   /** Large blobs: through the ring to a worker that hashes and writes; readers read memory and disk. */
   async #streamed(download: Download, startOffset: number, prefix: FileHandle | null): Promise<FillOutcome> {
-    const spool = this.#spool;
-    const ring = new SpoolRing(Math.min(RING_SIZE, this.#size - startOffset), startOffset, {
-      progress: () => this.progress.notify(),
-      writeFailed: (offset, code) => {
-        this.#stream?.diskFailed(offset, this.#readers.slowest(ring.received));
-        this.#diskFull(code);
-        this.progress.notify();
+    const streamed = await streamToWorker(
+      {
+        ...this.#body,
+        keep: (handle) => this.#handles.push(handle),
+        progress: () => this.progress.notify(),
+        writeFailed: (offset, store) => store.diskFailed(offset, this.#readers.slowest(store.arrived())),
       },
-      verdict: (ok) => {
-        if (!ok) return;
-        this.#released();
-        spool?.setVerified().catch(() => undefined);
-      },
-    });
-    const dataPath = spool === null ? null : await this.#dataFileOf(spool);
-    const file = dataPath === null ? null : await open(dataPath, 'r');
-    if (file !== null) this.#handles.push(file);
-    const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
-    this.#stream = store;
-    this.#bytes = store;
-    let result: Promise<SpoolResult>;
-    try {
-      result = this.#deps.pool.spool({
-        dataPath,
-        finalPath: this.#finalPath,
-        algorithm: this.digest.algorithm,
-        expectedHex: this.digest.hex,
-        prefixFd: prefix?.fd ?? null,
-        startOffset,
-        ring: ring.buffer,
-        port: ring.workerPort,
-        publishDelayMs: this.#deps.publishDelayMs ?? 0,
-      });
-    } catch (err) {
-      ring.close();
-      throw err;
-    }
-    // A lost worker (crash, pool closed) fails the fill, not the process.
-    const spooled = result.catch((err: unknown): SpoolResult => ({
-      ok: false,
-      reason: 'io',
-      code: 'EWORKER',
-      message: messageOf(err),
-    }));
-    this.#resolveReady(this.#size);
-    try {
-      if (download.received < this.#size) await download.run(this.#announcing(store));
-      ring.end(this.#size);
-    } catch (err) {
-      ring.abort();
-      await spooled;
-      throw this.#stoppedOutcome(err);
-    }
-    return this.#afterSpool(await spooled, download);
-  }
-
-  /** The spool's data file, or null when the disk could not take it (the bytes then stream through memory). */
-  async #dataFileOf(spool: OwnedSpool): Promise<string | null> {
-    try {
-      await spool.dataFile();
-      return spool.dataPath;
-    } catch (err) {
-      const code = errnoCode(err) ?? '';
-      if (!DISK_FULL_CODES.has(code)) throw err;
-      this.#diskFull(code);
-      return null;
-    }
-  }
-
-  #afterSpool(result: SpoolResult, download: Download): FillOutcome {
-    if (result.ok) {
-      // The verdict also came as a ring message, but on another channel: the result may arrive first.
-      this.#released();
-      this.#deps.store.add(this.digest, this.#size);
-      // Another writer of the same blob (a replica that took our stalled spool over) was first.
-      return result.published ? 'published' : 'published-by-replica';
-    }
-    // The verdict also came as a ring message, but on another channel: the result may arrive first.
-    if (result.reason === 'not-stored' && result.digestMatches) {
-      this.#released();
-      return 'not-stored';
-    }
-    if (result.reason === 'digest-mismatch') this.#penalise(download, result.actualHex);
-    const outcome = result.reason === 'not-stored' ? 'digest-mismatch' : result.reason;
-    throw new FillFailure(outcome, spoolFailure(result));
+      download,
+      startOffset,
+      prefix,
+    );
+    if (streamed.kind === 'stopped') throw this.#stoppedOutcome(streamed.err);
+    return streamed.outcome;
   }
 
   /** Why a download stopped: every client left a fill that cannot be kept, or the upstream failed. */
   #stoppedOutcome(err: unknown): FillFailure {
     if (this.#stream?.inMemoryOnly === true && this.#readers.count === 0) return new FillFailure('aborted', err);
-    return new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
+    return FillFailure.of(err);
   }
 
   /** The digest verified: every client's last byte may go. */
@@ -463,11 +235,6 @@ export class Fill implements FillBytes {
     };
   }
 
-  #penalise(download: Download, actualHex: string): void {
-    for (const host of download.hosts)
-      host.recordFailure(`bytes failed the digest check (${actualHex.slice(0, 16)}…)`, BAD_BYTES_PENALTY_MS);
-  }
-
   #readerMoved(): void {
     const stream = this.#stream;
     if (stream === null) return;
@@ -478,24 +245,30 @@ export class Fill implements FillBytes {
     }
   }
 
-  #diskFull(code: string): void {
-    if (DISK_FULL_CODES.has(code)) this.#deps.onDiskFull?.();
-    if (DISK_FULL_CODES.has(code) && !this.#deps.disk.full) {
-      this.#deps.disk.full = true;
-      this.#deps.log.error(
-        { code, digest: this.digest.value },
-        'disk full: blobs stream through to clients without caching until space returns',
-      );
-    } else if (!DISK_FULL_CODES.has(code)) {
-      this.#deps.log.error(
-        { code, digest: this.digest.value },
-        'spool write failed: streaming this blob through without caching',
-      );
-    }
-  }
-
   get #finalPath(): string {
     return this.#deps.store.layout.blobData(this.digest);
+  }
+
+  /** What the small-blob and streamed paths need from this fill. */
+  get #body(): BodyContext {
+    return {
+      deps: this.#deps,
+      digest: this.digest,
+      size: this.#size,
+      finalPath: this.#finalPath,
+      spool: this.#spool,
+      opened: (bytes) => {
+        if (bytes instanceof StreamStore) this.#stream = bytes;
+        this.#bytes = bytes;
+        this.#resolveReady(this.#size);
+      },
+      sink: (sink) => this.#announcing(sink),
+      verified: () => this.#released(),
+    };
+  }
+
+  get #claimContext(): ClaimContext {
+    return { deps: this.#deps, digest: this.digest, finalPath: this.#finalPath, progress: this.progress };
   }
 
   async #settle(outcome: FillOutcome, error: Error | null, started: number): Promise<boolean> {
@@ -510,26 +283,12 @@ export class Fill implements FillBytes {
       this.#rejectReady(failure);
     }
     this.progress.notify();
-    const published = outcome === 'published' || outcome === 'published-by-replica';
+    const published = isPublished(outcome);
     if (published) this.#deps.onPublished?.(this.digest, this.#size);
-    if (outcome === 'published' && this.#deps.disk.full) {
-      this.#deps.disk.full = false;
-      this.#deps.log.info({ digest: this.digest.value }, 'disk has room again: caching resumed');
-    }
-    const clientError = error instanceof RegistryError && error.status < 500;
-    const level = published || clientError ? 'info' : error === null ? 'warn' : 'error';
-    this.#deps.log[level](
-      {
-        digest: this.digest.value,
-        size: this.#size,
-        outcome,
-        joins: this.joins,
-        ms: Date.now() - started,
-        route: this.#download?.route,
-        ...(error === null ? {} : { err: error }),
-      },
-      published ? 'fill published' : outcome === 'not-stored' ? 'fill streamed through without caching' : 'fill failed',
-    );
+    if (outcome === 'published') spaceReturned(this.#deps, this.digest);
+    const ms = Date.now() - started;
+    const fields = { digest: this.digest.value, size: this.#size, outcome, joins: this.joins, ms };
+    logSettled(this.#deps.log, { ...fields, route: this.#download?.route }, error);
     this.#deps.hooks?.settled({ outcome, size: this.#size, joins: this.joins });
     this.#stream?.ring.close();
     await this.#spool?.release().catch(() => undefined);

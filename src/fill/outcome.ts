@@ -1,5 +1,9 @@
 // How a fill ends: one value per fill, reported once (logs, metrics), so every place that
 // counts outcomes names the same set.
+import type { Logger } from 'pino';
+import { DtrCacheError } from '../errors/base.js';
+import { messageOf } from '../errors/inspect.js';
+import { RegistryError } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
 import type { SpoolResult } from '../../workers/types.js';
 
@@ -44,4 +48,44 @@ export function spoolFailure(result: Exclude<SpoolResult, { ok: true }>): Error 
     case 'not-stored':
       return gatewayError('status', `upstream bytes do not match the digest (disk write failed too: ${result.code})`);
   }
+}
+
+/**
+ * A failure with its outcome: `error` is what clients get (a registry error, as a rule),
+ * the outcome what is counted and logged.
+ */
+export class FillFailure extends DtrCacheError<'FILL_FAILED'> {
+  readonly outcome: FillOutcome;
+  readonly error: Error;
+  constructor(outcome: FillOutcome, cause: unknown) {
+    super('FILL_FAILED', messageOf(cause), { cause });
+    this.outcome = outcome;
+    this.error = cause instanceof Error ? cause : this;
+  }
+
+  /** Any error a fill met, with its outcome: a registry error is the upstream's, anything else ours. */
+  static of(err: unknown): FillFailure {
+    return err instanceof FillFailure ? err : new FillFailure(err instanceof RegistryError ? 'upstream' : 'io', err);
+  }
+}
+
+export function isPublished(outcome: FillOutcome): boolean {
+  return outcome === 'published' || outcome === 'published-by-replica';
+}
+
+/** The fill's one log line: info when published or refused by the client's fault, else warn or error. */
+export function logSettled(
+  log: Logger,
+  fields: { digest: string; size: number; outcome: FillOutcome; joins: number; ms: number; route: unknown },
+  error: Error | null,
+): void {
+  const published = isPublished(fields.outcome);
+  const clientError = error instanceof RegistryError && error.status < 500;
+  const level = published || clientError ? 'info' : error === null ? 'warn' : 'error';
+  const msg = published
+    ? 'fill published'
+    : fields.outcome === 'not-stored'
+      ? 'fill streamed through without caching'
+      : 'fill failed';
+  log[level]({ ...fields, ...(error === null ? {} : { err: error }) }, msg);
 }

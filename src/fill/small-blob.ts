@@ -5,7 +5,10 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Digest } from '../store/digest.js';
 import { publish } from '../../workers/publish.js';
-import type { ByteSink } from './download.js';
+import type { BodyContext } from './deps.js';
+import { diskFullCode, spoolWriteFailed } from './disk-full.js';
+import type { ByteSink, Download } from './download.js';
+import { FillFailure, spoolFailure, type FillOutcome } from './outcome.js';
 
 export const SMALL_BLOB_MAX = 64 << 10;
 
@@ -38,6 +41,35 @@ export class SmallBody implements ByteSink {
   hash(d: Digest): string {
     return createHash(d.algorithm).update(this.bytes).digest('hex');
   }
+}
+
+/** Downloads a small blob whole, checks it, releases its clients, then keeps it when it can. */
+export async function fillSmall(fill: BodyContext, download: Download): Promise<FillOutcome> {
+  const { deps, digest, size, spool } = fill;
+  const body = new SmallBody(size);
+  fill.opened(body);
+  await download.run(fill.sink(body));
+  const hex = body.hash(digest);
+  if (hex !== digest.hex) {
+    download.blameBadBytes(hex);
+    throw new FillFailure(
+      'digest-mismatch',
+      spoolFailure({ ok: false, reason: 'digest-mismatch', size, actualHex: hex }),
+    );
+  }
+  fill.verified();
+  if (spool === null) return 'not-stored';
+  try {
+    await spool.dataFile();
+    await storeSmall(body.bytes, spool.dataPath, fill.finalPath);
+  } catch (err) {
+    const code = diskFullCode(err);
+    if (code !== null) spoolWriteFailed(deps, digest, code);
+    else deps.log.error({ digest: digest.value, err }, 'could not store a verified small blob');
+    return 'not-stored';
+  }
+  deps.store.add(digest, size, body.bytes);
+  return 'published';
 }
 
 /** Writes a verified small blob to its data file, makes it durable and publishes it. */
