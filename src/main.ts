@@ -4,6 +4,7 @@
 // each of them (src/cluster/worker.ts), with what the supervisor decides for all in
 // `member`; the supervisor itself serves nothing.
 import { dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { processBudget, type ProcessBudget } from './cluster/budget.js';
 import type { KeySetOptions } from './auth/keyset.js';
@@ -28,6 +29,9 @@ import type { Digest } from './store/digest.js';
 import { Evictor } from './store/eviction.js';
 import type { BlobStore } from './store/blob-store.js';
 import { SpoolDir } from './store/spool.js';
+
+/** How long close waits for abandoned fills to release their spools. */
+const ABANDON_WAIT_MS = 5_000;
 
 export interface RunningCache {
   readonly config: Config;
@@ -197,6 +201,9 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         // Fills still running are abandoned: nothing unverified is ever published.
         await upstreams.close();
         await pool.close();
+        // They let go of their spools before close returns: a caller may remove the root next.
+        const abandoned = Promise.allSettled([...inflight.fills()].map((fill) => fill.settled));
+        await Promise.race([abandoned, delay(ABANDON_WAIT_MS, undefined, { ref: false })]);
         await debug?.close();
         metrics?.close();
         log.info('stopped');

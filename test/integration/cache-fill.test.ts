@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { request } from 'undici';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
@@ -198,4 +198,25 @@ test('a fill that fails before streaming leaves no spool behind: the retry is fe
   // A spool left by the failed fill would make this wait (follow a spool nobody writes).
   const r = await within(5_000, 'the retry', fetchBlob(s.h2, url));
   assert.equal(`sha256:${r.sha256}`, digest);
+});
+
+test('close mid-fill: the abandoned fill has let go of its spool by the time close returns', async (t) => {
+  const s = await startStack(t);
+  const layout = new Layout(s.cache.root);
+  const blob = s.origin.add(randomBytes(8 << 20));
+  const gate = s.origin.gate(blob.digest, 2 << 20);
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  // The client leaves (so the drain has nothing to wait for); the fill goes on, held at 2 MiB.
+  const ac = new AbortController();
+  const res = await request(url, { dispatcher: s.h1, signal: ac.signal });
+  await within(10_000, 'the origin sent 2 MiB', gate.reached);
+  ac.abort();
+  await res.body.dump().catch(() => undefined);
+  await waitFor(10_000, 'a spool exists', async () => (await readdir(layout.spoolDir).catch(() => [])).length > 0);
+  assert.equal(s.cache.ctx.inflight.size, 1, 'the fill is running');
+  await s.cache.close();
+  // Nothing is left for the caller to trip over when it removes the root next.
+  assert.deepEqual(await readdir(layout.spoolDir), [], 'no spool file left');
+  assert.equal(await exists(layout.blobData(parseDigest(blob.digest))), false, 'nothing published');
+  gate.open();
 });
