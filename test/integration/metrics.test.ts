@@ -40,6 +40,8 @@ test('metrics: requests, hits/misses/joins and bytes, upstream, collapse, digest
     assert.equal(r.status, 200);
     assert.equal(`sha256:${r.sha256}`, a.digest);
   }
+  // Publication follows the clients' last byte: until then a request joins the fill.
+  await waitFor(10_000, 'the fill settled', () => s.cache.ctx.inflight.size === 0);
   const hit = await fetchBlob(s.h1, aUrl);
   assert.equal(hit.status, 200);
   const bad = await fetchBlob(s.h1, cUrl);
