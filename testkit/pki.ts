@@ -6,6 +6,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { removeAtExit } from './tmp.js';
 
 const run = promisify(execFile);
 
@@ -31,7 +32,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /** Makes a new CA (EC P-256, valid one day) in a fresh temporary directory, or in `dir`. */
 export async function createTestCa(label = 'dtr-cache test CA', dir?: string): Promise<TestCa> {
-  const root = dir ?? (await mkdtemp(join(tmpdir(), 'dtr-cache-pki-')));
+  const root = dir ?? removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-pki-')));
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], root);
   await openssl(
     [

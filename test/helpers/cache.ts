@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
+import { removeAtExit } from '../../testkit/tmp.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startCache, type RunningCache, type StartOptions } from '../../src/main.js';
 import {
@@ -27,7 +28,8 @@ export interface TestCache extends RunningCache {
 }
 
 export async function writeConfig(spec: CacheSpec): Promise<{ dir: string; root: string; path: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-test-'));
+  // Spawned caches and restarts share it; it goes when the test process exits.
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-test-')));
   return { dir, ...(await writeCacheConfig(dir, spec)) };
 }
 

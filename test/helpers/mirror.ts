@@ -17,6 +17,7 @@ import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { startTestCache, type TestCache } from './cache.js';
 import { waitFor } from './deadline.js';
 import { agentFor, fetchBlob, type Fetched } from './http.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 /** The mirror's own account at the upstream, and a user with more rights. */
 export const MIRROR_USER = { user: 'mirror', password: 'mirror-pw' } as const;
@@ -77,7 +78,7 @@ export function mirrorsYaml(entries: MirrorEntry[], upstreamUrl: string, caPath:
 }
 
 export async function startMirrorStack(t: TestContext, o: MirrorStackOptions = {}): Promise<MirrorStack> {
-  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-mirror-'));
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-mirror-')));
   try {
     const stack = await startIn(t, dir, o);
     // After hooks run in the order they were added: the files go once the servers stopped.

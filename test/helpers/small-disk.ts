@@ -1,7 +1,7 @@
 // A small filesystem for disk-full tests: an 8 MiB tmpfs mounted for the test and unmounted
 // after it, or the test skipped where mounting is not allowed.
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -15,11 +15,17 @@ export async function smallDisk(t: TestContext): Promise<string | null> {
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   } catch (err) {
+    await rmdir(mnt);
     t.skip(
       `mounting a tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); the disk-full test needs a small filesystem`,
     );
     return null;
   }
-  t.after(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  // Lazily: a cache process may still hold files open; the mount point is then an empty directory.
+  t.after(() =>
+    run('umount', ['-l', mnt])
+      .then(() => rmdir(mnt))
+      .catch(() => undefined),
+  );
   return mnt;
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCa } from '../../testkit/pki.js';
 import { cliNodeFlags } from '../helpers/cache.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../../src/cli.js', import.meta.url).pathname;
@@ -28,7 +29,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 }
 
 test('check-config: the DTR doc configs load; bad values exit 2 naming key path and line', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-cli-'));
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-cli-')));
   const ca = await createTestCa();
   const leaf = await ca.issue('cache');
   const fill = (text: string) =>

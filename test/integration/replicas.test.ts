@@ -15,6 +15,7 @@ import { within, waitFor } from '../helpers/deadline.js';
 import { spoolBytes } from '../helpers/spool.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -30,7 +31,7 @@ async function replicas(
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const root = join(await mkdtemp(join(tmpdir(), 'dtr-cache-shared-')), 'registry');
+  const root = join(removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-shared-'))), 'registry');
   const nodes: CacheProcess[] = [];
   for (let i = 0; i < n; i++) {
     const cfg = await writeConfig({

@@ -10,6 +10,7 @@ import { BlobStore } from '../../src/store/blob-store.js';
 import { parseDigest, type Digest } from '../../src/store/digest.js';
 import { Evictor, type EvictionReason } from '../../src/store/eviction.js';
 import { Layout } from '../../src/store/layout.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -18,7 +19,7 @@ const exists = (p: string) =>
   );
 
 async function setup(names: string[], size: number) {
-  const root = await mkdtemp(join(tmpdir(), 'dtr-cache-evict-'));
+  const root = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-evict-')));
   const layout = new Layout(root);
   const digests: Record<string, Digest> = {};
   let t = Date.now() - 100_000;
@@ -76,7 +77,7 @@ test('a blob being read or filled is never evicted', async () => {
 });
 
 test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, trash is emptied after the grace', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'dtr-cache-expire-'));
+  const root = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-expire-')));
   const layout = new Layout(root);
   let now = Date.now();
   const store = new BlobStore(layout, { ttlMs: 10_000, now: () => now });

@@ -10,6 +10,7 @@ import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadConfig, loadConfigFile } from '../../src/config/load.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 const HEAD = 'version: 0.1\nstorage:\n  delete:\n    enabled: true\n';
 const DTR = `middleware:
@@ -23,7 +24,7 @@ const DTR = `middleware:
 
 let dir: string;
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dtr-cache-mirror-config-'));
+  dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-mirror-config-')));
 });
 after(() => rm(dir, { recursive: true, force: true }));
 

@@ -10,6 +10,7 @@ import { BlobStore } from '../../src/store/blob-store.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { Layout } from '../../src/store/layout.js';
 import { SmallBlobCache } from '../../src/store/small-blobs.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 test('SmallBlobCache: entry and total bounds, least recently used out first', () => {
   const c = new SmallBlobCache(10, 25);
@@ -25,7 +26,7 @@ test('SmallBlobCache: entry and total bounds, least recently used out first', ()
 });
 
 test('BlobStore.smallBytes: read once, then from memory; forgotten blobs and bad sizes are not served', async () => {
-  const layout = new Layout(join(await mkdtemp(join(tmpdir(), 'dtr-cache-small-')), 'registry'));
+  const layout = new Layout(join(removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-small-'))), 'registry'));
   const put = async (bytes: Buffer) => {
     const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
     await mkdir(dirname(layout.blobData(d)), { recursive: true });

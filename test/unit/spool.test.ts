@@ -12,11 +12,12 @@ import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { SpoolDir } from '../../src/store/spool.js';
 import { waitFor } from '../helpers/deadline.js';
+import { removeAtExit } from '../../testkit/tmp.js';
 
 const digest = parseDigest(`sha256:${'ab'.repeat(32)}`);
 
 async function spools() {
-  const layout = new Layout(join(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-')), 'registry'));
+  const layout = new Layout(join(removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-'))), 'registry'));
   return new SpoolDir(layout, { beatMs: 50, staleMs: 60_000 });
 }
 
