@@ -1,0 +1,74 @@
+// REGISTRY_* environment variables override scalar config keys, as in distribution: they
+// create missing sections, an invalid one is a ConfigError naming the variable, and an
+// unknown one is a warning.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
+import { assertConfigError, load, seed, simple } from '../helpers/config.js';
+import { fillAll, useTempDir } from '../helpers/config-files.js';
+
+useTempDir();
+
+describe('environment overrides (REGISTRY_*)', () => {
+  it('apply to scalar keys, creating missing sections', async () => {
+    const { text, paths } = await fillAll(await seed('004-simple.yml'));
+    const { config, warnings } = loadConfig(text.replace('enabled: true', 'enabled: false'), {
+      env: {
+        REGISTRY_HTTP_ADDR: '127.0.0.1:6000',
+        REGISTRY_LOG_LEVEL: 'debug',
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/cache',
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+        REGISTRY_HTTP_TLS_CERTIFICATE: paths.get('/certs/dtr-ca.pem') ?? '',
+        REGISTRY_HTTP_TLS_KEY: '/srv/key.pem',
+        REGISTRY_HTTP_LIMITS_IDLETIMEOUT: '2m',
+        REGISTRY_HTTP_SECRET: '12345',
+        PATH: '/usr/bin',
+      },
+    });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.http.host, '127.0.0.1');
+    assert.equal(config.http.port, 6000);
+    assert.equal(config.log.level, 'debug');
+    assert.equal(config.storage.rootDirectory, '/srv/cache');
+    assert.equal(config.storage.deleteEnabled, true);
+    assert.deepEqual(config.http.tls, { certificate: paths.get('/certs/dtr-ca.pem'), key: '/srv/key.pem' });
+    assert.equal(config.http.limits.idleTimeoutMs, 120_000);
+    assert.equal(config.http.secret, '12345');
+  });
+
+  it('an invalid override names the variable', async () => {
+    const base = await simple();
+    assertConfigError(() => load(base, { REGISTRY_HTTP_ADDR: 'nope' }), {
+      keyPath: 'http.addr',
+      line: null,
+      envVar: 'REGISTRY_HTTP_ADDR',
+      message:
+        'config error: http.addr (from REGISTRY_HTTP_ADDR): found "nope", expected a listen address host:port such as :5000, 0.0.0.0:443 or [::1]:5000',
+    });
+    assertConfigError(() => load(base, { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' }), {
+      keyPath: 'storage.delete.enabled',
+      envVar: 'REGISTRY_STORAGE_DELETE_ENABLED',
+    });
+    // blobttl is set and the override turns deletes off: the error is on blobttl and says so.
+    assertConfigError(() => load(base, { REGISTRY_STORAGE_DELETE_ENABLED: 'false' }), {
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 13,
+    });
+    assertConfigError(() => load(base, { REGISTRY_LOG_LEVEL: '[debug]' }), {
+      keyPath: 'log.level',
+      envVar: 'REGISTRY_LOG_LEVEL',
+      message: /expected a single YAML scalar/,
+    });
+    assertConfigError(() => load(base, { REGISTRY_HTTP_DRAINTIMEOUT: '30' + 'x' }), {
+      keyPath: 'http.draintimeout',
+      envVar: 'REGISTRY_HTTP_DRAINTIMEOUT',
+      message: /\(from REGISTRY_HTTP_DRAINTIMEOUT\)/,
+    });
+  });
+
+  it('unknown REGISTRY_* variables are warnings', async () => {
+    const { warnings } = load(await simple(), { REGISTRY_STORAGE_S3_REGION: 'us-east-1' });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /REGISTRY_STORAGE_S3_REGION: not a dtr-cache setting/);
+  });
+});

@@ -1,0 +1,134 @@
+// The http section's keys that distribution reads its own way: http.tls.minimumtls and
+// http.tls.ciphersuites (Go's names and order, what is refused, what is only warned), and
+// http.processes with its REGISTRY_HTTP_PROCESSES override.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { assertConfigError, load, simple } from '../helpers/config.js';
+
+describe('http.tls.minimumtls and http.tls.ciphersuites, as distribution reads them', () => {
+  /** The simple config with TLS, and these lines under http.tls. */
+  const withTls = async (lines = ''): Promise<string> =>
+    (await simple()).replace(
+      '  addr: :5000\n',
+      `  addr: :5000\n  tls:\n    certificate: /certs/cache.pem\n    key: /certs/cache.key\n${lines}`,
+    );
+  const AES128_FIRST = [
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ];
+
+  it("defaults: TLS 1.2 and up, distribution's default suites in Go's order (AES-128-GCM first)", async () => {
+    const { config, warnings } = load(await withTls());
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.http.tlsPolicy, { minVersion: 'TLSv1.2', tls12Ciphers: AES128_FIRST });
+  });
+
+  it('minimumtls: tls1.2, tls1.3; tls1.0 and tls1.1 are read as tls1.2 with a warning', async () => {
+    const at = async (v: string) => load(await withTls(`    minimumtls: ${v}\n`));
+    assert.deepEqual((await at('tls1.2')).config.http.tlsPolicy.minVersion, 'TLSv1.2');
+    assert.deepEqual((await at('tls1.3')).config.http.tlsPolicy, { minVersion: 'TLSv1.3', tls12Ciphers: [] });
+    const old = await at('tls1.0');
+    assert.equal(old.config.http.tlsPolicy.minVersion, 'TLSv1.2');
+    assert.deepEqual(old.warnings, [
+      'config warning: http.tls.minimumtls (line 12): read as tls1.2: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level',
+    ]);
+    assert.equal((await at('tls1.1')).config.http.tlsPolicy.minVersion, 'TLSv1.2');
+  });
+
+  it('a bad minimumtls names the key and line', async () => {
+    for (const bad of ['tls1.4', 'TLS1.2', '1.2', 'TLSv1.2', '[tls1.2]']) {
+      const text = await withTls(`    minimumtls: ${bad}\n`);
+      assertConfigError(() => load(text), {
+        keyPath: 'http.tls.minimumtls',
+        line: 12,
+        message: /expected tls1\.2 or tls1\.3 \(tls1\.0 and tls1\.1 are read as tls1\.2\)$/,
+      });
+    }
+  });
+
+  it("ciphersuites: Go's names, served in Go's preference order whatever the order written", async () => {
+    const { config, warnings } = load(
+      await withTls(
+        '    ciphersuites:\n' +
+          '      - TLS_RSA_WITH_AES_128_CBC_SHA\n' +
+          '      - TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305\n' + // Go's older name, still accepted
+          '      - TLS_AES_128_GCM_SHA256\n' + // TLS 1.3: accepted, as in Go, with no effect
+          '      - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n',
+      ),
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.http.tlsPolicy.tls12Ciphers, [
+      'ECDHE-ECDSA-AES256-GCM-SHA384',
+      'ECDHE-RSA-CHACHA20-POLY1305',
+      'AES128-SHA',
+    ]);
+  });
+
+  it('a bad ciphersuites entry names its index; RC4 and a list of TLS 1.3 suites only are refused', async () => {
+    const list = (...names: string[]) => withTls(`    ciphersuites:\n${names.map((n) => `      - ${n}\n`).join('')}`);
+    const openssl = await list('TLS_AES_128_GCM_SHA256', 'ECDHE-RSA-AES128-GCM-SHA256');
+    assertConfigError(() => load(openssl), {
+      keyPath: 'http.tls.ciphersuites[1]',
+      line: 14,
+      message:
+        'config error: http.tls.ciphersuites[1] (line 14): found "ECDHE-RSA-AES128-GCM-SHA256", expected a Go cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
+    });
+    const rc4 = await list('TLS_ECDHE_RSA_WITH_RC4_128_SHA');
+    assertConfigError(() => load(rc4), { keyPath: 'http.tls.ciphersuites[0]', message: /RFC 7465/ });
+    const only13 = await list('TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384');
+    assertConfigError(() => load(only13), {
+      keyPath: 'http.tls.ciphersuites',
+      line: 12,
+      message: /found TLS 1\.3 suites only, expected at least one TLS 1\.2 suite/,
+    });
+    const scalar = await withTls('    ciphersuites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n');
+    assertConfigError(() => load(scalar), { keyPath: 'http.tls.ciphersuites', line: 12 });
+  });
+
+  it('warned: ciphersuites with minimumtls tls1.3, and either key without a certificate', async () => {
+    const t13 = load(
+      await withTls('    minimumtls: tls1.3\n    ciphersuites:\n      - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n'),
+    );
+    assert.deepEqual(t13.warnings, [
+      'config warning: http.tls.ciphersuites (line 13): has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)',
+    ]);
+    const plain = load((await simple()).replace('  addr: :5000\n', '  addr: :5000\n  tls:\n    minimumtls: tls1.3\n'));
+    assert.equal(plain.config.http.tls, null);
+    assert.deepEqual(plain.warnings, [
+      'config warning: http.tls.minimumtls (line 10): has no effect without http.tls.certificate and key',
+    ]);
+  });
+});
+
+describe('http.processes', () => {
+  const at = async (v: string) =>
+    load((await simple()).replace('  addr: :5000\n', `  addr: :5000\n  processes: ${v}\n`));
+
+  it('auto (the default) or a whole number; REGISTRY_HTTP_PROCESSES overrides it', async () => {
+    assert.equal(load(await simple()).config.http.processes, 'auto');
+    assert.equal((await at('auto')).config.http.processes, 'auto');
+    assert.equal((await at('1')).config.http.processes, 1);
+    assert.equal((await at('8')).config.http.processes, 8);
+    assert.equal(load(await simple(), { REGISTRY_HTTP_PROCESSES: '2' }).config.http.processes, 2);
+  });
+
+  it('anything else names the key and line', async () => {
+    for (const bad of ['0', '-1', '1.5', 'two', 'Auto', '"2"', '2000', '[2]']) {
+      const text = (await simple()).replace('  addr: :5000\n', `  addr: :5000\n  processes: ${bad}\n`);
+      assertConfigError(() => load(text), {
+        keyPath: 'http.processes',
+        line: 9,
+        message: /expected auto or a whole number of processes from 1 to 1024$/,
+      });
+    }
+    const base = await simple();
+    assertConfigError(() => load(base, { REGISTRY_HTTP_PROCESSES: '0' }), {
+      keyPath: 'http.processes',
+      envVar: 'REGISTRY_HTTP_PROCESSES',
+    });
+  });
+});
