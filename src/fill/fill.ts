@@ -298,6 +298,8 @@ export class Fill implements FillBytes {
 
   async #unref(): Promise<void> {
     if (--this.#refs > 0) return;
+    // Nobody reads the fill any more, and its worker task has ended: the ring's memory goes back.
+    this.#stream?.ring.recycle();
     const handles = this.#handles;
     this.#handles = [];
     await Promise.all(handles.map((h) => h.close().catch(() => undefined)));

@@ -5,6 +5,7 @@
 // bytes from here, so the first bytes reach clients before any disk write or worker reply.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { SpoolMessage, SpoolProgress } from '../../workers/types.js';
+import { ringBuffers, type RingBuffers } from './ring-buffers.js';
 
 export interface RingEvents {
   /** The worker finished a region: `written` may have grown, and ring space is free. */
@@ -36,11 +37,15 @@ export class SpoolRing {
   /** An `end` posted while bytes were still pending: sent once they have all gone out. */
   #queuedEnd: SpoolMessage | null = null;
   #closed = false;
+  readonly #buffers: RingBuffers;
+  #recycled = false;
 
-  constructor(capacity: number, startOffset: number, events: RingEvents) {
+  /** `buffers`: where the ring's memory comes from, and goes back to on `recycle`. */
+  constructor(capacity: number, startOffset: number, events: RingEvents, buffers: RingBuffers = ringBuffers) {
     this.#capacity = Math.max(1, capacity);
-    this.buffer = new SharedArrayBuffer(this.#capacity);
-    this.#view = Buffer.from(this.buffer);
+    this.#buffers = buffers;
+    this.buffer = buffers.take(this.#capacity);
+    this.#view = Buffer.from(this.buffer, 0, this.#capacity);
     this.#start = this.#received = this.#sent = this.#done = this.#written = startOffset;
     this.#events = events;
     const { port1, port2 } = new MessageChannel();
@@ -90,6 +95,7 @@ export class SpoolRing {
    * `pos` is below the ring's window: those bytes are read from the data file).
    */
   read(buf: Buffer, pos: number, length: number): number {
+    if (this.#recycled) return 0;
     if (pos >= this.#sent) return this.#readPending(buf, pos, length);
     if (pos < this.memoryStart) return 0;
     const n = Math.min(length, this.#sent - pos);
@@ -132,6 +138,18 @@ export class SpoolRing {
     if (this.#closed) return;
     this.#closed = true;
     this.#port.close();
+  }
+
+  /**
+   * Gives the ring's memory back for the next fill. Only when nothing can read it any more:
+   * the worker's task has ended and every reader of the fill has gone. The ring then reads
+   * as empty.
+   */
+  recycle(): void {
+    this.close();
+    if (this.#recycled) return;
+    this.#recycled = true;
+    this.#buffers.give(this.buffer);
   }
 
   #readPending(buf: Buffer, pos: number, length: number): number {

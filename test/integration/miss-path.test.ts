@@ -12,6 +12,7 @@ import { parseDigest } from '../../src/store/digest.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
+import { ringBuffers } from '../../src/fill/ring-buffers.js';
 import { startStack } from '../helpers/stack.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
@@ -115,4 +116,20 @@ test('a lying upstream resets every client, whatever the size: small blobs and e
   assert.equal(r.status, 200);
   assert.equal(r.error, null);
   assert.equal(r.body.length, 0);
+});
+
+test('ring memory is reused: twenty fills one after another allocate at most two ring buffers, and every blob is right', async (t) => {
+  const s = await startStack(t);
+  const before = ringBuffers.created;
+  for (let i = 0; i < 20; i++) {
+    const blob = s.origin.add(randomBytes((5 << 20) + i));
+    const r = await fetchBlob(
+      i % 2 === 0 ? s.h1 : s.h2,
+      s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)),
+    );
+    assert.equal(`sha256:${r.sha256}`, blob.digest);
+    // The fill gives its ring back once it has settled and its reader has gone.
+    await waitFor(10_000, 'the fill settled', () => s.cache.ctx.inflight.size === 0);
+  }
+  assert.ok(ringBuffers.created - before <= 2, `${ringBuffers.created - before} ring buffers for 20 fills`);
 });
