@@ -4,6 +4,7 @@
 // have not failed this fill first, then those that did. A host that fails without
 // delivering a byte, or fails too often, is not asked again by this fill; the fill fails
 // only when no host is left (docs/protocol.md §3).
+import { finished } from 'node:stream';
 import type { Logger } from 'pino';
 import { gatewayError } from '../errors/upstream.js';
 import { messageOf } from '../errors/inspect.js';
@@ -186,9 +187,10 @@ export class Download {
           sink.onDrain(() => body.resume());
         }
       });
-      body.once('end', resolve);
-      body.once('error', reject);
-      body.once('close', () => reject(new Error('upstream body closed early')));
+      // finished() also sees a body that broke before this listener was attached: the
+      // connection may be cut between the headers and the first read, while the fill opens
+      // its spool, and 'error' and 'close' would then never come again.
+      finished(body, (err) => (err === undefined || err === null ? resolve() : reject(err)));
     });
   }
 }
