@@ -41,11 +41,15 @@ test('50 concurrent clients of one cold blob cause exactly one upstream GET', as
     assert.equal(`sha256:${r.sha256}`, blob.digest);
   }
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
-  const lines = await s.cache.logLines();
-  const outcomes = lines.filter((l) => l.msg === 'request').map((l) => l.outcome);
+  // A request's line is written once its response has ended, which the client may see first.
+  const outcomes = await waitFor(10_000, '50 request lines', async () => {
+    const lines = (await s.cache.logLines()).filter((l) => l.msg === 'request');
+    return lines.length === 50 ? lines.map((l) => l.outcome) : undefined;
+  });
   assert.equal(outcomes.filter((o) => o === 'miss').length, 1);
   assert.equal(outcomes.filter((o) => o === 'joined').length, 49);
-  assert.ok(await exists(s.cache.ctx.store.layout.blobData(parseDigest(blob.digest))));
+  // Published just after the clients' last byte (the verdict releases it; the fsync follows).
+  await waitFor(10_000, 'published', () => exists(s.cache.ctx.store.layout.blobData(parseDigest(blob.digest))));
 });
 
 test('a late joiner gets every byte; a range on a fill in progress is served from what arrived, its last byte after the verdict', async (t) => {
