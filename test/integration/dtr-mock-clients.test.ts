@@ -5,17 +5,15 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { standInCache } from '../helpers/stand-in-cache.js';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
-import { request } from 'undici';
 import { startDtrMock } from '../../bench/dtr-mock/index.js';
 import { createOciImage } from '../../testkit/image.js';
 import { RegistryClient } from '../../testkit/registry-client.js';
-import { DEADLINE, USERS, agent, ca, leaf, mock, sha256, tmp } from '../helpers/dtr-mock.js';
+import { DEADLINE, USERS, ca, leaf, mock, sha256, tmp } from '../helpers/dtr-mock.js';
 import { basic, http, selectCache } from '../helpers/dtr-mock-http.js';
 
 /** Awaits `p`, failing after DEADLINE ms; the timer never outlives the wait. */
@@ -236,36 +234,13 @@ test('skopeo: push an OCI layout, pull it back without and with a cache redirect
   const cacheLeaf = await ca.issue('skopeo-cache');
   let crossHostAuth = 0;
   let served = 0;
-  const cache = createHttpsServer({ cert: cacheLeaf.cert, key: cacheLeaf.key }, (req, res) => {
-    const u = new URL(req.url ?? '/', 'https://x');
-    if (req.headers.authorization !== undefined) crossHostAuth++;
-    request(`${m.url}${u.pathname}`, {
-      dispatcher: agent,
-      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
-      headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` },
-    }).then(
-      async (up) => {
-        served++;
-        const len = up.headers['content-length'];
-        res.writeHead(up.statusCode, {
-          'content-type': 'application/octet-stream',
-          ...(typeof len === 'string' ? { 'content-length': len } : {}),
-        });
-        for await (const ch of up.body) res.write(ch);
-        res.end();
-      },
-      () => res.destroy(),
-    );
+  const cacheUrl = await standInCache(t, m, cacheLeaf, {
+    onRequest: (req) => {
+      if (req.headers.authorization !== undefined) crossHostAuth++;
+    },
+    onServed: () => served++,
   });
-  await new Promise<void>((resolve) => cache.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        cache.close(() => resolve());
-        cache.closeAllConnections();
-      }),
-  );
-  await selectCache(m, 'carol', 'near', `https://localhost:${(cache.address() as AddressInfo).port}`);
+  await selectCache(m, 'carol', 'near', cacheUrl);
   m.resetStats();
   const out2 = join(dir, 'out2');
   const pull2 = await run('skopeo', [

@@ -2,15 +2,13 @@
 // the 307 redirect to a user's selected cache with a token verifiable against the JWK Set,
 // registry-client following it to another host, and serving blobs to redirect tokens.
 import assert from 'node:assert/strict';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { standInCache } from '../helpers/stand-in-cache.js';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { request } from 'undici';
 import { createOciImage } from '../../testkit/image.js';
 import { RegistryClient } from '../../testkit/registry-client.js';
-import { agent, bytes, ca, mock, tmp } from '../helpers/dtr-mock.js';
+import { bytes, ca, mock, tmp } from '../helpers/dtr-mock.js';
 import { basic, errorCode, h, http, jwksOf, pullToken, selectCache, type Res } from '../helpers/dtr-mock-http.js';
 
 test('307 redirect to the selected cache with a token verifiable against the JWK Set', async (t) => {
@@ -87,30 +85,14 @@ test('registry-client follows the 307 to another host without Authorization', as
   const cacheLeaf = await ca.issue('fake-cache');
   // A stand-in cache: records what the client sent, then fetches from the
   // origin with the redirect token as Bearer (docs/protocol.md §4).
-  const cache = createHttpsServer({ cert: cacheLeaf.cert, key: cacheLeaf.key }, (req, res) => {
-    const u = new URL(req.url ?? '/', 'https://x');
-    seen.push({ authorization: req.headers.authorization, token: u.searchParams.get('token'), path: u.pathname });
-    request(`${m.url}${u.pathname}`, {
-      dispatcher: agent,
-      headers: { authorization: `Bearer ${u.searchParams.get('token') ?? ''}` },
-    }).then(
-      async (up) => {
-        res.writeHead(up.statusCode, { 'content-type': 'application/octet-stream' });
-        for await (const c of up.body) res.write(c);
-        res.end();
-      },
-      () => res.destroy(),
-    );
-  });
-  await new Promise<void>((resolve) => cache.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        cache.close(() => resolve());
-        cache.closeAllConnections();
+  const cacheUrl = await standInCache(t, m, cacheLeaf, {
+    onRequest: (req, u) =>
+      void seen.push({
+        authorization: req.headers.authorization,
+        token: u.searchParams.get('token'),
+        path: u.pathname,
       }),
-  );
-  const cacheUrl = `https://localhost:${(cache.address() as AddressInfo).port}`;
+  });
   await selectCache(m, 'carol', 'near', cacheUrl);
 
   const client = new RegistryClient({ baseUrl: m.url, ca: ca.cert, username: 'carol', password: 'carol-pw' });
