@@ -4,6 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { errCode, errMessage } from './errors.js';
+import { writeAll } from './spool-file.js';
 import type { HashFileResult, HashFileTask } from './types.js';
 
 const READ_SIZE = 1 << 20;
@@ -50,11 +51,4 @@ export async function copyPrefix(
     at += n;
   }
   return failed;
-}
-
-export async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < buf.length;) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    done += bytesWritten;
-  }
 }

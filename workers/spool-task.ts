@@ -3,12 +3,21 @@
 // since it is what releases every client's last byte; the fsync and the publication follow,
 // off the clients' path.
 import { createHash, type Hash } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errCode, errMessage } from './errors.js';
-import { copyPrefix, writeAll } from './hash-file.js';
+import { copyPrefix } from './hash-file.js';
+import { SpoolFile } from './spool-file.js';
 import { publish } from './publish.js';
 import type { SpoolMessage, SpoolProgress, SpoolResult, SpoolTask } from './types.js';
+
+/**
+ * Regions are written together, at least this much at a time: on this kind of disk a small
+ * write costs far more than its bytes (bench/NOTES.md, "Where a lone miss spent its CPU").
+ */
+const WRITE_BATCH = 1 << 20;
+/** A smaller batch is written when no region has come for this long (a slow or stalled upstream). */
+const HOLD_MS = 10;
 
 export async function spool(task: SpoolTask): Promise<SpoolResult> {
   const writer = new SpoolWriter(task);
@@ -26,7 +35,7 @@ export async function spool(task: SpoolTask): Promise<SpoolResult> {
 class SpoolWriter {
   readonly #task: SpoolTask;
   readonly #hash: Hash;
-  #fh: FileHandle | null = null;
+  #file: SpoolFile | null = null;
   /** Bytes hashed so far (absolute offset). */
   #offset: number;
   /** Bytes in the file: the same as #offset until a write fails. */
@@ -34,6 +43,10 @@ class SpoolWriter {
   /** Set by the first failed write (ENOSPC…): from then on bytes are only hashed. */
   #writeError: { code: string; message: string } | null = null;
   #published = false;
+  /** Hashed regions not yet written: contiguous in the ring, at file offset `offset`. */
+  #held: { at: number; length: number; offset: number } | null = null;
+  /** The write in flight (never rejects). */
+  #writing: Promise<void> = Promise.resolve();
 
   constructor(task: SpoolTask) {
     this.#task = task;
@@ -44,9 +57,9 @@ class SpoolWriter {
   async open(): Promise<void> {
     const { dataPath, prefixFd, startOffset } = this.#task;
     if (dataPath === null) this.#writeError = { code: 'ENOSPC', message: 'no spool file' };
-    else this.#fh = await open(dataPath, 'r+');
+    else this.#file = await SpoolFile.open(dataPath);
     if (prefixFd === null) return;
-    const failed = await copyPrefix(prefixFd, this.#fh, startOffset, this.#hash);
+    const failed = await copyPrefix(prefixFd, this.#file?.fh ?? null, startOffset, this.#hash);
     if (failed !== null) this.#failWrite(failed.offset, failed.err);
   }
 
@@ -54,33 +67,59 @@ class SpoolWriter {
   async run(): Promise<SpoolResult> {
     const inbox = new Inbox(this.#task.port);
     for (;;) {
-      const msg = await inbox.next();
-      if (msg.type === 'chunk') await this.#chunk(Buffer.from(this.#task.ring, msg.at, msg.length));
-      else if (msg.type === 'abort') return this.#discard({ ok: false, reason: 'aborted', size: this.#offset });
-      else return this.#end(msg.expectedSize);
+      const msg = await inbox.next(this.#held === null ? null : HOLD_MS);
+      if (msg === null) this.#startWrite();
+      else if (msg.type === 'chunk') await this.#chunk(msg.at, msg.length);
+      else {
+        this.#startWrite();
+        await this.#writing;
+        if (msg.type === 'abort') return this.#discard({ ok: false, reason: 'aborted', size: this.#offset });
+        return this.#end(msg.expectedSize);
+      }
     }
   }
 
   async close(): Promise<void> {
-    await this.#fh?.close().catch(() => undefined);
-    this.#fh = null;
+    await this.#writing;
+    await this.#file?.close();
+    this.#file = null;
   }
 
-  async #chunk(buf: Buffer): Promise<void> {
-    const at = this.#offset;
-    // The write runs on libuv's pool while this thread hashes the same bytes.
-    const written = this.#writeError === null && this.#fh !== null ? writeAll(this.#fh, buf, at) : null;
-    this.#hash.update(buf);
-    this.#offset += buf.length;
-    if (written !== null) {
-      try {
-        await written;
-      } catch (err) {
-        this.#failWrite(at, err);
-      }
+  /** Hashes a region at once; its write joins the held batch, which goes out once it is large enough. */
+  async #chunk(at: number, length: number): Promise<void> {
+    this.#hash.update(Buffer.from(this.#task.ring, at, length));
+    const held = this.#held;
+    if (held !== null && held.at + held.length !== at) this.#startWrite();
+    if (this.#held === null) this.#held = { at, length, offset: this.#offset };
+    else this.#held.length += length;
+    this.#offset += length;
+    if (this.#held.length >= WRITE_BATCH) {
+      await this.#writing;
+      this.#startWrite();
     }
-    if (this.#writeError === null) this.#written = this.#offset;
-    this.#post({ type: 'progress', done: this.#offset, written: this.#written });
+  }
+
+  /**
+   * Writes the held batch after the write in flight (one at a time, in order), then reports
+   * its region done: only then may the main thread reuse that ring space.
+   */
+  #startWrite(): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    const buf = Buffer.from(this.#task.ring, held.at, held.length);
+    this.#writing = this.#writing.then(async () => {
+      if (this.#writeError === null && this.#file !== null) {
+        try {
+          await this.#file.write(buf, held.offset);
+        } catch (err) {
+          this.#failWrite(held.offset, err);
+        }
+      }
+      const done = held.offset + held.length;
+      if (this.#writeError === null) this.#written = done;
+      this.#post({ type: 'progress', done, written: this.#written });
+    });
   }
 
   async #end(expectedSize: number): Promise<SpoolResult> {
@@ -90,13 +129,13 @@ class SpoolWriter {
     this.#post({ type: 'verdict', ok, size, actualHex });
     if (size !== expectedSize) return this.#discard({ ok: false, reason: 'size-mismatch', size, expectedSize });
     if (!ok) return this.#discard({ ok: false, reason: 'digest-mismatch', size, actualHex });
-    if (this.#writeError !== null || this.#fh === null || this.#task.dataPath === null) {
+    if (this.#writeError !== null || this.#file === null || this.#task.dataPath === null) {
       const code = this.#writeError?.code ?? 'ENOSPC';
       return this.#discard({ ok: false, reason: 'not-stored', size, digestMatches: true, code });
     }
     if (this.#task.publishDelayMs > 0) await delay(this.#task.publishDelayMs);
     try {
-      const published = await publish(this.#fh, this.#task.dataPath, this.#task.finalPath);
+      const published = await publish(this.#file.fh, this.#task.dataPath, this.#task.finalPath);
       this.#published = true;
       return { ok: true, size, published };
     } catch (err) {
@@ -134,11 +173,17 @@ class Inbox {
     });
   }
 
-  async next(): Promise<SpoolMessage> {
-    for (;;) {
-      const msg = this.#queue.shift();
-      if (msg !== undefined) return msg;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
+  /** The next message; null when `timeoutMs` passes first (no timeout: waits for one). */
+  async next(timeoutMs: number | null): Promise<SpoolMessage | null> {
+    const msg = this.#queue.shift();
+    if (msg !== undefined) return msg;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      if (timeoutMs !== null) timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+    this.#wake = null;
+    return this.#queue.shift() ?? null;
   }
 }

@@ -186,6 +186,7 @@ export class Fill implements FillBytes {
         keep: (handle) => this.#handles.push(handle),
         progress: () => this.progress.notify(),
         writeFailed: (offset, store) => store.diskFailed(offset, this.#readers.slowest(store.arrived())),
+        fastestReader: (from, to) => this.#readers.fastestBetween(from, to),
       },
       download,
       startOffset,
@@ -239,6 +240,7 @@ export class Fill implements FillBytes {
     const stream = this.#stream;
     if (stream === null) return;
     stream.trim(this.#readers.slowest(stream.arrived()));
+    stream.ring.readerMoved();
     if (stream.inMemoryOnly && this.#readers.count === 0 && !this.#verified) {
       // Nobody is left to stream to, and nothing can be stored: stop downloading.
       this.#download?.stop(new Error('every client left a fill that cannot be stored'));

@@ -68,6 +68,14 @@ export class Readers {
     return low;
   }
 
+  /** The furthest position between `from` and `to` that a reader has reached (null: none there). */
+  fastestBetween(from: number, to: number): number | null {
+    let high: number | null = null;
+    for (const pos of this.#positions.values())
+      if (pos >= from && pos <= to && (high === null || pos > high)) high = pos;
+    return high;
+  }
+
   source(client: FillClient, bytes: FillBytes): BlobSource {
     this.#positions.set(client, 0);
     let released = false;

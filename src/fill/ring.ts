@@ -2,7 +2,8 @@
 // (references, no copy) until they fit in a fixed SharedArrayBuffer ring shared with the
 // worker, which hashes and writes each named region, then reports it done so the region can
 // be reused. The ring is also the fill's recent memory: readers at the frontier copy their
-// bytes from here, so the first bytes reach clients before any disk write or worker reply.
+// bytes from here, so the first bytes reach clients before any disk write or worker reply,
+// and the fastest reader never has to read back from the file what it could not keep up with.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { SpoolMessage, SpoolProgress } from '../../workers/types.js';
 import { ringBuffers, type RingBuffers } from './ring-buffers.js';
@@ -14,6 +15,12 @@ export interface RingEvents {
   writeFailed(offset: number, code: string): void;
   /** The worker's verdict on size and digest, sent before it makes the file durable. */
   verdict(ok: boolean, actualHex: string): void;
+  /**
+   * The position of the fastest reader between `from` and `to` (null: none there). The ring
+   * does not overwrite bytes that reader has yet to read, so it keeps reading from memory:
+   * the fill is then paced by its fastest client as well as by the worker.
+   */
+  fastestReader?(from: number, to: number): number | null;
 }
 
 export class SpoolRing {
@@ -177,10 +184,15 @@ export class SpoolRing {
     });
   }
 
+  /** A reader moved on: ring space it held may be free. */
+  readerMoved(): void {
+    if (this.#pendingBytes > 0) this.#flush();
+  }
+
   /** Copies pending bytes into the free part of the ring and names each contiguous region. */
   #flush(): void {
     while (this.#pendingBytes > 0 && !this.#closed) {
-      const free = this.#capacity - (this.#sent - this.#done);
+      const free = this.#capacity - (this.#sent - Math.min(this.#done, this.#kept()));
       if (free === 0) return;
       const at = this.#sent % this.#capacity;
       const room = Math.min(free, this.#capacity - at);
@@ -229,6 +241,12 @@ export class SpoolRing {
         this.#events.verdict(msg.ok, msg.actualHex);
         return;
     }
+  }
+
+  /** The lowest offset a reader still needs from the ring (Infinity: none). */
+  #kept(): number {
+    const reader = this.#events.fastestReader?.(this.memoryStart, this.#sent) ?? null;
+    return reader ?? Infinity;
   }
 
   #maybeDrain(): void {

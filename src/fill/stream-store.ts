@@ -44,12 +44,14 @@ export class StreamStore implements ByteSink {
     if (pos < this.#prefixEnd && this.#prefix !== null) {
       return (await this.#prefix.read(buf, 0, Math.min(length, this.#prefixEnd - pos), pos)).bytesRead;
     }
+    // Memory first, even for bytes the worker has written: a reader near the frontier then
+    // never pays a file read (bench/NOTES.md, "Where a lone miss spent its CPU").
+    const fromMemory = this.ring.read(buf, pos, length);
+    if (fromMemory > 0) return fromMemory;
     const written = this.ring.written;
     if (pos < written && this.#file !== null) {
       return (await this.#file.read(buf, 0, Math.min(length, written - pos), pos)).bytesRead;
     }
-    const fromMemory = this.ring.read(buf, pos, length);
-    if (fromMemory > 0) return fromMemory;
     return this.#tail?.read(buf, pos, length) ?? 0;
   }
 

@@ -22,6 +22,8 @@ export interface StreamedFill extends BodyContext {
   progress(): void;
   /** The worker's first failed write: bytes from `offset` on are in memory only. */
   writeFailed(offset: number, store: StreamStore): void;
+  /** The furthest reader position between `from` and `to`: the ring keeps it in memory. */
+  fastestReader(from: number, to: number): number | null;
 }
 
 /** How the fill ended: the worker's outcome, or the download stopped (the fill says why). */
@@ -50,6 +52,7 @@ export async function streamToWorker(
       fill.verified();
       spool?.setVerified().catch(() => undefined);
     },
+    fastestReader: (from, to) => fill.fastestReader(from, to),
   });
   // No data file when the disk cannot take one: the bytes then stream through memory.
   const dataPath =

@@ -29,12 +29,13 @@ function workerSide(port: MessagePort) {
   };
 }
 
-function ringWith(capacity: number, start = 0) {
+function ringWith(capacity: number, start = 0, fastestReader?: RingEvents['fastestReader']) {
   const seen = { progress: 0, failed: [] as Array<[number, string]>, verdicts: [] as boolean[] };
   const events: RingEvents = {
     progress: () => void seen.progress++,
     writeFailed: (offset, code) => void seen.failed.push([offset, code]),
     verdict: (ok) => void seen.verdicts.push(ok),
+    ...(fastestReader === undefined ? {} : { fastestReader }),
   };
   const ring = new SpoolRing(capacity, start, events);
   const worker = workerSide(ring.workerPort);
@@ -139,4 +140,58 @@ test('ring: end reaches the worker after every pending byte; the verdict and a f
   // The bytes the disk refused are handed over from memory, in order.
   const handed = Buffer.concat(ring.copyFrom(700));
   assert.equal(handed.length, 800);
+});
+
+test('ring: bytes the fastest reader in the window has not read are not overwritten; its reads free the space', async (t) => {
+  // One reader, at `reader`; the ring asks where it is within its window.
+  let reader = 0;
+  const asked: Array<[number, number]> = [];
+  const { ring, worker } = ringWith(1000, 0, (from, to) => {
+    asked.push([from, to]);
+    return reader >= from && reader <= to ? reader : null;
+  });
+  t.after(() => {
+    ring.close();
+    ring.workerPort.close();
+  });
+  const bytes = randomBytes(1500);
+  // The worker keeps up at once: only the reader can hold the ring back.
+  const acks = (async () => {
+    let done = 0;
+    for (;;) {
+      const m = await worker.next();
+      if (m.type !== 'chunk') return;
+      done += m.length;
+      worker.reply({ type: 'progress', done, written: done });
+    }
+  })();
+  ring.push(bytes.subarray(0, 1000));
+  await waitFor(
+    2_000,
+    'the first ring of bytes with the worker',
+    () => worker.inbox.length === 0 && ring.written === 1000,
+  );
+  ring.push(bytes.subarray(1000));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  // The reader is at 0: nothing of the second push may go into the ring over bytes it still needs.
+  assert.equal(ring.memoryStart, 0, 'the window still starts at the reader');
+  const out = Buffer.alloc(1500);
+  assert.equal(ring.read(out, 0, 1000), 1000, 'the reader reads its bytes from memory, though the worker wrote them');
+  assert.deepEqual(out.subarray(0, 1000), bytes.subarray(0, 1000));
+  assert.ok(asked.length > 0, 'the ring asked for the reader');
+  // The reader moves on by 300 bytes: 300 bytes of ring space are free, and no more.
+  reader = 300;
+  ring.readerMoved();
+  await waitFor(2_000, 'the space the reader left used', () => ring.memoryStart === 300);
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(ring.memoryStart, 300, 'the last 200 bytes wait for more room');
+  assert.equal(ring.read(out, 300, 1200), 1000, 'a ring of bytes from the reader on');
+  assert.equal(ring.read(out.subarray(1000), 1300, 200), 200, 'and the rest, still pending');
+  assert.deepEqual(out.subarray(0, 1200), bytes.subarray(300, 1500));
+  // No reader in the window (it left): the ring is paced by the worker alone.
+  reader = -1;
+  ring.readerMoved();
+  await waitFor(2_000, 'every byte through the ring', () => ring.written === 1500);
+  ring.end(1500);
+  await within(2_000, 'the end', acks);
 });

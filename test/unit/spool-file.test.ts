@@ -1,0 +1,62 @@
+// The spool's data file: whole blocks straight to the disk (O_DIRECT) where the filesystem
+// takes it, the unaligned ends and everything else through the page cache; the bytes on disk
+// are the bytes written either way, and the file grows in order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SpoolFile } from '../../workers/spool-file.js';
+import { removeAtExit } from '../../testkit/tmp.js';
+
+async function emptyFile(): Promise<string> {
+  const path = join(removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-file-'))), 'data');
+  await writeFile(path, '');
+  return path;
+}
+
+/** Whether this filesystem takes O_DIRECT at all (tmpfs did not before Linux 6.6). */
+async function directAccepted(path: string): Promise<boolean> {
+  const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
+  if (flag === undefined) return false;
+  const fh = await open(path, constants.O_WRONLY | flag).catch(() => null);
+  await fh?.close();
+  return fh !== null;
+}
+
+// Writes as a fill makes them: an unaligned first piece, batches across block boundaries,
+// one larger than the staging buffer, and an unaligned tail.
+const PIECES = [1000, 5000, 1 << 20, (2 << 20) + 123, 4096, 77];
+
+for (const direct of [true, false]) {
+  test(`spool file (direct ${direct}): the file holds exactly the bytes written, in order`, async () => {
+    const path = await emptyFile();
+    const bytes = randomBytes(PIECES.reduce((a, b) => a + b, 0));
+    const file = await SpoolFile.open(path, direct);
+    const expectDirect = direct && (await directAccepted(path));
+    let at = 0;
+    for (const n of PIECES) {
+      await file.write(bytes.subarray(at, at + n), at);
+      at += n;
+      assert.equal((await stat(path)).size, at, 'the file ends where the written bytes end');
+    }
+    // Direct I/O stays on once it has found how to align: it was not refused along the way.
+    assert.equal(file.direct, expectDirect);
+    await file.close();
+    assert.ok((await readFile(path)).equals(bytes), 'the same bytes');
+  });
+}
+
+test('spool file: a second file in the same thread reuses the aligned staging buffer', async () => {
+  for (let i = 0; i < 3; i++) {
+    const path = await emptyFile();
+    const bytes = randomBytes((1 << 20) + 4096 * 3 + 5);
+    const file = await SpoolFile.open(path);
+    await file.write(bytes, 0);
+    assert.equal(file.direct, await directAccepted(path));
+    await file.close();
+    assert.ok((await readFile(path)).equals(bytes));
+  }
+});

@@ -1,0 +1,77 @@
+// The spool task, run in this thread: regions are hashed as they come and written in batches
+// of at least 1 MiB (a small write costs more than its bytes on the disks we run on), each
+// batch reported done only once written; a held batch is written when no region follows.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { spool } from '../../workers/spool-task.js';
+import type { SpoolMessage, SpoolProgress } from '../../workers/types.js';
+import { removeAtExit } from '../../testkit/tmp.js';
+import { waitFor } from '../helpers/deadline.js';
+
+const MiB = 1 << 20;
+
+async function task(bytes: Buffer) {
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-task-')));
+  const dataPath = join(dir, 'data');
+  await writeFile(dataPath, '');
+  const ring = new SharedArrayBuffer(bytes.length);
+  bytes.copy(Buffer.from(ring));
+  const { port1, port2 } = new MessageChannel();
+  const progress: Array<Extract<SpoolProgress, { type: 'progress' }>> = [];
+  let verdict: boolean | null = null;
+  port1.on('message', (m: SpoolProgress) => {
+    if (m.type === 'progress') progress.push(m);
+    if (m.type === 'verdict') verdict = m.ok;
+  });
+  const result = spool({
+    dataPath,
+    finalPath: join(dir, 'blob', 'data'),
+    algorithm: 'sha256',
+    expectedHex: createHash('sha256').update(bytes).digest('hex'),
+    prefixFd: null,
+    startOffset: 0,
+    ring,
+    port: port2,
+    publishDelayMs: 0,
+  });
+  const send = (m: SpoolMessage): void => port1.postMessage(m);
+  return { dir, result, progress, send, verdict: () => verdict, close: () => port1.close() };
+}
+
+test('spool task: 64 KiB regions are written in batches of at least 1 MiB, each done once written', async (t) => {
+  const bytes = randomBytes(4 * MiB + 1000);
+  const s = await task(bytes);
+  t.after(s.close);
+  for (let at = 0; at < bytes.length; at += 64 << 10)
+    s.send({ type: 'chunk', at, length: Math.min(64 << 10, bytes.length - at) });
+  s.send({ type: 'end', expectedSize: bytes.length });
+  const result = await s.result;
+  assert.deepEqual(result, { ok: true, size: bytes.length, published: true });
+  assert.equal(s.verdict(), true);
+  const done = s.progress.map((p) => p.done);
+  assert.equal(done.at(-1), bytes.length);
+  assert.ok(done.length <= 5, `67 regions, ${done.length} writes`);
+  for (const [i, d] of done.slice(0, -1).entries()) assert.ok(d - (done[i - 1] ?? 0) >= MiB, `batch ${i} is ≥ 1 MiB`);
+  for (const p of s.progress) assert.equal(p.written, p.done, 'written as soon as done');
+  assert.ok((await readFile(join(s.dir, 'blob', 'data'))).equals(bytes));
+});
+
+test('spool task: a batch smaller than 1 MiB is written when no region follows it', async (t) => {
+  const bytes = randomBytes(300 << 10);
+  const s = await task(bytes);
+  t.after(s.close);
+  s.send({ type: 'chunk', at: 0, length: 100 << 10 });
+  s.send({ type: 'chunk', at: 100 << 10, length: 100 << 10 });
+  // No end, no more regions (a stalled upstream): the held 200 KiB still reach the file.
+  await waitFor(2_000, 'the held batch written', () => s.progress.at(-1)?.written === 200 << 10);
+  assert.equal(s.progress.length, 1, 'in one write');
+  s.send({ type: 'chunk', at: 200 << 10, length: 100 << 10 });
+  s.send({ type: 'end', expectedSize: bytes.length });
+  assert.equal((await s.result).ok, true);
+  assert.ok((await readFile(join(s.dir, 'blob', 'data'))).equals(bytes));
+});
