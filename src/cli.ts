@@ -1,8 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
-// The V8 flag above caps the young generation: under many concurrent transfers the default
-// (16 MiB semi-spaces) grew the heap by ~40 MiB of short-lived garbage; 4 MiB kept the peak
-// RSS of 50 clients × 1 GiB at ~155 MiB instead of ~200, and ran faster. Test helpers and
-// deployment files launch the CLI with the flags named on this line.
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=64
+// The V8 flags above: the first caps the young generation: under many concurrent transfers the
+// default (16 MiB semi-spaces) grew the heap by ~40 MiB of short-lived garbage; 4 MiB kept the
+// peak RSS of 50 clients × 1 GiB at ~155 MiB instead of ~200, and ran faster. The second gives
+// the old generation room from the start: V8 sized its limit by our small heap (~16 MiB) while
+// fill rings and read buffers outside it counted against it, and ran a full mark-compact every
+// ~90 ms of a transfer (bench/NOTES.md, "Mark-compacts"). Test helpers and deployment files
+// launch the CLI with the flags named on this line.
 // dtr-cache serve|check-config|scrub|register --config FILE
 // Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad configuration.
 // Each command imports what it runs when it runs: a node's supervisor then loads none of
