@@ -1,7 +1,7 @@
-// The spool task: bytes a fill receives, named by ring region, are hashed and appended to
-// this writer's own data file. At the end the verdict (size and digest) goes back at once,
-// since it is what releases every client's last byte; the fsync and the publication follow,
-// off the clients' path.
+// The spool task: bytes a fill receives, named by ring region, are hashed as they come and
+// appended to this writer's own data file in batches. At the end the verdict (size and digest)
+// goes back at once, since it is what releases every client's last byte; the last batch's
+// write, the fsync and the publication follow, off the clients' path.
 import { createHash, type Hash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -72,9 +72,9 @@ class SpoolWriter {
       else if (msg.type === 'chunk') await this.#chunk(msg.at, msg.length);
       else {
         this.#startWrite();
+        if (msg.type === 'end') return this.#end(msg.expectedSize);
         await this.#writing;
-        if (msg.type === 'abort') return this.#discard({ ok: false, reason: 'aborted', size: this.#offset });
-        return this.#end(msg.expectedSize);
+        return this.#discard({ ok: false, reason: 'aborted', size: this.#offset });
       }
     }
   }
@@ -126,7 +126,10 @@ class SpoolWriter {
     const size = this.#offset;
     const actualHex = this.#hash.digest('hex');
     const ok = size === expectedSize && actualHex === this.#task.expectedHex;
+    // Every byte is hashed: the verdict goes now, while the last batch is still being written
+    // (the main thread holds unwritten bytes in its ring until their region is done).
     this.#post({ type: 'verdict', ok, size, actualHex });
+    await this.#writing;
     if (size !== expectedSize) return this.#discard({ ok: false, reason: 'size-mismatch', size, expectedSize });
     if (!ok) return this.#discard({ ok: false, reason: 'digest-mismatch', size, actualHex });
     if (this.#writeError !== null || this.#file === null || this.#task.dataPath === null) {

@@ -1,6 +1,7 @@
 // The spool task, run in this thread: regions are hashed as they come and written in batches
 // of at least 1 MiB (a small write costs more than its bytes on the disks we run on), each
-// batch reported done only once written; a held batch is written when no region follows.
+// batch reported done only once written; a held batch is written when no region follows; the
+// verdict goes before the last batch is written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -23,8 +24,10 @@ async function task(bytes: Buffer) {
   bytes.copy(Buffer.from(ring));
   const { port1, port2 } = new MessageChannel();
   const progress: Array<Extract<SpoolProgress, { type: 'progress' }>> = [];
+  const order: string[] = [];
   let verdict: boolean | null = null;
   port1.on('message', (m: SpoolProgress) => {
+    order.push(m.type);
     if (m.type === 'progress') progress.push(m);
     if (m.type === 'verdict') verdict = m.ok;
   });
@@ -40,7 +43,7 @@ async function task(bytes: Buffer) {
     publishDelayMs: 0,
   });
   const send = (m: SpoolMessage): void => port1.postMessage(m);
-  return { dir, result, progress, send, verdict: () => verdict, close: () => port1.close() };
+  return { dir, result, progress, order, send, verdict: () => verdict, close: () => port1.close() };
 }
 
 test('spool task: 64 KiB regions are written in batches of at least 1 MiB, each done once written', async (t) => {
@@ -58,6 +61,9 @@ test('spool task: 64 KiB regions are written in batches of at least 1 MiB, each 
   assert.ok(done.length <= 5, `67 regions, ${done.length} writes`);
   for (const [i, d] of done.slice(0, -1).entries()) assert.ok(d - (done[i - 1] ?? 0) >= MiB, `batch ${i} is ≥ 1 MiB`);
   for (const p of s.progress) assert.equal(p.written, p.done, 'written as soon as done');
+  // The verdict (which releases the clients' last bytes) does not wait for the last write.
+  assert.equal(s.order.at(-1), 'progress', 'the last batch is reported written after the verdict');
+  assert.ok(s.order.includes('verdict'));
   assert.ok((await readFile(join(s.dir, 'blob', 'data'))).equals(bytes));
 });
 
