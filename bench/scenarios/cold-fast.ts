@@ -13,7 +13,7 @@ import { ErrorTally, load, MiB, round, withSubject, type Outcome } from './commo
 import type { Blob } from './corpus.js';
 import type { BenchEnv } from './env.js';
 import type { MockOrigin } from './origin.js';
-import { peakRssTree, quiet } from './procs.js';
+import { peakRssTree, quiet, samplePssTree } from './procs.js';
 import { sizeLabel } from './shape.js';
 import { originSubject, startCacheSubject, type Subject } from './subject.js';
 import type { Figure, Processes } from './types.js';
@@ -242,7 +242,9 @@ export async function coldStampedeFast(env: BenchEnv, subject: Subject): Promise
   const getsBefore = await origin.servedGets([blob.digest]);
   await subject.eventLoopP99Ms(); // resets the cache's histogram: the next reading covers the stampede only
   env.phase(`${s.clients} clients on one cold blob`);
+  const pss = subject.pid === null ? null : samplePssTree(subject.pid);
   const many = errors.add(await load(env, subject, [blob], crowd));
+  const peakPss = (await pss?.stop()) ?? null;
   const loopP99 = await subject.eventLoopP99Ms();
   const gets = (await origin.servedGets([blob.digest])) - getsBefore;
   const rss = subject.pid === null ? null : await peakRssTree(subject.pid);
@@ -257,6 +259,8 @@ export async function coldStampedeFast(env: BenchEnv, subject: Subject): Promise
       directTtfbP99Ms: d === null ? null : round(d.ttfbMs?.p99, 1),
       wallOverDirect: d === null ? null : round(many.elapsedMs / d.elapsedMs, 2),
       peakRssMiB: rss === null ? null : round(rss / MiB, 1),
+      // The same tree's memory with shared pages counted once (sampled; see samplePssTree).
+      peakPssMiB: peakPss === null ? null : round(peakPss / MiB, 1),
       eventLoopP99Ms: round(loopP99, 1),
     },
     errors: errors.count,

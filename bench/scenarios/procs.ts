@@ -148,6 +148,35 @@ export async function peakRssTree(pid: number): Promise<number | null> {
   return known.length === 0 ? null : known.reduce((a, b) => a + b, 0);
 }
 
+/**
+ * The tree's proportional set size (Pss of /proc/PID/smaps_rollup, summed), sampled every
+ * `everyMs` until `stop`, which resolves with the highest sum seen (bytes; null if none).
+ * Unlike summed RSS, it counts pages the processes share (the node binary's code) once.
+ */
+export function samplePssTree(pid: number, everyMs = 250): { stop(): Promise<number | null> } {
+  let peak: number | null = null;
+  let running = true;
+  const pss = async (p: number): Promise<number> => {
+    const text = await readFile(`/proc/${p}/smaps_rollup`, 'utf8').catch(() => '');
+    return Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0) * 1024;
+  };
+  const loop = (async () => {
+    while (running) {
+      const each = await Promise.all((await processTree(pid)).map(pss));
+      const sum = each.reduce((a, b) => a + b, 0);
+      if (sum > 0 && (peak === null || sum > peak)) peak = sum;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
 /** A port that was free a moment ago, for servers that cannot be told to pick one (Go, nginx). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
