@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createLogger, flushLogger } from '../../src/log/log.js';
+import { censorTokens, createLogger, flushLogger } from '../../src/log/log.js';
 import { gatewayError } from '../../src/errors/upstream.js';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg';
@@ -83,4 +83,24 @@ test('log.formatter text: one line a record, UTC time, level, message, fields; t
   assert.match(warning ?? '', /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
   assert.ok(!text.includes(TOKEN));
   assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
+});
+
+test('censorTokens: copies only what it censors, at the top and one object down; the logged objects stay as they were', () => {
+  const plain = { method: 'GET', status: 200, route: { host: 'a', from: 0 } };
+  assert.equal(censorTokens(plain), plain, 'a record without a token is passed through as is');
+  const upstream = { url: 'https://dtr', token: TOKEN };
+  const record = {
+    authorization: `Bearer ${TOKEN}`,
+    headers: { authorization: `Bearer ${TOKEN}`, accept: '*/*' },
+    upstream,
+    req: { headers: { authorization: `Bearer ${TOKEN}` } },
+    list: [TOKEN.length],
+  };
+  const out = censorTokens(record);
+  assert.ok(!JSON.stringify(out).includes(TOKEN), JSON.stringify(out));
+  assert.deepEqual(out['headers'], { authorization: '[redacted]', accept: '*/*' });
+  assert.deepEqual(out['upstream'], { url: 'https://dtr', token: '[redacted]' });
+  assert.equal(upstream.token, TOKEN, 'the caller’s object is not changed');
+  assert.equal(record.headers.authorization, `Bearer ${TOKEN}`);
+  assert.equal(out['list'], record.list);
 });
