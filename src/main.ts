@@ -109,6 +109,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     store,
     log,
     disk: { full: false },
+    directWrites: config.downstream.directWrites,
     onPublished: (digest, size) => published.forEach((tell) => tell(digest, size)),
     onDiskFull: () => diskFull.forEach((tell) => tell()),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),

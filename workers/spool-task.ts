@@ -57,7 +57,7 @@ class SpoolWriter {
   async open(): Promise<void> {
     const { dataPath, prefixFd, startOffset } = this.#task;
     if (dataPath === null) this.#writeError = { code: 'ENOSPC', message: 'no spool file' };
-    else this.#file = await SpoolFile.open(dataPath);
+    else this.#file = await SpoolFile.open(dataPath, this.#task.directWrites);
     if (prefixFd === null) return;
     const failed = await copyPrefix(prefixFd, this.#file?.fh ?? null, startOffset, this.#hash);
     if (failed !== null) this.#failWrite(failed.offset, failed.err);

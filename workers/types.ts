@@ -38,6 +38,8 @@ export interface SpoolTask {
   port: MessagePort;
   /** A fault-injection hook for tests: wait this long between the verdict and the fsync. */
   publishDelayMs: number;
+  /** Whole blocks go to disk with O_DIRECT where the filesystem takes it (spool-file.ts). */
+  directWrites: boolean;
 }
 
 /** Main thread → worker, in order. A chunk names a region of the ring (never wrapping). */

@@ -78,6 +78,7 @@ function readOptions(
     'maxsize',
     'timeouts',
     'workerqueue',
+    'directwrites',
     'replicas',
   ]);
 
@@ -121,6 +122,7 @@ function readOptions(
       bodyIdleMs: readDuration(timeouts.child('bodyidle'), true) ?? parseGoDuration(d.timeouts.bodyidle),
     },
     workerQueue: options.child('workerqueue').int(1) ?? d.workerqueue,
+    directWrites: options.child('directwrites').bool() ?? d.directwrites,
     replicas: readReplicas(options.child('replicas')),
   };
 }

@@ -21,6 +21,8 @@ export interface FillDeps {
   hooks?: FillHooks;
   /** Shared by all fills, so a full disk is logged once per episode, not per fill or chunk. */
   disk: { full: boolean };
+  /** Whole blocks of spool data go to disk with O_DIRECT where the filesystem takes it. */
+  directWrites: boolean;
   /** A fault-injection hook for tests: the worker waits this long between verdict and fsync. */
   publishDelayMs?: number;
 }

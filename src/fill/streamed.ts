@@ -72,6 +72,7 @@ export async function streamToWorker(
       ring: ring.buffer,
       port: ring.workerPort,
       publishDelayMs: deps.publishDelayMs ?? 0,
+      directWrites: deps.directWrites,
     });
   } catch (err) {
     ring.close();

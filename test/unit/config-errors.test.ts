@@ -279,6 +279,11 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
       keyPath: 'middleware.registry[0].options.workerqueue',
       line: 14,
     });
+    assertConfigError(() => load(opts('directwrites: sometimes')), {
+      keyPath: 'middleware.registry[0].options.directwrites',
+      line: 14,
+    });
+    assert.equal(load(opts('directwrites: false')).config.downstream.directWrites, false);
     assertConfigError(() => load(opts('jwks: http://dtr.example.org/.well-known/jwks.json')), {
       keyPath: 'middleware.registry[0].options.jwks',
       line: 14,

@@ -41,6 +41,7 @@ async function task(bytes: Buffer) {
     ring,
     port: port2,
     publishDelayMs: 0,
+    directWrites: true,
   });
   const send = (m: SpoolMessage): void => port1.postMessage(m);
   return { dir, result, progress, order, send, verdict: () => verdict, close: () => port1.close() };
