@@ -51,6 +51,11 @@ export class SpoolFile {
     return this.#direct !== null;
   }
 
+  /** From now on every write goes through the page cache. */
+  async throughPageCache(): Promise<void> {
+    await this.#closeDirect();
+  }
+
   /** Writes all of `buf` at `position`. */
   async write(buf: Buffer, position: number): Promise<void> {
     const end = position + buf.length;

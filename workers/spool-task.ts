@@ -3,7 +3,7 @@
 // goes back at once, since it is what releases every client's last byte; the last batch's
 // write, the fsync and the publication follow, off the clients' path.
 import { createHash, type Hash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errCode, errMessage } from './errors.js';
 import { copyPrefix } from './hash-file.js';
@@ -111,6 +111,7 @@ class SpoolWriter {
     this.#writing = this.#writing.then(async () => {
       if (this.#writeError === null && this.#file !== null) {
         try {
+          if (this.#file.direct && (await this.#followed())) await this.#file.throughPageCache();
           await this.#file.write(buf, held.offset);
         } catch (err) {
           this.#failWrite(held.offset, err);
@@ -120,6 +121,18 @@ class SpoolWriter {
       if (this.#writeError === null) this.#written = done;
       this.#post({ type: 'progress', done, written: this.#written });
     });
+  }
+
+  /** Whether a reader in another process follows this data file (its marker exists). */
+  async #followed(): Promise<boolean> {
+    const marker = this.#task.followedMarker;
+    return (
+      marker !== null &&
+      (await access(marker).then(
+        () => true,
+        () => false,
+      ))
+    );
   }
 
   async #end(expectedSize: number): Promise<SpoolResult> {

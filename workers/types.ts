@@ -38,8 +38,13 @@ export interface SpoolTask {
   port: MessagePort;
   /** A fault-injection hook for tests: wait this long between the verdict and the fsync. */
   publishDelayMs: number;
-  /** Whole blocks go to disk with O_DIRECT where the filesystem takes it (spool-file.ts). */
+  /** Whole blocks go to disk with O_DIRECT where the filesystem takes it (spool-file.ts)… */
   directWrites: boolean;
+  /**
+   * …until this file exists: a reader in another process follows the data file, and would
+   * read every direct-written block back from the disk rather than from the page cache.
+   */
+  followedMarker: string | null;
 }
 
 /** Main thread → worker, in order. A chunk names a region of the ring (never wrapping). */

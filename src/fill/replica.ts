@@ -4,10 +4,10 @@
 // final path holds the very inode we read. A writer whose record stops beating is taken
 // over: we continue from the bytes it left, in a data file of our own.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Digest } from '../store/digest.js';
-import type { OwnedSpool, SpoolDir, SpoolOwner } from '../store/spool.js';
+import { followedMarker, type OwnedSpool, type SpoolDir, type SpoolOwner } from '../store/spool.js';
 import type { Signal } from './signal.js';
 
 export type FollowOutcome =
@@ -159,6 +159,8 @@ export class ReplicaFollower {
         await this.#file?.close().catch(() => undefined);
         this.#file = file;
         this.#ino = (await file.stat()).ino;
+        // Tells the writer to write through the page cache, where we read its bytes from memory.
+        if (found === 'following') void writeFile(followedMarker(path), '', { flag: 'a' }).catch(() => undefined);
         return found;
       } catch {
         // Not there: the next place, or 'absent'.

@@ -11,6 +11,7 @@ import type { Download } from './download.js';
 import { FillFailure, spoolFailure, type FillOutcome } from './outcome.js';
 import { SpoolRing } from './ring.js';
 import { StreamStore } from './stream-store.js';
+import { followedMarker } from '../store/spool.js';
 
 /** Bytes in flight between upstream and the worker, per fill (the ring). */
 const RING_SIZE = 4 << 20;
@@ -73,6 +74,7 @@ export async function streamToWorker(
       port: ring.workerPort,
       publishDelayMs: deps.publishDelayMs ?? 0,
       directWrites: deps.directWrites,
+      followedMarker: dataPath === null ? null : followedMarker(dataPath),
     });
   } catch (err) {
     ring.close();

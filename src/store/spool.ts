@@ -260,6 +260,7 @@ export class OwnedSpool {
       (record === null && (await stat(this.claimPath).catch(() => null))?.ino === (await this.#claimIno));
     if (ours) await rm(this.claimPath, { force: true });
     await rm(this.dataPath, { force: true });
+    await rm(followedMarker(this.dataPath), { force: true });
     if (this.prefixPath !== null) await rm(this.prefixPath, { force: true });
   }
 
@@ -287,6 +288,14 @@ function newOwner(): SpoolOwner {
     startedAt: STARTED_AT,
     writer: `${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}`,
   };
+}
+
+/**
+ * The file a reader in another process creates beside a data file it follows: the writer then
+ * writes through the page cache, where that reader finds the bytes in memory.
+ */
+export function followedMarker(dataPath: string): string {
+  return `${dataPath}.followed`;
 }
 
 function dataPath(claimPath: string, writer: string): string {

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -42,6 +43,7 @@ async function task(bytes: Buffer) {
     port: port2,
     publishDelayMs: 0,
     directWrites: true,
+    followedMarker: `${dataPath}.followed`,
   });
   const send = (m: SpoolMessage): void => port1.postMessage(m);
   return { dir, result, progress, order, send, verdict: () => verdict, close: () => port1.close() };
@@ -78,6 +80,50 @@ test('spool task: a batch smaller than 1 MiB is written when no region follows i
   await waitFor(2_000, 'the held batch written', () => s.progress.at(-1)?.written === 200 << 10);
   assert.equal(s.progress.length, 1, 'in one write');
   s.send({ type: 'chunk', at: 200 << 10, length: 100 << 10 });
+  s.send({ type: 'end', expectedSize: bytes.length });
+  assert.equal((await s.result).ok, true);
+  assert.ok((await readFile(join(s.dir, 'blob', 'data'))).equals(bytes));
+});
+
+/** Open descriptors of this process on `path` that write with O_DIRECT (Linux: 040000 in fdinfo's flags). */
+async function directFdsOn(path: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== path) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const flags = parseInt(/^flags:\s+(\d+)/m.exec(info)?.[1] ?? '0', 8);
+    if ((flags & 0o40000) !== 0) n++;
+  }
+  return n;
+}
+
+test('spool task: once another process follows the data file, the rest goes through the page cache', async (t) => {
+  const bytes = randomBytes(4 * MiB);
+  const s = await task(bytes);
+  t.after(s.close);
+  const send = (from: number, to: number): void => {
+    for (let at = from; at < to; at += 64 << 10) s.send({ type: 'chunk', at, length: 64 << 10 });
+  };
+  send(0, 2 * MiB);
+  await waitFor(2_000, 'two batches written', () => s.progress.at(-1)?.done === 2 * MiB);
+  const dataPath = join(s.dir, 'data');
+  // Where the filesystem takes O_DIRECT, the writer uses it while nobody follows.
+  const direct = await directFdsOn(dataPath);
+  const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
+  const accepted =
+    flag !== undefined &&
+    (await open(dataPath, constants.O_WRONLY | flag).then(
+      (fh) => fh.close().then(() => true),
+      () => false,
+    ));
+  assert.equal(direct, accepted ? 1 : 0);
+  // A follower's marker: the next batch is written through the page cache.
+  await writeFile(`${dataPath}.followed`, '');
+  send(2 * MiB, 3 * MiB);
+  await waitFor(2_000, 'the third batch written', () => s.progress.at(-1)?.done === 3 * MiB);
+  assert.equal(await directFdsOn(dataPath), 0, 'no O_DIRECT descriptor left on the data file');
+  send(3 * MiB, 4 * MiB);
   s.send({ type: 'end', expectedSize: bytes.length });
   assert.equal((await s.result).ok, true);
   assert.ok((await readFile(join(s.dir, 'blob', 'data'))).equals(bytes));
