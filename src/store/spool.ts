@@ -153,7 +153,7 @@ export class SpoolDir {
     const claim = this.claimPath(d);
     if ((await readRecord(claim))?.writer !== dead?.writer) return;
     await rm(claim, { force: true });
-    if (dead !== null) await rm(dataPath(claim, dead.writer), { force: true });
+    if (dead !== null) await removeDataFile(dataPath(claim, dead.writer));
   }
 
   /** Start-up clean-up: the claims and data files of dead writers go; returns the claims removed. */
@@ -259,9 +259,8 @@ export class OwnedSpool {
       record?.writer === this.#owner.writer ||
       (record === null && (await stat(this.claimPath).catch(() => null))?.ino === (await this.#claimIno));
     if (ours) await rm(this.claimPath, { force: true });
-    await rm(this.dataPath, { force: true });
-    await rm(followedMarker(this.dataPath), { force: true });
-    if (this.prefixPath !== null) await rm(this.prefixPath, { force: true });
+    await removeDataFile(this.dataPath);
+    if (this.prefixPath !== null) await removeDataFile(this.prefixPath);
   }
 
   #update(change: (owner: SpoolOwner) => SpoolOwner): Promise<void> {
@@ -296,6 +295,12 @@ function newOwner(): SpoolOwner {
  */
 export function followedMarker(dataPath: string): string {
   return `${dataPath}.followed`;
+}
+
+/** A writer's data file and the marker its followers left beside it. */
+async function removeDataFile(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await rm(followedMarker(path), { force: true });
 }
 
 function dataPath(claimPath: string, writer: string): string {
