@@ -92,6 +92,9 @@ export class Readers {
         this.#positions.set(client, position);
         this.#events.moved();
       },
+      doneReading: () => {
+        if (this.#positions.delete(client)) this.#events.moved();
+      },
       available: () => bytes.arrived(),
       verified: () => bytes.verified(),
       failure: () => bytes.failure(),

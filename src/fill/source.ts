@@ -13,6 +13,12 @@ export interface BlobSource {
    * that have not arrived must not pin the memory below them).
    */
   startingAt?(position: number): void;
+  /**
+   * The response has read every byte it will send and only waits for the verdict: a fill
+   * then keeps nothing in memory for it and is not paced by it. (A reader that held its
+   * place at the end of a range would hold the very bytes the verdict needs.)
+   */
+  doneReading?(): void;
   /** Exclusive end of the bytes that have arrived and can be read now. */
   available(): number;
   /**

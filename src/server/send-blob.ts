@@ -133,6 +133,7 @@ async function sendMultipart(
     bytes += await pump(res, src, r, watch, false);
   }
   // The closing boundary completes the response: it waits for the verdict.
+  src.doneReading?.();
   await untilVerified(src, watch);
   res.write(tail);
   return bytes;
@@ -164,17 +165,14 @@ async function pumpWith(
   last: boolean,
 ): Promise<number> {
   const end = r.end + 1;
-  /** How far this response may send now. */
-  const sendable = (): number => {
-    const arrived = Math.min(src.available(), end);
-    return last && arrived === end && !src.verified() ? end - 1 : arrived;
-  };
+  /** The range's last byte, read but kept back until the verdict (`last` only). */
+  let held: Buffer | null = null;
   let pos = r.start;
   while (pos < end) {
     if (watch.closed) throw new ClientGone();
     const failure = src.failure();
     if (failure !== null) throw failure;
-    const limit = sendable();
+    const limit = Math.min(src.available(), end);
     if (pos >= limit) {
       await watch.until(src.waitForMore());
       continue;
@@ -185,11 +183,23 @@ async function pumpWith(
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
     }
-    const want = Math.min(buf.length, share(), sendable() - pos);
+    const want = Math.min(buf.length, share(), Math.min(src.available(), end) - pos);
     const got = await src.read(buf, pos, want);
     if (got === 0) throw new Error(`blob source returned no bytes at ${pos} of ${src.size}`);
     pos += got;
-    await writeAll(res, buf.subarray(0, got), watch);
+    let out = buf.subarray(0, got);
+    if (last && pos === end && !src.verified()) {
+      // The last byte waits for the verdict, from a copy of our own: the fill need keep
+      // nothing for this response while the rest of the blob arrives and is hashed.
+      held = Buffer.from(out.subarray(got - 1));
+      out = out.subarray(0, got - 1);
+    }
+    if (out.length > 0) await writeAll(res, out, watch);
+  }
+  if (held !== null) {
+    src.doneReading?.();
+    await untilVerified(src, watch);
+    await writeAll(res, held, watch);
   }
   return end - r.start;
 }

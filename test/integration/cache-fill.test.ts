@@ -89,6 +89,37 @@ test('a late joiner gets every byte; a range on a fill in progress is served fro
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
 });
 
+test('a lone Range client whose range ends early in a cold blob larger than the ring gets its range, and the fill publishes', async (t) => {
+  const s = await startStack(t);
+  // 16 MiB: more than the ring and the upstream chunks it may hold. The client's last byte
+  // waits for the verdict; were its place at the end of its range still counted as a reader
+  // in the ring, the ring would keep those bytes for it, the upstream would stop, and the
+  // verdict would never come.
+  const bytes = randomBytes(16 << 20);
+  const blob = s.origin.add(bytes);
+  const token = await s.origin.mint('team/app', blob.digest);
+  for (const [proto, range] of [
+    [s.h1, 'bytes=1000-1999'],
+    [s.h2, 'bytes=0-0'],
+  ] as const) {
+    const r = await within(
+      30_000,
+      `the range ${range}`,
+      fetchBlob(proto, s.blobUrl('team/app', blob.digest, token), { headers: { range } }),
+    );
+    assert.equal(r.error, null);
+    assert.equal(r.status, 206);
+    const [from, to] = range.slice(6).split('-').map(Number) as [number, number];
+    assert.deepEqual(r.body, bytes.subarray(from, to + 1));
+    if (range === 'bytes=1000-1999') {
+      await waitFor(10_000, 'the blob published', async () =>
+        (await s.cache.logLines()).some((l) => l.msg === 'fill published' && l.digest === blob.digest),
+      );
+    }
+  }
+  assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+});
+
 test('a client that aborts midway does not disturb the others or the fill', async (t) => {
   const s = await startStack(t);
   const blob = s.origin.add(randomBytes(8 << 20));

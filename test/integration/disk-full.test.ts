@@ -126,3 +126,25 @@ test('disk full: a Range client of a pass-through fill holds no memory below its
     (await s.cache.logLines()).some((l) => l.msg === 'fill streamed through without caching'),
   );
 });
+
+test('disk full: a Range client whose range ends early in a pass-through fill gets it; the fill is not held for it', async (t) => {
+  const mnt = await smallDisk(t);
+  if (mnt === null) return;
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  // 40 MiB through memory. The client's last byte waits for the verdict; were its place at
+  // the end of its range still counted, the memory tail would keep everything after it,
+  // pause the upstream at 16 MiB, and the verdict would never come.
+  const blob = s.origin.add(randomBytes(40 << 20));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const r = await within(
+    30_000,
+    'the range 1000-1999 of a 40 MiB pass-through fill',
+    fetchBlob(s.h2, url, { headers: { Range: 'bytes=1000-1999' } }),
+  );
+  assert.equal(r.error, null);
+  assert.equal(r.status, 206);
+  assert.ok(r.body.equals(blob.bytes.subarray(1000, 2000)), 'the bytes of the range');
+  await waitFor(10_000, 'it was a pass-through fill', async () =>
+    (await s.cache.logLines()).some((l) => l.msg === 'fill streamed through without caching'),
+  );
+});
