@@ -8,6 +8,14 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { SpoolMessage, SpoolProgress } from '../../workers/types.js';
 import { ringBuffers, type RingBuffers } from './ring-buffers.js';
 
+/**
+ * How long the ring waits for a reader that has stopped reading before it overwrites that
+ * reader's bytes (the reader then reads them from the data file). A client that stalls
+ * must not stop the fill: the upstream would sit idle, and nothing would be stored, until the
+ * client's idle timeout cut it. A reader that moves, however slowly, still paces the fill.
+ */
+export const READER_STALL_MS = 1_000;
+
 export interface RingEvents {
   /** The worker finished a region: `written` may have grown, and ring space is free. */
   progress(): void;
@@ -46,6 +54,9 @@ export class SpoolRing {
   #closed = false;
   readonly #buffers: RingBuffers;
   #recycled = false;
+  /** Readers below this offset stalled: the ring no longer keeps bytes for them. */
+  #keptFrom = 0;
+  #stallTimer: NodeJS.Timeout | null = null;
 
   /** `buffers`: where the ring's memory comes from, and goes back to on `recycle`. */
   constructor(capacity: number, startOffset: number, events: RingEvents, buffers: RingBuffers = ringBuffers) {
@@ -144,6 +155,7 @@ export class SpoolRing {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
     this.#port.close();
   }
 
@@ -192,8 +204,12 @@ export class SpoolRing {
   /** Copies pending bytes into the free part of the ring and names each contiguous region. */
   #flush(): void {
     while (this.#pendingBytes > 0 && !this.#closed) {
-      const free = this.#capacity - (this.#sent - Math.min(this.#done, this.#kept()));
-      if (free === 0) return;
+      const kept = this.#kept();
+      const free = this.#capacity - (this.#sent - Math.min(this.#done, kept));
+      if (free === 0) {
+        if (kept < this.#done) this.#watchStall(kept);
+        return;
+      }
       const at = this.#sent % this.#capacity;
       const room = Math.min(free, this.#capacity - at);
       let length = 0;
@@ -245,8 +261,22 @@ export class SpoolRing {
 
   /** The lowest offset a reader still needs from the ring (Infinity: none). */
   #kept(): number {
-    const reader = this.#events.fastestReader?.(this.memoryStart, this.#sent) ?? null;
+    const from = Math.max(this.memoryStart, this.#keptFrom);
+    const reader = this.#events.fastestReader?.(from, this.#sent) ?? null;
     return reader ?? Infinity;
+  }
+
+  /**
+   * The fill waits for the reader at `at`. If it is still there after READER_STALL_MS, the
+   * ring stops keeping bytes for it; a reader that has moved meanwhile is watched afresh.
+   */
+  #watchStall(at: number): void {
+    if (this.#stallTimer !== null) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      if (this.#kept() === at) this.#keptFrom = at + 1;
+      this.#flush();
+    }, READER_STALL_MS);
   }
 
   #maybeDrain(): void {

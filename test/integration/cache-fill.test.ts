@@ -120,6 +120,26 @@ test('a lone Range client whose range ends early in a cold blob larger than the 
   assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
 });
 
+test('a client that stops reading does not stop the fill: the blob is stored, then the client reads it all', async (t) => {
+  const s = await startStack(t);
+  const path = (digest: string) => new Layout(s.cache.root).blobData(parseDigest(digest));
+  for (const agent of [s.h1, s.h2]) {
+    // 48 MiB: far more than the ring, the upstream chunks it may hold and the socket buffers,
+    // so the fill would wait for this client were a stalled reader kept in memory.
+    const bytes = randomBytes(48 << 20);
+    const blob = s.origin.add(bytes);
+    const res = await request(s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)), {
+      dispatcher: agent,
+    });
+    assert.equal(res.statusCode, 200);
+    // The client reads nothing until the blob is published: well before its idle timeout (60 s).
+    await waitFor(15_000, 'published while the client is stalled', () => exists(path(blob.digest)));
+    const body = Buffer.concat((await within(30_000, 'the stalled client reads', res.body.toArray())) as Buffer[]);
+    assert.ok(body.equals(bytes), 'every byte, in order');
+    assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+  }
+});
+
 test('a client that aborts midway does not disturb the others or the fill', async (t) => {
   const s = await startStack(t);
   const blob = s.origin.add(randomBytes(8 << 20));
