@@ -25,6 +25,7 @@ import { messageOf, stackOf } from '../src/errors/inspect.js';
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--scenario NAME[,NAME|PREFIX*]] [--no-peers]
        [--processes auto|N[,…]] [--h1-driver wrk|autocannon|raw] [--h2-driver h2load|undici]
+       [--access-log on|off]
        [--latency-ms N] [--bandwidth BYTES_PER_SEC] [--out DIR] [--cpu-prof DIR] [--keep] [--quiet]`;
 
 const RESULTS = new URL('../../bench/results/', import.meta.url).pathname;
@@ -106,6 +107,7 @@ async function main(): Promise<number> {
       processes: { type: 'string' },
       'h1-driver': { type: 'string' },
       'h2-driver': { type: 'string' },
+      'access-log': { type: 'string' },
       keep: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -131,6 +133,7 @@ async function main(): Promise<number> {
   const bandwidth = whole(values.bandwidth, '--bandwidth', 25_000_000);
   if (bandwidth === 0) usage('--bandwidth must be > 0');
   const outDir = values.out ?? RESULTS;
+  const accessLog = oneOf<'on' | 'off'>(values['access-log'], '--access-log', ['on', 'off']) !== 'off';
 
   const startedAt = new Date();
   const progress = new Progress(values.quiet === true);
@@ -150,9 +153,10 @@ async function main(): Promise<number> {
     drivers,
     processes: processesKey ? asked : [1],
     processesKey,
+    accessLog,
   };
   process.stderr.write(
-    `bench: drivers ${drivers.smallH1} (small h1), ${drivers.largeH1} (large h1), ${drivers.h2} (h2); processes ${settings.processes.join(', ')}\n`,
+    `bench: drivers ${drivers.smallH1} (small h1), ${drivers.largeH1} (large h1), ${drivers.h2} (h2); processes ${settings.processes.join(', ')}; access log ${accessLog ? 'on' : 'off'}\n`,
   );
   // Smoke runs check the harness, not the peers: they are skipped unless named.
   let defs: ScenarioDef[] = [];
@@ -228,6 +232,7 @@ async function main(): Promise<number> {
       origin: { latencyMs: settings.latencyMs, bandwidthBytesPerSec: settings.bandwidth },
       drivers,
       processes: { settings: settings.processes, keySupported: processesKey },
+      accessLog,
       scenarios: results,
       targets: evaluateTargets(results),
       ok: results.every((r) => r.status !== 'error'),

@@ -132,6 +132,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     verifier,
     keys,
     log,
+    accessLog: config.log.accessLog,
     ...(metrics === null ? {} : { metrics }),
     ...(mirror === null ? {} : { mirror }),
   };

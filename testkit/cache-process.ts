@@ -15,6 +15,8 @@ export interface CacheSpec {
   deleteEnabled?: boolean;
   /** `debug` by default: tests read the fill lines. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** false writes `log.accesslog.disabled: true`. */
+  accessLog?: boolean;
   /** Extra lines under downstream options (YAML, already indented by 10 spaces). */
   extraOptions?: string;
   /** Extra lines under http: (YAML, indented by 2 spaces). */
@@ -38,7 +40,7 @@ export function configYaml(spec: CacheSpec & { root: string }): string {
 log:
   level: ${spec.logLevel ?? 'debug'}
   formatter: json
-storage:
+${spec.accessLog === false ? '  accesslog:\n    disabled: true\n' : ''}storage:
   delete:
     enabled: ${spec.deleteEnabled ?? true}
   filesystem:

@@ -29,11 +29,14 @@ export async function startDistribution(
   await mkdir(join(dir, 'storage'), { recursive: true });
   upstream ??= await env.openMock();
   const port = await freePort();
-  // Defaults otherwise, as a deployment would run it: info logs and access log on (to a file).
+  // Defaults otherwise, as a deployment would run it: info logs, and the access log on (to a
+  // file) unless the run turns every subject's off.
   const config = `version: 0.1
 log:
   level: info
   formatter: text
+  accesslog:
+    disabled: ${!env.settings.accessLog}
 storage:
   filesystem:
     rootdirectory: ${join(dir, 'storage')}

@@ -90,7 +90,7 @@ pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log ${env.settings.accessLog ? join(dir, 'access.log') : 'off'};
   default_type application/octet-stream;
   sendfile on;
   tcp_nopush on;

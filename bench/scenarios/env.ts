@@ -23,6 +23,8 @@ export interface Settings {
   processes: Processes[];
   /** Whether this build's config takes `http.processes`; when not, the bench runs (and records) 1. */
   processesKey: boolean;
+  /** Every subject logs each request (as deployed), or none does (`--access-log off`). */
+  accessLog: boolean;
 }
 
 export class BenchEnv {

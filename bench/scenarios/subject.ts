@@ -112,6 +112,7 @@ export async function startCacheSubject(
     cas: [env.ca.certPath],
     tls: env.leaf,
     logLevel: 'info',
+    accessLog: env.settings.accessLog,
     extraHttp:
       (env.settings.processesKey ? `  processes: ${processes}\n` : '') +
       `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n      path: /metrics\n`,

@@ -98,6 +98,8 @@ export interface BenchReport {
   drivers: { smallH1: string; largeH1: string; h2: string };
   /** The `http.processes` settings measured; `keySupported` false: the build has no such key, 1 ran. */
   processes: { settings: Processes[]; keySupported: boolean };
+  /** Whether every subject wrote a line per request (`--access-log`): ours, nginx and distribution alike. */
+  accessLog: boolean;
   scenarios: ScenarioResult[];
   targets: TargetResult[];
   /** false when a scenario errored (request errors, a crashed process); targets do not count. */

@@ -11,6 +11,7 @@ export const DEFAULTS = {
     level: 'info',
     // JSON is pino's native output; distribution's default is text, which we also accept.
     formatter: 'json',
+    accesslog: { disabled: false },
   },
   storage: {
     delete: { enabled: false },

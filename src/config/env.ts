@@ -14,6 +14,7 @@ export const ENV_KEYS: readonly string[] = [
   'version',
   'log.level',
   'log.formatter',
+  'log.accesslog.disabled',
   'storage.delete.enabled',
   'storage.filesystem.rootdirectory',
   'http.addr',

@@ -28,7 +28,7 @@ const LEVELS: Readonly<Record<string, LogLevel>> = {
 
 export function readLog(root: Field): Config['log'] {
   const log = root.child('log');
-  log.checkKeys(['level', 'formatter', 'fields'], ['accesslog', 'reportcaller'], {
+  log.checkKeys(['level', 'formatter', 'fields', 'accesslog'], ['reportcaller'], {
     hooks: 'log hooks are not supported by dtr-cache, ignored',
   });
   // `fields` is accepted for compatibility; it must still be a mapping.
@@ -56,7 +56,10 @@ export function readLog(root: Field): Config['log'] {
   } else {
     formatterField.fail('json or text');
   }
-  return { level, formatter };
+  const accessLog = log.child('accesslog');
+  accessLog.checkKeys(['disabled']);
+  const disabled = accessLog.child('disabled').bool() ?? DEFAULTS.log.accesslog.disabled;
+  return { level, formatter, accessLog: !disabled };
 }
 
 // Storage drivers of Docker Registry other than filesystem: a cache cannot silently ignore them.

@@ -45,6 +45,8 @@ export interface Config {
   readonly log: {
     readonly level: LogLevel;
     readonly formatter: 'json' | 'text';
+    /** One `request` line per request (distribution's `log.accesslog.disabled`, inverted). */
+    readonly accessLog: boolean;
   };
   readonly storage: {
     readonly deleteEnabled: boolean;

@@ -45,7 +45,7 @@ function censorObject(value: unknown): unknown {
  */
 const ATOMIC_WRITE = 4096;
 
-export function createLogger(cfg: Config['log'], dest: number | string = 1): Logger {
+export function createLogger(cfg: Pick<Config['log'], 'level' | 'formatter'>, dest: number | string = 1): Logger {
   const options = {
     level: cfg.level,
     // pid: a node runs several processes that write to the same stdout.

@@ -14,6 +14,8 @@ export interface AppContext {
   verifier: TokenVerifier;
   keys: KeySet;
   log: Logger;
+  /** One `request` line per request (`log.accesslog.disabled: true` turns it off). */
+  accessLog: boolean;
   /** Request metrics (src/metrics), when http.debug.prometheus is enabled. */
   metrics?: RequestMetrics;
   /** Mirror mode (src/mirror), when `proxy` or `mirrors` is configured. */

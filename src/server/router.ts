@@ -69,6 +69,8 @@ export function createRouter(ctx: AppContext) {
         rec.error = regErr.message;
       }
     }
+    ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
+    if (!ctx.accessLog) return;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     ctx.log.info(
       {
@@ -86,6 +88,5 @@ export function createRouter(ctx: AppContext) {
       },
       'request',
     );
-    ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
   };
 }

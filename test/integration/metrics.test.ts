@@ -137,3 +137,20 @@ test('metrics: evictions by reason, with bytes, and the store gauges follow', as
   assert.equal(m.value('dtr_cache_stored_blobs'), 0);
   assert.equal(m.value('dtr_cache_stored_bytes'), 0);
 });
+
+test('log.accesslog.disabled: no request line, the request still counted in the metrics', async (t) => {
+  const s = await startStack(t, { extraHttp: DEBUG('/metrics'), accessLog: false });
+  const blob = s.origin.add(randomBytes(10_000));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  for (const agent of [s.h1, s.h2]) assert.equal((await fetchBlob(agent, url)).status, 200);
+  assert.equal((await fetchBlob(s.h1, `${s.cache.url}/nowhere`)).status, 404);
+  const m = await scrape(`${s.cache.debugUrl}/metrics`);
+  assert.equal(m.value('dtr_cache_requests_total', { route: 'blob', method: 'GET', status: '200' }), 2);
+  assert.equal(m.value('dtr_cache_requests_total', { route: 'other', method: 'GET', status: '404' }), 1);
+  // The fill's line comes just after its client's last byte: the other lines are written.
+  await waitFor(10_000, 'the fill line', async () =>
+    (await s.cache.logLines()).some((l) => l.msg === 'fill published' && l.digest === blob.digest),
+  );
+  const lines = await s.cache.logLines();
+  assert.equal(lines.filter((l) => l.msg === 'request').length, 0, 'no access log');
+});

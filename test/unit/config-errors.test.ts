@@ -239,6 +239,18 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assert.match(logstash.warnings.join('\n'), /log.formatter \(line 3\): logstash is not supported/);
   });
 
+  it("log.accesslog.disabled, distribution's key: on by default, a boolean", async () => {
+    const base = await simple();
+    assert.equal(load(base).config.log.accessLog, true);
+    const off = base.replace('version: 0.1\n', 'version: 0.1\nlog:\n  accesslog:\n    disabled: true\n');
+    assert.equal(load(off).config.log.accessLog, false);
+    assert.equal(load(off.replace('disabled: true', 'disabled: false')).config.log.accessLog, true);
+    assertConfigError(() => load(off.replace('disabled: true', 'disabled: sometimes')), {
+      keyPath: 'log.accesslog.disabled',
+      line: 4,
+    });
+  });
+
   it('bad maxsize, and maxsize without delete.enabled', async () => {
     const base = await simple();
     const withSize = (s: string): string =>
