@@ -4,6 +4,7 @@
 // ceiling: the same driver and shape against nginx static (ceilings.ts).
 import type { LoadResult, LoadSpec } from '../drivers/protocol.js';
 import { ceilingOf, measureCeiling } from './ceilings.js';
+import { cpuSecondsTree } from './procs.js';
 import { ErrorTally, load, measured, MiB, round, warm, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
 import type { Subject } from './subject.js';
@@ -34,20 +35,31 @@ interface HitLoad {
   slackMs: number;
 }
 
-/** The warm-up load (unmeasured), then the measured one, against blobs already warm. */
+/**
+ * The warm-up load (unmeasured), then the measured one, against blobs already warm, with
+ * the CPU seconds the subject's processes used during the measured one (null: no pid).
+ */
 async function warmAndMeasure(
   env: BenchEnv,
   subject: Subject,
   blobs: Awaited<ReturnType<typeof smallBlobs>>,
   l: HitLoad,
   errors: ErrorTally,
-): Promise<LoadResult> {
+): Promise<LoadResult & { cpuSeconds: number | null }> {
   if (env.shape.warmupMs > 0) {
     env.phase(`${l.proto} warm-up load`);
     errors.add(await load(env, subject, blobs, { ...l, durationMs: env.shape.warmupMs }));
   }
   env.phase(`${l.proto} load, ${l.durationMs / 1000} s, ${l.driver}`);
-  return errors.add(measured(await load(env, subject, blobs, l)));
+  const cpu = subject.pid === null ? null : await cpuSecondsTree(subject.pid);
+  const r = errors.add(measured(await load(env, subject, blobs, l)));
+  const cpuSeconds = cpu === null || subject.pid === null ? null : (await cpuSecondsTree(subject.pid)) - cpu;
+  return { ...r, cpuSeconds };
+}
+
+/** Server CPU per request, in microseconds (null when unknown). */
+function cpuUsPer(r: { cpuSeconds: number | null }, count: number): number | null {
+  return r.cpuSeconds === null || count <= 0 ? null : round((r.cpuSeconds * 1e6) / count, 1);
 }
 
 export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h2'): Promise<Outcome> {
@@ -77,6 +89,7 @@ export async function hitSmall(env: BenchEnv, subject: Subject, proto: 'h1' | 'h
       p99Ms: round(r.latencyMs.p99, 2),
       maxMs: round(r.latencyMs.max, 1),
       requests: r.requests,
+      cpuUsPerReq: cpuUsPer(r, r.requests),
     },
     ceilings: [
       ceilingOf('reqPerSec', driver, reqPerSec, ceiling.result === null ? null : round(ceiling.result.reqPerSec, 0)),
@@ -118,6 +131,9 @@ export async function hitLarge(env: BenchEnv, subject: Subject): Promise<Outcome
     figures[`${proto}MiBps`] = mibps(r);
     figures[`${proto}P99Ms`] = round(r.latencyMs.p99, 0);
     figures[`${proto}Requests`] = r.requests;
+    // Server CPU per GiB served: µs per request over GiB per request.
+    const perReq = cpuUsPer(r, r.requests);
+    figures[`${proto}CpuMsPerGiB`] = perReq === null ? null : round(perReq / 1000 / (s.size / 2 ** 30), 0);
     const ceiling = await measureCeiling(env, `hit-large-${proto}`, l, (nginx, tally) =>
       warmAndMeasure(env, nginx, blobs, l, tally),
     );

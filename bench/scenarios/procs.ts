@@ -137,6 +137,26 @@ export async function processTree(pid: number): Promise<number[]> {
   return out;
 }
 
+/** Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat (100 on every Linux ABI we run on). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU seconds (user + system, every thread) the tree's live processes have used so far.
+ * Read before and after a load, it gives the server's CPU per request: a figure the
+ * shared VM's noise moves much less than throughput, which also depends on what the
+ * hypervisor and the driver leave to the server.
+ */
+export async function cpuSecondsTree(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of await processTree(pid)) {
+    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    // Fields 14 and 15 (utime, stime), counted after the command name's ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += (Number(f[11]) || 0) + (Number(f[12]) || 0);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
 /**
  * Peak RSS of a live process tree: each process's VmHWM, summed (a supervisor and its
  * serving processes, nginx's master and workers). The peaks of different processes may

@@ -17,10 +17,11 @@ const lower = 'lower' as const;
 
 const RATIO_DEFS: RatioDef[] = PEERS.flatMap((p) => [
   { ours: 'hit-small-h1', peer: `peer-${p}-hit-small-h1`, metrics: ['reqPerSec'], better: higher },
-  { ours: 'hit-small-h1', peer: `peer-${p}-hit-small-h1`, metrics: ['p99Ms'], better: lower },
+  { ours: 'hit-small-h1', peer: `peer-${p}-hit-small-h1`, metrics: ['p99Ms', 'cpuUsPerReq'], better: lower },
   { ours: 'hit-small-h2', peer: `peer-${p}-hit-small-h2`, metrics: ['reqPerSec'], better: higher },
-  { ours: 'hit-small-h2', peer: `peer-${p}-hit-small-h2`, metrics: ['p99Ms'], better: lower },
+  { ours: 'hit-small-h2', peer: `peer-${p}-hit-small-h2`, metrics: ['p99Ms', 'cpuUsPerReq'], better: lower },
   { ours: 'hit-large', peer: `peer-${p}-hit-large`, metrics: ['h1MiBps', 'h2MiBps'], better: higher },
+  { ours: 'hit-large', peer: `peer-${p}-hit-large`, metrics: ['h1CpuMsPerGiB', 'h2CpuMsPerGiB'], better: lower },
   {
     ours: 'cold-stampede',
     peer: `peer-${p}-cold-stampede`,

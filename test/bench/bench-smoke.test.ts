@@ -158,12 +158,20 @@ test('bench --smoke: every scenario runs with zero errors; the report follows th
         assert.equal(typeof c['value'], 'number', `${name} ceiling measured`);
     }
   }
+  assert.equal(report['accessLog'], true, 'every subject logs each request by default');
   const fig = (name: string, k: string): unknown =>
     (scenarios.find((s) => s['name'] === name)!['figures'] as Record<string, unknown>)[k];
   // Each load really ran: requests were made and bytes moved (no figure's size is judged).
   assert.ok(Number(fig('hit-small-h1', 'requests')) > 0);
   assert.ok(Number(fig('hit-small-h2', 'requests')) > 0);
   assert.ok(Number(fig('hit-large', 'h1Requests')) > 0 && Number(fig('hit-large', 'h2Requests')) > 0);
+  // The server's CPU for the work, read from /proc around the measured load: some was used.
+  for (const [name, k] of [
+    ['hit-small-h1', 'cpuUsPerReq'],
+    ['hit-small-h2', 'cpuUsPerReq'],
+    ['hit-large', 'h1CpuMsPerGiB'],
+  ] as const)
+    assert.ok(Number(fig(name, k)) > 0, `${name} ${k} = ${String(fig(name, k))}`);
   assert.ok(Number(fig('cold-stampede', 'upstreamGets')) >= 1, 'the stampede reached the mock');
   assert.ok(Number(fig('chain-cold', 'upstreamGets')) >= 1, 'the chain reached the mock');
   // The fast-origin scenarios: a figure per size of the run, one upstream GET per cold blob.
