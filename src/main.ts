@@ -10,6 +10,7 @@ import { processBudget, type ProcessBudget } from './cluster/budget.js';
 import type { KeySetOptions } from './auth/keyset.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
+import { AccessLog } from './log/access-log.js';
 import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
 import { Metrics } from './metrics/metrics.js';
@@ -132,7 +133,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     verifier,
     keys,
     log,
-    accessLog: config.log.accessLog,
+    accessLog: config.log.accessLog ? new AccessLog(log) : null,
     ...(metrics === null ? {} : { metrics }),
     ...(mirror === null ? {} : { mirror }),
   };

@@ -1,6 +1,7 @@
 // What the handlers need, wired once by main.ts.
 import type { Logger } from 'pino';
 import type { KeySet } from '../auth/keyset.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { TokenVerifier } from '../auth/token.js';
 import type { Inflight } from '../fill/inflight.js';
 import type { MirrorService } from '../mirror/service.js';
@@ -14,8 +15,8 @@ export interface AppContext {
   verifier: TokenVerifier;
   keys: KeySet;
   log: Logger;
-  /** One `request` line per request (`log.accesslog.disabled: true` turns it off). */
-  accessLog: boolean;
+  /** One `request` line per request; null with `log.accesslog.disabled: true`. */
+  accessLog: AccessLog | null;
   /** Request metrics (src/metrics), when http.debug.prometheus is enabled. */
   metrics?: RequestMetrics;
   /** Mirror mode (src/mirror), when `proxy` or `mirrors` is configured. */

@@ -70,23 +70,20 @@ export function createRouter(ctx: AppContext) {
       }
     }
     ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
-    if (!ctx.accessLog) return;
+    if (ctx.accessLog === null) return;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    ctx.log.info(
-      {
-        method: req.method,
-        route: rec.route,
-        registry: rec.registry,
-        repo: rec.repo,
-        digest: rec.digest,
-        status,
-        bytes: rec.bytes,
-        ms: Math.round(ms * 10) / 10,
-        outcome: rec.outcome,
-        proto: req.httpVersion,
-        err: rec.error,
-      },
-      'request',
-    );
+    ctx.accessLog.write({
+      method: req.method,
+      route: rec.route,
+      registry: rec.registry,
+      repo: rec.repo,
+      digest: rec.digest,
+      status,
+      bytes: rec.bytes,
+      ms: Math.round(ms * 10) / 10,
+      outcome: rec.outcome,
+      proto: req.httpVersion,
+      err: rec.error,
+    });
   };
 }

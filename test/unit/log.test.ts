@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { AccessLog, type AccessFields } from '../../src/log/access-log.js';
 import { censorTokens, createLogger, flushLogger } from '../../src/log/log.js';
 import { gatewayError } from '../../src/errors/upstream.js';
 
@@ -103,4 +104,35 @@ test('censorTokens: copies only what it censors, at the top and one object down;
   assert.equal(upstream.token, TOKEN, 'the caller’s object is not changed');
   assert.equal(record.headers.authorization, `Bearer ${TOKEN}`);
   assert.equal(out['list'], record.list);
+});
+
+test("the access log writes pino's line for the same fields, bindings included; none below the logger's level", async (t) => {
+  const fields: AccessFields = {
+    method: 'GET',
+    route: 'blob',
+    registry: undefined,
+    repo: 'team/app',
+    digest: `sha256:${'a'.repeat(64)}`,
+    status: 200,
+    bytes: 4096,
+    ms: 0.4,
+    outcome: 'hit',
+    proto: '1.1',
+    err: 'a "quoted"\nmessage',
+  };
+  const { lines } = await linesOf(t, (log) => {
+    const member = log.child({ proc: 3 });
+    member.info(fields, 'request');
+    new AccessLog(member).write(fields);
+    member.level = 'warn';
+    new AccessLog(member).write(fields);
+  });
+  assert.equal(lines.length, 2, 'nothing at level warn');
+  const [byPino, ours] = lines as [Record<string, unknown>, Record<string, unknown>];
+  assert.equal(typeof ours['time'], 'number');
+  assert.deepEqual({ ...ours, time: 0 }, { ...byPino, time: 0 });
+  assert.equal(ours['proc'], 3);
+  assert.equal(ours['pid'], process.pid);
+  assert.equal(ours['err'], 'a "quoted"\nmessage');
+  assert.equal('registry' in ours, false, 'undefined fields are left out');
 });
