@@ -7,6 +7,7 @@
 // small blobs (small-blob.ts), large ones through the ring to the worker (streamed.ts,
 // ring.ts, stream-store.ts), the readers (readers.ts) and the outcome (outcome.ts).
 import type { FileHandle } from 'node:fs/promises';
+import { RegistryError } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
 import type { Digest } from '../store/digest.js';
 import type { OwnedSpool } from '../store/spool.js';
@@ -24,6 +25,13 @@ import { StreamStore } from './stream-store.js';
 import { streamToWorker } from './streamed.js';
 
 export type { FillDeps, FillHooks } from './deps.js';
+
+/**
+ * Disk full: a client of a fill streaming through memory that reads nothing for this long,
+ * while the upstream waits for it, is cut off (there is no file for it to catch up from),
+ * rather than hold up every other client of the blob until its idle timeout.
+ */
+export const PASS_THROUGH_STALL_MS = 5_000;
 
 export class Fill implements FillBytes {
   readonly digest: Digest;
@@ -52,6 +60,7 @@ export class Fill implements FillBytes {
   #refs = 1;
   /** Set when the fill has failed and is cleaning up: newcomers start a fill of their own. */
   #failing = false;
+  #stallTimer: NodeJS.Timeout | null = null;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
@@ -225,7 +234,10 @@ export class Fill implements FillBytes {
         const more = sink.write(chunk);
         // Streaming through memory: bytes every reader is already past (a Range client waiting
         // further on) go at once, or they would fill the tail and pause the upstream for good.
-        if (this.#stream?.inMemoryOnly === true) this.#readerMoved();
+        if (this.#stream?.inMemoryOnly === true) {
+          this.#readerMoved();
+          if (!more) this.#watchPassThrough();
+        }
         if (!scheduled) {
           scheduled = true;
           setImmediate(announce);
@@ -234,6 +246,28 @@ export class Fill implements FillBytes {
       },
       onDrain: (resume) => sink.onDrain(resume),
     };
+  }
+
+  /** The upstream waits for the slowest reader of a pass-through fill: cut it off if it has stalled. */
+  #watchPassThrough(): void {
+    const stream = this.#stream;
+    if (this.#stallTimer !== null || stream === null) return;
+    const slowest = this.#readers.slowest(stream.arrived());
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      if (!stream.waitingOnReaders) return;
+      if (this.#readers.slowest(stream.arrived()) !== slowest) {
+        this.#watchPassThrough();
+        return;
+      }
+      const why = new RegistryError('UNAVAILABLE', {
+        message: 'the client stopped reading a blob that streams through memory (disk full): cut off',
+      });
+      const clients = this.#readers.cutAt(slowest, why);
+      if (clients > 0) {
+        this.#deps.log.warn({ digest: this.digest.value, clients, position: slowest }, why.message);
+      }
+    }, PASS_THROUGH_STALL_MS).unref();
   }
 
   #readerMoved(): void {

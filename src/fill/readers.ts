@@ -33,6 +33,8 @@ export interface ReaderEvents {
 export class Readers {
   readonly #clients = new Set<FillClient>();
   readonly #positions = new Map<FillClient, number>();
+  /** Clients cut off (see `cut`): their next look at the fill fails with this error. */
+  readonly #cut = new Map<FillClient, Error>();
   readonly #events: ReaderEvents;
 
   constructor(events: ReaderEvents) {
@@ -68,6 +70,23 @@ export class Readers {
     return low;
   }
 
+  /**
+   * Cuts off every reader at `position`: it holds nothing from now on, and its response
+   * fails with `err` (a reset, never a clean end) the next time it looks at the fill.
+   * Returns how many were cut.
+   */
+  cutAt(position: number, err: Error): number {
+    let n = 0;
+    for (const [client, pos] of this.#positions) {
+      if (pos !== position) continue;
+      this.#positions.delete(client);
+      this.#cut.set(client, err);
+      n++;
+    }
+    if (n > 0) this.#events.moved();
+    return n;
+  }
+
   /** The furthest position between `from` and `to` that a reader has reached (null: none there). */
   fastestBetween(from: number, to: number): number | null {
     let high: number | null = null;
@@ -97,11 +116,12 @@ export class Readers {
       },
       available: () => bytes.arrived(),
       verified: () => bytes.verified(),
-      failure: () => bytes.failure(),
+      failure: () => this.#cut.get(client) ?? bytes.failure(),
       waitForMore: () => bytes.progress.wait(),
       release: async () => {
         if (released) return;
         released = true;
+        this.#cut.delete(client);
         this.remove(client);
         await this.#events.released();
       },

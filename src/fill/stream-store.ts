@@ -81,6 +81,11 @@ export class StreamStore implements ByteSink {
     this.trim(slowest);
   }
 
+  /** True while the upstream is paused until readers drain the memory tail (disk full). */
+  get waitingOnReaders(): boolean {
+    return this.#resume !== null && this.#tail !== null && this.#tail.bytes > TAIL_LIMIT / 2;
+  }
+
   /** Drops memory-tail bytes every reader has passed (`slowest`), and lets the upstream go on. */
   trim(slowest: number): void {
     this.#tail?.trim(slowest);

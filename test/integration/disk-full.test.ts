@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { startStack } from '../helpers/stack.js';
@@ -147,4 +148,47 @@ test('disk full: a Range client whose range ends early in a pass-through fill ge
   await waitFor(10_000, 'it was a pass-through fill', async () =>
     (await s.cache.logLines()).some((l) => l.msg === 'fill streamed through without caching'),
   );
+});
+
+test('disk full: a client that stops reading a pass-through fill is cut off; the others get the blob', async (t) => {
+  const mnt = await smallDisk(t);
+  if (mnt === null) return;
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  // 48 MiB through memory: the tail holds what the slowest client has not read, and pauses
+  // the upstream at 16 MiB. A client that reads nothing would hold every other one until its
+  // idle timeout (60 s); it is cut off after PASS_THROUGH_STALL_MS (5 s) instead.
+  const blob = s.origin.add(randomBytes(48 << 20));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  // Both join the fill before the disk fills (a newcomer after that gets a fill of its own).
+  const gate = s.origin.gate(blob.digest, 1 << 20);
+  const stalled = await request(url, { dispatcher: s.h1 });
+  assert.equal(stalled.statusCode, 200);
+  await within(10_000, 'the first MiB sent', gate.reached);
+  const reader = fetchBlob(s.h2, url);
+  await waitFor(10_000, 'two clients on the fill', () =>
+    [...s.cache.ctx.inflight.fills()].some((f) => f.waiters === 2),
+  );
+  gate.open();
+  const r = await within(30_000, 'the reading client, well before the idle timeout', reader);
+  assert.equal(r.error, null);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  const cut = (await s.cache.logLines()).find((l) => String(l.msg).includes('stopped reading'));
+  assert.equal(cut?.clients, 1, 'one client cut off, and said so');
+  // The stalled client, when it reads, gets what was sent before the cut and then an error:
+  // never a clean end on a partial body.
+  let got = 0;
+  const ended = await within(
+    30_000,
+    'the stalled client reads',
+    (async () => {
+      for await (const chunk of stalled.body) {
+        got += (chunk as Buffer).length;
+      }
+    })().then(
+      () => 'clean end',
+      () => 'error',
+    ),
+  );
+  assert.equal(ended, 'error');
+  assert.ok(got < 48 << 20, `${got} bytes before the reset`);
 });
