@@ -1,7 +1,7 @@
 // A full disk during fills. On an 8 MiB tmpfs made by the test, blobs larger
 // than the disk still reach every client complete, nothing partial is published, the
 // error is logged once per episode, and caching resumes by itself when space returns.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readdir, statfs } from 'node:fs/promises';
@@ -19,6 +19,18 @@ const exists = (p: string) =>
     () => true,
     () => false,
   );
+
+/**
+ * A stack on the small disk and one blob of `bytes` larger than it, so its fill streams
+ * through memory; null where no small disk can be made (not root).
+ */
+async function passThrough(t: TestContext, bytes: number) {
+  const mnt = await smallDisk(t);
+  if (mnt === null) return null;
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  const blob = s.origin.add(randomBytes(bytes));
+  return { s, blob, url: s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)) };
+}
 
 test('disk full mid-fill: clients get complete blobs, nothing partial is published, caching resumes', async (t) => {
   const mnt = await smallDisk(t);
@@ -104,14 +116,12 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
 });
 
 test('disk full: a Range client of a pass-through fill holds no memory below its range, so the fill does not stall', async (t) => {
-  const mnt = await smallDisk(t);
-  if (mnt === null) return;
-  const s = await startStack(t, { root: join(mnt, 'registry') });
   // 40 MiB through memory (the disk holds 8), asked for from 30 MiB on. The memory tail
   // pauses the upstream at 16 MiB held: were the client's position 0 until its first read,
   // it would never trim below 16 MiB, and the bytes from 30 MiB on would never come.
-  const blob = s.origin.add(randomBytes(40 << 20));
-  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const run = await passThrough(t, 40 << 20);
+  if (run === null) return;
+  const { s, blob, url } = run;
   const from = 30 << 20;
   const r = await within(
     30_000,
@@ -129,14 +139,12 @@ test('disk full: a Range client of a pass-through fill holds no memory below its
 });
 
 test('disk full: a Range client whose range ends early in a pass-through fill gets it; the fill is not held for it', async (t) => {
-  const mnt = await smallDisk(t);
-  if (mnt === null) return;
-  const s = await startStack(t, { root: join(mnt, 'registry') });
   // 40 MiB through memory. The client's last byte waits for the verdict; were its place at
   // the end of its range still counted, the memory tail would keep everything after it,
   // pause the upstream at 16 MiB, and the verdict would never come.
-  const blob = s.origin.add(randomBytes(40 << 20));
-  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const run = await passThrough(t, 40 << 20);
+  if (run === null) return;
+  const { s, blob, url } = run;
   const r = await within(
     30_000,
     'the range 1000-1999 of a 40 MiB pass-through fill',
@@ -151,14 +159,12 @@ test('disk full: a Range client whose range ends early in a pass-through fill ge
 });
 
 test('disk full: a client that stops reading a pass-through fill is cut off; the others get the blob', async (t) => {
-  const mnt = await smallDisk(t);
-  if (mnt === null) return;
-  const s = await startStack(t, { root: join(mnt, 'registry') });
   // 48 MiB through memory: the tail holds what the slowest client has not read, and pauses
   // the upstream at 16 MiB. A client that reads nothing would hold every other one until its
   // idle timeout (60 s); it is cut off after PASS_THROUGH_STALL_MS (5 s) instead.
-  const blob = s.origin.add(randomBytes(48 << 20));
-  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const run = await passThrough(t, 48 << 20);
+  if (run === null) return;
+  const { s, blob, url } = run;
   // Both join the fill before the disk fills (a newcomer after that gets a fill of its own).
   const gate = s.origin.gate(blob.digest, 1 << 20);
   const stalled = await request(url, { dispatcher: s.h1 });
