@@ -33,7 +33,7 @@ export interface ReaderEvents {
 export class Readers {
   readonly #clients = new Set<FillClient>();
   readonly #positions = new Map<FillClient, number>();
-  /** Clients cut off (see `cut`): their next look at the fill fails with this error. */
+  /** Clients cut off (`cutAt`): their next look at the fill fails with this error. */
   readonly #cut = new Map<FillClient, Error>();
   readonly #events: ReaderEvents;
 
