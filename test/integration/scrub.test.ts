@@ -74,6 +74,8 @@ test('a blob file truncated under a running cache is not served short: it is fet
       () => false,
     ),
   );
+  // …and the fill has settled: a request before that joins the (verified) fill, not the file.
+  await waitFor(10_000, 'the fill settled', () => s.cache.ctx.inflight.size === 0);
   await truncate(stored, 1 << 20);
   const r = await fetchBlob(s.h2, url);
   assert.equal(r.error, null);
