@@ -225,6 +225,12 @@ export class SpoolRing {
       this.#sent += length;
       this.#port.postMessage({ type: 'chunk', at, length } satisfies SpoolMessage);
     }
+    // The end goes right behind the last bytes: the worker's verdict, which releases every
+    // client's last byte, must not wait for a progress message that a held batch delays.
+    if (this.#queuedEnd !== null && this.#pendingBytes === 0 && !this.#closed) {
+      this.#port.postMessage(this.#queuedEnd);
+      this.#queuedEnd = null;
+    }
     this.#maybeDrain();
   }
 
@@ -244,10 +250,6 @@ export class SpoolRing {
         this.#done = msg.done;
         this.#written = msg.written;
         this.#flush();
-        if (this.#queuedEnd !== null && this.#pendingBytes === 0) {
-          this.#port.postMessage(this.#queuedEnd);
-          this.#queuedEnd = null;
-        }
         this.#events.progress();
         return;
       case 'write-failed':

@@ -142,6 +142,23 @@ test('ring: end reaches the worker after every pending byte; the verdict and a f
   assert.equal(handed.length, 800);
 });
 
+test('ring: end follows the last region at once, without waiting for the worker to report it done', async (t) => {
+  // A worker holds a region shorter than its write batch until the end comes (or a pause):
+  // the end, which brings the verdict that releases every client's last byte, must not wait
+  // for a progress message about that region.
+  const { ring, worker } = ringWith(1000);
+  t.after(() => {
+    ring.close();
+    ring.workerPort.close();
+  });
+  ring.push(randomBytes(600));
+  ring.end(600);
+  const first = await within(2_000, 'the region', worker.next());
+  assert.equal(first.type, 'chunk');
+  const second = await within(2_000, 'the end, with no progress reported', worker.next());
+  assert.equal(second.type, 'end');
+});
+
 test('ring: bytes the fastest reader in the window has not read are not overwritten; its reads free the space', async (t) => {
   // One reader, at `reader`; the ring asks where it is within its window.
   let reader = 0;
