@@ -1,7 +1,8 @@
 // Memory stays bounded. 50 concurrent cold clients of a 1 GiB blob keep each
 // serving process under 200 MiB RSS (peak, VmHWM), and a node's supervisor (http.processes
-// above 1) under 100 MiB. Plain HTTP between client and cache
-// keeps the test's own CPU cost down; the fill path is the same as with TLS.
+// above 1) under 100 MiB; 200 concurrent cold clients of a 64 KiB blob (the small-blob path)
+// share one copy of it. Plain HTTP between client and cache keeps the test's own CPU cost
+// down; the fill path is the same as with TLS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -9,11 +10,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { request, Agent } from 'node:http';
 import { createTestCa } from '../../testkit/pki.js';
 import { servingChildren } from '../../testkit/cache-process.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { TestOrigin } from '../helpers/origin.js';
-import { within } from '../helpers/deadline.js';
+import { waitFor, within } from '../helpers/deadline.js';
 
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -78,4 +80,64 @@ test('50 concurrent cold clients of a 1 GiB blob: one upstream GET, every byte, 
   );
   for (const peak of serving) assert.ok(peak < 200, `serving process peak RSS ${peak.toFixed(1)} MiB`);
   assert.ok(supervisor < 100, `supervisor peak RSS ${supervisor.toFixed(1)} MiB`);
+});
+
+/** GETs `url` on a connection of its own: `head` resolves with the response headers, `body` with the body's size and digest. */
+function get(url: string, agent: Agent) {
+  let onHead!: (status: number) => void;
+  const head = new Promise<number>((r) => (onHead = r));
+  const body = new Promise<{ bytes: number; digest: string }>((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      onHead(res.statusCode ?? 0);
+      const hash = createHash('sha256');
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        hash.update(chunk);
+      });
+      res.on('end', () => resolve({ bytes, digest: `sha256:${hash.digest('hex')}` }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  body.catch(() => undefined);
+  return { head, body };
+}
+
+test('200 concurrent cold clients of a 64 KiB blob: one upstream GET, one fill, every byte, memory bounded', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: null });
+  // One serving process: every client is then a reader of the same fill.
+  const cache = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '1' });
+  const blob = origin.add(Buffer.alloc(64 << 10, createHash('sha512').update('small').digest()));
+  const token = await origin.mint('team/small', blob.digest);
+  const url = `${cache.url}/v2/team/small/blobs/${blob.digest}?token=${token}`;
+  const pid = cache.child.pid ?? 0;
+  const before = await peakRssMiB(pid);
+  // The upstream holds the body after its first 16 KiB until every client has its headers,
+  // which a fill sends as soon as it knows the size: all 200 are then readers of one fill.
+  const gate = origin.gate(blob.digest, 16 << 10);
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+  t.after(() => agent.destroy());
+  const clients = Array.from({ length: 200 }, () => get(url, agent));
+  const statuses = await within(60_000, 'every client has its headers', Promise.all(clients.map((c) => c.head)));
+  assert.deepEqual(new Set(statuses), new Set([200]));
+  gate.open();
+  const results = await within(60_000, 'every body', Promise.all(clients.map((c) => c.body)));
+  for (const r of results) {
+    assert.equal(r.bytes, 64 << 10);
+    assert.equal(r.digest, blob.digest);
+  }
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+  const published = (): Record<string, unknown> | undefined =>
+    cache.lines.find((l) => l.msg === 'fill published' && l.digest === blob.digest);
+  await waitFor(10_000, 'the fill line', () => published() !== undefined);
+  assert.equal(published()?.joins, 199, 'one fill served every client');
+  const peak = await peakRssMiB(pid);
+  t.diagnostic(`peak RSS ${before.toFixed(1)} MiB before, ${peak.toFixed(1)} MiB after 200 clients`);
+  // A copy of the body and a read buffer of 1 MiB per client would be 200+ MiB by themselves.
+  assert.ok(peak - before < 48, `RSS grew by ${(peak - before).toFixed(1)} MiB`);
 });
