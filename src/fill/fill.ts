@@ -221,10 +221,13 @@ export class Fill implements FillBytes {
   /**
    * Wakes readers as bytes arrive, once per event-loop turn: frontier readers then send
    * whatever the turn brought from memory at once, and a chunk does not cost every reader a
-   * wake-up of its own.
+   * wake-up of its own. The first bytes wake them at once: one turn of a fast upstream can
+   * bring megabytes (libuv reads a socket until it is empty), and the first byte would wait
+   * for all of them.
    */
   #announcing(sink: ByteSink): ByteSink {
     let scheduled = false;
+    let first = true;
     const announce = (): void => {
       scheduled = false;
       this.progress.notify();
@@ -240,7 +243,9 @@ export class Fill implements FillBytes {
         }
         if (!scheduled) {
           scheduled = true;
-          setImmediate(announce);
+          if (first) queueMicrotask(announce);
+          else setImmediate(announce);
+          first = false;
         }
         return more;
       },

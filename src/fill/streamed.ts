@@ -2,7 +2,7 @@
 // the spool's data file, and readers read recent bytes from memory and older ones from the
 // file (stream-store.ts). The worker's verdict comes as soon as the last byte is hashed; its
 // result, after the fsync and the publication.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../errors/inspect.js';
 import type { SpoolResult } from '../../workers/types.js';
 import type { BodyContext } from './deps.js';
@@ -56,10 +56,9 @@ export async function streamToWorker(
     fastestReader: (from, to) => fill.fastestReader(from, to),
   });
   // No data file when the disk cannot take one: the bytes then stream through memory.
-  const dataPath =
-    spool === null ? null : await unlessDiskFull(deps, digest, () => spool.dataFile().then(() => spool.dataPath));
-  const file = dataPath === null ? null : await open(dataPath, 'r');
+  const file = spool === null ? null : await unlessDiskFull(deps, digest, () => spool.takeReadHandle());
   if (file !== null) fill.keep(file);
+  const dataPath = file === null || spool === null ? null : spool.dataPath;
   const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
   let result: Promise<SpoolResult>;
   try {

@@ -198,7 +198,9 @@ export class OwnedSpool {
   readonly #beat: NodeJS.Timeout;
   /** The record's writes, one after another (the first fills the freshly created claim). */
   #writes: Promise<void>;
-  readonly #dataFile: Promise<void>;
+  /** The data file, created with the claim; its handle reads what the worker writes. */
+  readonly #dataFile: Promise<FileHandle>;
+  #handleTaken = false;
   /** The inode of the claim this process created (null after a take-over, whose claim was renamed in). */
   readonly #claimIno: Promise<number | null>;
   #released = false;
@@ -226,14 +228,26 @@ export class OwnedSpool {
             (st) => st.ino,
             () => null,
           );
-    this.#dataFile = open(this.dataPath, 'wx').then((fh) => fh.close());
+    // Created while the upstream request is under way, and kept open: the fill's readers
+    // need a handle on it, and opening one after the headers came delayed the first bytes.
+    this.#dataFile = open(this.dataPath, 'wx+');
     // Awaited by whoever writes the file; a failure here is theirs to handle.
     this.#dataFile.catch(() => undefined);
   }
 
   /** Resolves once this writer's data file exists; rejects with the error that prevented it (ENOSPC…). */
-  dataFile(): Promise<void> {
-    return this.#dataFile;
+  async dataFile(): Promise<void> {
+    await this.#dataFile;
+  }
+
+  /**
+   * A handle that reads the data file; from now on the caller closes it (the spool closes it
+   * at release when nobody took it). Rejects as `dataFile` does.
+   */
+  async takeReadHandle(): Promise<FileHandle> {
+    const fh = await this.#dataFile;
+    this.#handleTaken = true;
+    return fh;
   }
 
   /** Records the size (followers wait for it). */
@@ -259,6 +273,7 @@ export class OwnedSpool {
       record?.writer === this.#owner.writer ||
       (record === null && (await stat(this.claimPath).catch(() => null))?.ino === (await this.#claimIno));
     if (ours) await rm(this.claimPath, { force: true });
+    if (!this.#handleTaken) await this.#dataFile.then((fh) => fh.close()).catch(() => undefined);
     await removeDataFile(this.dataPath);
     if (this.prefixPath !== null) await removeDataFile(this.prefixPath);
   }
