@@ -41,6 +41,10 @@ export async function streamToWorker(
   prefix: FileHandle | null,
 ): Promise<StreamedResult> {
   const { deps, digest, spool } = fill;
+  // No data file when the disk cannot take one: the bytes then stream through memory. (Taken
+  // before the ring exists: a failure here has nothing else to undo.)
+  const file = spool === null ? null : await unlessDiskFull(deps, digest, () => spool.takeReadHandle());
+  if (file !== null) fill.keep(file);
   const ring = new SpoolRing(Math.min(RING_SIZE, fill.size - startOffset), startOffset, {
     progress: () => fill.progress(),
     writeFailed: (offset, code) => {
@@ -55,9 +59,6 @@ export async function streamToWorker(
     },
     fastestReader: (from, to) => fill.fastestReader(from, to),
   });
-  // No data file when the disk cannot take one: the bytes then stream through memory.
-  const file = spool === null ? null : await unlessDiskFull(deps, digest, () => spool.takeReadHandle());
-  if (file !== null) fill.keep(file);
   const dataPath = file === null || spool === null ? null : spool.dataPath;
   const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
   let result: Promise<SpoolResult>;

@@ -265,6 +265,8 @@ export class OwnedSpool {
     if (this.#released) return;
     this.#released = true;
     clearInterval(this.#beat);
+    // First, so that no failure below can leave it open.
+    if (!this.#handleTaken) await this.#dataFile.then((fh) => fh.close()).catch(() => undefined);
     await this.#writes.catch(() => undefined);
     // Ours when the record names us, or when it is the very claim we created and the disk
     // refused its record (it stays empty; nobody else writes a claim that exists).
@@ -273,7 +275,6 @@ export class OwnedSpool {
       record?.writer === this.#owner.writer ||
       (record === null && (await stat(this.claimPath).catch(() => null))?.ino === (await this.#claimIno));
     if (ours) await rm(this.claimPath, { force: true });
-    if (!this.#handleTaken) await this.#dataFile.then((fh) => fh.close()).catch(() => undefined);
     await removeDataFile(this.dataPath);
     if (this.prefixPath !== null) await removeDataFile(this.prefixPath);
   }
