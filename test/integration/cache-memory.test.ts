@@ -17,17 +17,15 @@ import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
-/** The current RSS: a baseline below any peak that start-up reached. */
-async function rssMiB(pid: number): Promise<number> {
+/** A memory figure of a process from /proc, in MiB: VmRSS now, or VmHWM, its peak. */
+async function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+  const kb = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no ${field} for ${pid}`);
+  return Number(kb) / 1024;
 }
 
-async function peakRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
-  return Number(m![1]) / 1024;
-}
+const peakRssMiB = (pid: number): Promise<number> => statusMiB(pid, 'VmHWM');
 
 test('50 concurrent cold clients of a 1 GiB blob: one upstream GET, every byte, peak RSS < 200 MiB per serving process', async (t) => {
   const ca = await createTestCa();
@@ -122,7 +120,8 @@ test('200 concurrent cold clients of a 64 KiB blob: one upstream GET, one fill, 
   const token = await origin.mint('team/small', blob.digest);
   const url = `${cache.url}/v2/team/small/blobs/${blob.digest}?token=${token}`;
   const pid = cache.child.pid ?? 0;
-  const before = await rssMiB(pid);
+  // The current RSS: a baseline below any peak that start-up reached.
+  const before = await statusMiB(pid, 'VmRSS');
   // The upstream holds the body after its first 16 KiB until every client has its headers,
   // which a fill sends as soon as it knows the size: all 200 are then readers of one fill.
   const gate = origin.gate(blob.digest, 16 << 10);
