@@ -2,7 +2,7 @@
 // the spool's data file, and readers read recent bytes from memory and older ones from the
 // file (stream-store.ts). The worker's verdict comes as soon as the last byte is hashed; its
 // result, after the fsync and the publication.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { messageOf } from '../errors/inspect.js';
 import type { SpoolResult } from '../../workers/types.js';
 import type { BodyContext } from './deps.js';
@@ -41,9 +41,11 @@ export async function streamToWorker(
   prefix: FileHandle | null,
 ): Promise<StreamedResult> {
   const { deps, digest, spool } = fill;
-  // No data file when the disk cannot take one: the bytes then stream through memory. (Taken
+  // No data file when the disk cannot take one: the bytes then stream through memory. (Opened
   // before the ring exists: a failure here has nothing else to undo.)
-  const file = spool === null ? null : await unlessDiskFull(deps, digest, () => spool.takeReadHandle());
+  const dataPath =
+    spool === null ? null : await unlessDiskFull(deps, digest, () => spool.dataFile().then(() => spool.dataPath));
+  const file = dataPath === null ? null : await open(dataPath, 'r');
   if (file !== null) fill.keep(file);
   const ring = new SpoolRing(Math.min(RING_SIZE, fill.size - startOffset), startOffset, {
     progress: () => fill.progress(),
@@ -59,7 +61,6 @@ export async function streamToWorker(
     },
     fastestReader: (from, to) => fill.fastestReader(from, to),
   });
-  const dataPath = file === null || spool === null ? null : spool.dataPath;
   const store = new StreamStore(ring, file, prefix === null ? null : { file: prefix, end: startOffset });
   let result: Promise<SpoolResult>;
   try {

@@ -198,9 +198,7 @@ export class OwnedSpool {
   readonly #beat: NodeJS.Timeout;
   /** The record's writes, one after another (the first fills the freshly created claim). */
   #writes: Promise<void>;
-  /** The data file, created with the claim; its handle reads what the worker writes. */
-  readonly #dataFile: Promise<FileHandle>;
-  #handleTaken = false;
+  readonly #dataFile: Promise<void>;
   /** The inode of the claim this process created (null after a take-over, whose claim was renamed in). */
   readonly #claimIno: Promise<number | null>;
   #released = false;
@@ -228,26 +226,14 @@ export class OwnedSpool {
             (st) => st.ino,
             () => null,
           );
-    // Created while the upstream request is under way, and kept open: the fill's readers
-    // need a handle on it, and opening one after the headers came delayed the first bytes.
-    this.#dataFile = open(this.dataPath, 'wx+');
+    this.#dataFile = open(this.dataPath, 'wx').then((fh) => fh.close());
     // Awaited by whoever writes the file; a failure here is theirs to handle.
     this.#dataFile.catch(() => undefined);
   }
 
   /** Resolves once this writer's data file exists; rejects with the error that prevented it (ENOSPC…). */
-  async dataFile(): Promise<void> {
-    await this.#dataFile;
-  }
-
-  /**
-   * A handle that reads the data file; from now on the caller closes it (the spool closes it
-   * at release when nobody took it). Rejects as `dataFile` does.
-   */
-  async takeReadHandle(): Promise<FileHandle> {
-    const fh = await this.#dataFile;
-    this.#handleTaken = true;
-    return fh;
+  dataFile(): Promise<void> {
+    return this.#dataFile;
   }
 
   /** Records the size (followers wait for it). */
@@ -265,8 +251,6 @@ export class OwnedSpool {
     if (this.#released) return;
     this.#released = true;
     clearInterval(this.#beat);
-    // First, so that no failure below can leave it open.
-    if (!this.#handleTaken) await this.#dataFile.then((fh) => fh.close()).catch(() => undefined);
     await this.#writes.catch(() => undefined);
     // Ours when the record names us, or when it is the very claim we created and the disk
     // refused its record (it stays empty; nobody else writes a claim that exists).

@@ -39,28 +39,6 @@ test('spool: one claim per digest; the record names the owner; release removes c
   assert.deepEqual(await readdir(dir.dir), []);
 });
 
-test('spool: the data file opens with the claim; release closes its handle unless a reader took it', async () => {
-  const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
-  const dir = await spools();
-  const before = await openFds();
-  const untaken = await dir.claim(digest);
-  if (untaken.kind !== 'created') assert.fail('claimed');
-  await untaken.spool.dataFile();
-  await untaken.spool.release();
-  assert.equal(await openFds(), before, 'the handle nobody took is closed at release');
-
-  const taken = await dir.claim(digest);
-  if (taken.kind !== 'created') assert.fail('claimed');
-  const fh = await taken.spool.takeReadHandle();
-  await writeFile(taken.spool.dataPath, 'bytes');
-  await taken.spool.release();
-  // The reader's handle outlives the spool (a late reader reads the file after publication).
-  const { bytesRead } = await fh.read(Buffer.alloc(5), 0, 5, 0);
-  assert.equal(bytesRead, 5);
-  await fh.close();
-  assert.equal(await openFds(), before);
-});
-
 test('spool: a writer that exited but was never reaped (a zombie) is dead, however fresh its record', async (t) => {
   // bash starts a short sleep in the background, then becomes a long one, which never reaps it.
   const parent = spawn('bash', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
