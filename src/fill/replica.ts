@@ -4,7 +4,7 @@
 // final path holds the very inode we read. A writer whose record stops beating is taken
 // over: we continue from the bytes it left, in a data file of our own.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Digest } from '../store/digest.js';
 import { followedMarker, type OwnedSpool, type SpoolDir, type SpoolOwner } from '../store/spool.js';
@@ -159,8 +159,7 @@ export class ReplicaFollower {
         await this.#file?.close().catch(() => undefined);
         this.#file = file;
         this.#ino = (await file.stat()).ino;
-        // Tells the writer to write through the page cache, where we read its bytes from memory.
-        if (found === 'following') void writeFile(followedMarker(path), '', { flag: 'a' }).catch(() => undefined);
+        if (found === 'following') void markFollowed(path, this.#ino);
         return found;
       } catch {
         // Not there: the next place, or 'absent'.
@@ -202,6 +201,18 @@ export class ReplicaFollower {
       };
     });
   }
+}
+
+/**
+ * Tells the writer of the data file at `path` (inode `ino`) to write through the page cache,
+ * where a follower reads its bytes from memory. The writer removes the marker with its file;
+ * a marker made after that (the writer finished while we opened the file) is taken back here,
+ * or it would be left in the spool directory.
+ */
+export async function markFollowed(path: string, ino: number): Promise<void> {
+  const marker = followedMarker(path);
+  await writeFile(marker, '', { flag: 'a' }).catch(() => undefined);
+  if (!(await sameFile(path, ino))) await rm(marker, { force: true }).catch(() => undefined);
 }
 
 async function sameFile(path: string, ino: number): Promise<boolean> {

@@ -4,13 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { SpoolDir } from '../../src/store/spool.js';
+import { markFollowed } from '../../src/fill/replica.js';
 import { waitFor } from '../helpers/deadline.js';
 import { removeAtExit } from '../../testkit/tmp.js';
 
@@ -70,4 +71,19 @@ test('spool: a claim whose record the disk refused (left empty) is still removed
   assert.equal(await dir.readOwner(digest), null);
   await claim.spool.release();
   assert.deepEqual(await readdir(dir.dir), [], 'no claim left behind');
+});
+
+test('spool: a follower marker made after its writer removed the data file is taken back', async () => {
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-marker-')));
+  const data = join(dir, 'sha256-ab.writer');
+  await writeFile(data, 'bytes');
+  const ino = (await stat(data)).ino;
+  // The writer is still there: the marker stays, for it to see.
+  await markFollowed(data, ino);
+  assert.deepEqual((await readdir(dir)).sort(), ['sha256-ab.writer', 'sha256-ab.writer.followed']);
+  // The writer finished and removed its file and marker before the follower wrote the marker.
+  await rm(data);
+  await rm(`${data}.followed`);
+  await markFollowed(data, ino);
+  assert.deepEqual(await readdir(dir), [], 'no marker left behind');
 });
