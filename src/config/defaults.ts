@@ -36,7 +36,7 @@ export const DEFAULTS = {
   downstream: {
     timeouts: { connect: '10s', headers: '30s', bodyidle: '30s' },
     workerqueue: 256,
-    directwrites: true,
+    directwrites: false,
     replicas: { heartbeat: '2s', stale: '30s' },
   },
   // Mirror mode: the `proxy` section and each `mirrors` entry. ttl is distribution's default

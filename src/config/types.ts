@@ -109,7 +109,7 @@ export interface Config {
     };
     /** Bound on queued worker tasks before the node answers 429. */
     readonly workerQueue: number;
-    /** Spool data goes to disk with O_DIRECT where the filesystem takes it (docs/architecture.md §4). */
+    /** Whole blocks of spool data go to disk with O_DIRECT where the filesystem takes it (docs/architecture.md §4); off by default. */
     readonly directWrites: boolean;
     /** Replicas sharing the root: how often a writer refreshes its spool record, and how long a silent one is judged dead. */
     readonly replicas: { readonly beatMs: number; readonly staleMs: number };

@@ -84,7 +84,7 @@ describe('DTR documentation configs load unchanged', () => {
     });
     assert.deepEqual(config.downstream.timeouts, { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 });
     assert.equal(config.downstream.workerQueue, 256);
-    assert.equal(config.downstream.directWrites, true);
+    assert.equal(config.downstream.directWrites, false);
     assert.equal(config.downstream.jwks, null);
     assert.equal(config.downstream.issuer, null);
     assert.equal(config.downstream.maxSize, null);
