@@ -1,10 +1,10 @@
 // A spool's data file, written with O_DIRECT where the filesystem takes it: the bytes go
 // from an aligned staging buffer to the disk without a copy into the page cache, which on
-// virtual machines that hand fresh pages back to the host costs more CPU than the disk
-// write itself (bench/NOTES.md, "Where a lone miss spent its CPU"). Direct I/O needs whole
-// blocks at aligned offsets from aligned memory; the unaligned ends of a write, and every
-// write where direct I/O is refused (tmpfs, some FUSE mounts), go through the ordinary
-// handle. The file grows in order either way: a replica reading it sees only written bytes.
+// virtual machines that hand fresh pages back to the host costs CPU (bench/NOTES.md, "Where a
+// lone miss spent its CPU"). Direct I/O needs whole blocks at aligned offsets from aligned
+// memory; the unaligned ends of a write, and every write where direct I/O is refused (tmpfs,
+// some FUSE mounts), go through the ordinary handle. The file grows in order either way: a
+// replica reading it sees only written bytes.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
@@ -12,38 +12,71 @@ import { open, type FileHandle } from 'node:fs/promises';
 const BLOCK = 4096;
 /** Bytes per direct write (one staging buffer). */
 const STAGING_SIZE = 1 << 20;
-/** Staging buffers kept per thread for the next spools. */
-const POOL_MAX = 4;
+/** WebAssembly memory grows in pages of 64 KiB. */
+const WASM_PAGE = 64 << 10;
 
-/** A buffer and the offset in it where memory is aligned for direct I/O (null: not found yet). */
-interface Staging {
-  buf: Buffer;
-  aligned: number | null;
+/** The one part of the WebAssembly API used here (TypeScript declares it only with the DOM's libraries). */
+declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer } };
+
+/**
+ * The staging buffers of this thread: slices of one WebAssembly memory, because that memory
+ * starts on a page boundary and a Buffer's need not. Memory aligned only to the disk's 512-byte
+ * sectors is taken by O_DIRECT too, but each 1 MiB write then crosses 257 pages, and the
+ * writes went at a quarter of the speed (bench/NOTES.md, "O_DIRECT from page-aligned memory").
+ * A spool that finds every slice in use writes through the page cache.
+ */
+export class StagingArena {
+  readonly #memory: { readonly buffer: ArrayBuffer };
+  readonly #free: number[];
+
+  constructor(slots: number) {
+    this.#memory = new WebAssembly.Memory({ initial: (slots * STAGING_SIZE) / WASM_PAGE });
+    this.#free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+  }
+
+  /** A page-aligned buffer of STAGING_SIZE bytes, or null when all are in use. */
+  take(): Buffer | null {
+    const slot = this.#free.pop();
+    return slot === undefined ? null : Buffer.from(this.#memory.buffer, slot * STAGING_SIZE, STAGING_SIZE);
+  }
+
+  give(buf: Buffer): void {
+    this.#free.push(buf.byteOffset / STAGING_SIZE);
+  }
 }
 
-const pool: Staging[] = [];
+/** Concurrent direct spools per thread; more go through the page cache (8 MiB per thread). */
+const STAGING_SLOTS = 8;
+let arena: StagingArena | null = null;
 
 export class SpoolFile {
   /** The ordinary handle: unaligned ends, fsync, and the fallback. */
   readonly fh: FileHandle;
   #direct: FileHandle | null;
-  #staging: Staging | null;
+  readonly #arena: StagingArena;
+  #staging: Buffer | null;
 
-  private constructor(fh: FileHandle, direct: FileHandle | null) {
+  private constructor(fh: FileHandle, direct: FileHandle | null, staging: Buffer | null, arena: StagingArena) {
     this.fh = fh;
     this.#direct = direct;
-    this.#staging =
-      direct === null ? null : (pool.pop() ?? { buf: Buffer.allocUnsafeSlow(STAGING_SIZE + BLOCK), aligned: null });
+    this.#staging = staging;
+    this.#arena = arena;
   }
 
-  /** Opens an existing data file for writing; `direct: false` writes through the page cache only. */
-  static async open(path: string, direct = true): Promise<SpoolFile> {
+  /**
+   * Opens an existing data file for writing; `direct: false` writes through the page cache
+   * only. `staging`: where this file's staging buffer comes from (this thread's, by default).
+   */
+  static async open(path: string, direct = true, staging?: StagingArena): Promise<SpoolFile> {
     const fh = await open(path, 'r+');
     // O_DIRECT is Linux's; elsewhere, or where the filesystem refuses it, the page cache it is.
     const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
+    const from = staging ?? (arena ??= new StagingArena(STAGING_SLOTS));
+    const buf = direct && flag !== undefined ? from.take() : null;
     const directFh =
-      direct && flag !== undefined ? await open(path, constants.O_WRONLY | flag).catch(() => null) : null;
-    return new SpoolFile(fh, directFh);
+      buf === null || flag === undefined ? null : await open(path, constants.O_WRONLY | flag).catch(() => null);
+    if (directFh === null && buf !== null) from.give(buf);
+    return new SpoolFile(fh, directFh, directFh === null ? null : buf, from);
   }
 
   /** Whether whole blocks still go straight to the disk. */
@@ -70,9 +103,6 @@ export class SpoolFile {
   }
 
   async close(): Promise<void> {
-    const staging = this.#staging;
-    this.#staging = null;
-    if (staging !== null && staging.aligned !== null && pool.length < POOL_MAX) pool.push(staging);
     await this.#closeDirect();
     await this.fh.close().catch(() => undefined);
   }
@@ -81,19 +111,11 @@ export class SpoolFile {
   async #writeDirect(buf: Buffer, base: number, from: number, to: number): Promise<number> {
     let at = from;
     while (at < to && this.#direct !== null && this.#staging !== null) {
-      const staging = this.#staging;
       const n = Math.min(to - at, STAGING_SIZE);
-      if (staging.aligned === null) {
-        const probed = await this.#findAlignment(staging, buf, at - base, at);
-        if (probed === null) break;
-        at += probed;
-        if (probed !== BLOCK) break;
-        continue;
-      }
-      buf.copy(staging.buf, staging.aligned, at - base, at - base + n);
+      buf.copy(this.#staging, 0, at - base, at - base + n);
       let written: number;
       try {
-        ({ bytesWritten: written } = await this.#direct.write(staging.buf, staging.aligned, n, at));
+        ({ bytesWritten: written } = await this.#direct.write(this.#staging, 0, n, at));
       } catch (err) {
         if (!isRefusal(err)) throw err;
         await this.#closeDirect();
@@ -106,30 +128,13 @@ export class SpoolFile {
     return at;
   }
 
-  /**
-   * Finds where in the staging buffer memory is aligned for this device, by writing the
-   * block at `position` from candidate offsets (malloc aligns to 16): a refused write writes
-   * nothing, and the one that succeeds has put real bytes in their place. Returns the bytes
-   * written, or null when no offset works (direct I/O is then off for this file).
-   */
-  async #findAlignment(staging: Staging, buf: Buffer, index: number, position: number): Promise<number | null> {
-    for (let k = 0; k < BLOCK && this.#direct !== null; k += 16) {
-      buf.copy(staging.buf, k, index, index + BLOCK);
-      try {
-        const { bytesWritten } = await this.#direct.write(staging.buf, k, BLOCK, position);
-        staging.aligned = k;
-        return bytesWritten;
-      } catch (err) {
-        if (!isRefusal(err)) throw err;
-      }
-    }
-    await this.#closeDirect();
-    return null;
-  }
-
+  /** Stops direct writes for good: the handle closed, the staging buffer back to the arena. */
   async #closeDirect(): Promise<void> {
     const direct = this.#direct;
+    const staging = this.#staging;
     this.#direct = null;
+    this.#staging = null;
+    if (staging !== null) this.#arena.give(staging);
     await direct?.close().catch(() => undefined);
   }
 }

@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { mkdtemp, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SpoolFile } from '../../workers/spool-file.js';
+import { SpoolFile, StagingArena } from '../../workers/spool-file.js';
 import { removeAtExit } from '../../testkit/tmp.js';
 
 async function emptyFile(): Promise<string> {
@@ -42,21 +42,29 @@ for (const direct of [true, false]) {
       at += n;
       assert.equal((await stat(path)).size, at, 'the file ends where the written bytes end');
     }
-    // Direct I/O stays on once it has found how to align: it was not refused along the way.
+    // Direct I/O stays on: no write from the page-aligned staging buffer was refused along the way.
     assert.equal(file.direct, expectDirect);
     await file.close();
     assert.ok((await readFile(path)).equals(bytes), 'the same bytes');
   });
 }
 
-test('spool file: a second file in the same thread reuses the aligned staging buffer', async () => {
-  for (let i = 0; i < 3; i++) {
-    const path = await emptyFile();
-    const bytes = randomBytes((1 << 20) + 4096 * 3 + 5);
-    const file = await SpoolFile.open(path);
-    await file.write(bytes, 0);
-    assert.equal(file.direct, await directAccepted(path));
-    await file.close();
-    assert.ok((await readFile(path)).equals(bytes));
-  }
+test('spool file: staging buffers are lent per file; a file that finds none writes through the page cache', async () => {
+  const arena = new StagingArena(1);
+  const bytes = randomBytes((1 << 20) + 4096 * 3 + 5);
+  const [pathA, pathB, pathC] = [await emptyFile(), await emptyFile(), await emptyFile()];
+  const canDirect = await directAccepted(pathA);
+  const a = await SpoolFile.open(pathA, true, arena);
+  const b = await SpoolFile.open(pathB, true, arena);
+  assert.equal(a.direct, canDirect);
+  assert.equal(b.direct, false, 'the one buffer is lent to the first file');
+  await a.write(bytes, 0);
+  await b.write(bytes, 0);
+  await a.close();
+  // Closed, the first file gave its buffer back (or never took one, where O_DIRECT is refused).
+  const c = await SpoolFile.open(pathC, true, arena);
+  assert.equal(c.direct, canDirect);
+  await c.write(bytes, 0);
+  await Promise.all([b.close(), c.close()]);
+  for (const p of [pathA, pathB, pathC]) assert.ok((await readFile(p)).equals(bytes), p);
 });
