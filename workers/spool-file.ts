@@ -47,16 +47,32 @@ export class StagingArena {
 
 /** Concurrent direct spools per thread; more go through the page cache (8 MiB per thread). */
 const STAGING_SLOTS = 8;
-let arena: StagingArena | null = null;
+let arena: StagingArena | null | undefined;
+
+/**
+ * This thread's arena, made on first use; null if the runtime cannot make the memory (out of
+ * memory or address space): every spool of the thread then writes through the page cache
+ * rather than failing.
+ */
+function threadArena(): StagingArena | null {
+  if (arena === undefined) {
+    try {
+      arena = new StagingArena(STAGING_SLOTS);
+    } catch {
+      arena = null;
+    }
+  }
+  return arena;
+}
 
 export class SpoolFile {
   /** The ordinary handle: unaligned ends, fsync, and the fallback. */
   readonly fh: FileHandle;
   #direct: FileHandle | null;
-  readonly #arena: StagingArena;
+  readonly #arena: StagingArena | null;
   #staging: Buffer | null;
 
-  private constructor(fh: FileHandle, direct: FileHandle | null, staging: Buffer | null, arena: StagingArena) {
+  private constructor(fh: FileHandle, direct: FileHandle | null, staging: Buffer | null, arena: StagingArena | null) {
     this.fh = fh;
     this.#direct = direct;
     this.#staging = staging;
@@ -71,11 +87,11 @@ export class SpoolFile {
     const fh = await open(path, 'r+');
     // O_DIRECT is Linux's; elsewhere, or where the filesystem refuses it, the page cache it is.
     const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
-    const from = staging ?? (arena ??= new StagingArena(STAGING_SLOTS));
-    const buf = direct && flag !== undefined ? from.take() : null;
+    const from = staging ?? threadArena();
+    const buf = direct && flag !== undefined ? (from?.take() ?? null) : null;
     const directFh =
       buf === null || flag === undefined ? null : await open(path, constants.O_WRONLY | flag).catch(() => null);
-    if (directFh === null && buf !== null) from.give(buf);
+    if (directFh === null && buf !== null) from?.give(buf);
     return new SpoolFile(fh, directFh, directFh === null ? null : buf, from);
   }
 
@@ -134,7 +150,7 @@ export class SpoolFile {
     const staging = this.#staging;
     this.#direct = null;
     this.#staging = null;
-    if (staging !== null) this.#arena.give(staging);
+    if (staging !== null) this.#arena?.give(staging);
     await direct?.close().catch(() => undefined);
   }
 }
