@@ -51,7 +51,7 @@ export interface RunningCache {
    * reloads the key set (SIGHUP). A pair that does not load throws, and the old one stays.
    */
   reload(material?: TlsMaterial): Promise<{ tls: boolean; keys: number }>;
-  /** Graceful stop: no new requests, transfers finish up to http.draintimeout. */
+  /** Graceful stop: no new requests; transfers finish, and fills publish, up to http.draintimeout. */
   close(): Promise<void>;
 }
 
@@ -198,7 +198,13 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         health.draining = true;
         log.info({ fills: inflight.size, deadlineMs: config.http.drainTimeoutMs }, 'draining');
         tickets.stop();
+        const deadline = Date.now() + config.http.drainTimeoutMs;
         await server.close(config.http.drainTimeoutMs);
+        // A client has its last byte once the digest matches; the blob's fsync and publication
+        // follow. Fills still running get what is left of the drain deadline to finish, so a
+        // graceful stop keeps what was fetched and verified rather than fetching it again.
+        const running = Promise.allSettled([...inflight.fills()].map((fill) => fill.settled));
+        await Promise.race([running, delay(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
         evictor?.stop();
         await mirror?.close();
         // Fills still running are abandoned: nothing unverified is ever published.

@@ -104,9 +104,11 @@ async function debugPort(p: CacheProcess): Promise<number> {
   });
 }
 
-test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the transfer completes, exit 0 before the deadline', async (t) => {
+test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the transfer completes and its blob is published, exit 0 before the deadline', async (t) => {
   const { ca, origin, cfg } = await setup(t, '  draintimeout: 20s\n  debug:\n    addr: 127.0.0.1:0\n');
-  const cache = await spawnCache(t, cfg.path, cfg.root);
+  // The worker holds each publication a second past the verdict, which releases the client's
+  // last byte: the drain must wait for it, not end with the transfer.
+  const cache = await spawnCache(t, cfg.path, cfg.root, { DTR_CACHE_TEST_PUBLISH_DELAY_MS: '1000' });
   const dport = await debugPort(cache);
   assert.equal(
     (await request(`http://127.0.0.1:${dport}/metrics`)).statusCode,
