@@ -87,8 +87,9 @@ export class SpoolFile {
     const fh = await open(path, 'r+');
     // O_DIRECT is Linux's; elsewhere, or where the filesystem refuses it, the page cache it is.
     const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
-    const from = staging ?? threadArena();
-    const buf = direct && flag !== undefined ? (from?.take() ?? null) : null;
+    // The arena is made only for a spool that may write direct: none with the page cache.
+    const from = direct && flag !== undefined ? (staging ?? threadArena()) : null;
+    const buf = from?.take() ?? null;
     const directFh =
       buf === null || flag === undefined ? null : await open(path, constants.O_WRONLY | flag).catch(() => null);
     if (directFh === null && buf !== null) from?.give(buf);
