@@ -203,16 +203,14 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
         // A client has its last byte once the digest matches; the blob's fsync and publication
         // follow. Fills still running get what is left of the drain deadline to finish, so a
         // graceful stop keeps what was fetched and verified rather than fetching it again.
-        const running = Promise.allSettled([...inflight.fills()].map((fill) => fill.settled));
-        await Promise.race([running, delay(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
+        await fillsSettled(inflight, deadline - Date.now());
         evictor?.stop();
         await mirror?.close();
         // Fills still running are abandoned: nothing unverified is ever published.
         await upstreams.close();
         await pool.close();
         // They let go of their spools before close returns: a caller may remove the root next.
-        const abandoned = Promise.allSettled([...inflight.fills()].map((fill) => fill.settled));
-        await Promise.race([abandoned, delay(ABANDON_WAIT_MS, undefined, { ref: false })]);
+        await fillsSettled(inflight, ABANDON_WAIT_MS);
         await debug?.close();
         metrics?.close();
         log.info('stopped');
@@ -221,6 +219,12 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
       return closing;
     },
   };
+}
+
+/** Resolves once every fill in flight has settled, or after `ms`, whichever comes first. */
+async function fillsSettled(inflight: Inflight, ms: number): Promise<void> {
+  const all = Promise.allSettled([...inflight.fills()].map((fill) => fill.settled));
+  await Promise.race([all, delay(Math.max(0, ms), undefined, { ref: false })]);
 }
 
 /** Expiry and eviction, when the store may delete (storage.delete.enabled); null otherwise. */
