@@ -47,6 +47,13 @@ class SpoolWriter {
   #held: { at: number; length: number; offset: number } | null = null;
   /** The write in flight (never rejects). */
   #writing: Promise<void> = Promise.resolve();
+  /**
+   * Whether a batch has gone out yet. The first region is written alone, at once: a reader
+   * that follows this file from another process (a node's other serving processes) then gets
+   * its first bytes after one region, not after a megabyte of a slow upstream
+   * (bench/NOTES.md, "First bytes for followers").
+   */
+  #started = false;
 
   constructor(task: SpoolTask) {
     this.#task = task;
@@ -93,7 +100,7 @@ class SpoolWriter {
     if (this.#held === null) this.#held = { at, length, offset: this.#offset };
     else this.#held.length += length;
     this.#offset += length;
-    if (this.#held.length >= WRITE_BATCH) {
+    if (!this.#started || this.#held.length >= WRITE_BATCH) {
       await this.#writing;
       this.#startWrite();
     }
@@ -107,6 +114,7 @@ class SpoolWriter {
     const held = this.#held;
     if (held === null) return;
     this.#held = null;
+    this.#started = true;
     const buf = Buffer.from(this.#task.ring, held.at, held.length);
     this.#writing = this.#writing.then(async () => {
       if (this.#writeError === null && this.#file !== null) {
