@@ -5,8 +5,8 @@
 // - `chain-cold-fast`: the same sizes through edge → regional → origin, beside one tier.
 // - `cold-stampede-fast`: clients on one cold blob at once, beside as many pulls straight
 //   from the origin.
-// Every subject is warm before it is timed: it has served two other cold blobs, so its
-// code is compiled and its upstream connection open. Before each timed fetch the previous
+// Every subject is warm before it is timed: each of its serving processes has filled other
+// cold blobs, so its code is compiled and its upstream connection open. Before each timed fetch the previous
 // one's after-work (hashing, fsync, rename) is let finish: the blob is published and the
 // processes are quiet.
 import { ErrorTally, load, MiB, round, withSubject, type Outcome } from './common.js';
@@ -66,12 +66,27 @@ async function fetchOnce(env: BenchEnv, subject: Subject, blob: Blob, errors: Er
   return { ttfbMs: r.ttfbMs.p50, totalMs: r.latencyMs.p50 };
 }
 
-/** Two other cold blobs through `subject` (and the origin): compiled code, open connections. */
+/** Rounds of the warm-up at most: fresh connections land on a random serving process. */
+const WARM_ROUNDS = 8;
+
+/**
+ * Two other cold blobs through each subject (and the origin), a small and a large: compiled
+ * code, open connections. Each fetch comes on a new connection, which lands on any of a
+ * node's serving processes, and so do the timed fetches: rounds go on until every process
+ * has filled both (where the subject shows it; two rounds for a peer with several).
+ */
 async function warmUp(env: BenchEnv, subjects: Subject[], set: string, errors: ErrorTally): Promise<void> {
-  env.phase('warming the subjects (two other cold blobs)');
-  const blobs = await env.blobs(set, [4 * 1024, 1 * MiB]);
-  for (const s of subjects) for (const b of blobs) await fetchOnce(env, s, b, errors);
-  await settle(env, subjects, blobs[1] ?? null);
+  env.phase('warming the subjects (other cold blobs, until each serving process has filled some)');
+  for (const s of subjects) {
+    for (let round = 0; round < WARM_ROUNDS; round++) {
+      const blobs = await env.blobs(round === 0 ? set : `${set}-${round}`, [4 * 1024, 1 * MiB]);
+      for (const b of blobs) await fetchOnce(env, s, b, errors);
+      await settle(env, [s], blobs[1] ?? null);
+      const warmth = await s.warmth?.(64 * 1024);
+      const several = s.processes === 'auto' || (s.processes ?? 1) > 1;
+      if (warmth === undefined ? round + 1 >= (several ? 2 : 1) : warmth.warm >= warmth.processes) break;
+    }
+  }
 }
 
 /** The blobs of `set`: one of each size per rep, rep after rep. */

@@ -90,17 +90,26 @@ export async function findLogLine<T>(
   logFile: string,
   match: (l: Record<string, unknown>) => T | undefined,
 ): Promise<T | undefined> {
+  for (const l of await logLines(logFile)) {
+    const v = match(l);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/** The JSON lines of a log file so far. */
+export async function logLines(logFile: string): Promise<Record<string, unknown>[]> {
   const text = await readFile(logFile, 'utf8').catch(() => '');
+  const out: Record<string, unknown>[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const v = match(JSON.parse(line) as Record<string, unknown>);
-      if (v !== undefined) return v;
+      out.push(JSON.parse(line) as Record<string, unknown>);
     } catch {
       // a half-written line: the next poll sees it whole
     }
   }
-  return undefined;
+  return out;
 }
 
 export async function tail(file: string, lines = 20): Promise<string> {

@@ -6,7 +6,7 @@ import { request, Agent } from 'undici';
 import { CACHE_CLI, cliNodeFlags, writeCacheConfig } from '../../testkit/cache-process.js';
 import type { BenchEnv } from './env.js';
 import type { MockOrigin } from './origin.js';
-import { findLogLine, freePort, spawnLogged, waitReady, type Proc } from './procs.js';
+import { findLogLine, freePort, logLines, spawnLogged, waitReady, type Proc } from './procs.js';
 import type { Processes } from './types.js';
 
 export interface Subject {
@@ -30,6 +30,12 @@ export interface Subject {
    * subjects that keep distribution's layout; absent where that cannot be seen (nginx).
    */
   published?(digest: string): Promise<boolean>;
+  /**
+   * The subject's serving processes, and how many of them have each published a blob of at
+   * most and one of more than `smallMax` bytes that they fetched themselves (so their code
+   * is compiled and their upstream connection open); absent where that cannot be seen.
+   */
+  warmth?(smallMax: number): Promise<{ processes: number; warm: number }>;
   crashed(): boolean;
   stop(): Promise<void>;
 }
@@ -147,9 +153,26 @@ export async function startCacheSubject(
     path: (digest) => origin.blobPath(digest),
     eventLoopP99Ms: () => scrapeLoopP99(metricsUrl),
     published: publishedIn(root),
+    warmth: (smallMax) => warmthOf(proc.logFile, smallMax),
     crashed: procCrashed(proc),
     stop: () => proc.stop(10_000),
   };
+}
+
+/** Subject.warmth from the cache's log (one process logs no `proc` index: it is 0). */
+async function warmthOf(logFile: string, smallMax: number): Promise<{ processes: number; warm: number }> {
+  const started = new Set<number>();
+  const small = new Set<number>();
+  const large = new Set<number>();
+  for (const l of await logLines(logFile)) {
+    const proc = typeof l['proc'] === 'number' ? l['proc'] : 0;
+    if (l['msg'] === 'serving process started' || l['msg'] === 'dtr-cache listening') started.add(proc);
+    if (l['msg'] !== 'fill published' || l['outcome'] !== 'published') continue;
+    (Number(l['size']) <= smallMax ? small : large).add(proc);
+  }
+  // Under processes 1, "dtr-cache listening" is the one process's line; under several, the
+  // supervisor's (index 0 is also a serving process's, so the count is right either way).
+  return { processes: started.size, warm: [...small].filter((p) => large.has(p)).length };
 }
 
 const NAIVE = new URL('../peers/node-naive.js', import.meta.url).pathname;
