@@ -2,7 +2,7 @@
 // the spool's data file, and readers read recent bytes from memory and older ones from the
 // file (stream-store.ts). The worker's verdict comes as soon as the last byte is hashed; its
 // result, after the fsync and the publication.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../errors/inspect.js';
 import type { SpoolResult } from '../../workers/types.js';
 import type { BodyContext } from './deps.js';
@@ -45,7 +45,7 @@ export async function streamToWorker(
   // before the ring exists: a failure here has nothing else to undo.)
   const dataPath =
     spool === null ? null : await unlessDiskFull(deps, digest, () => spool.dataFile().then(() => spool.dataPath));
-  const file = dataPath === null ? null : await open(dataPath, 'r');
+  const file = dataPath === null || spool === null ? null : await spool.takeReader();
   if (file !== null) fill.keep(file);
   const ring = new SpoolRing(Math.min(RING_SIZE, fill.size - startOffset), startOffset, {
     progress: () => fill.progress(),

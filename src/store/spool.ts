@@ -199,6 +199,8 @@ export class OwnedSpool {
   /** The record's writes, one after another (the first fills the freshly created claim). */
   #writes: Promise<void>;
   readonly #dataFile: Promise<void>;
+  /** A read handle on the data file, opened as soon as the file exists; null once taken. */
+  #reader: Promise<FileHandle> | null;
   /** The inode of the claim this process created (null after a take-over, whose claim was renamed in). */
   readonly #claimIno: Promise<number | null>;
   #released = false;
@@ -229,6 +231,19 @@ export class OwnedSpool {
     this.#dataFile = open(this.dataPath, 'wx').then((fh) => fh.close());
     // Awaited by whoever writes the file; a failure here is theirs to handle.
     this.#dataFile.catch(() => undefined);
+    this.#reader = this.#dataFile.then(() => open(this.dataPath, 'r'));
+    this.#reader.catch(() => undefined);
+  }
+
+  /**
+   * A read handle on the data file for the fill's readers, opened while the upstream request
+   * is under way: a large miss's first bytes do not wait for it (bench/NOTES.md, "The read
+   * handle, opened during the upstream request"). The caller owns it and closes it.
+   */
+  takeReader(): Promise<FileHandle> {
+    const reader = this.#reader ?? this.#dataFile.then(() => open(this.dataPath, 'r'));
+    this.#reader = null;
+    return reader;
   }
 
   /** Resolves once this writer's data file exists; rejects with the error that prevented it (ENOSPC…). */
@@ -251,6 +266,13 @@ export class OwnedSpool {
     if (this.#released) return;
     this.#released = true;
     clearInterval(this.#beat);
+    // A read handle nobody took: a small blob's fill, or one that failed before its body.
+    const reader = this.#reader;
+    this.#reader = null;
+    await reader?.then(
+      (fh) => fh.close(),
+      () => undefined,
+    );
     await this.#writes.catch(() => undefined);
     // Ours when the record names us, or when it is the very claim we created and the disk
     // refused its record (it stays empty; nobody else writes a claim that exists).

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -86,4 +86,38 @@ test('spool: a follower marker made after its writer removed the data file is ta
   await rm(`${data}.followed`);
   await markFollowed(data, ino);
   assert.deepEqual(await readdir(dir), [], 'no marker left behind');
+});
+
+/** This process's open descriptors on `path` (a removed file's link reads "path (deleted)"). */
+async function fdsOn(path: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target === path || target === `${path} (deleted)`) n++;
+  }
+  return n;
+}
+
+test('spool: the read handle opened at the claim reads the data file; one nobody took is closed at release', async () => {
+  const dir = await spools();
+  const taken = await dir.claim(digest);
+  assert.equal(taken.kind, 'created');
+  if (taken.kind !== 'created') return;
+  await taken.spool.dataFile();
+  await writeFile(taken.spool.dataPath, 'hello');
+  const reader = await taken.spool.takeReader();
+  assert.equal((await reader.read(Buffer.alloc(5), 0, 5, 0)).bytesRead, 5);
+  await taken.spool.release();
+  assert.equal(await fdsOn(taken.spool.dataPath), 1, 'a handle taken is the taker’s to close');
+  await reader.close();
+
+  const other = parseDigest(`sha256:${'cd'.repeat(32)}`);
+  const untaken = await dir.claim(other);
+  assert.equal(untaken.kind, 'created');
+  if (untaken.kind !== 'created') return;
+  await untaken.spool.dataFile();
+  await waitFor(2_000, 'the read handle open', async () => (await fdsOn(untaken.spool.dataPath)) === 1);
+  await untaken.spool.release();
+  assert.equal(await fdsOn(untaken.spool.dataPath), 0, 'release closed the handle nobody took');
+  assert.deepEqual(await readdir(dir.dir), []);
 });
