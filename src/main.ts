@@ -20,6 +20,7 @@ import type { AppContext } from './server/context.js';
 import { openDebugServer } from './server/debug-server.js';
 import { refusalReporter, type ConnectionGate } from './server/guards.js';
 import { createRouter } from './server/router.js';
+import { setReadBudget } from './server/send-blob.js';
 import { createCacheServer, type CacheServer } from './server/server.js';
 import { TicketKeys } from './server/ticket-keys.js';
 import { readTls, type TlsMaterial } from './server/tls.js';
@@ -87,6 +88,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const log = opts.log ?? createLogger(config.log);
   const member = opts.member ?? null;
   const budget = member?.budget ?? processBudget(1);
+  setReadBudget(budget.readBufferBytes);
 
   const store = await openStore(config, log, {
     smallBlobBytes: budget.smallBlobBytes,

@@ -4,11 +4,19 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config/types.js';
 import { SMALL_BLOBS_TOTAL } from '../store/blob-store.js';
 
+/**
+ * Read buffers of the node's responses (large blobs are sent from them) hold at most this
+ * much in all, whatever the client count (server/send-blob.ts).
+ */
+export const READ_BUFFERS_TOTAL = 8 << 20;
+
 export interface ProcessBudget {
   /** piscina threads (hashing, spool writes) in this process: about cores / processes in all. */
   readonly threads: number;
   /** Memory for small blobs' contents in this process: the node's budget divided. */
   readonly smallBlobBytes: number;
+  /** Read buffers of this process's responses: the node's budget divided. */
+  readonly readBufferBytes: number;
 }
 
 /** The configured process count: `auto` is one per core the process may run on. */
@@ -26,5 +34,6 @@ export function processBudget(processes: number, cores = availableParallelism())
   return {
     threads: Math.max(1, Math.min(4, Math.floor(cores / processes) - 1)),
     smallBlobBytes: Math.floor(SMALL_BLOBS_TOTAL / processes),
+    readBufferBytes: Math.floor(READ_BUFFERS_TOTAL / processes),
   };
 }

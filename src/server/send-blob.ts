@@ -3,6 +3,7 @@
 // each write waits for 'drain' when the socket is full, so memory stays bounded.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { READ_BUFFERS_TOTAL } from '../cluster/budget.js';
 import type { BlobSource } from '../fill/source.js';
 import type { ResLike } from './http-types.js';
 import { parseRange, type ByteRange } from './range.js';
@@ -13,10 +14,16 @@ const READ_SIZE = 1 << 20;
 const MIN_READ_SIZE = 64 << 10;
 /**
  * …but all responses together hold at most this much in read buffers, whatever the client
- * count; it also bounds the TLS writes of one event-loop turn (bench/NOTES.md, "The read budget").
+ * count; it also bounds the TLS writes of one event-loop turn (bench/NOTES.md, "The read
+ * budget"). A node's processes share its budget (setReadBudget).
  */
-const READ_BUDGET = 8 << 20;
+let readBudget = READ_BUFFERS_TOTAL;
 let activePumps = 0;
+
+/** This process's share of the node's read budget (cluster/budget.ts). */
+export function setReadBudget(bytes: number): void {
+  readBudget = Math.max(MIN_READ_SIZE, bytes);
+}
 /**
  * A reader at a fill's frontier may wait this long for a batch worth a TLS write, rather
  * than send each upstream chunk on its own: only when several responses share the main
@@ -34,12 +41,12 @@ function coalesceTarget(): number {
 }
 
 /**
- * One response's share of READ_BUDGET at this moment: READ_SIZE while few are active,
+ * One response's share of the read budget at this moment: READ_SIZE while few are active,
  * shrinking as more join. Applied to every read, not only to a response's first buffer, so
  * that responses begun while few were active do not keep their larger reads.
  */
 function share(): number {
-  const even = Math.floor(READ_BUDGET / Math.max(1, activePumps) / MIN_READ_SIZE) * MIN_READ_SIZE;
+  const even = Math.floor(readBudget / Math.max(1, activePumps) / MIN_READ_SIZE) * MIN_READ_SIZE;
   return Math.max(MIN_READ_SIZE, Math.min(READ_SIZE, even));
 }
 
