@@ -80,6 +80,12 @@ export class ReplicaFollower {
         return published.size;
       }
       if (await this.#spools.ownerIsDead(this.#digest, owner ?? this.#owner)) return null;
+      // The writer is waiting for its upstream's head: open its data file meanwhile, so that
+      // following starts reading at once (a file not there yet is opened when following).
+      if (owner !== null && this.#file === null) {
+        this.#owner = owner;
+        await this.#open();
+      }
       await this.#sleep();
     }
   }

@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { SpoolDir } from '../../src/store/spool.js';
-import { markFollowed } from '../../src/fill/replica.js';
+import { markFollowed, ReplicaFollower } from '../../src/fill/replica.js';
+import { Signal } from '../../src/fill/signal.js';
 import { waitFor } from '../helpers/deadline.js';
 import { removeAtExit } from '../../testkit/tmp.js';
 
@@ -120,4 +121,25 @@ test('spool: the read handle opened at the claim reads the data file; one nobody
   await untaken.spool.release();
   assert.equal(await fdsOn(untaken.spool.dataPath), 0, 'release closed the handle nobody took');
   assert.deepEqual(await readdir(dir.dir), []);
+});
+
+test('replica follower: opens the writer’s data file while the writer waits for its upstream’s head', async (t) => {
+  const dir = await spools();
+  const claim = await dir.claim(digest);
+  assert.equal(claim.kind, 'created');
+  if (claim.kind !== 'created') return;
+  const writer = claim.spool;
+  await writer.dataFile();
+  await (await writer.takeReader()).close();
+  await waitFor(2_000, 'the record', () => dir.readOwner(digest).then((o) => o ?? undefined));
+  const follower = new ReplicaFollower(dir, digest, join(dir.dir, 'no-such-blob'), null, new Signal());
+  // Released, the claim is gone, and a follower still waiting stops.
+  t.after(() => writer.release().then(() => follower.close(false)));
+  const size = follower.size();
+  // No size recorded yet: the follower already holds the data file open.
+  await waitFor(2_000, 'the data file open', async () => (await fdsOn(writer.dataPath)) === 1);
+  await writer.setSize(5);
+  assert.equal(await size, 5);
+  await follower.close(false);
+  assert.equal(await fdsOn(writer.dataPath), 0);
 });
