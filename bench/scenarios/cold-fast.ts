@@ -6,9 +6,10 @@
 // - `cold-stampede-fast`: clients on one cold blob at once, beside as many pulls straight
 //   from the origin.
 // Every subject is warm before it is timed: each of its serving processes has filled other
-// cold blobs, so its code is compiled and its upstream connection open. Before each timed fetch the previous
-// one's after-work (hashing, fsync, rename) is let finish: the blob is published and the
-// processes are quiet.
+// cold blobs, so its code is compiled and its upstream connection open. Before each timed
+// fetch the previous one's after-work (hashing, fsync, rename) is let finish: the blob is
+// published and the processes are quiet.
+import { SMALL_BLOB_MAX } from '../../src/fill/small-blob.js';
 import { ErrorTally, load, MiB, round, withSubject, type Outcome } from './common.js';
 import type { Blob } from './corpus.js';
 import type { BenchEnv } from './env.js';
@@ -82,7 +83,7 @@ async function warmUp(env: BenchEnv, subjects: Subject[], set: string, errors: E
       const blobs = await env.blobs(round === 0 ? set : `${set}-${round}`, [4 * 1024, 1 * MiB]);
       for (const b of blobs) await fetchOnce(env, s, b, errors);
       await settle(env, [s], blobs[1] ?? null);
-      const warmth = await s.warmth?.(64 * 1024);
+      const warmth = await s.warmth?.(SMALL_BLOB_MAX);
       const several = s.processes === 'auto' || (s.processes ?? 1) > 1;
       if (warmth === undefined ? round + 1 >= (several ? 2 : 1) : warmth.warm >= warmth.processes) break;
     }
