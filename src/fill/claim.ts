@@ -33,7 +33,14 @@ export async function claimSpool(ctx: ClaimContext): Promise<Claim> {
     // Our own process's spool belongs to a fill streaming through memory (the disk
     // failed); following it would stall where its writes stopped.
     if (claim.owner !== null && isThisProcess(claim.owner)) return { kind: 'none' };
-    const follower = new ReplicaFollower(deps.spools, digest, ctx.finalPath, claim.owner, ctx.progress);
+    const follower = new ReplicaFollower(
+      deps.spools,
+      digest,
+      ctx.finalPath,
+      claim.owner,
+      ctx.progress,
+      deps.directWrites,
+    );
     const size = await follower.size();
     if (size !== null) return { kind: 'replica', follower, size };
     // The writer died before it knew the size: nothing to continue from.

@@ -35,13 +35,27 @@ export class ReplicaFollower {
   #verified = false;
   #wake: (() => void) | null = null;
   #watcher: FSWatcher | null = null;
+  readonly #directWrites: boolean;
 
-  constructor(spools: SpoolDir, digest: Digest, finalPath: string, owner: SpoolOwner | null, progress: Signal) {
+  /**
+   * `directWrites`: the node's writers bypass the page cache (`downstream.directwrites`), so a
+   * follower asks the writer of its file to stop doing so (markFollowed); otherwise nobody
+   * reads the marker, and it is not made.
+   */
+  constructor(
+    spools: SpoolDir,
+    digest: Digest,
+    finalPath: string,
+    owner: SpoolOwner | null,
+    progress: Signal,
+    directWrites: boolean,
+  ) {
     this.#spools = spools;
     this.#digest = digest;
     this.#finalPath = finalPath;
     this.#owner = owner;
     this.#progress = progress;
+    this.#directWrites = directWrites;
   }
 
   /** The file being followed: kept by a take-over as the source of the bytes before its offset. */
@@ -165,7 +179,7 @@ export class ReplicaFollower {
         await this.#file?.close().catch(() => undefined);
         this.#file = file;
         this.#ino = (await file.stat()).ino;
-        if (found === 'following') void markFollowed(path, this.#ino);
+        if (found === 'following' && this.#directWrites) void markFollowed(path, this.#ino);
         return found;
       } catch {
         // Not there: the next place, or 'absent'.

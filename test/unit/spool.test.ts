@@ -123,16 +123,21 @@ test('spool: the read handle opened at the claim reads the data file; one nobody
   assert.deepEqual(await readdir(dir.dir), []);
 });
 
-test('replica follower: opens the writer’s data file while the writer waits for its upstream’s head', async (t) => {
+/** A writer that has claimed the blob and made its data file, but knows no size yet. */
+async function writerWaitingForItsHead() {
   const dir = await spools();
   const claim = await dir.claim(digest);
-  assert.equal(claim.kind, 'created');
-  if (claim.kind !== 'created') return;
+  if (claim.kind !== 'created') return assert.fail('claimed');
   const writer = claim.spool;
   await writer.dataFile();
   await (await writer.takeReader()).close();
   await waitFor(2_000, 'the record', () => dir.readOwner(digest).then((o) => o ?? undefined));
-  const follower = new ReplicaFollower(dir, digest, join(dir.dir, 'no-such-blob'), null, new Signal());
+  return { dir, writer };
+}
+
+test('replica follower: opens the writer’s data file while the writer waits for its upstream’s head', async (t) => {
+  const { dir, writer } = await writerWaitingForItsHead();
+  const follower = new ReplicaFollower(dir, digest, join(dir.dir, 'no-such-blob'), null, new Signal(), false);
   // Released, the claim is gone, and a follower still waiting stops.
   t.after(() => writer.release().then(() => follower.close(false)));
   const size = follower.size();
@@ -142,4 +147,29 @@ test('replica follower: opens the writer’s data file while the writer waits fo
   assert.equal(await size, 5);
   await follower.close(false);
   assert.equal(await fdsOn(writer.dataPath), 0);
+});
+
+test('replica follower: asks the writer to leave O_DIRECT only where the node writes that way', async (t) => {
+  const { dir, writer } = await writerWaitingForItsHead();
+  const marker = `${writer.dataPath}.followed`;
+  const exists = () =>
+    stat(marker).then(
+      () => true,
+      () => false,
+    );
+  const follower = (directWrites: boolean) =>
+    new ReplicaFollower(dir, digest, join(dir.dir, 'no-such-blob'), null, new Signal(), directWrites);
+  // Writers through the page cache (the default) never read the marker: none is made.
+  const plain = follower(false);
+  const direct = follower(true);
+  t.after(() => writer.release().then(() => Promise.all([plain.close(false), direct.close(false)])));
+  const sizes = [plain.size()];
+  await waitFor(2_000, 'the page-cache follower has the file open', async () => (await fdsOn(writer.dataPath)) === 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await exists(), false, 'no marker where writers use the page cache');
+  // Direct writes: the follower marks the file, and its writer then goes through the page cache.
+  sizes.push(direct.size());
+  await waitFor(2_000, 'the marker of the O_DIRECT follower', exists);
+  await writer.setSize(5);
+  assert.deepEqual(await Promise.all(sizes), [5, 5]);
 });
