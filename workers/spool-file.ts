@@ -65,18 +65,21 @@ function threadArena(): StagingArena | null {
   return arena;
 }
 
+/** The O_DIRECT handle and the staging buffer it writes from: both, or neither. */
+interface DirectPath {
+  readonly fh: FileHandle;
+  readonly staging: Buffer;
+  readonly arena: StagingArena;
+}
+
 export class SpoolFile {
   /** The ordinary handle: unaligned ends, fsync, and the fallback. */
   readonly fh: FileHandle;
-  #direct: FileHandle | null;
-  readonly #arena: StagingArena | null;
-  #staging: Buffer | null;
+  #direct: DirectPath | null;
 
-  private constructor(fh: FileHandle, direct: FileHandle | null, staging: Buffer | null, arena: StagingArena | null) {
+  private constructor(fh: FileHandle, direct: DirectPath | null) {
     this.fh = fh;
     this.#direct = direct;
-    this.#staging = staging;
-    this.#arena = arena;
   }
 
   /**
@@ -88,12 +91,15 @@ export class SpoolFile {
     // O_DIRECT is Linux's; elsewhere, or where the filesystem refuses it, the page cache it is.
     const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
     // The arena is made only for a spool that may write direct: none with the page cache.
-    const from = direct && flag !== undefined ? (staging ?? threadArena()) : null;
-    const buf = from?.take() ?? null;
-    const directFh =
-      buf === null || flag === undefined ? null : await open(path, constants.O_WRONLY | flag).catch(() => null);
-    if (directFh === null && buf !== null) from?.give(buf);
-    return new SpoolFile(fh, directFh, directFh === null ? null : buf, from);
+    const arena = direct && flag !== undefined ? (staging ?? threadArena()) : null;
+    const buf = arena?.take() ?? null;
+    if (arena === null || buf === null || flag === undefined) return new SpoolFile(fh, null);
+    const directFh = await open(path, constants.O_WRONLY | flag).catch(() => null);
+    if (directFh === null) {
+      arena.give(buf);
+      return new SpoolFile(fh, null);
+    }
+    return new SpoolFile(fh, { fh: directFh, staging: buf, arena });
   }
 
   /** Whether whole blocks still go straight to the disk. */
@@ -127,12 +133,12 @@ export class SpoolFile {
   /** Writes the blocks of [from, to) of the file (bytes of `buf`, which starts at `base`); returns where it stopped. */
   async #writeDirect(buf: Buffer, base: number, from: number, to: number): Promise<number> {
     let at = from;
-    while (at < to && this.#direct !== null && this.#staging !== null) {
+    for (let d = this.#direct; at < to && d !== null; d = this.#direct) {
       const n = Math.min(to - at, STAGING_SIZE);
-      buf.copy(this.#staging, 0, at - base, at - base + n);
+      buf.copy(d.staging, 0, at - base, at - base + n);
       let written: number;
       try {
-        ({ bytesWritten: written } = await this.#direct.write(this.#staging, 0, n, at));
+        ({ bytesWritten: written } = await d.fh.write(d.staging, 0, n, at));
       } catch (err) {
         if (!isRefusal(err)) throw err;
         await this.#closeDirect();
@@ -148,11 +154,10 @@ export class SpoolFile {
   /** Stops direct writes for good: the handle closed, the staging buffer back to the arena. */
   async #closeDirect(): Promise<void> {
     const direct = this.#direct;
-    const staging = this.#staging;
+    if (direct === null) return;
     this.#direct = null;
-    this.#staging = null;
-    if (staging !== null) this.#arena?.give(staging);
-    await direct?.close().catch(() => undefined);
+    direct.arena.give(direct.staging);
+    await direct.fh.close().catch(() => undefined);
   }
 }
 

@@ -5,9 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
+import { once } from 'node:events';
 import { mkdtemp, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { SpoolFile, StagingArena } from '../../workers/spool-file.js';
 import { removeAtExit } from '../../testkit/tmp.js';
 
@@ -67,4 +69,30 @@ test('spool file: staging buffers are lent per file; a file that finds none writ
   await c.write(bytes, 0);
   await Promise.all([b.close(), c.close()]);
   for (const p of [pathA, pathB, pathC]) assert.ok((await readFile(p)).equals(bytes), p);
+});
+
+test('spool file: a thread that cannot make its staging memory writes through the page cache', async () => {
+  // A thread of its own, whose runtime refuses WebAssembly memory (as when out of address
+  // space): its first direct spool finds no arena, and the file is written all the same.
+  const path = await emptyFile();
+  const bytes = randomBytes((1 << 20) + 4096 + 9);
+  const module = new URL('../../workers/spool-file.js', import.meta.url).href;
+  const worker = new Worker(
+    `
+    const { parentPort, workerData } = require('node:worker_threads');
+    globalThis.WebAssembly.Memory = function () { throw new RangeError('WebAssembly.Memory(): could not allocate memory'); };
+    import(workerData.module).then(async ({ SpoolFile }) => {
+      const file = await SpoolFile.open(workerData.path, true);
+      const direct = file.direct;
+      await file.write(Buffer.from(workerData.bytes), 0);
+      await file.close();
+      parentPort.postMessage({ direct });
+    }).catch((err) => parentPort.postMessage({ error: String(err) }));
+    `,
+    { eval: true, workerData: { module, path, bytes } },
+  );
+  const [reply] = (await once(worker, 'message')) as [{ direct?: boolean; error?: string }];
+  await worker.terminate();
+  assert.deepEqual(reply, { direct: false }, 'no staging memory: the page cache, no failure');
+  assert.ok((await readFile(path)).equals(bytes), 'the same bytes');
 });
