@@ -25,6 +25,10 @@ const USAGE = `usage: dtr-cache <command> --config FILE
 commands:
   serve          run the cache node
   check-config   validate the configuration and exit (0 valid, 2 invalid)
+  health         ask the node serving this configuration on this host whether it is
+                 healthy (the container's health check): its debug server's /debug/health
+                 when http.debug.addr is set, else /v2/ on its serving port; exit 0 healthy,
+                 1 not
   scrub          re-hash every stored blob and remove bad ones (--dry-run: only report);
                  exit 0 when all were good, 3 when bad blobs were found
   register       register this cache with the origin's content-cache API and, with
@@ -186,6 +190,16 @@ async function main(argv: string[]): Promise<void> {
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write('configuration ok\n');
       return;
+    }
+    case 'health': {
+      const { config } = await loadOrExit(values.config);
+      const { checkHealth, healthTarget } = await import('./commands/health.js');
+      const target = healthTarget(config);
+      const answer = await checkHealth(target);
+      const healthy = 'status' in answer && answer.status === 200;
+      const why = 'status' in answer ? `status ${answer.status}` : answer.error;
+      (healthy ? process.stdout : process.stderr).write(`${target.url}: ${why}\n`);
+      process.exit(healthy ? 0 : 1);
     }
     case 'scrub': {
       const { config } = await loadOrExit(values.config);

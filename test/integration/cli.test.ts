@@ -1,15 +1,17 @@
 // As a user meets it: `dtr-cache check-config` exits 0 for the DTR doc configs
 // (placeholders filled) and 2 for each bad value, naming the key path and line; usage
-// errors exit 2 too.
+// errors exit 2 too. `dtr-cache health` answers for the node serving a config.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCa } from '../../testkit/pki.js';
-import { cliNodeFlags } from '../helpers/cache.js';
+import { cliNodeFlags, spawnCache, writeConfig } from '../helpers/cache.js';
+import { TestOrigin } from '../helpers/origin.js';
 import { removeAtExit } from '../../testkit/tmp.js';
 
 const run = promisify(execFile);
@@ -76,4 +78,49 @@ test('check-config: the DTR doc configs load; bad values exit 2 naming key path 
   assert.equal((await cli(['serve'])).code, 2);
   assert.equal((await cli(['serve', '--bogus'])).code, 2);
   assert.equal((await cli(['nonsense', '--config', good])).code, 2);
+});
+
+/** A port free on loopback now (the cache's config names it: the health check reads it there). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('health: asks the node of this config, on its debug server or else its serving port; 1 once it stops', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const tls = await ca.issue('cache');
+  // As DTR's own configs are: no debug server. The check asks /v2/ on the serving port.
+  const port = await freePort();
+  const plain = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls });
+  await writeFile(
+    plain.path,
+    (await readFile(plain.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`),
+  );
+  const down = await cli(['health', '--config', plain.path]);
+  assert.equal(down.code, 1, 'nothing serves this config yet');
+  assert.match(down.err, new RegExp(`https://127\\.0\\.0\\.1:${port}/v2/: .*ECONNREFUSED`));
+  const node = await spawnCache(t, plain.path, plain.root);
+  const up = await cli(['health', '--config', plain.path]);
+  assert.equal(up.code, 0, up.err);
+  assert.equal(up.out.trim(), `https://127.0.0.1:${port}/v2/: status 200`);
+  assert.equal(await node.stop('SIGTERM'), 0);
+  assert.equal((await cli(['health', '--config', plain.path])).code, 1, 'stopped: unhealthy');
+
+  // With a debug server, its /debug/health (which also reports the store, the keys, draining).
+  const debugPort = await freePort();
+  const withDebug = await writeConfig({
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls,
+    extraHttp: `  debug:\n    addr: 127.0.0.1:${debugPort}\n`,
+  });
+  await spawnCache(t, withDebug.path, withDebug.root);
+  const debug = await cli(['health', '--config', withDebug.path]);
+  assert.equal(debug.code, 0, debug.err);
+  assert.equal(debug.out.trim(), `http://127.0.0.1:${debugPort}/debug/health: status 200`);
 });

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { parseGoDuration } from '../../src/config/duration.js';
 import type { Config } from '../../src/config/types.js';
 import { HEALTH_PATH } from '../../src/server/debug-server.js';
+import { healthTarget } from '../../src/commands/health.js';
 
 const DEPLOY = fileURLToPath(new URL('../../../deploy/', import.meta.url));
 const read = (name: string) => readFile(join(DEPLOY, name), 'utf8');
@@ -105,14 +106,25 @@ test('deploy: the stack, the config it mounts, the Dockerfile and the systemd un
   assert.equal(target, config.storage.rootDirectory);
   assert.ok(stack.volumes !== undefined && volume! in stack.volumes);
 
-  // The image's health check asks the debug server the config starts.
-  const debug = config.http.debug as NonNullable<Config['http']['debug']>;
-  assert.ok(debug, 'http.debug.addr set');
+  // The image's health check is the CLI's, on the config the image serves: the debug
+  // server's /debug/health for this config, and /v2/ on the serving port for one without it.
   const health = /^HEALTHCHECK .*CMD (\[.*\])$/m.exec(dockerfile);
   assert.ok(health);
-  const probe = /http:\/\/127\.0\.0\.1:(\d+)(\/[^'"]*)/.exec(health[1]!);
-  assert.deepEqual([Number(probe?.[1]), probe?.[2]], [debug.port, HEALTH_PATH]);
-  assert.ok(['', '0.0.0.0', '127.0.0.1'].includes(debug.host), 'the probe can reach the debug address');
+  const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+  const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+  assert.deepEqual(JSON.parse(health[1]!), [
+    'node',
+    entry.find((a) => a.endsWith('cli.js')),
+    'health',
+    '--config',
+    cmd[0],
+  ]);
+  const debug = config.http.debug as NonNullable<Config['http']['debug']>;
+  assert.ok(debug, 'http.debug.addr set');
+  assert.deepEqual(healthTarget(config), { url: `http://127.0.0.1:${debug.port}${HEALTH_PATH}`, tls: false });
+  const { config: dtrs } = loadConfig((await read('config.yml')).replace(/\n  debug:\n(    .*\n|\n)*/, '\n'));
+  assert.equal(dtrs.http.debug, null);
+  assert.deepEqual(healthTarget(dtrs), { url: `https://127.0.0.1:${dtrs.http.port}/v2/`, tls: true });
 
   // Non-root, multi-stage, and a stop grace longer than the drain.
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2, 'multi-stage');
