@@ -75,6 +75,14 @@ export class RegistryError<C extends string = RegistryCode> extends DtrCacheErro
   }
 }
 
+/** 405 UNSUPPORTED, with the methods the resource takes: RFC 9110 §15.5.6 requires `Allow` on a 405. */
+export function methodNotAllowed(allow: readonly string[], message?: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', {
+    ...(message === undefined ? {} : { message }),
+    headers: { Allow: allow.join(', ') },
+  });
+}
+
 export function isRegistryError(err: unknown): err is RegistryError<string> {
   return err instanceof RegistryError;
 }

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { validateName } from '../distribution/name.js';
-import { RegistryError } from '../errors/registry.js';
+import { methodNotAllowed, RegistryError } from '../errors/registry.js';
 import type { Inflight } from '../fill/inflight.js';
 import type { RequestRecord } from '../server/context.js';
 import { header, type Req, type ResLike } from '../server/http-types.js';
@@ -110,9 +110,10 @@ export class MirrorService {
     rec.repo = repo;
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !(head && target.route !== 'referrers')) {
-      throw new RegistryError('UNSUPPORTED', {
-        message: `${req.method ?? ''} is not supported here: this is a pull-through mirror`,
-      });
+      throw methodNotAllowed(
+        target.route === 'referrers' ? ['GET'] : ['GET', 'HEAD'],
+        `${req.method ?? ''} is not supported here: this is a pull-through mirror`,
+      );
     }
     const via = header(req.headers, 'via');
     if (via !== undefined && via.split(',').some((hop) => hop.trim().split(/\s+/)[1] === this.#viaName)) {

@@ -3,7 +3,7 @@
 // registries (src/mirror decides which requests are its, docs/mirror.md); everything else →
 // registry error JSON (404, or 405 on a blob path). Names and digests are validated before
 // anything touches disk or upstream.
-import { RegistryError, isRegistryError, toRegistryError } from '../errors/registry.js';
+import { RegistryError, isRegistryError, methodNotAllowed, toRegistryError } from '../errors/registry.js';
 import { validateName } from '../distribution/name.js';
 import { parseDigest } from '../store/digest.js';
 import type { AppContext, RequestRecord } from './context.js';
@@ -13,6 +13,7 @@ import { ClientGone } from './send-blob.js';
 import { sendError, sendJson } from './respond.js';
 
 const BLOBS = '/blobs/';
+const READ_METHODS = ['GET', 'HEAD'];
 
 export function createRouter(ctx: AppContext) {
   return async function route(req: Req, rawRes: Res): Promise<void> {
@@ -30,11 +31,11 @@ export function createRouter(ctx: AppContext) {
       const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
       if (path === '/v2/' || path === '/v2') {
         rec.route = 'base';
-        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
+        if (req.method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
         sendJson(res, 200, {}, head);
       } else if (path === '/.well-known/jwks.json') {
         rec.route = 'jwks';
-        if (req.method !== 'GET' && !head) throw new RegistryError('UNSUPPORTED');
+        if (req.method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
         // A downstream tier asks when it meets an unknown kid: refresh ours first if stale.
         await ctx.keys.freshen();
         sendJson(res, 200, ctx.keys.toJSON(), head);
@@ -42,15 +43,14 @@ export function createRouter(ctx: AppContext) {
         await ctx.mirror.serve(req, res, path, query, rec);
       } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) > 4) {
         rec.route = 'blob';
+        // Before the path is read: a push (`POST …/blobs/uploads/`) is refused as a method, not as a digest.
+        if (req.method !== 'GET' && !head)
+          throw methodNotAllowed(READ_METHODS, `${req.method} is not supported on blobs: this is a pull-through cache`);
         const at = path.lastIndexOf(BLOBS);
         const name = validateName(path.slice(4, at));
         const digest = parseDigest(path.slice(at + BLOBS.length));
         rec.repo = name;
         rec.digest = digest.value;
-        if (req.method !== 'GET' && !head)
-          throw new RegistryError('UNSUPPORTED', {
-            message: `${req.method} is not supported on blobs: this is a pull-through cache`,
-          });
         await handleBlob(ctx, req, res, query, name, digest, rec);
       } else {
         throw new RegistryError('NOT_FOUND', { message: `no route for ${path.slice(0, 200)}` });

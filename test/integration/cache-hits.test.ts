@@ -133,9 +133,23 @@ test('routes: /v2/, jwks, 404 and 405 with registry error JSON', async (t) => {
   assert.equal(JSON.parse(nf.body.toString()).errors[0].code, 'NOT_FOUND');
   const digest = `sha256:${'a'.repeat(64)}`;
   const { request } = await import('undici');
-  for (const method of ['PUT', 'DELETE', 'POST', 'PATCH']) {
-    const res = await request(s.blobUrl('team/app', digest), { dispatcher: s.h1, method });
-    assert.equal(res.statusCode, 405, method);
+  // A 405 names the methods that are allowed (RFC 9110 §15.5.6). A push starts with a POST to
+  // `…/blobs/uploads/`: refused as a method, not as a malformed digest.
+  const refusals: Array<[string, string, string]> = [
+    ...['PUT', 'DELETE', 'POST', 'PATCH'].map((m): [string, string, string] => [
+      s.blobUrl('team/app', digest),
+      m,
+      'GET, HEAD',
+    ]),
+    [`${s.cache.url}/v2/team/app/blobs/uploads/`, 'POST', 'GET, HEAD'],
+    [`${s.cache.url}/v2/team/app/blobs/uploads/some-session-id?digest=${digest}`, 'PUT', 'GET, HEAD'],
+    [`${s.cache.url}/v2/`, 'POST', 'GET, HEAD'],
+    [`${s.cache.url}/.well-known/jwks.json`, 'DELETE', 'GET, HEAD'],
+  ];
+  for (const [url, method, allow] of refusals) {
+    const res = await request(url, { dispatcher: s.h1, method });
+    assert.equal(res.statusCode, 405, `${method} ${url}`);
+    assert.equal(res.headers.allow, allow, `${method} ${url}`);
     assert.equal(((await res.body.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNSUPPORTED');
   }
 });

@@ -290,6 +290,10 @@ test('referrers are passed through, never kept; an upstream 404 stays a 404', as
   const filtered = await s.get(`${path}?artifactType=application/vnd.example.signature`);
   assert.equal(filtered.headers['oci-filters-applied'], 'artifactType');
   assert.equal(s.upstreamLog(/\/referrers\//).filter((e) => e.status === 200).length, 4, 'every request went upstream');
+  // Reads only, and a 405 names them: HEAD is no method of the referrers API.
+  const head = await s.get(path, { method: 'HEAD' });
+  assert.equal(head.status, 405);
+  assert.equal(head.headers.allow, 'GET');
 
   const plain = await startMirrorStack(t, { upstream: { referrers: false } });
   const img2 = await pushImage(plain, 'team/app', 'v1', 'r2');
