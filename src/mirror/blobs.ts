@@ -13,6 +13,7 @@ import { relayedError } from '../upstream/response.js';
 import { bufferSource, fileSource, type BlobSource } from '../fill/source.js';
 import type { RequestRecord } from '../server/context.js';
 import { header, type Req, type ResLike } from '../server/http-types.js';
+import { honouredRange, notModified } from '../server/conditional.js';
 import { blobHeaders } from '../server/respond.js';
 import { sendBlob } from '../server/send-blob.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -41,7 +42,11 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
   const send = async (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<void> => {
     rec.outcome = outcome;
     try {
-      rec.bytes = await sendBlob(res, src, { digest: digest.value, head, rangeHeader: header(req.headers, 'range') });
+      rec.bytes = await sendBlob(res, src, {
+        digest: digest.value,
+        head,
+        rangeHeader: honouredRange(req, digest.value),
+      });
     } finally {
       await src.release();
     }
@@ -54,7 +59,7 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
     const entry = await store.lookup(digest, { includeExpired: confirmed });
     if (entry !== null) {
       if (!confirmed) confirmed = (await confirm(mirror, repo, digest, via), true);
-      if (notModified(req, res, digest, rec)) return;
+      if (answeredNotModified(req, res, digest, rec)) return;
       const small = await store.smallBytes(entry);
       const blob = small === null ? await store.open(entry) : null;
       const src = small !== null ? bufferSource(small) : blob !== null ? fileSource(blob) : null;
@@ -64,7 +69,7 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
         return send(src, 'hit');
       }
     }
-    if (confirmed && notModified(req, res, digest, rec)) return;
+    if (confirmed && answeredNotModified(req, res, digest, rec)) return;
     if (head) return headUpstream(mirror, res, repo, digest, via, rec);
     const key = `${mirror.registry}\0${repo}`;
     if (!confirmed && inflight.has(digest.value) && deps.started.get(digest.value) !== key) {
@@ -140,8 +145,8 @@ async function headUpstream(
   res.end();
 }
 
-function notModified(req: Req, res: ResLike, digest: Digest, rec: RequestRecord): boolean {
-  if (header(req.headers, 'if-none-match') !== `"${digest.value}"`) return false;
+function answeredNotModified(req: Req, res: ResLike, digest: Digest, rec: RequestRecord): boolean {
+  if (!notModified(req, digest.value)) return false;
   rec.outcome = 'not-modified';
   res.writeHead(304, blobHeaders(digest.value));
   res.end();

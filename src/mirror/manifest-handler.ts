@@ -5,6 +5,7 @@
 import { RegistryError } from '../errors/registry.js';
 import { header } from '../server/http-types.js';
 import { API_VERSION } from '../server/respond.js';
+import { notModified } from '../server/conditional.js';
 import { parseDigest } from '../store/digest.js';
 import { acceptedTypes, checkChild, negotiate } from './media.js';
 import type { MirrorCall } from './mirror.js';
@@ -45,8 +46,7 @@ export async function serveManifest({ mirror, repo, reference, req, res, rec }: 
     ...API_VERSION,
   };
   if (found.outcome === 'stale') headers['Warning'] = STALE_WARNING;
-  const etag = header(req.headers, 'if-none-match');
-  if (etag === `"${found.digest.value}"` || etag === found.digest.value) {
+  if (notModified(req, found.digest.value)) {
     const { 'Content-Length': _length, ...unchanged } = headers;
     res.writeHead(304, unchanged);
     res.end();

@@ -75,6 +75,18 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
       assert.equal(r.status, 416);
       assert.equal(r.headers['content-range'], `bytes */${bytes.length}`);
     });
+    await t.test(`${proto}: If-Range: the range for the blob's own strong tag, else the whole blob`, async () => {
+      const range = { range: 'bytes=0-9' };
+      const same = await fetchBlob(agent, url, { headers: { ...range, 'if-range': `"${blob.digest}"` } });
+      assert.equal(same.status, 206);
+      assert.deepEqual(same.body, bytes.subarray(0, 10));
+      // RFC 9110 §13.1.5: another tag, a weak one, or a date (blobs carry no Last-Modified): 200, all of it.
+      for (const ifRange of ['"sha256:0000"', `W/"${blob.digest}"`, 'Tue, 01 Dec 2026 00:00:00 GMT']) {
+        const whole = await fetchBlob(agent, url, { headers: { ...range, 'if-range': ifRange } });
+        assert.equal(whole.status, 200, ifRange);
+        assert.equal(`sha256:${whole.sha256}`, blob.digest, ifRange);
+      }
+    });
     await t.test(`${proto}: If-None-Match is 304, HEAD has headers and no body`, async () => {
       const r = await fetchBlob(agent, url, { headers: { 'if-none-match': `"${blob.digest}"` } });
       assert.equal(r.status, 304);

@@ -53,9 +53,15 @@ test('a pull fetches each blob once, verified; the next pull is served from the 
   const ranged = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { range: 'bytes=10-19' } });
   assert.equal(ranged.status, 206);
   assert.equal(ranged.body.length, 10);
-  const cached = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { 'if-none-match': `"${layer}"` } });
-  assert.equal(cached.status, 304);
-  const head = await s.get(`/v2/team/app/blobs/${layer}`, { method: 'HEAD' });
+  const cached = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { 'if-none-match': `"other", W/"${layer}"` } });
+  assert.equal(cached.status, 304, 'If-None-Match: a list, compared weakly');
+  const stale = await s.get(`/v2/team/app/blobs/${layer}`, {
+    headers: { range: 'bytes=10-19', 'if-range': '"other"' },
+  });
+  assert.equal(stale.status, 200, 'an If-Range that does not match: the whole blob');
+  assert.equal(stale.body.length, img.sizes[0]);
+  const head = await s.get(`/v2/team/app/blobs/${layer}`, { method: 'HEAD', headers: { range: 'bytes=10-19' } });
+  assert.equal(head.status, 200, 'a HEAD ignores Range');
   assert.equal(Number(head.headers['content-length']), img.sizes[0]);
 });
 

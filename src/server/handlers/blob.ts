@@ -9,6 +9,7 @@ import { bufferSource, fileSource, type BlobSource } from '../../fill/source.js'
 import type { Digest } from '../../store/digest.js';
 import type { AppContext, RequestRecord } from '../context.js';
 import { header, type Req, type ResLike } from '../http-types.js';
+import { notModified, honouredRange } from '../conditional.js';
 import { blobHeaders } from '../respond.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -33,7 +34,7 @@ export async function handleBlob(
   const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
 
-  if (matchesEtag(header(req.headers, 'if-none-match'), digest.value)) {
+  if (notModified(req, digest.value)) {
     rec.outcome = 'not-modified';
     res.writeHead(304, blobHeaders(digest.value));
     res.end();
@@ -41,10 +42,7 @@ export async function handleBlob(
   }
   const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
     rec.outcome = outcome;
-    // RFC 9110 §14.2: GET is the only method with range handling; a HEAD ignores Range, as
-    // the HEAD of a miss (an upstream HEAD) always did.
-    const rangeHeader = head ? undefined : header(req.headers, 'range');
-    return sendBlob(res, src, { digest: digest.value, head, rangeHeader });
+    return sendBlob(res, src, { digest: digest.value, head, rangeHeader: honouredRange(req, digest.value) });
   };
 
   const entry = await ctx.store.lookup(digest);
@@ -96,14 +94,4 @@ async function headFromUpstream(
     ...(Number.isSafeInteger(size) ? { 'Content-Length': size } : {}),
   });
   res.end();
-}
-
-/**
- * If-None-Match (RFC 9110 §13.1.2): a list of entity tags, compared weakly, against the
- * blob's ETag, `"<digest>"`. `*` is not taken as a match: for a blob not stored here, the
- * cache cannot know that one exists without asking.
- */
-function matchesEtag(field: string | undefined, digest: string): boolean {
-  if (field === undefined) return false;
-  return field.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${digest}"`);
 }

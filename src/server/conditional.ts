@@ -1,0 +1,31 @@
+// Conditional requests on blobs and manifests (RFC 9110 §13), whose entity tag is
+// `"<digest>"`: one reading for DTR mode and mirror mode alike.
+import { header, type Req } from './http-types.js';
+
+/**
+ * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`; a
+ * bare digest is taken too, as some clients send it. `*` is not a match: for a blob not
+ * stored here, the cache cannot know that one exists without asking.
+ */
+export function notModified(req: Req, digest: string): boolean {
+  const field = header(req.headers, 'if-none-match');
+  if (field === undefined) return false;
+  return field.split(',').some((tag) => {
+    const t = tag.trim().replace(/^W\//, '');
+    return t === `"${digest}"` || t === digest;
+  });
+}
+
+/**
+ * The Range field to honour, or undefined for the whole representation: GET is the only
+ * method with range handling (§14.2: a HEAD ignores Range), and an If-Range that does not
+ * match (§13.1.5) means the whole blob. If-Range compares strongly with `"<digest>"`; a date
+ * never matches, since blobs carry no Last-Modified.
+ */
+export function honouredRange(req: Req, digest: string): string | undefined {
+  if (req.method === 'HEAD') return undefined;
+  const range = header(req.headers, 'range');
+  if (range === undefined) return undefined;
+  const ifRange = header(req.headers, 'if-range');
+  return ifRange === undefined || ifRange.trim() === `"${digest}"` ? range : undefined;
+}
