@@ -13,6 +13,8 @@ export interface TokenClaims {
   readonly exp: number;
   readonly nbf: number | undefined;
   readonly digest: string;
+  /** Repository names the `access` claim has an entry for. */
+  readonly repositories: ReadonlySet<string>;
   /** Repository names whose `access` entry grants `pull`. */
   readonly pulls: ReadonlySet<string>;
 }

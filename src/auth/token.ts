@@ -4,7 +4,7 @@
 
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { RegistryError } from '../errors/registry.js';
-import { bearerChallenge } from './challenge.js';
+import { bearerChallenge, type BearerError } from './challenge.js';
 import { isJwksError } from './errors.js';
 import { isTokenAlg } from './jwk.js';
 import type { KeySet } from './keyset.js';
@@ -78,15 +78,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Repositories granted `pull` by an `access` claim (distribution token spec, "access"). */
-function pullsOf(access: unknown[]): Set<string> {
+/** The repositories an `access` claim names, and those it grants `pull` (distribution token spec, "access"). */
+function repositoriesOf(access: unknown[]): Pick<TokenClaims, 'repositories' | 'pulls'> {
+  const repositories = new Set<string>();
   const pulls = new Set<string>();
   for (const entry of access) {
     if (!isObject(entry) || entry['type'] !== 'repository' || typeof entry['name'] !== 'string') continue;
+    repositories.add(entry['name']);
     const actions = entry['actions'];
     if (Array.isArray(actions) && actions.includes('pull')) pulls.add(entry['name']);
   }
-  return pulls;
+  return { repositories, pulls };
 }
 
 export class TokenVerifier {
@@ -107,6 +109,11 @@ export class TokenVerifier {
     if (!Number.isFinite(this.#leeway) || this.#leeway < 0) throw new RangeError('leewaySec must be >= 0');
     this.#now = options.now ?? Date.now;
     this.#cache = new VerifiedTokenCache(options.cacheMaxEntries ?? 10_000);
+  }
+
+  /** The Bearer challenge a 401 carries: it points the client at the origin's token service. */
+  challenge(error?: BearerError): string {
+    return bearerChallenge({ realm: this.#realm, service: this.#service, ...(error === undefined ? {} : { error }) });
   }
 
   /** Verified tokens currently remembered (metrics, tests). */
@@ -149,7 +156,11 @@ export class TokenVerifier {
     if (claims.digest !== req.digest) {
       throw this.#unauthorized('digest', 'invalid token: digest claim does not match the requested digest');
     }
-    // A genuine token, but no pull on this repository: authenticated, not authorized (RFC 6750 §3.1).
+    // Likewise a token for another repository: the URL was not the one it was minted for.
+    if (!claims.repositories.has(req.name)) {
+      throw this.#unauthorized('repository', 'invalid token: it is for another repository');
+    }
+    // A genuine token for this repository, but without pull: authenticated, not authorized (RFC 6750 §3.1).
     if (!claims.pulls.has(req.name)) {
       throw this.#denied('repository', 'token does not grant pull on the requested repository');
     }
@@ -214,7 +225,7 @@ export class TokenVerifier {
     if (!Array.isArray(access))
       throw this.#unauthorized('claims', 'invalid token: access claim missing or not an array');
     // jose has checked that exp is present and both are numbers (RFC 7519 §4.1.4, §4.1.5).
-    return { sub, iss, exp: exp as number, nbf, digest, pulls: pullsOf(access) };
+    return { sub, iss, exp: exp as number, nbf, digest, ...repositoriesOf(access) };
   }
 
   /** jose's error classes to checks. jose messages and payloads are not passed on. */
@@ -246,21 +257,16 @@ export class TokenVerifier {
 
   /** 401 with the Bearer challenge; `invalid` adds error="invalid_token" (RFC 6750 §3.1). */
   #unauthorized(check: AuthCheck, message: string, invalid = true): RegistryError {
-    const challenge = bearerChallenge({
-      realm: this.#realm,
-      service: this.#service,
-      ...(invalid ? { error: 'invalid_token' as const } : {}),
-    });
     return new RegistryError('UNAUTHORIZED', {
       message,
       detail: { check },
-      headers: { 'WWW-Authenticate': challenge },
+      headers: { 'WWW-Authenticate': this.challenge(invalid ? 'invalid_token' : undefined) },
     });
   }
 
   /** 403 for a valid token without the right; RFC 6750 §3.1 names it insufficient_scope. */
   #denied(check: AuthCheck, message: string): RegistryError {
-    const challenge = bearerChallenge({ realm: this.#realm, service: this.#service, error: 'insufficient_scope' });
+    const challenge = this.challenge('insufficient_scope');
     return new RegistryError('DENIED', { message, detail: { check }, headers: { 'WWW-Authenticate': challenge } });
   }
 }

@@ -16,7 +16,13 @@ export function blobHeaders(digest: string): Record<string, string> {
 }
 
 /** Before headers: the registry error. After: the stream is destroyed (never a clean end). */
-export function sendError(res: ResLike, err: RegistryError<string>, head: boolean): void {
+/** `extra`: headers beyond the error's own (a challenge the router adds to a relayed 401). */
+export function sendError(
+  res: ResLike,
+  err: RegistryError<string>,
+  head: boolean,
+  extra: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy(err);
     return;
@@ -27,6 +33,7 @@ export function sendError(res: ResLike, err: RegistryError<string>, head: boolea
     'Content-Length': Buffer.byteLength(body),
     ...API_VERSION,
     ...err.headers,
+    ...extra,
   });
   res.end(head ? undefined : body);
 }

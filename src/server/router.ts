@@ -64,7 +64,7 @@ export function createRouter(ctx: AppContext) {
         const regErr = toRegistryError(err);
         status = res.headersSent ? 0 : regErr.status;
         if (!rec.outcome) rec.outcome = 'error';
-        sendError(res, regErr, head);
+        sendError(res, regErr, head, challengeFor(ctx, regErr, rec));
         if (status === 0) status = rawRes.statusCode;
         rec.error = regErr.message;
       }
@@ -86,4 +86,14 @@ export function createRouter(ctx: AppContext) {
       err: rec.error,
     });
   };
+}
+
+/**
+ * RFC 9110 §15.5.2: every 401 carries a challenge. An upstream's 401 relayed without one (the
+ * upstream refused the token) gets the cache's own, pointing at the origin's token service.
+ * Mirror mode relays its upstream's answers as they are: its clients hold no origin token.
+ */
+function challengeFor(ctx: AppContext, err: RegistryError<string>, rec: RequestRecord): Record<string, string> {
+  if (err.status !== 401 || 'WWW-Authenticate' in err.headers || rec.registry !== undefined) return {};
+  return { 'WWW-Authenticate': ctx.verifier.challenge('invalid_token') };
 }

@@ -148,9 +148,9 @@ test('skopeo pulls every blob through the cache, then from the cache alone; no p
   });
   const agent = agentFor(s.ca.cert, true);
   t.after(() => agent.close());
-  // docs/protocol.md §2 allows 401 or 403 for a token naming another repository; either way no bytes.
+  // A token naming another repository is not this URL's (401); a push-only one is refused (403).
   const cases = [
-    ['a token for other/app', wrongRepo, [401, 403]],
+    ['a token for other/app', wrongRepo, [401]],
     ['a push-only token', noPull, [403]],
     ['no token', undefined, [401]],
   ] as const;

@@ -221,9 +221,16 @@ test('auth: missing, forged, expired, wrong digest, wrong repository and rotated
   assert.equal(wrongDigest.status, 401);
   assert.match(String(wrongDigest.headers['www-authenticate']), /error="invalid_token"/);
 
+  // A token minted for another repository is not this URL's (401); one for this repository
+  // without pull is a valid token refused (403), as the origin answers them.
   const wrongRepo = await fetchBlob(s.h2, url(await s.origin.mint('team/other', blob.digest)));
-  assert.equal(wrongRepo.status, 403);
-  assert.equal(code(wrongRepo), 'DENIED');
+  assert.equal(wrongRepo.status, 401);
+  assert.equal(code(wrongRepo), 'UNAUTHORIZED');
+  assert.match(String(wrongRepo.headers['www-authenticate']), /error="invalid_token"/);
+  const pushOnly = await fetchBlob(s.h2, url(await s.origin.mint('team/app', blob.digest, { actions: ['push'] })));
+  assert.equal(pushOnly.status, 403);
+  assert.equal(code(pushOnly), 'DENIED');
+  assert.match(String(pushOnly.headers['www-authenticate']), /error="insufficient_scope"/);
 
   const expired = await fetchBlob(
     s.h1,

@@ -186,4 +186,22 @@ test('upstream answers: a throttling host is skipped; 4xx about the request are 
   regional.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
   const rf = await fetchBlob(agent, refused.url);
   assert.deepEqual([rf.status, JSON.parse(rf.body.toString()).errors[0].code], [502, 'UNAVAILABLE']);
+  // A 401 keeps the host's challenge; one relayed without gets the cache's own (RFC 9110
+  // §15.5.2: every 401 carries one), for GET and HEAD.
+  const challenged = await add(randomBytes(100_004));
+  const theirs = 'Bearer realm="https://elsewhere.test/auth",service="elsewhere"';
+  regional.statusFor.set(challenged.digest, { status: 401, headers: { 'www-authenticate': theirs } });
+  const kept = await fetchBlob(agent, challenged.url);
+  assert.deepEqual([kept.status, kept.headers['www-authenticate']], [401, theirs]);
+  const bare = await add(randomBytes(100_005));
+  regional.statusFor.set(bare.digest, { status: 401 });
+  for (const method of ['GET', 'HEAD'] as const) {
+    const ours = await fetchBlob(agent, bare.url, { method });
+    assert.equal(ours.status, 401, method);
+    assert.match(
+      String(ours.headers['www-authenticate']),
+      new RegExp(`^Bearer realm="${origin.url}/auth/token",service="[^"]+",error="invalid_token"$`),
+      method,
+    );
+  }
 });

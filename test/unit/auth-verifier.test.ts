@@ -109,13 +109,16 @@ describe('TokenVerifier: refusals', () => {
     assert.equal(err.headers['WWW-Authenticate'], INVALID_CHALLENGE);
   });
 
-  it('refuses a valid token without pull on the repository with 403 DENIED', async () => {
+  it('refuses a token for another repository with 401 invalid_token, one without pull there with 403', async () => {
     const { verifier } = await setup([es.publicJwk]);
+    // Minted for another repository: not this URL's token, like one for another digest.
     const other = await sign(es, { access: [{ type: 'repository', name: 'other/repo', actions: ['pull'] }] });
-    const err = await refused(verifier.verify(other, GET), other, 403, 'DENIED', 'repository');
-    assert.equal(err.headers['WWW-Authenticate'], `${CHALLENGE},error="insufficient_scope"`);
+    const err = await refused(verifier.verify(other, GET), other, 401, 'UNAUTHORIZED', 'repository');
+    assert.equal(err.headers['WWW-Authenticate'], INVALID_CHALLENGE);
+    // For this repository, but without pull: authenticated, not authorized.
     const pushOnly = await sign(es, { access: [{ type: 'repository', name: NAME, actions: ['push'] }] });
-    await refused(verifier.verify(pushOnly, GET), pushOnly, 403, 'DENIED', 'repository');
+    const denied = await refused(verifier.verify(pushOnly, GET), pushOnly, 403, 'DENIED', 'repository');
+    assert.equal(denied.headers['WWW-Authenticate'], `${CHALLENGE},error="insufficient_scope"`);
     // Another repository AND another digest: the digest check answers first (401).
     const both = await sign(es, {
       digest: OTHER_DIGEST,
@@ -194,7 +197,7 @@ describe('TokenVerifier: the verified-token cache', () => {
     assert.equal(keySet.lookups, 1);
     // The per-request checks still run on a hit.
     await refused(verifier.verify(token, { ...GET, digest: OTHER_DIGEST }), token, 401, 'UNAUTHORIZED', 'digest');
-    await refused(verifier.verify(token, { ...GET, name: 'other/repo' }), token, 403, 'DENIED', 'repository');
+    await refused(verifier.verify(token, { ...GET, name: 'other/repo' }), token, 401, 'UNAUTHORIZED', 'repository');
     await refused(verifier.verify(token, { ...GET, method: 'PUT' }), token, 403, 'DENIED', 'method');
     assert.equal(keySet.lookups, 1);
     // Past exp + leeway, the cached token is refused without a new signature check.
@@ -221,7 +224,15 @@ describe('TokenVerifier: the verified-token cache', () => {
 
   it('sweeps expired entries on insertion and empties on a new key-set generation', () => {
     const cache = new VerifiedTokenCache(10);
-    const c = (exp: number) => ({ sub: 's', iss: 'i', exp, nbf: undefined, digest: DIGEST, pulls: new Set([NAME]) });
+    const c = (exp: number) => ({
+      sub: 's',
+      iss: 'i',
+      exp,
+      nbf: undefined,
+      digest: DIGEST,
+      repositories: new Set([NAME]),
+      pulls: new Set([NAME]),
+    });
     cache.set('a', 1, c(100), 0);
     cache.set('b', 1, c(200), 0);
     cache.set('c', 1, c(300), 150); // 'a' expired at 100 <= 150: swept
