@@ -3,16 +3,17 @@
 import { header, type Req } from './http-types.js';
 
 /**
- * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`; a
- * bare digest is taken too, as some clients send it. `*` is not a match: for a blob not
- * stored here, the cache cannot know that one exists without asking.
+ * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`. `*`
+ * is not a match: for a blob not stored here, the cache cannot know that one exists without
+ * asking. `bareDigest`: an unquoted digest matches too, as distribution takes it for
+ * manifests (not for blobs, which it leaves to Go's ServeContent).
  */
-export function notModified(req: Req, digest: string): boolean {
+export function notModified(req: Req, digest: string, bareDigest = false): boolean {
   const field = header(req.headers, 'if-none-match');
   if (field === undefined) return false;
   return field.split(',').some((tag) => {
     const t = tag.trim().replace(/^W\//, '');
-    return t === `"${digest}"` || t === digest;
+    return t === `"${digest}"` || (bareDigest && t === digest);
   });
 }
 

@@ -44,17 +44,19 @@ export function expectedAnswer(p: Probe, w: World): Expected {
   if (path === '/.well-known/jwks.json') return pull ? { kind: 'jwks' } : { kind: 'error', code: 'UNSUPPORTED' };
   const at = path.lastIndexOf('/blobs/');
   if (!path.startsWith('/v2/') || at <= 4) return { kind: 'error', code: 'NOT_FOUND' };
+  // The method first: a push step (`POST …/blobs/uploads/`) is refused as a method.
+  if (!pull) return { kind: 'error', code: 'UNSUPPORTED' };
   const name = path.slice(4, at);
   const digest = path.slice(at + '/blobs/'.length);
   if (name.length > 255 || !NAME.test(name)) return { kind: 'error', code: 'NAME_INVALID' };
   if (!DIGEST.test(digest)) return { kind: 'error', code: 'DIGEST_INVALID' };
-  if (!pull) return { kind: 'error', code: 'UNSUPPORTED' };
   const self = (p.via ?? '').split(',').some((hop) => hop.trim().split(/\s+/)[1] === w.viaName);
   if (self) return { kind: 'error', code: 'UNAVAILABLE' };
   const fromQuery = new URLSearchParams(q < 0 ? '' : p.target.slice(q + 1)).get('token');
   const token = fromQuery !== null && fromQuery !== '' ? fromQuery : bearer(p.authorization);
   const grant = token === null ? undefined : w.grants.get(token);
   if (grant === undefined || grant.digest !== digest) return { kind: 'error', code: 'UNAUTHORIZED' };
-  if (grant.name !== name) return { kind: 'error', code: 'DENIED' };
+  // A token minted for another repository is not this URL's.
+  if (grant.name !== name) return { kind: 'error', code: 'UNAUTHORIZED' };
   return w.known.has(digest) ? { kind: 'blob', name, digest } : { kind: 'error', code: 'BLOB_UNKNOWN' };
 }

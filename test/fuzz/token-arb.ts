@@ -253,7 +253,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * What the cache must answer for `seen` (the token as the server reads it) on a pull of
- * (name, digest): 'ok', 401 UNAUTHORIZED, or 403 DENIED (a valid token without pull).
+ * (name, digest): 'ok', 401 UNAUTHORIZED (another repository's included), or 403 DENIED (a
+ * valid token whose entry for the repository lacks pull).
  */
 export function tokenVerdict(
   seen: string,
@@ -289,13 +290,15 @@ export function tokenVerdict(
   const access = c['access'];
   if (!Array.isArray(access)) return 'UNAUTHORIZED';
   if (c['digest'] !== digest) return 'UNAUTHORIZED';
-  const pull = access.some(
-    (e) =>
-      isObject(e) &&
-      e['type'] === 'repository' &&
-      e['name'] === name &&
-      Array.isArray(e['actions']) &&
-      e['actions'].includes('pull'),
-  );
+  // No entry names the repository: a token for another one. An entry without pull: refused.
+  let named = false;
+  let pull = false;
+  for (const e of access as unknown[]) {
+    if (!isObject(e) || e['type'] !== 'repository' || e['name'] !== name) continue;
+    named = true;
+    const actions = e['actions'];
+    if (Array.isArray(actions) && actions.includes('pull')) pull = true;
+  }
+  if (!named) return 'UNAUTHORIZED';
   return pull ? 'ok' : 'DENIED';
 }
