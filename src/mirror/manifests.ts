@@ -145,6 +145,7 @@ export class ManifestSource {
     }
     discardBody(res.body);
     if (res.statusCode === 404) return this.#gone(repo, tag);
+    if (headRefused(res.statusCode)) return this.#getTag(repo, tag, known, via);
     if (res.statusCode !== 200) throw await relayedError(res);
     const now = header(res, 'docker-content-digest');
     if (now === known.digest) {
@@ -211,9 +212,10 @@ export class ManifestSource {
           confirmed = await this.#ask('HEAD', repo, digest.value, via);
           discardBody(confirmed.body);
           if (confirmed.statusCode === 404) throw unknownManifest(repo, digest.value);
-          if (confirmed.statusCode !== 200) throw await relayedError(confirmed);
+          if (confirmed.statusCode !== 200 && !headRefused(confirmed.statusCode)) throw await relayedError(confirmed);
         }
-        const bytes = await content.read(digest, true);
+        // An upstream that takes no HEAD confirms by the GET below.
+        const bytes = confirmed === null || confirmed.statusCode === 200 ? await content.read(digest, true) : null;
         if (bytes !== null) {
           const mediaType =
             rec?.mediaType ??
@@ -320,4 +322,12 @@ function declaredType(bytes: Buffer): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A registry that has not implemented HEAD on manifests (405, 501): the same question is
+ * asked with a GET, as containerd's resolver does for such registries.
+ */
+function headRefused(status: number): boolean {
+  return status === 405 || status === 501;
 }

@@ -24,6 +24,8 @@ export interface MirrorCall {
   repo: string;
   /** The tag or digest of the path. */
   reference: string;
+  /** The client named the registry as the path's first component (`/v2/ghcr.io/org/app/…`). */
+  prefixed: boolean;
   query: URLSearchParams;
   req: Req;
   res: ResLike;

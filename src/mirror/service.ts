@@ -16,10 +16,10 @@ import type { BlobStore } from '../store/blob-store.js';
 import { serveMirrorBlob } from './blobs.js';
 import { serveManifest } from './manifest-handler.js';
 import { Mirror } from './mirror.js';
-import { serveReferrers } from './referrers.js';
+import { serveListing } from './listings.js';
 import { Retention } from './retention.js';
 
-type Route = 'manifests' | 'blobs' | 'referrers';
+type Route = 'manifests' | 'blobs' | 'referrers' | 'tags';
 
 interface Target {
   name: string;
@@ -101,17 +101,18 @@ export class MirrorService {
   async serve(req: Req, res: ResLike, path: string, query: URLSearchParams, rec: RequestRecord): Promise<void> {
     const target = parsePath(path);
     if (target === null) throw new RegistryError('NOT_FOUND');
-    rec.route = target.route === 'manifests' ? 'manifest' : target.route === 'blobs' ? 'blob' : 'referrers';
-    const { mirror, name: rawName } = this.#mirrorFor(query, target.name);
+    rec.route = target.route === 'manifests' ? 'manifest' : target.route === 'blobs' ? 'blob' : target.route;
+    const { mirror, name: rawName, prefixed } = this.#mirrorFor(query, target.name);
     rec.registry = mirror.registry;
     const name = validateName(rawName);
     // Docker Hub's official images: `alpine` is `library/alpine` (Docker's registry-mirrors sends the latter).
     const repo = mirror.config.dockerHub && !name.includes('/') ? `library/${name}` : name;
     rec.repo = repo;
     const head = req.method === 'HEAD';
-    if (req.method !== 'GET' && !(head && target.route !== 'referrers')) {
+    const listing = target.route === 'referrers' || target.route === 'tags';
+    if (req.method !== 'GET' && !(head && !listing)) {
       throw methodNotAllowed(
-        target.route === 'referrers' ? ['GET'] : ['GET', 'HEAD'],
+        listing ? ['GET'] : ['GET', 'HEAD'],
         `${req.method ?? ''} is not supported here: this is a pull-through mirror`,
       );
     }
@@ -123,12 +124,13 @@ export class MirrorService {
         message: 'request loop detected: this mirror already forwarded this request',
       });
     }
-    const call = { mirror, repo, reference: target.reference, query, req, res, rec };
+    const call = { mirror, repo, reference: target.reference, prefixed, query, req, res, rec };
     switch (target.route) {
       case 'manifests':
         return serveManifest(call);
       case 'referrers':
-        return serveReferrers(call);
+      case 'tags':
+        return serveListing(call, target.route);
       case 'blobs':
         return serveMirrorBlob(
           { store: this.#deps.store, inflight: this.#deps.inflight, started: this.#started },
@@ -147,13 +149,13 @@ export class MirrorService {
    * mirrored registry's name (`/v2/ghcr.io/org/app/…`, for clients that cannot send `ns`:
    * a podman mirror `location = "node/ghcr.io"`); else the default mirror.
    */
-  #mirrorFor(query: URLSearchParams, path: string): { mirror: Mirror; name: string } {
+  #mirrorFor(query: URLSearchParams, path: string): { mirror: Mirror; name: string; prefixed: boolean } {
     const ns = query.getAll('ns');
     if (ns.length === 0) {
       const slash = path.indexOf('/');
       const prefixed = slash > 0 ? this.#byRegistry.get(path.slice(0, slash).toLowerCase()) : undefined;
-      if (prefixed !== undefined) return { mirror: prefixed, name: path.slice(slash + 1) };
-      if (this.#default !== null) return { mirror: this.#default, name: path };
+      if (prefixed !== undefined) return { mirror: prefixed, name: path.slice(slash + 1), prefixed: true };
+      if (this.#default !== null) return { mirror: this.#default, name: path, prefixed: false };
       throw new RegistryError('NAME_UNKNOWN', {
         message: 'no default mirror here: name the registry with ?ns=<registry> or a path prefix',
       });
@@ -165,19 +167,19 @@ export class MirrorService {
         detail: { ns: ns.map((n) => n.slice(0, 100)) },
       });
     }
-    return { mirror: found, name: path };
+    return { mirror: found, name: path, prefixed: false };
   }
 }
 
-/** `/v2/<name>/(manifests|blobs|referrers)/<reference>`; null for any other path. */
+/** `/v2/<name>/(manifests|blobs|referrers)/<reference>` or `/v2/<name>/tags/list`; null for any other path. */
 function parsePath(path: string): Target | null {
   if (!path.startsWith('/v2/')) return null;
   const last = path.lastIndexOf('/');
   const before = path.lastIndexOf('/', last - 1);
   if (before <= 3) return null;
   const route = path.slice(before + 1, last);
-  if (route !== 'manifests' && route !== 'blobs' && route !== 'referrers') return null;
+  if (route !== 'manifests' && route !== 'blobs' && route !== 'referrers' && route !== 'tags') return null;
   const reference = path.slice(last + 1);
-  if (reference === '') return null;
+  if (reference === '' || (route === 'tags' && reference !== 'list')) return null;
   return { name: path.slice(4, before), route, reference };
 }

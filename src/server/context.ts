@@ -37,7 +37,7 @@ export interface RequestMetrics {
 
 /** What one request did, for its log line (and metrics). */
 export interface RequestRecord {
-  route: 'blob' | 'manifest' | 'referrers' | 'base' | 'jwks' | 'other';
+  route: 'blob' | 'manifest' | 'referrers' | 'tags' | 'base' | 'jwks' | 'other';
   /** The mirrored registry that served it (mirror mode). */
   registry?: string;
   repo?: string;

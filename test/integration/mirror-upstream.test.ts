@@ -136,6 +136,113 @@ test('Basic challenges: answered with the credentials, then sent up front', asyn
   assert.match(without.body.toString(), /no user name and password|none configured/);
 });
 
+test('an upstream that refuses HEAD on manifests is revalidated with a GET', async (t) => {
+  const ca = await createTestCa('mirror head test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  let manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] }));
+  const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  // As some registries do (containerd's resolver retries such a HEAD as a GET).
+  const fake = await startFakeRegistry(t, await ca.issue('fake'), (req, res) => {
+    if (req.method === 'HEAD') return send(res, 405, { 'Content-Type': 'application/json' }, '{"errors":[]}');
+    send(res, 200, { 'Content-Type': OCI_MANIFEST, 'Docker-Content-Digest': digestOf(manifest) }, manifest);
+  });
+  const s = await startMirrorStack(t, {
+    ca,
+    mirrors: [{ registry: 'nohead.test', remoteurl: fake.url, tagttl: '0s' }],
+  });
+  const pull = () => s.get('/v2/team/app/manifests/v1?ns=nohead.test', { headers: { accept: ACCEPT_ALL } });
+  for (let i = 0; i < 2; i++) {
+    const r = await pull();
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.headers['docker-content-digest'], digestOf(manifest));
+  }
+  // The tag moves: the GET that stands in for the HEAD brings the new manifest.
+  manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [], v: 2 }));
+  const moved = await pull();
+  assert.equal(moved.status, 200);
+  assert.equal(moved.headers['docker-content-digest'], digestOf(manifest));
+  assert.deepEqual(
+    fake.seen.map((x) => x.method),
+    ['GET', 'HEAD', 'GET', 'HEAD', 'GET'],
+  );
+});
+
+test('listings: tags and referrers pass through with their query, and page links lead back here', async (t) => {
+  const ca = await createTestCa('mirror listing test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  const subject = `sha256:${'d'.repeat(64)}`;
+  const index = (digests: string[]) =>
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: digests.map((d) => ({ mediaType: OCI_MANIFEST, digest: d, size: 2 })),
+    });
+  // Two pages of each, the next page named by a Link as the spec has it.
+  const fake = await startFakeRegistry(t, await ca.issue('fake'), (_req, res, url) => {
+    const last = url.searchParams.get('last');
+    if (url.pathname === '/v2/team/app/tags/list') {
+      if (last === null) {
+        const link = '</v2/team/app/tags/list?n=2&last=b>; rel="next"';
+        return send(
+          res,
+          200,
+          { 'Content-Type': 'application/json', Link: link },
+          '{"name":"team/app","tags":["a","b"]}',
+        );
+      }
+      return send(res, 200, { 'Content-Type': 'application/json' }, '{"name":"team/app","tags":["c"]}');
+    }
+    if (url.pathname === `/v2/team/app/referrers/${subject}`) {
+      const type = { 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
+      if (last === null) {
+        const link = `</v2/team/app/referrers/${subject}?n=1&last=p1>; rel="next"`;
+        return send(res, 200, { ...type, Link: link }, index([`sha256:${'1'.repeat(64)}`]));
+      }
+      return send(res, 200, type, index([`sha256:${'2'.repeat(64)}`]));
+    }
+    send(res, 404, { 'Content-Type': 'application/json' }, '{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}');
+  });
+  const s = await startMirrorStack(t, { ca, mirrors: [{ registry: 'listing.test', remoteurl: fake.url }] });
+  const nextOf = (link: unknown) => /^<([^>]+)>; rel="next"$/.exec(String(link))?.[1];
+  // Named with ns, then with the registry as the path's first component: the link keeps either.
+  for (const [first, expectNext] of [
+    ['/v2/team/app/tags/list?ns=listing.test', '/v2/team/app/tags/list?n=2&last=b&ns=listing.test'],
+    ['/v2/listing.test/team/app/tags/list', '/v2/listing.test/team/app/tags/list?n=2&last=b'],
+  ] as const) {
+    const page1 = await s.get(first);
+    assert.equal(page1.status, 200, page1.body.toString());
+    assert.deepEqual(JSON.parse(page1.body.toString()).tags, ['a', 'b']);
+    assert.equal(nextOf(page1.headers.link), expectNext);
+    const page2 = await s.get(expectNext);
+    assert.equal(page2.status, 200);
+    assert.deepEqual(JSON.parse(page2.body.toString()).tags, ['c'], 'the second page, not the first again');
+  }
+  const refs = await s.get(`/v2/team/app/referrers/${subject}?ns=listing.test`);
+  assert.equal(refs.status, 200);
+  const next = nextOf(refs.headers.link) ?? '';
+  assert.equal(next, `/v2/team/app/referrers/${subject}?n=1&last=p1&ns=listing.test`);
+  const refs2 = await s.get(next);
+  assert.deepEqual(
+    (JSON.parse(refs2.body.toString()) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest),
+    [`sha256:${'2'.repeat(64)}`],
+  );
+  // What the upstream was asked: every query parameter but ns, and never a copy served instead.
+  assert.deepEqual(
+    fake.seen.filter((x) => x.method === 'GET' && x.path.startsWith('/v2/team/')).map((x) => x.path),
+    [
+      '/v2/team/app/tags/list',
+      '/v2/team/app/tags/list?n=2&last=b',
+      '/v2/team/app/tags/list',
+      '/v2/team/app/tags/list?n=2&last=b',
+      `/v2/team/app/referrers/${subject}`,
+      `/v2/team/app/referrers/${subject}?n=1&last=p1`,
+    ],
+  );
+  // An unknown repository's tags: the upstream's 404 and code.
+  const unknown = await s.get('/v2/team/none/tags/list?ns=listing.test');
+  assert.deepEqual([unknown.status, code(unknown.body)], [404, 'NAME_UNKNOWN']);
+});
+
 test('manifest bytes that do not hash to their digest are refused and never kept', async (t) => {
   const ca = await createTestCa('mirror verify test CA');
   t.after(() => rm(ca.dir, { recursive: true, force: true }));
