@@ -1,8 +1,12 @@
 // One mirrored registry's upstream: an undici pool for `remoteurl` (its own CA trust), the
 // token flow of auth.ts answered on a 401, and redirects followed the way registry clients
-// follow them (blob downloads often move to a CDN; credentials never go along to another
-// origin). Every request path is built by the caller from validated parts only.
+// follow them (blob downloads often move to a CDN, registry.k8s.io sends manifests to regional
+// registries). Credentials and the upstream's tokens never go along to another origin; a
+// redirect target that asks for a token of its own gets an anonymous one from its own realm,
+// as containerd authorizes each host it is sent to. Every request path is built by the
+// caller from validated parts only.
 import type { SecureContext } from 'node:tls';
+import { LRUCache } from 'lru-cache';
 import { Agent } from 'undici';
 import { RegistryError } from '../errors/registry.js';
 import { classifyUpstreamError, gatewayError } from '../errors/upstream.js';
@@ -36,6 +40,8 @@ export interface UpstreamOptions {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
+/** Redirect targets whose anonymous tokens are kept (the oldest forgotten first). */
+const MAX_REDIRECT_ORIGINS = 16;
 const TOKEN_BODY_LIMIT = 64 << 10;
 
 export class MirrorUpstream {
@@ -45,6 +51,8 @@ export class MirrorUpstream {
   readonly #others: Agent;
   readonly #origin: string;
   readonly #opts: UpstreamOptions;
+  /** Token flows of redirect targets, anonymous, each pinned to its own origin and `realms`. */
+  readonly #redirectAuth = new LRUCache<string, UpstreamAuth>({ max: MAX_REDIRECT_ORIGINS });
 
   constructor(opts: UpstreamOptions) {
     this.#opts = opts;
@@ -76,14 +84,14 @@ export class MirrorUpstream {
   async request(req: MirrorRequest): Promise<UpstreamResponse> {
     const scope = req.repo === null ? '' : `repository:${req.repo}:pull`;
     let sent = this.#auth.header(scope);
-    let res = await this.#send(req, sent);
+    let res = await this.#send(req, scope, sent);
     if (res.statusCode === 401) {
       const challenge = parseChallenge(res.headers['www-authenticate']);
       discardBody(res.body);
       if (challenge === null) throw denied(req, 'the upstream asked for authentication this mirror cannot give');
       if (sent !== null) this.#auth.forget(scope, sent);
       sent = await this.#auth.answer(challenge, scope);
-      res = await this.#send(req, sent);
+      res = await this.#send(req, scope, sent);
       if (res.statusCode === 401) {
         discardBody(res.body);
         throw denied(req, "the mirror's upstream credentials cannot read this repository");
@@ -118,7 +126,7 @@ export class MirrorUpstream {
    */
   async reachable(): Promise<boolean> {
     try {
-      const res = await this.#send({ method: 'GET', path: '/v2/', repo: null }, null);
+      const res = await this.#send({ method: 'GET', path: '/v2/', repo: null }, '', null);
       discardBody(res.body);
       const ok = res.statusCode < 500 && res.statusCode !== 429;
       if (ok) this.host.recordSuccess();
@@ -134,9 +142,10 @@ export class MirrorUpstream {
     await this.#others.close();
   }
 
-  async #send(req: MirrorRequest, authorization: string | null): Promise<UpstreamResponse> {
+  async #send(req: MirrorRequest, scope: string, authorization: string | null): Promise<UpstreamResponse> {
     let url = new URL(req.path, this.#origin);
     const via = req.via ? `${req.via}, 1.1 ${this.#opts.viaName}` : `1.1 ${this.#opts.viaName}`;
+    let challenged = false;
     for (let hop = 0; ; hop++) {
       const same = url.origin === this.#origin;
       const headers: Record<string, string> = {
@@ -145,8 +154,9 @@ export class MirrorUpstream {
         'user-agent': 'dtr-cache',
         'accept-encoding': 'identity',
       };
-      // Credentials only ever go to the upstream's own origin, never along a redirect.
-      if (same && authorization !== null) headers['authorization'] = authorization;
+      // Credentials only ever go to the upstream's own origin; another origin gets its own token.
+      const sent = same ? authorization : (this.#redirectAuth.get(url.origin)?.header(scope) ?? null);
+      if (sent !== null) headers['authorization'] = sent;
       let res;
       try {
         const options = { method: req.method, path: url.pathname + url.search, headers };
@@ -159,6 +169,19 @@ export class MirrorUpstream {
         this.#opts.log.warn({ upstream: url.origin, reason: kind, err: String(err) }, 'mirror upstream failed');
         throw gatewayError(kind, `the upstream registry ${url.origin} could not be reached (${kind})`, err);
       }
+      if (!same && res.statusCode === 401 && !challenged) {
+        // A redirect target asks for a token of its own: once per request, then its answer stands.
+        const challenge = parseChallenge(res.headers['www-authenticate']);
+        if (challenge?.scheme === 'bearer') {
+          discardBody(res.body);
+          challenged = true;
+          const auth = this.#authFor(url.origin);
+          if (sent !== null) auth.forget(scope, sent);
+          await auth.answer(challenge, scope);
+          hop--;
+          continue;
+        }
+      }
       const location = res.headers['location'];
       if (!REDIRECTS.has(res.statusCode) || typeof location !== 'string') {
         return { host: this.host, statusCode: res.statusCode, headers: res.headers, body: res.body };
@@ -170,6 +193,22 @@ export class MirrorUpstream {
       }
       url = next;
     }
+  }
+
+  /** The anonymous token flow of a redirect target, its realm on its own origin or in `realms`. */
+  #authFor(origin: string): UpstreamAuth {
+    let auth = this.#redirectAuth.get(origin);
+    if (auth === undefined) {
+      auth = new UpstreamAuth({
+        remote: origin,
+        realms: this.#opts.realms,
+        credentials: null,
+        fetchToken: (url, authorization) => this.#fetchToken(url, authorization),
+        log: this.#opts.log,
+      });
+      this.#redirectAuth.set(origin, auth);
+    }
+    return auth;
   }
 
   /** https only (http only when remoteurl itself is http), and never with user info. */

@@ -243,6 +243,50 @@ test('listings: tags and referrers pass through with their query, and page links
   assert.deepEqual([unknown.status, code(unknown.body)], [404, 'NAME_UNKNOWN']);
 });
 
+test('a redirect target that wants a token of its own gets an anonymous one from its realm', async (t) => {
+  const ca = await createTestCa('mirror redirect auth test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] }));
+  const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+  // B: a regional registry (as registry.k8s.io sends pulls to), with its own token service.
+  const regional = await startFakeRegistry(t, await ca.issue('regional'), (req, res, url) => {
+    if (url.pathname === '/token') return send(res, 200, { 'Content-Type': 'application/json' }, '{"token":"tok-b"}');
+    if (req.headers.authorization !== 'Bearer tok-b') {
+      const challenge = `Bearer realm="${regional.url}/token",service="regional"`;
+      return send(res, 401, { 'WWW-Authenticate': challenge, 'Content-Type': 'application/json' }, '{"errors":[]}');
+    }
+    send(res, 200, { 'Content-Type': OCI_MANIFEST, 'Docker-Content-Digest': digest }, manifest);
+  });
+  // A: the configured upstream, which sends every manifest request on to B.
+  const front = await startFakeRegistry(t, await ca.issue('front'), (_req, res, url) => {
+    send(res, 307, { Location: `${regional.url}${url.pathname}` });
+  });
+  const s = await startMirrorStack(t, {
+    ca,
+    mirrors: [{ registry: 'k8s.test', remoteurl: front.url, username: 'bob', password: 'bob-pw', tagttl: '0s' }],
+  });
+  for (let i = 0; i < 2; i++) {
+    const r = await s.get('/v2/team/app/manifests/v1?ns=k8s.test', { headers: { accept: ACCEPT_ALL } });
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.headers['docker-content-digest'], digest);
+  }
+  // The token is B's, fetched once, anonymously, and sent only to B.
+  const tokenAsks = regional.seen.filter((x) => x.path.startsWith('/token'));
+  assert.deepEqual(
+    tokenAsks.map((x) => [x.path, x.authorization]),
+    [['/token?service=regional&scope=repository%3Ateam%2Fapp%3Apull', undefined]],
+    'one token, asked anonymously (the credentials for A never go to B), then reused',
+  );
+  assert.ok(
+    front.seen.every((x) => x.authorization !== 'Bearer tok-b'),
+    "B's token never goes to A",
+  );
+  assert.deepEqual(
+    regional.seen.filter((x) => !x.path.startsWith('/token')).map((x) => `${x.method} ${x.authorization ?? '-'}`),
+    ['GET -', 'GET Bearer tok-b', 'HEAD Bearer tok-b'],
+  );
+});
+
 test('manifest bytes that do not hash to their digest are refused and never kept', async (t) => {
   const ca = await createTestCa('mirror verify test CA');
   t.after(() => rm(ca.dir, { recursive: true, force: true }));
