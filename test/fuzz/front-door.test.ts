@@ -109,8 +109,7 @@ test('fuzz: the front door', async (t) => {
           : (new URLSearchParams(x.target.slice(x.target.indexOf('?') + 1)).get('token') ?? '');
       const verdict = tokenVerdict(seen, built, keys, c.name, c.blob.digest);
       const grants = new Map(world.grants);
-      if (verdict !== 'UNAUTHORIZED')
-        grants.set(seen, { name: verdict === 'ok' ? c.name : '(not this repository)', digest: c.blob.digest });
+      if (verdict !== 'UNAUTHORIZED') grants.set(seen, { name: c.name, digest: c.blob.digest, pull: verdict === 'ok' });
       await check(target, h2, { ...world, grants }, x);
     });
     await runProperty(tt, 'tokens', property, budget(SECONDS));

@@ -16,8 +16,11 @@ export type Expected =
 export interface World {
   /** Digests the origin holds. */
   known: ReadonlySet<string>;
-  /** What each minted token grants: its name and digest (all are within their lifetime). */
-  grants: ReadonlyMap<string, { name: string; digest: string }>;
+  /**
+   * What each minted token grants: its repository and digest (all are within their
+   * lifetime); `pull: false` for one whose entry for the repository lacks pull.
+   */
+  grants: ReadonlyMap<string, { name: string; digest: string; pull?: boolean }>;
   /** This cache's name in Via. */
   viaName: string;
 }
@@ -58,5 +61,6 @@ export function expectedAnswer(p: Probe, w: World): Expected {
   if (grant === undefined || grant.digest !== digest) return { kind: 'error', code: 'UNAUTHORIZED' };
   // A token minted for another repository is not this URL's.
   if (grant.name !== name) return { kind: 'error', code: 'UNAUTHORIZED' };
+  if (grant.pull === false) return { kind: 'error', code: 'DENIED' };
   return w.known.has(digest) ? { kind: 'blob', name, digest } : { kind: 'error', code: 'BLOB_UNKNOWN' };
 }
