@@ -146,7 +146,8 @@ export class MirrorUpstream {
     let url = new URL(req.path, this.#origin);
     const via = req.via ? `${req.via}, 1.1 ${this.#opts.viaName}` : `1.1 ${this.#opts.viaName}`;
     let challenged = false;
-    for (let hop = 0; ; hop++) {
+    // `hops`: redirects followed; a redirect target's token request is no hop.
+    for (let hops = 0; ;) {
       const same = url.origin === this.#origin;
       const headers: Record<string, string> = {
         ...req.headers,
@@ -178,7 +179,6 @@ export class MirrorUpstream {
           const auth = this.#authFor(url.origin);
           if (sent !== null) auth.forget(scope, sent);
           await auth.answer(challenge, scope);
-          hop--;
           continue;
         }
       }
@@ -188,7 +188,7 @@ export class MirrorUpstream {
       }
       discardBody(res.body);
       const next = this.#redirectTarget(url, location);
-      if (hop >= MAX_REDIRECTS || next === null) {
+      if (hops++ >= MAX_REDIRECTS || next === null) {
         throw gatewayError('status', `the upstream registry sent a redirect this mirror does not follow`);
       }
       url = next;
