@@ -12,8 +12,8 @@ import type { Inflight } from '../fill/inflight.js';
 import { relayedError } from '../upstream/response.js';
 import { bufferSource, fileSource, type BlobSource } from '../fill/source.js';
 import type { RequestRecord } from '../server/context.js';
-import { header, type Req, type ResLike } from '../server/http-types.js';
-import { honouredRange, notModified } from '../server/conditional.js';
+import { header, type ResLike } from '../server/http-types.js';
+import { answeredNotModified, honouredRange } from '../server/conditional.js';
 import { blobHeaders } from '../server/respond.js';
 import { sendBlob } from '../server/send-blob.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -59,7 +59,7 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
     const entry = await store.lookup(digest, { includeExpired: confirmed });
     if (entry !== null) {
       if (!confirmed) confirmed = (await confirm(mirror, repo, digest, via), true);
-      if (answeredNotModified(req, res, digest, rec)) return;
+      if (answeredNotModified(req, res, digest.value, rec)) return;
       const small = await store.smallBytes(entry);
       const blob = small === null ? await store.open(entry) : null;
       const src = small !== null ? bufferSource(small) : blob !== null ? fileSource(blob) : null;
@@ -69,7 +69,7 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
         return send(src, 'hit');
       }
     }
-    if (confirmed && answeredNotModified(req, res, digest, rec)) return;
+    if (confirmed && answeredNotModified(req, res, digest.value, rec)) return;
     if (head) return headUpstream(mirror, res, repo, digest, via, rec);
     const key = `${mirror.registry}\0${repo}`;
     if (!confirmed && inflight.has(digest.value) && deps.started.get(digest.value) !== key) {
@@ -143,12 +143,4 @@ async function headUpstream(
   const size = await confirm(mirror, repo, digest, via);
   res.writeHead(200, { ...blobHeaders(digest.value), ...(size === null ? {} : { 'Content-Length': size }) });
   res.end();
-}
-
-function answeredNotModified(req: Req, res: ResLike, digest: Digest, rec: RequestRecord): boolean {
-  if (!notModified(req, digest.value)) return false;
-  rec.outcome = 'not-modified';
-  res.writeHead(304, blobHeaders(digest.value));
-  res.end();
-  return true;
 }

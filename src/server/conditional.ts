@@ -1,6 +1,8 @@
 // Conditional requests on blobs and manifests (RFC 9110 §13), whose entity tag is
 // `"<digest>"`: one reading for DTR mode and mirror mode alike.
-import { header, type Req } from './http-types.js';
+import type { RequestRecord } from './context.js';
+import { header, type Req, type ResLike } from './http-types.js';
+import { blobHeaders } from './respond.js';
 
 /**
  * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`. `*`
@@ -29,4 +31,13 @@ export function honouredRange(req: Req, digest: string): string | undefined {
   if (range === undefined) return undefined;
   const ifRange = header(req.headers, 'if-range');
   return ifRange === undefined || ifRange.trim() === `"${digest}"` ? range : undefined;
+}
+
+/** A blob's `304` when If-None-Match names it (DTR and mirror mode); false when it does not. */
+export function answeredNotModified(req: Req, res: ResLike, digest: string, rec: RequestRecord): boolean {
+  if (!notModified(req, digest)) return false;
+  rec.outcome = 'not-modified';
+  res.writeHead(304, blobHeaders(digest));
+  res.end();
+  return true;
 }

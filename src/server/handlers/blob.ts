@@ -9,7 +9,7 @@ import { bufferSource, fileSource, type BlobSource } from '../../fill/source.js'
 import type { Digest } from '../../store/digest.js';
 import type { AppContext, RequestRecord } from '../context.js';
 import { header, type Req, type ResLike } from '../http-types.js';
-import { notModified, honouredRange } from '../conditional.js';
+import { answeredNotModified, honouredRange } from '../conditional.js';
 import { blobHeaders } from '../respond.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -34,12 +34,7 @@ export async function handleBlob(
   const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
 
-  if (notModified(req, digest.value)) {
-    rec.outcome = 'not-modified';
-    res.writeHead(304, blobHeaders(digest.value));
-    res.end();
-    return;
-  }
+  if (answeredNotModified(req, res, digest.value, rec)) return;
   const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
     rec.outcome = outcome;
     return sendBlob(res, src, { digest: digest.value, head, rangeHeader: honouredRange(req, digest.value) });
