@@ -34,13 +34,20 @@ export class ReplicaFollower {
   #arrived = 0;
   #verified = false;
   #wake: (() => void) | null = null;
+  /**
+   * A change seen while we were not asleep (reading the record, stat-ing the file): the next
+   * sleep returns at once, or that change would wait for the next poll.
+   */
+  #woken = false;
   #watcher: FSWatcher | null = null;
   readonly #directWrites: boolean;
+  readonly #pollMs: number;
 
   /**
    * `directWrites`: the node's writers bypass the page cache (`downstream.directwrites`), so a
    * follower asks the writer of its file to stop doing so (markFollowed); otherwise nobody
-   * reads the marker, and it is not made.
+   * reads the marker, and it is not made. `pollMs`: how often to look when no inotify event
+   * comes.
    */
   constructor(
     spools: SpoolDir,
@@ -49,6 +56,7 @@ export class ReplicaFollower {
     owner: SpoolOwner | null,
     progress: Signal,
     directWrites: boolean,
+    pollMs = POLL_MS,
   ) {
     this.#spools = spools;
     this.#digest = digest;
@@ -56,6 +64,7 @@ export class ReplicaFollower {
     this.#owner = owner;
     this.#progress = progress;
     this.#directWrites = directWrites;
+    this.#pollMs = pollMs;
   }
 
   /** The file being followed: kept by a take-over as the source of the bytes before its offset. */
@@ -209,12 +218,17 @@ export class ReplicaFollower {
   #wakeUp(): void {
     const wake = this.#wake;
     this.#wake = null;
-    wake?.();
+    if (wake === null) this.#woken = true;
+    else wake();
   }
 
   #sleep(): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#wakeUp(), POLL_MS);
+      const timer = setTimeout(() => this.#wakeUp(), this.#pollMs);
       this.#wake = () => {
         clearTimeout(timer);
         resolve();

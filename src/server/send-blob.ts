@@ -13,6 +13,12 @@ import { blobHeaders } from './respond.js';
 const READ_SIZE = 1 << 20;
 const MIN_READ_SIZE = 64 << 10;
 /**
+ * A response's first read is one TLS record's worth: when many responses start together (a
+ * replica's followers, whose bytes are all on disk already), each sends its first bytes
+ * before any sends a megabyte (bench/NOTES.md, "Followers' first bytes under a stampede").
+ */
+const FIRST_READ = 16 << 10;
+/**
  * …but all responses together hold at most this much in read buffers, whatever the client
  * count; it also bounds the TLS writes of one event-loop turn (bench/NOTES.md, "The read
  * budget"). A node's processes share its budget (setReadBudget).
@@ -190,7 +196,7 @@ async function pumpWith(
       await watch.until(delay(COALESCE_MS));
       if (watch.closed) throw new ClientGone();
     }
-    const want = Math.min(buf.length, share(), Math.min(src.available(), end) - pos);
+    const want = Math.min(pos === r.start ? FIRST_READ : buf.length, share(), Math.min(src.available(), end) - pos);
     const got = await src.read(buf, pos, want);
     if (got === 0) throw new Error(`blob source returned no bytes at ${pos} of ${src.size}`);
     pos += got;

@@ -287,10 +287,19 @@ export class OwnedSpool {
 
   #update(change: (owner: SpoolOwner) => SpoolOwner): Promise<void> {
     const next = this.#writes.then(async () => {
-      // A writer that stalled and was taken over must not write its record back over the new owner's.
-      if ((await readRecord(this.claimPath))?.writer !== this.#owner.writer) return;
-      this.#owner = change(this.#owner);
-      await replaceRecord(this.claimPath, this.#owner);
+      const owner = change(this.#owner);
+      // A writer that stalled and was taken over must not write its record back over the new
+      // owner's. The check and the new record's write go side by side: followers wait for the
+      // size, and a busy process takes several event-loop turns for each (bench/NOTES.md,
+      // "Followers' first bytes under a stampede").
+      const [current] = await Promise.all([readRecord(this.claimPath), writeRecordBeside(this.claimPath, owner)]);
+      const tmp = recordBeside(this.claimPath, owner);
+      if (current?.writer !== this.#owner.writer) {
+        await rm(tmp, { force: true });
+        return;
+      }
+      this.#owner = owner;
+      await renameRecord(tmp, this.claimPath);
     });
     this.#writes = next.catch(() => undefined);
     return next;
@@ -338,15 +347,33 @@ async function fillRecord(record: FileHandle, owner: SpoolOwner): Promise<void> 
   }
 }
 
-async function replaceRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
-  const tmp = `${claimPath}.${owner.writer}.tmp`;
+/** Where a new record is written before it replaces the claim's. */
+function recordBeside(claimPath: string, owner: SpoolOwner): string {
+  return `${claimPath}.${owner.writer}.tmp`;
+}
+
+async function writeRecordBeside(claimPath: string, owner: SpoolOwner): Promise<void> {
+  const tmp = recordBeside(claimPath, owner);
   try {
     await writeFile(tmp, JSON.stringify(owner));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function renameRecord(tmp: string, claimPath: string): Promise<void> {
+  try {
     await rename(tmp, claimPath);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+async function replaceRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
+  await writeRecordBeside(claimPath, owner);
+  await renameRecord(recordBeside(claimPath, owner), claimPath);
 }
 
 async function readRecord(claimPath: string): Promise<SpoolOwner | null> {

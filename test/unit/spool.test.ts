@@ -18,9 +18,9 @@ import { removeAtExit } from '../../testkit/tmp.js';
 
 const digest = parseDigest(`sha256:${'ab'.repeat(32)}`);
 
-async function spools() {
+async function spools(beatMs = 50) {
   const layout = new Layout(join(removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-spool-'))), 'registry'));
-  return new SpoolDir(layout, { beatMs: 50, staleMs: 60_000 });
+  return new SpoolDir(layout, { beatMs, staleMs: 60_000 });
 }
 
 test('spool: one claim per digest; the record names the owner; release removes claim and data file', async () => {
@@ -124,8 +124,8 @@ test('spool: the read handle opened at the claim reads the data file; one nobody
 });
 
 /** A writer that has claimed the blob and made its data file, but knows no size yet. */
-async function writerWaitingForItsHead() {
-  const dir = await spools();
+async function writerWaitingForItsHead(beatMs?: number) {
+  const dir = await spools(beatMs);
   const claim = await dir.claim(digest);
   if (claim.kind !== 'created') return assert.fail('claimed');
   const writer = claim.spool;
@@ -147,6 +147,44 @@ test('replica follower: opens the writer’s data file while the writer waits fo
   assert.equal(await size, 5);
   await follower.close(false);
   assert.equal(await fdsOn(writer.dataPath), 0);
+});
+
+test('replica follower: a record change seen while it was reading, not sleeping, is not left for the next poll', async (t) => {
+  // No heartbeat during the test: its touches of the record would wake the follower too.
+  const { dir, writer } = await writerWaitingForItsHead(600_000);
+  // The writer records the size while the follower is between reading the record (no size
+  // yet) and going to sleep: the inotify event comes while nobody waits for it.
+  let raced = false;
+  const readOwner = async (d: typeof digest) => {
+    const owner = await dir.readOwner(d);
+    if (!raced && owner !== null) {
+      raced = true;
+      await writer.setSize(5);
+      await new Promise((r) => setTimeout(r, 100)); // the watcher's callback runs meanwhile
+    }
+    return owner;
+  };
+  const racing = new Proxy(dir, {
+    get(target, prop) {
+      if (prop === 'readOwner') return readOwner;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  // A poll far longer than the test: only the remembered event can end the wait.
+  const follower = new ReplicaFollower(
+    racing,
+    digest,
+    join(dir.dir, 'no-such-blob'),
+    null,
+    new Signal(),
+    false,
+    600_000,
+  );
+  t.after(() => writer.release().then(() => follower.close(false)));
+  const size = await Promise.race([follower.size(), new Promise((r) => setTimeout(r, 5_000, 'still asleep'))]);
+  assert.equal(raced, true);
+  assert.equal(size, 5);
 });
 
 test('replica follower: asks the writer to leave O_DIRECT only where the node writes that way', async (t) => {
