@@ -8,6 +8,7 @@ import { open, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Digest } from '../store/digest.js';
 import { followedMarker, type OwnedSpool, type SpoolDir, type SpoolOwner } from '../store/spool.js';
+import { FrontierReads } from './frontier-reads.js';
 import type { Signal } from './signal.js';
 
 export type FollowOutcome =
@@ -40,6 +41,10 @@ export class ReplicaFollower {
    */
   #woken = false;
   #watcher: FSWatcher | null = null;
+  /** Our clients' reads of the file, one per block near its end (frontier-reads.ts). */
+  readonly #reads = new FrontierReads(async (buf, pos, length) =>
+    this.#file === null ? 0 : (await this.#file.read(buf, 0, length, pos)).bytesRead,
+  );
   readonly #directWrites: boolean;
   readonly #pollMs: number;
 
@@ -80,9 +85,8 @@ export class ReplicaFollower {
     return this.#verified;
   }
 
-  async read(buf: Buffer, pos: number, length: number): Promise<number> {
-    if (this.#file === null) return 0;
-    return (await this.#file.read(buf, 0, Math.min(length, this.#arrived - pos), pos)).bytesRead;
+  read(buf: Buffer, pos: number, length: number): Promise<number> {
+    return this.#reads.read(buf, pos, length, this.#arrived);
   }
 
   /** Waits for the writer to record the blob size; null when the writer died first. */
@@ -170,6 +174,7 @@ export class ReplicaFollower {
   async close(keepFile: boolean): Promise<void> {
     this.#watcher?.close();
     this.#watcher = null;
+    this.#reads.clear();
     if (!keepFile) await this.#file?.close().catch(() => undefined);
   }
 
@@ -187,6 +192,7 @@ export class ReplicaFollower {
         const file = await open(path, 'r');
         await this.#file?.close().catch(() => undefined);
         this.#file = file;
+        this.#reads.clear();
         this.#ino = (await file.stat()).ino;
         if (found === 'following' && this.#directWrites) void markFollowed(path, this.#ino);
         return found;
