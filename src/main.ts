@@ -10,6 +10,7 @@ import { processBudget, type ProcessBudget } from './cluster/budget.js';
 import type { KeySetOptions } from './auth/keyset.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
+import type { FillClient } from './fill/readers.js';
 import { AccessLog } from './log/access-log.js';
 import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
@@ -73,6 +74,8 @@ export interface NodeMember {
   via: string;
   /** Tells the other processes about a blob this one published. */
   onPublished(digest: Digest, size: number): void;
+  /** Tells them a credential of a client that follows another process's fill (FillDeps). */
+  shareCredential(digest: Digest, client: FillClient): void;
 }
 
 export interface StartOptions {
@@ -115,6 +118,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     directWrites: config.downstream.directWrites,
     onPublished: (digest, size) => published.forEach((tell) => tell(digest, size)),
     onDiskFull: () => diskFull.forEach((tell) => tell()),
+    ...(member === null ? {} : { shareCredential: member.shareCredential }),
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });

@@ -53,6 +53,8 @@ export async function runMember(): Promise<void> {
       removedSpools: init.removedSpools,
       via: init.via,
       onPublished: (digest, size) => send({ t: 'published', digest: digest.value, size }),
+      shareCredential: (digest, c) =>
+        send({ t: 'fill-credential', digest: digest.value, token: c.token, exp: c.exp, name: c.name }),
     },
   });
   log.info({ index: init.index, processes: init.processes, ...init.budget }, 'serving process started');
@@ -82,6 +84,9 @@ function handle(
     case 'published':
       // Indexes stay whole in every process, so the evictor's size sum sees every blob.
       cache.ctx.store.add(parseDigest(m.digest), m.size);
+      return;
+    case 'fill-credential':
+      cache.ctx.inflight.offer(m.digest, { token: m.token, exp: m.exp, name: m.name });
       return;
     case 'reload':
       cache.reload(m.tls ?? undefined).then(

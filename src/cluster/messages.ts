@@ -8,6 +8,19 @@ import type { ProcessBudget } from './budget.js';
 
 export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>;
 
+/**
+ * A credential of a client that follows another process's fill of this blob: the process
+ * downloading it may need it for a retry (fill/fill.ts, Fill.offer). Relayed by the
+ * supervisor to the other processes, never logged.
+ */
+export interface FillCredential {
+  t: 'fill-credential';
+  digest: string;
+  token: string;
+  exp: number;
+  name: string;
+}
+
 /** Supervisor → serving process. */
 export type ToMember =
   | {
@@ -34,7 +47,8 @@ export type ToMember =
   | { t: 'health'; id: number }
   | { t: 'drain' }
   /** Another process published this blob. */
-  | { t: 'published'; digest: string; size: number };
+  | { t: 'published'; digest: string; size: number }
+  | FillCredential;
 
 /** Serving process → supervisor. */
 export type FromMember =
@@ -44,6 +58,7 @@ export type FromMember =
   | { t: 'conn-open'; conn: number; ip: string }
   | { t: 'conn-close'; conn: number }
   | { t: 'published'; digest: string; size: number }
+  | FillCredential
   | { t: 'reloaded'; id: number; keys: number }
   | { t: 'reload-failed'; id: number; error: string }
   | { t: 'metrics'; id: number; metrics: MetricsSnapshot | null }
@@ -60,6 +75,7 @@ const TO_MEMBER = new Set<string>([
   'health',
   'drain',
   'published',
+  'fill-credential',
 ]);
 const FROM_MEMBER = new Set<string>([
   'hello',
@@ -67,6 +83,7 @@ const FROM_MEMBER = new Set<string>([
   'conn-open',
   'conn-close',
   'published',
+  'fill-credential',
   'reloaded',
   'reload-failed',
   'metrics',

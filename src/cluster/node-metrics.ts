@@ -1,6 +1,9 @@
 // One /metrics for a node of several processes: every process's registry merged by
 // prom-client's AggregatorRegistry (counters and histogram buckets summed, each gauge as
-// its `aggregator` says: src/metrics/metrics.ts), with the supervisor's own series.
+// its `aggregator` says: src/metrics/metrics.ts), with the supervisor's own series. The
+// node's counters never go down: a process that does not answer a scrape counts with its
+// last answer, and one that exited keeps its counters and histograms in the node's totals
+// (a replacement starts from zero; Prometheus would read the dip as a reset).
 // Loaded only when metrics are enabled: prom-client costs the supervisor ~18 MiB RSS.
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { residentMemoryGauge } from '../metrics/metrics.js';
@@ -10,6 +13,10 @@ import type { MetricsSnapshot } from './messages.js';
 export class NodeMetrics {
   readonly #registry = new Registry();
   readonly #restarts: Counter;
+  /** Each live process's last answer, by node:cluster worker id. */
+  readonly #last = new Map<number, MetricsSnapshot>();
+  /** The counters and histograms of processes that exited, merged. */
+  #retired: MetricsSnapshot = [];
 
   constructor(live: () => number) {
     const registers = [this.#registry];
@@ -34,8 +41,28 @@ export class NodeMetrics {
     this.#restarts.inc();
   }
 
-  /** Prometheus text of the node: the processes' snapshots (those that answered) and ours. */
-  async render(snapshots: readonly MetricsSnapshot[]): Promise<{ contentType: string; body: string }> {
+  /** A process exited: what it counted up to its last answer stays in the node's totals. */
+  async retire(id: number): Promise<void> {
+    const last = this.#last.get(id);
+    this.#last.delete(id);
+    if (last === undefined) return;
+    // Gauges and summaries describe a process now gone; counts and bucket counts do not.
+    // (prom-client types `type` as a numeric enum; in the JSON it is the type's name.)
+    const counts = last.filter((m) => ['counter', 'histogram'].includes(String(m.type)));
+    this.#retired = await AggregatorRegistry.aggregate([this.#retired, counts]).getMetricsAsJSON();
+  }
+
+  /** Prometheus text of the node: each process's answer (null: none in time), the retired counts, ours. */
+  async render(answers: ReadonlyArray<{ id: number; snapshot: MetricsSnapshot | null }>): Promise<{
+    contentType: string;
+    body: string;
+  }> {
+    const snapshots: MetricsSnapshot[] = [this.#retired];
+    for (const { id, snapshot } of answers) {
+      if (snapshot !== null) this.#last.set(id, snapshot);
+      const used = snapshot ?? this.#last.get(id);
+      if (used !== undefined) snapshots.push(used);
+    }
     const merged = AggregatorRegistry.aggregate([...snapshots, await this.#registry.getMetricsAsJSON()]);
     return { contentType: merged.contentType, body: await merged.metrics() };
   }

@@ -17,7 +17,7 @@ import { viaName } from '../startup/via.js';
 import { processBudget } from './budget.js';
 import { IpTable } from './ip-table.js';
 import { MemberProcess } from './member-process.js';
-import type { FromMember, MetricsSnapshot, ToMember } from './messages.js';
+import type { FromMember, ToMember } from './messages.js';
 import { nodeHealth, type MemberHealth, type NodeHealthReport } from './node-health.js';
 import type { NodeMetrics } from './node-metrics.js';
 
@@ -174,16 +174,17 @@ export class Supervisor {
   }
 
   async renderMetrics(): Promise<{ contentType: string; body: string }> {
-    const snapshots = await Promise.all(
-      this.#ready().map((m) =>
-        m
+    const answers = await Promise.all(
+      this.#ready().map(async (m) => ({
+        id: m.worker.id,
+        snapshot: await m
           .ask((id) => ({ t: 'scrape', id }), ['metrics'], ASK_MS)
           .then((a) => a.metrics)
           .catch(() => null),
-      ),
+      })),
     );
     if (this.#metrics === null) throw new Error('metrics are not enabled');
-    return this.#metrics.render(snapshots.filter((s): s is MetricsSnapshot => s !== null));
+    return this.#metrics.render(answers);
   }
 
   #ready(): MemberProcess[] {
@@ -243,11 +244,14 @@ export class Supervisor {
         return this.#ips.close(member.worker.id, m.conn);
       case 'published':
         return this.#broadcast({ t: 'published', digest: m.digest, size: m.size }, member);
+      case 'fill-credential':
+        return this.#broadcast(m, member);
     }
   }
 
   #onExit(member: MemberProcess, code: number | null, signal: string | null): void {
     this.#ips.forget(member.worker.id);
+    void this.#metrics?.retire(member.worker.id);
     if (this.#stopping !== null) {
       this.#exitCodes[member.index] = code;
       return;

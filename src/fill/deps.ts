@@ -6,7 +6,7 @@ import type { Digest } from '../store/digest.js';
 import type { OwnedSpool, SpoolDir } from '../store/spool.js';
 import type { ByteSink } from './download.js';
 import type { FillOutcome } from './outcome.js';
-import type { FillBytes } from './readers.js';
+import type { FillBytes, FillClient } from './readers.js';
 
 export interface FillDeps {
   pool: WorkerPool;
@@ -23,6 +23,11 @@ export interface FillDeps {
   disk: { full: boolean };
   /** Whole blocks of spool data go to disk with O_DIRECT where the filesystem takes it. */
   directWrites: boolean;
+  /**
+   * In a node of several processes: a credential of a client following another process's
+   * download, for that process's retries (Fill.offer there; cluster/member.ts carries it).
+   */
+  shareCredential?: (digest: Digest, client: FillClient) => void;
   /** A fault-injection hook for tests: the worker waits this long between verdict and fsync. */
   publishDelayMs?: number;
 }

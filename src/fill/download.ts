@@ -28,8 +28,8 @@ const ATTEMPTS_PER_HOST = 3;
 
 export interface DownloadOptions {
   fetch: BlobFetch;
-  /** The newest credential among the clients still waiting (asked at each attempt). */
-  token(): string;
+  /** The newest credential among the clients still waiting, and its repository (asked at each attempt). */
+  credential(): { token: string; name: string };
   log: Logger;
   /** Per chunk, so it must be cheap (metrics). */
   onBytes?(host: string, bytes: number): void;
@@ -146,9 +146,11 @@ export class Download {
   }
 
   #request(): Promise<UpstreamResponse> {
+    const { token, name } = this.#opts.credential();
     return this.#opts.fetch.get({
       offset: this.#received,
-      token: this.#opts.token(),
+      token,
+      name,
       avoid: new Set(this.#failures.keys()),
       exclude: this.#exhausted,
     });

@@ -10,6 +10,8 @@ export interface FetchAttempt {
   offset: number;
   /** The newest credential among the clients waiting (a DTR redirect token); a mirror ignores it. */
   token: string;
+  /** The repository that token is for: the request's path names it (a mirror uses its own). */
+  name: string;
   /** Hosts that failed this fill: asked only after every other host. */
   avoid: ReadonlySet<UpstreamHost>;
   /** Hosts that failed this fill for good: not asked. */
@@ -28,12 +30,16 @@ export interface BlobFetch {
   get(attempt: FetchAttempt): Promise<UpstreamResponse>;
 }
 
-/** DTR mode: the upstream chain, with the client's redirect token forwarded and Via appended. */
+/**
+ * DTR mode: the upstream chain, with a waiting client's redirect token forwarded and Via
+ * appended. The path names that client's repository: clients of one blob may have asked
+ * under different ones, and a token is only good for its own.
+ */
 export function chainFetch(chain: UpstreamChain, name: string, digest: Digest, via: string | undefined): BlobFetch {
   return {
     name,
     digest,
-    get: ({ offset, token, avoid, exclude }) =>
-      chain.request({ method: 'GET', name, digest: digest.value, token, via, offset, avoid, exclude }),
+    get: ({ offset, token, name: tokenName, avoid, exclude }) =>
+      chain.request({ method: 'GET', name: tokenName, digest: digest.value, token, via, offset, avoid, exclude }),
   };
 }

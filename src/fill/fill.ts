@@ -61,6 +61,9 @@ export class Fill implements FillBytes {
   /** Set when the fill has failed and is cleaning up: newcomers start a fill of their own. */
   #failing = false;
   #stallTimer: NodeJS.Timeout | null = null;
+  /** While this fill follows another process's download: the newest credential told to the node. */
+  #sharing = false;
+  #sharedExp = 0;
   #resolveReady!: (size: number) => void;
   #rejectReady!: (err: Error) => void;
 
@@ -115,9 +118,26 @@ export class Fill implements FillBytes {
     return this.#bytes?.read(buf, position, length) ?? Promise.resolve(0);
   }
 
+  /** A credential from a client that follows this fill from another process of the node. */
+  offer(client: FillClient): void {
+    this.#readers.offer(client);
+  }
+
+  /**
+   * A follower tells the node each newer credential among its clients: the process whose
+   * download they wait on retries with the newest token among every client of the blob,
+   * not only its own (docs/protocol.md §4).
+   */
+  #share(client: FillClient): void {
+    if (!this.#sharing || client.exp <= this.#sharedExp) return;
+    this.#sharedExp = client.exp;
+    this.#deps.shareCredential?.(this.digest, client);
+  }
+
   /** A client joins: once the headers are known it gets a source that reads from any offset. */
   async attach(client: FillClient): Promise<BlobSource> {
     this.#readers.add(client);
+    this.#share(client);
     try {
       await this.ready;
     } catch (err) {
@@ -146,6 +166,8 @@ export class Fill implements FillBytes {
       this.#size = claim.size;
       this.#bytes = claim.follower;
       this.#resolveReady(this.#size);
+      this.#sharing = true;
+      this.#share(this.#readers.newest(this.#first));
       const followed = await followReplica(this.#claimContext, claim.follower, {
         size: this.#size,
         waiting: () => this.#readers.count,
@@ -156,6 +178,7 @@ export class Fill implements FillBytes {
         this.#deps.store.add(this.digest, this.#size);
         return 'published-by-replica';
       }
+      this.#sharing = false;
       claim = followed.spool === null ? { kind: 'none' } : { kind: 'owned', spool: followed.spool };
       startOffset = followed.offset;
       prefix = followed.prefix;
@@ -164,7 +187,7 @@ export class Fill implements FillBytes {
     const download = new Download(
       {
         fetch: this.#fetch,
-        token: () => this.#readers.newestToken(this.#first),
+        credential: () => this.#readers.newest(this.#first),
         log: this.#deps.log,
         ...(this.#deps.hooks === undefined ? {} : { onBytes: this.#deps.hooks.upstreamBytes }),
       },

@@ -24,6 +24,11 @@ export class Inflight {
     return this.#fills.has(digest);
   }
 
+  /** A credential from another process's client of this blob, for the fill running here. */
+  offer(digest: string, client: FillClient): void {
+    this.#fills.get(digest)?.offer(client);
+  }
+
   /** The fill for this blob: the running one (joined) or a new one (started). */
   join(fetch: BlobFetch, client: FillClient): { fill: Fill; joined: boolean } {
     const key = fetch.digest.value;

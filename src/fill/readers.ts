@@ -9,6 +9,8 @@ export interface FillClient {
   token: string;
   /** The token's `exp`, seconds since epoch. */
   exp: number;
+  /** The repository the client asked under, which its token is for (a retry's path names it). */
+  name: string;
 }
 
 /** The fill as its readers see it. */
@@ -36,6 +38,7 @@ export class Readers {
   /** Clients cut off (`cutAt`): their next look at the fill fails with this error. */
   readonly #cut = new Map<FillClient, Error>();
   readonly #events: ReaderEvents;
+  #offered: FillClient | null = null;
 
   constructor(events: ReaderEvents) {
     this.#events = events;
@@ -56,11 +59,19 @@ export class Readers {
     this.#events.moved();
   }
 
-  /** The newest credential among the clients still here, or `fallback`'s. */
-  newestToken(fallback: FillClient): string {
-    let best = fallback;
+  /**
+   * A credential of this blob's clients in another process of the node, which follow this
+   * fill: its retries may need it when every token here has expired.
+   */
+  offer(client: FillClient): void {
+    if (this.#offered === null || client.exp > this.#offered.exp) this.#offered = client;
+  }
+
+  /** The client with the newest credential among those still here (or offered), or `fallback`. */
+  newest(fallback: FillClient): FillClient {
+    let best = this.#offered !== null && this.#offered.exp > fallback.exp ? this.#offered : fallback;
     for (const c of this.#clients) if (c.exp > best.exp) best = c;
-    return best.token;
+    return best;
   }
 
   /** The lowest position any reader still needs (`limit` when none reads). */

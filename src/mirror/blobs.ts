@@ -30,7 +30,7 @@ export interface MirrorBlobDeps {
 }
 
 /** A mirror client of a fill: no credential of its own, and never preferred over a DTR client's token. */
-const MIRROR_CLIENT = { token: '', exp: 0 } as const;
+const MIRROR_CLIENT = { token: '', exp: 0, name: '' } as const;
 
 export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): Promise<void> {
   const { store, inflight } = deps;
@@ -42,10 +42,11 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
   const send = async (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<void> => {
     rec.outcome = outcome;
     try {
-      rec.bytes = await sendBlob(res, src, {
+      await sendBlob(res, src, {
         digest: digest.value,
         head,
         rangeHeader: honouredRange(req, digest.value),
+        record: rec,
       });
     } finally {
       await src.release();

@@ -69,6 +69,8 @@ export interface SendOptions {
   rangeHeader: string | undefined;
   /** Extra response headers (e.g. X-Cache). */
   extra?: Record<string, string>;
+  /** Told the body bytes the client's socket took, also when the response fails (access log, metrics). */
+  record?: { bytes: number };
 }
 
 /** Resolves with the body bytes written; rejects with ClientGone or the source's failure. */
@@ -94,6 +96,7 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
       if (!src.verified()) res.flushHeaders?.();
       if (src.bytes !== undefined) {
         res.end(src.bytes);
+        watch.body = size;
         return size;
       }
       return end(res, await pump(res, src, { start: 0, end: size - 1 }, watch, true));
@@ -111,6 +114,7 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
     }
     return end(res, await sendMultipart(res, src, range.ranges, base, opts.head, watch));
   } finally {
+    if (opts.record !== undefined) opts.record.bytes = watch.body;
     watch.dispose();
   }
 }
@@ -207,12 +211,16 @@ async function pumpWith(
       held = Buffer.from(out.subarray(got - 1));
       out = out.subarray(0, got - 1);
     }
-    if (out.length > 0) await writeAll(res, out, watch);
+    if (out.length > 0) {
+      await writeAll(res, out, watch);
+      watch.body += out.length;
+    }
   }
   if (held !== null) {
     src.doneReading?.();
     await untilVerified(src, watch);
     await writeAll(res, held, watch);
+    watch.body += held.length;
   }
   return end - r.start;
 }
@@ -257,6 +265,8 @@ function clientGone(res: ResLike): boolean {
  */
 class CloseWatch {
   closed = false;
+  /** Body bytes the client's socket has taken so far. */
+  body = 0;
   readonly #wakers = new Set<() => void>();
   readonly #res: ResLike;
   readonly #onClose = (): void => {

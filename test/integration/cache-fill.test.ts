@@ -219,6 +219,15 @@ test('an upstream serving wrong bytes: nothing published, clients reset, next re
         l.msg === 'fill failed' && l.outcome === 'digest-mismatch' && errText(l).includes('do not match the digest'),
     ),
   );
+  // Each client's line counts the bytes it was sent before the reset (never the held-back last).
+  const logged = lines.filter((l) => l.msg === 'request' && l.digest === blob.digest).map((l) => Number(l.bytes));
+  assert.equal(logged.length, 3);
+  assert.ok(
+    logged.every((n) => n > 0 && n < 3 << 20),
+    `bytes logged: ${logged.join(', ')}`,
+  );
+  const sum = (ns: number[]) => ns.reduce((a, b) => a + b, 0);
+  assert.ok(sum(logged) >= sum(results.map((r) => r.body.length)), 'at least what the clients received');
   // Failures are not cached: the next request fetches again, and succeeds once upstream is fixed.
   s.origin.corrupt.delete(blob.digest);
   const ok = await fetchBlob(s.h2, url);

@@ -1,7 +1,7 @@
 // Tokens and keys along a chain. A retry uses the newest token among the clients
 // still waiting; a tier with no route to the origin takes its keys from its upstream
 // cache, rotations included.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createTestCa } from '../../testkit/pki.js';
@@ -11,27 +11,46 @@ import { agentFor, fetchBlob } from '../helpers/http.js';
 import { startStack } from '../helpers/stack.js';
 import { within, waitFor } from '../helpers/deadline.js';
 
-test('a transfer that breaks is resumed with the newest token among the waiting clients', async (t) => {
+/**
+ * Two clients of one cold blob, under `names[0]` with a token good for 2 minutes and under
+ * `names[1]` with one good for 15; the transfer breaks after the first MiB. Both clients
+ * must get the blob; returns the tokens and the origin's GETs of it (path, Authorization, Range).
+ */
+async function breakWithTwoClients(t: TestContext, names: [string, string]) {
   const s = await startStack(t);
-  const bytes = randomBytes(4 << 20);
-  const blob = s.origin.add(bytes);
-  const older = await s.origin.mint('team/app', blob.digest, { ttlSec: 120 });
-  const newer = await s.origin.mint('team/app', blob.digest, { ttlSec: 900 });
+  const blob = s.origin.add(randomBytes(4 << 20));
+  const older = await s.origin.mint(names[0], blob.digest, { ttlSec: 120 });
+  const newer = await s.origin.mint(names[1], blob.digest, { ttlSec: 900 });
   const gate = s.origin.gate(blob.digest, 1 << 20);
-  const first = fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, older));
+  const first = fetchBlob(s.h1, s.blobUrl(names[0], blob.digest, older));
   await within(10_000, 'gate', gate.reached);
   const fill = await waitFor(5_000, 'fill', () => [...s.cache.ctx.inflight.fills()][0]);
-  const second = fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, newer));
+  const second = fetchBlob(s.h2, s.blobUrl(names[1], blob.digest, newer));
   await waitFor(5_000, 'two waiters', () => fill.waiters === 2);
   gate.cut();
   const [a, b] = await within(20_000, 'clients', Promise.all([first, second]));
   assert.equal(`sha256:${a.sha256}`, blob.digest);
   assert.equal(`sha256:${b.sha256}`, blob.digest);
-  const gets = s.origin.seen.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest));
-  assert.equal(gets.length, 2);
-  assert.equal(gets[0]!.headers.authorization, `Bearer ${older}`, "the first fetch used the first client's token");
-  assert.equal(gets[1]!.headers.authorization, `Bearer ${newer}`, 'the retry used the newest token');
-  assert.equal(gets[1]!.headers.range, `bytes=${1 << 20}-`);
+  const gets = s.origin.seen
+    .filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest))
+    .map((r) => [r.path, r.headers.authorization, r.headers.range]);
+  return { older, newer, gets, path: (name: string) => `/v2/${name}/blobs/${blob.digest}` };
+}
+
+test('a transfer that breaks is resumed with the newest token among the waiting clients', async (t) => {
+  const { older, newer, gets, path } = await breakWithTwoClients(t, ['team/app', 'team/app']);
+  assert.deepEqual(gets, [
+    [path('team/app'), `Bearer ${older}`, undefined],
+    [path('team/app'), `Bearer ${newer}`, `bytes=${1 << 20}-`],
+  ]);
+});
+
+test('clients of one blob under two repositories: the retry asks under the repository of the token it carries', async (t) => {
+  const { older, newer, gets, path } = await breakWithTwoClients(t, ['team/app', 'team/other']);
+  assert.deepEqual(gets, [
+    [path('team/app'), `Bearer ${older}`, undefined],
+    [path('team/other'), `Bearer ${newer}`, `bytes=${1 << 20}-`],
+  ]);
 });
 
 test('a tier with no route to the origin takes its keys from its upstream cache, and follows rotations', async (t) => {

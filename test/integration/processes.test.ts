@@ -163,7 +163,14 @@ test('http.processes 2: both serve, one upstream GET, merged /metrics, SIGHUP in
   const [onB2, onC] = (await pinConnections(t, cache.url, ca.cert, cache.lines, [b, c], 1)).map(first);
   if (onB2 === undefined || onC === undefined) throw new Error('two processes');
   assert.equal((await get(onC, path)).sha256, blob.digest, 'the replacement serves hits');
-  assert.equal((await scrape(metricsUrl)).value('dtr_cache_process_restarts_total'), 1);
+  const afterKill = await scrape(metricsUrl);
+  assert.equal(afterKill.value('dtr_cache_process_restarts_total'), 1);
+  // The node's counters never go down: the dead process's hits, as of its last answer, stay
+  // counted, beside the two hits since (one each on the survivor and the replacement).
+  assert.equal(
+    afterKill.value('dtr_cache_blob_requests_total', { outcome: 'hit' }),
+    (m.value('dtr_cache_blob_requests_total', { outcome: 'hit' }) ?? 0) + 2,
+  );
 
   // SIGTERM: a transfer in flight on each process finishes; both stop; the node exits 0.
   const slow = origin.add(randomBytes(4 << 20));
@@ -219,6 +226,39 @@ test('a stampede on both processes: 32 clients of a cold blob, one upstream GET,
     cache.lines.filter((l) => l['msg'] === 'request' && l['digest'] === blob.digest && l['pid'] === pid).length;
   await waitFor(5_000, 'the request lines', () => served(a) + served(b) === 32);
   assert.deepEqual([served(a), served(b)], [16, 16]);
+});
+
+// The writer's own client has a token about to expire; a client on the other process, which
+// follows the writer's spool, has a fresh one. The transfer breaks after the first token
+// expired: the writer's retry must carry the follower's token, and both clients finish.
+test("a retry after the writer's clients' tokens expired uses a fresh token from the other process's clients", async (t) => {
+  const { ca, origin, cache } = await startNode(t, '');
+  const [a, b] = pair(await servingPids(cache.lines, 2));
+  const [onA, onB] = (await pinConnections(t, cache.url, ca.cert, cache.lines, [a, b], 1)).map(first);
+  if (onA === undefined || onB === undefined) throw new Error('two processes');
+  const blob = origin.add(randomBytes(6 << 20));
+  // Good for about three more seconds, with the 60 s of leeway the cache and the origin allow.
+  const expiring = await origin.mint('team/app', blob.digest, { exp: Math.floor(Date.now() / 1000) - 57 });
+  const fresh = await origin.mint('team/app', blob.digest, { ttlSec: 600 });
+  const gate = origin.gate(blob.digest, 1 << 20);
+  const atA = startGet(onA, `/v2/team/app/blobs/${blob.digest}?token=${expiring}`);
+  await within(10_000, 'the origin sent the first MiB', gate.reached);
+  const atB = startGet(onB, `/v2/team/app/blobs/${blob.digest}?token=${fresh}`);
+  await waitFor(10_000, 'the follower streaming', () => atB.received() > 0);
+  const expired = (JSON.parse(Buffer.from(expiring.split('.')[1] ?? '', 'base64url').toString()) as { exp: number })
+    .exp;
+  await waitFor(10_000, "the writer's token expired, leeway included", () => Date.now() / 1000 > expired + 61);
+  gate.cut();
+  const [ra, rb] = await within(30_000, 'both clients', Promise.all([atA.done, atB.done]));
+  for (const r of [ra, rb]) {
+    assert.equal(r.status, 200);
+    assert.equal(r.sha256, blob.digest);
+  }
+  const gets = origin.seen.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest));
+  assert.equal(gets.length, 2, 'the first GET, then one resume');
+  assert.equal(gets[0]?.headers.authorization, `Bearer ${expiring}`);
+  assert.equal(gets[1]?.headers.authorization, `Bearer ${fresh}`, "the resume carried the follower's token");
+  assert.equal(gets[1]?.headers.range, `bytes=${1 << 20}-`);
 });
 
 // A fill that hits a full disk streams through memory without caching; in one process every

@@ -39,7 +39,10 @@ test('download: a body that broke before the pump began is resumed from the next
       });
     },
   };
-  const download = new Download({ fetch, token: () => 't', log: pino({ level: 'silent' }) }, 0);
+  const download = new Download(
+    { fetch, credential: () => ({ token: 't', name: 'team/app' }), log: pino({ level: 'silent' }) },
+    0,
+  );
   assert.equal(await download.open(null), bytes.length);
   // The connection is cut before anyone reads: the body errors, and closes, with no listener yet.
   bodies[0]!.on('error', () => undefined);

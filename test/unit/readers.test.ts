@@ -28,8 +28,8 @@ test('readers: positions follow reads and Range starts; the slowest bounds what 
     () => arrived,
     () => false,
   );
-  const a = { token: 'a', exp: 100 };
-  const b = { token: 'b', exp: 200 };
+  const a = { token: 'a', exp: 100, name: 'team/app' };
+  const b = { token: 'b', exp: 200, name: 'team/app' };
   readers.add(a);
   readers.add(b);
   assert.equal(readers.count, 2);
@@ -56,16 +56,29 @@ test('readers: positions follow reads and Range starts; the slowest bounds what 
 
 test('readers: the newest credential among those still waiting is used, the first one when all left', () => {
   const readers = new Readers({ moved: () => undefined, released: async () => undefined });
-  const first = { token: 'first', exp: 100 };
-  const newer = { token: 'newer', exp: 300 };
-  const older = { token: 'older', exp: 50 };
+  const first = { token: 'first', exp: 100, name: 'team/app' };
+  const newer = { token: 'newer', exp: 300, name: 'team/other' };
+  const older = { token: 'older', exp: 50, name: 'team/app' };
   readers.add(first);
   readers.add(newer);
   readers.add(older);
-  assert.equal(readers.newestToken(first), 'newer');
+  assert.equal(readers.newest(first), newer, 'with the repository its token is for');
   readers.remove(newer);
-  assert.equal(readers.newestToken(first), 'first');
+  assert.equal(readers.newest(first).token, 'first');
   readers.remove(first);
   readers.remove(older);
-  assert.equal(readers.newestToken(first), 'first');
+  assert.equal(readers.newest(first).token, 'first');
+});
+
+test("readers: a credential offered by another process's follower counts when it is the newest", () => {
+  const readers = new Readers({ moved: () => undefined, released: async () => undefined });
+  const first = { token: 'first', exp: 100, name: 'team/app' };
+  readers.add(first);
+  readers.offer({ token: 'stale', exp: 90, name: 'team/app' });
+  assert.equal(readers.newest(first).token, 'first', 'an older offer is not used');
+  readers.offer({ token: 'remote', exp: 400, name: 'team/app' });
+  readers.offer({ token: 'older-remote', exp: 200, name: 'team/app' });
+  assert.equal(readers.newest(first).token, 'remote', 'the newest offer is kept');
+  readers.add({ token: 'local', exp: 500, name: 'team/app' });
+  assert.equal(readers.newest(first).token, 'local', 'a newer local client still wins');
 });

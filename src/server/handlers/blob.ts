@@ -37,7 +37,12 @@ export async function handleBlob(
   if (answeredNotModified(req, res, digest.value, rec)) return;
   const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
     rec.outcome = outcome;
-    return sendBlob(res, src, { digest: digest.value, head, rangeHeader: honouredRange(req, digest.value) });
+    return sendBlob(res, src, {
+      digest: digest.value,
+      head,
+      rangeHeader: honouredRange(req, digest.value),
+      record: rec,
+    });
   };
 
   const entry = await ctx.store.lookup(digest);
@@ -47,7 +52,7 @@ export async function handleBlob(
     ctx.store.touch(entry!);
     const src = small !== null ? bufferSource(small) : fileSource(blob!);
     try {
-      rec.bytes = await send(src, 'hit');
+      await send(src, 'hit');
     } finally {
       await src.release();
     }
@@ -59,11 +64,11 @@ export async function handleBlob(
     return;
   }
 
-  const client = { token: verified.token, exp: verified.exp };
+  const client = { token: verified.token, exp: verified.exp, name };
   const { fill, joined } = ctx.inflight.join(chainFetch(ctx.chain, name, digest, via), client);
   const src = await fill.attach(client);
   try {
-    rec.bytes = await send(src, joined ? 'joined' : 'miss');
+    await send(src, joined ? 'joined' : 'miss');
   } finally {
     await src.release();
   }
