@@ -69,9 +69,8 @@ export class RegistryError<C extends string = RegistryCode> extends DtrCacheErro
 
   /** The body of docs/protocol.md §6: {"errors":[{code,message,detail}]}. */
   body(): string {
-    const item: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
-    if (this.detail !== undefined) item.detail = this.detail;
-    return JSON.stringify({ errors: [item] });
+    // Every error carries `detail`, an empty object when there is nothing to add.
+    return JSON.stringify({ errors: [{ code: this.code, message: this.message, detail: this.detail ?? {} }] });
   }
 }
 

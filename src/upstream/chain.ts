@@ -119,7 +119,11 @@ export class UpstreamChain {
         );
       }
     }
-    throw gatewayError(lastKind, `no upstream could serve the blob (tried ${tried.length})`, lastCause, retryAfter);
+    const why =
+      tried.length === 0
+        ? 'no upstream left to ask: every host has already failed this transfer'
+        : `no upstream could serve the blob (tried ${tried.length})`;
+    throw gatewayError(lastKind, why, lastCause, retryAfter);
   }
 
   #headers(req: BlobRequest): Record<string, string> {

@@ -49,6 +49,8 @@ const RELAYED_HEADERS: Readonly<Record<string, string>> = {
  * request (401, 403, 404, 416, 429) goes back with its status, and with the upstream's own
  * code when the error table gives that code the same status (404 NAME_UNKNOWN, …). Any
  * other 4xx says the cache's request was refused, which is no fault of the client: 502.
+ * A relayed error keeps the upstream's message and detail, and names no upstream: which
+ * hosts stand behind a cache is the operator's business (the log has it).
  */
 export async function relayedError(res: UpstreamResponse): Promise<RegistryError<string>> {
   let text = '';
@@ -70,8 +72,9 @@ export async function relayedError(res: UpstreamResponse): Promise<RegistryError
   }
   let code: RegistryCode = byStatus;
   let message: string | undefined;
+  let detail: unknown = {};
   try {
-    const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> };
     const first = parsed.errors?.[0];
     const theirs = first?.code;
     if (
@@ -82,12 +85,13 @@ export async function relayedError(res: UpstreamResponse): Promise<RegistryError
       code = theirs as RegistryCode;
     }
     if (first?.message) message = first.message;
+    if (first?.detail !== undefined) detail = first.detail;
   } catch {
     // Not registry JSON: keep the status's code.
   }
   return new RegistryError(code, {
     ...(message === undefined ? {} : { message }),
     headers,
-    detail: { upstream: res.host.url },
+    detail,
   });
 }

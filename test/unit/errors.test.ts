@@ -54,7 +54,7 @@ test('a RegistryError renders the distribution error body', () => {
     errors: [{ code: 'UNAVAILABLE', message: 'timed out', detail: { reason: 'timeout' } }],
   });
   assert.deepEqual(JSON.parse(new RegistryError('DENIED').body()), {
-    errors: [{ code: 'DENIED', message: REGISTRY_ERRORS.DENIED.message }],
+    errors: [{ code: 'DENIED', message: REGISTRY_ERRORS.DENIED.message, detail: {} }],
   });
 });
 
@@ -94,7 +94,7 @@ test("the mock's errors are RegistryErrors over a wider table that keeps the cac
   assert.ok(upload instanceof RegistryError);
   assert.equal(upload.status, 404);
   assert.deepEqual(JSON.parse(upload.body()), {
-    errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry' }],
+    errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry', detail: {} }],
   });
   for (const [code, e] of Object.entries(REGISTRY_ERRORS)) {
     assert.equal(new MockError(code as keyof typeof REGISTRY_ERRORS).status, e.status, code);
