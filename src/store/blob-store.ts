@@ -74,6 +74,8 @@ export class BlobStore {
    * another replica published is found (issue: replicas on one rootdirectory). Expired
    * entries are not returned (not served, whatever the sweep has done yet) unless
    * `includeExpired`: a mirror serves its last copy while its upstream is unreachable.
+   * Before an entry counts as expired, the pulls of the node's other processes (and other
+   * replicas) are taken in from the file's mtime: a blob hot there is not fetched again here.
    */
   async lookup(d: Digest, opts: { includeExpired?: boolean } = {}): Promise<BlobEntry | null> {
     let entry = this.#entries.get(d.value) ?? null;
@@ -86,7 +88,29 @@ export class BlobStore {
         return null;
       }
     }
-    return this.expired(entry) && opts.includeExpired !== true ? null : entry;
+    if (this.expired(entry) && opts.includeExpired !== true) {
+      if (!(await this.adoptDiskPull(entry)) || this.expired(entry)) return null;
+    }
+    return entry;
+  }
+
+  /**
+   * Another process or replica on this root may have served the blob since this one last
+   * did: its pulls move the file's mtime (touch). That becomes our last pull too. False
+   * when the file is gone, and then it is forgotten here as well.
+   */
+  async adoptDiskPull(entry: BlobEntry): Promise<boolean> {
+    try {
+      const st = await stat(this.layout.blobData(entry.digest));
+      if (st.mtimeMs > entry.lastPull + 1) {
+        entry.lastPull = st.mtimeMs;
+        entry.persistedPull = st.mtimeMs;
+      }
+      return true;
+    } catch {
+      this.forget(entry);
+      return false;
+    }
   }
 
   /** Records a blob the fill just published; a small one's bytes are kept in memory at once. */

@@ -123,20 +123,12 @@ export class Evictor {
    * pull moved the file's mtime. Take that as our last pull too, and keep the blob.
    */
   async #pulledElsewhere(entry: BlobEntry, reason: EvictionReason): Promise<boolean> {
-    try {
-      const st = await stat(this.#store.layout.blobData(entry.digest));
-      if (st.mtimeMs > entry.lastPull + 1) {
-        entry.lastPull = st.mtimeMs;
-        entry.persistedPull = st.mtimeMs;
-        // No longer the least recently pulled, or no longer expired: keep it.
-        return reason === 'size' || !this.#store.expired(entry);
-      }
-      return false;
-    } catch {
-      // Gone already (another replica evicted it): forget it here too.
-      this.#store.forget(entry);
-      return true;
-    }
+    const before = entry.lastPull;
+    // Gone already (another replica evicted it): forgotten here too.
+    if (!(await this.#store.adoptDiskPull(entry))) return true;
+    // No longer the least recently pulled, or no longer expired: keep it.
+    if (entry.lastPull > before) return reason === 'size' || !this.#store.expired(entry);
+    return false;
   }
 
   async #evict(entry: BlobEntry, reason: EvictionReason): Promise<void> {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, open, readdir, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, open, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BlobStore } from '../../src/store/blob-store.js';
@@ -76,32 +76,39 @@ test('a blob being read or filled is never evicted', async () => {
   assert.equal(await exists(layout.blobData(digests.a!)), false, 'evictable once released');
 });
 
-test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, trash is emptied after the grace', async () => {
+/** A store with a 10 s blobttl on its own clock, and a maker of 1000-byte blobs pulled now. */
+async function expiringStore(clock: { now: number }) {
   const root = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-expire-')));
   const layout = new Layout(root);
-  let now = Date.now();
-  const store = new BlobStore(layout, { ttlMs: 10_000, now: () => now });
+  const store = new BlobStore(layout, { ttlMs: 10_000, now: () => clock.now });
   const mk = async (fill: string) => {
     const bytes = Buffer.alloc(1000, fill);
     const d = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
     await mkdir(dirname(layout.blobData(d)), { recursive: true });
     await writeFile(layout.blobData(d), bytes);
+    await utimes(layout.blobData(d), new Date(clock.now), new Date(clock.now));
     store.add(d, bytes.length);
     return d;
   };
+  return { layout, store, mk };
+}
+
+test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, trash is emptied after the grace', async () => {
+  const clock = { now: Date.now() };
+  const { layout, store, mk } = await expiringStore(clock);
   const old = await mk('o');
   const shared = await mk('s');
   const ev = new Evictor(store, {
     ttlMs: 10_000,
     maxSize: null,
     busy: () => false,
-    now: () => now,
+    now: () => clock.now,
     trashGraceMs: 5_000,
   });
   assert.equal(ev.periodMs, 5_000, 'min(blobttl / 2, 10 min)');
-  now += 11_000;
+  clock.now += 11_000;
   // Another replica served `shared` a moment ago: it moved the mtime.
-  await utimes(layout.blobData(shared), new Date(now - 1000), new Date(now - 1000));
+  await utimes(layout.blobData(shared), new Date(clock.now - 1000), new Date(clock.now - 1000));
   assert.equal(await store.lookup(old), null, 'an expired blob is never served, swept or not');
   await ev.sweep();
   assert.equal(await exists(layout.blobData(old)), false);
@@ -110,9 +117,27 @@ test('expiry: expired blobs go, a pull by another replica (mtime) keeps a blob, 
   // The evicted file waits in the trash for readers elsewhere, then goes.
   const trash = join(layout.spoolDir, '..', 'trash');
   assert.equal((await readdir(trash)).length, 1);
-  now += 6_000;
+  clock.now += 6_000;
   await ev.sweep();
   assert.equal((await readdir(trash)).length, 0);
+});
+
+test('lookup: a blob another process of the node keeps pulling is not expired here, before any sweep', async () => {
+  const clock = { now: Date.now() };
+  const { layout, store, mk } = await expiringStore(clock);
+  const hotElsewhere = await mk('h');
+  const cold = await mk('c');
+  clock.now += 11_000;
+  // The other process served it a moment ago, and its touch moved the mtime.
+  await utimes(layout.blobData(hotElsewhere), new Date(clock.now - 2_000), new Date(clock.now - 2_000));
+  const entry = await store.lookup(hotElsewhere);
+  assert.notEqual(entry, null, 'served from the store, not fetched again');
+  assert.equal(entry?.lastPull, clock.now - 2_000, 'that pull is ours too from now on');
+  assert.equal(await store.lookup(cold), null, 'pulled nowhere within blobttl: expired');
+  // A file gone under an expired entry (another replica evicted it) is forgotten.
+  await rm(layout.blobData(cold));
+  assert.equal(await store.lookup(cold), null);
+  assert.equal(store.count, 1);
 });
 
 test('a reader that opened a blob keeps reading after another replica evicts it', async () => {
