@@ -198,10 +198,18 @@ export class Supervisor {
   /**
    * Port 0 (tests): a free port is chosen here and held open, with SO_REUSEPORT, until every
    * process has bound it too. No client knows the port before 'dtr-cache listening'.
+   * A given port is first bound plainly, and let go: SO_REUSEPORT lets any process of this
+   * user join a port's group, so a second node started on the port of a running one would
+   * silently share its clients; it fails with EADDRINUSE instead, as a one-process node does.
    */
   async #reservePort(): Promise<Server | null> {
     this.#port = this.#config.http.port;
-    if (this.#port !== 0) return null;
+    if (this.#port !== 0) {
+      const probe = createServer();
+      await listenOn(probe, this.#config.http.host, this.#port);
+      await new Promise((resolve) => probe.close(resolve));
+      return null;
+    }
     const reservation = createServer();
     this.#port = (await listenOn(reservation, this.#config.http.host, 0, { reusePort: true })).port;
     return reservation;

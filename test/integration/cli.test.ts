@@ -18,10 +18,16 @@ const run = promisify(execFile);
 const CLI = new URL('../../src/cli.js', import.meta.url).pathname;
 const SEEDS = new URL('../../../test/fixtures/seeds/', import.meta.url).pathname;
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+): Promise<{ code: number; out: string; err: string }> {
   try {
     const r = await run(process.execPath, [...(await cliNodeFlags()), CLI, ...args], {
       env: { ...process.env, ...env },
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
     });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
@@ -123,4 +129,27 @@ test('health: asks the node of this config, on its debug server or else its serv
   const debug = await cli(['health', '--config', withDebug.path]);
   assert.equal(debug.code, 0, debug.err);
   assert.equal(debug.out.trim(), `http://127.0.0.1:${debugPort}/debug/health: status 200`);
+});
+
+test('serve: a second node on the port of a running one fails with EADDRINUSE, not joins it', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const tls = await ca.issue('cache');
+  const port = await freePort();
+  const onPort = async () => {
+    const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls, extraHttp: '  processes: 2\n' });
+    await writeFile(
+      cfg.path,
+      (await readFile(cfg.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`),
+    );
+    return cfg;
+  };
+  const running = await onPort();
+  await spawnCache(t, running.path, running.root, { REGISTRY_HTTP_PROCESSES: '2' });
+  const second = await onPort();
+  // Joined, it would serve until killed (code null): bounded by the timeout.
+  const r = await cli(['serve', '--config', second.path], { REGISTRY_HTTP_PROCESSES: '2' }, 20_000);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /EADDRINUSE/);
 });
