@@ -1,17 +1,24 @@
 // The file checks that need the filesystem: CA bundles (`cas`), the TLS pair, a jwks file and
-// a mirror's passwordfile must exist, be readable and look like what they claim to be. loadConfigFile runs them
-// (async, in parallel); the pure loadConfig only collects them.
-import { readFile } from 'node:fs/promises';
+// a mirror's passwordfile must exist, be readable and look like what they claim to be; the
+// TLS key must be the certificate's; the storage root must be a directory the cache can
+// write, or one it can create. loadConfigFile runs them (async, in parallel); the pure
+// loadConfig only collects them.
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { Field } from './field.js';
 import { errnoCode } from '../errors/inspect.js';
 
-export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks' | 'secret';
+export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks' | 'secret' | 'directory';
 
 export interface FileCheck {
   /** The config value that named the file, for the error's key path and line. */
   readonly field: Field;
   readonly path: string;
   readonly kind: FileKind;
+  /** A TLS key: the certificate file it must belong to. */
+  readonly certificate?: string;
 }
 
 const WHAT: Readonly<Record<FileKind, string>> = {
@@ -20,6 +27,7 @@ const WHAT: Readonly<Record<FileKind, string>> = {
   key: 'a readable PEM file with an unencrypted PRIVATE KEY block',
   jwks: 'a readable JWK Set file (JSON with a "keys" list)',
   secret: 'a readable file holding the password (not empty)',
+  directory: 'a directory this process can write, or a path under one where it can be created',
 };
 
 /** Runs every check; throws the ConfigError of the first failing one in config order. */
@@ -30,6 +38,7 @@ export async function runFileChecks(checks: readonly FileCheck[]): Promise<void>
 
 async function runOne(check: FileCheck): Promise<void> {
   const expected = WHAT[check.kind];
+  if (check.kind === 'directory') return checkDirectory(check, expected);
   let text: string;
   try {
     text = await readFile(check.path, 'utf8');
@@ -38,6 +47,48 @@ async function runOne(check: FileCheck): Promise<void> {
     check.field.fail(expected, `${JSON.stringify(check.path)} (${code})`, err);
   }
   if (!looksValid(check.kind, text)) check.field.fail(expected, `${JSON.stringify(check.path)} without one`);
+  if (check.certificate !== undefined) await checkPair(check, text, check.certificate);
+}
+
+/** The key must be the certificate's: TLS would refuse the pair only when the node starts. */
+async function checkPair(check: FileCheck, key: string, certificatePath: string): Promise<void> {
+  let cert: string;
+  try {
+    cert = await readFile(certificatePath, 'utf8');
+  } catch {
+    return; // the certificate's own check reports it
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const why = err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, '') : String(err);
+    check.field.fail(`the private key of ${certificatePath}`, `${JSON.stringify(check.path)} (${why})`, err);
+  }
+}
+
+/** The storage root, or the nearest existing directory above it, must be a writable directory. */
+async function checkDirectory(check: FileCheck, expected: string): Promise<void> {
+  let path = check.path;
+  let problem: string | null = null;
+  let cause: unknown;
+  for (;;) {
+    try {
+      const st = await stat(path);
+      if (!st.isDirectory()) problem = 'not a directory';
+      else await access(path, constants.W_OK | constants.X_OK);
+      break;
+    } catch (err) {
+      const code = errnoCode(err) ?? 'unusable';
+      if (code === 'ENOENT' && dirname(path) !== path) {
+        path = dirname(path);
+        continue;
+      }
+      problem = code;
+      cause = err;
+      break;
+    }
+  }
+  if (problem !== null) check.field.fail(expected, `${JSON.stringify(path)} (${problem})`, cause);
 }
 
 function looksValid(kind: FileKind, text: string): boolean {
@@ -50,6 +101,8 @@ function looksValid(kind: FileKind, text: string): boolean {
       return /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----/.test(text);
     case 'secret':
       return text.trim() !== '';
+    case 'directory':
+      return true;
     case 'jwks':
       try {
         const parsed: unknown = JSON.parse(text);

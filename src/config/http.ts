@@ -87,7 +87,7 @@ function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
     );
   checks.push(
     { field: certField, path: certificate, kind: 'certificate' },
-    { field: keyField, path: key, kind: 'key' },
+    { field: keyField, path: key, kind: 'key', certificate },
   );
   return { certificate, key };
 }

@@ -105,7 +105,7 @@ function parseAndValidate(
   const checks: FileCheck[] = [];
   const version = readVersion(root);
   const log = readLog(root);
-  const storage = readStorage(root);
+  const storage = readStorage(root, checks);
   const http = readHttp(root, checks);
   const deleteEnabled = root.child('storage').child('delete').child('enabled');
   const mirrors = readMirrors(root, env, checks, storage.deleteEnabled);

@@ -1,4 +1,5 @@
 // The small top-level sections: version, log, storage.
+import type { FileCheck } from './files.js';
 import type { Config, LogLevel } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import type { Field } from './field.js';
@@ -65,7 +66,7 @@ export function readLog(root: Field): Config['log'] {
 // Storage drivers of Docker Registry other than filesystem: a cache cannot silently ignore them.
 const OTHER_DRIVERS = ['inmemory', 's3', 's3-aws', 'azure', 'gcs', 'swift', 'oss'];
 
-export function readStorage(root: Field): Config['storage'] {
+export function readStorage(root: Field, checks: FileCheck[]): Config['storage'] {
   const storage = root.child('storage');
   const keys = storage.keys();
   for (const driver of OTHER_DRIVERS) {
@@ -85,8 +86,8 @@ export function readStorage(root: Field): Config['storage'] {
   del.checkKeys(['enabled']);
   const fs = storage.child('filesystem');
   fs.checkKeys(['rootdirectory'], ['maxthreads']);
-  return {
-    deleteEnabled: del.child('enabled').bool() ?? DEFAULTS.storage.delete.enabled,
-    rootDirectory: fs.child('rootdirectory').text('a directory path') ?? DEFAULTS.storage.filesystem.rootdirectory,
-  };
+  const rootField = fs.child('rootdirectory');
+  const rootDirectory = rootField.text('a directory path') ?? DEFAULTS.storage.filesystem.rootdirectory;
+  checks.push({ field: rootField, path: rootDirectory, kind: 'directory' });
+  return { deleteEnabled: del.child('enabled').bool() ?? DEFAULTS.storage.delete.enabled, rootDirectory };
 }

@@ -29,7 +29,8 @@ export function useTempDir(): void {
 
 /**
  * Fills every placeholder and points each absolute /certs or /run/secrets path at a real
- * temp PEM file (the CA certificate, or the leaf key for *key* files), for loadConfigFile.
+ * temp PEM file (the leaf's key for *key* files, its certificate for `certificate:`, else the
+ * CA certificate), for loadConfigFile.
  * Returns the text and the map from doc path to temp path.
  */
 export async function fillAll(text: string): Promise<{ text: string; paths: Map<string, string> }> {
@@ -39,7 +40,11 @@ export async function fillAll(text: string): Promise<{ text: string; paths: Map<
     paths.set(docPath, real);
     return real;
   });
-  for (const [docPath, real] of paths) await writeFile(real, docPath.includes('key') ? leaf.key : ca.cert);
+  // The TLS certificate is the leaf's, the pair of the key (loadConfigFile checks the pair).
+  const tlsCertificates = new Set([...text.matchAll(/certificate: (\S+)/g)].map((m) => m[1]));
+  for (const [docPath, real] of paths) {
+    await writeFile(real, docPath.includes('key') ? leaf.key : tlsCertificates.has(docPath) ? leaf.cert : ca.cert);
+  }
   return { text: filled, paths };
 }
 

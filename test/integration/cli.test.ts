@@ -44,7 +44,8 @@ test('check-config: the DTR doc configs load; bad values exit 2 naming key path 
     text
       .replace(/<dtr-url>:<dtr-port>/g, 'dtr.example.org:443')
       .replace(/<[a-z-]+>/g, 'host.example.org')
-      // Key files get the key; every other PEM (TLS certificates, `cas`) a certificate.
+      // The TLS pair gets the cache's certificate and key (they must match); `cas` the CA.
+      .replace(/certificate: \/\S+\.pem/g, `certificate: ${leaf.certPath}`)
       .replace(/\/(run\/secrets|certs)\/[a-z.-]+\.pem/g, (m) => (m.includes('key') ? leaf.keyPath : ca.certPath));
   for (const file of ['002-swarm.yml', '003-asia.yml', '003-china.yml', '004-simple.yml']) {
     const path = join(dir, file);
@@ -67,6 +68,32 @@ test('check-config: the DTR doc configs load; bad values exit 2 naming key path 
     assert.equal(r.code, 2, `${to}: ${r.out}`);
     assert.match(r.err, expect);
     assert.equal(r.err.trim().split('\n').length, 1, 'one message');
+  }
+  // A storage root that cannot be one, and a TLS key that is not the certificate's: refused
+  // here, not when the node starts (or at its first miss).
+  const rootFile = join(dir, 'not-a-directory');
+  await writeFile(rootFile, 'x');
+  const files: Array<[string, string, RegExp]> = [
+    [
+      '004-simple.yml',
+      base.replace('rootdirectory: /var/lib/registry', `rootdirectory: ${rootFile}/registry`),
+      /storage\.filesystem\.rootdirectory \(line \d+\): found ".*not-a-directory\/registry" \(ENOTDIR\)/,
+    ],
+    [
+      '003-asia.yml',
+      fill(await readFile(join(SEEDS, '003-asia.yml'), 'utf8')).replace(
+        leaf.keyPath,
+        (await ca.issue('other')).keyPath,
+      ),
+      /http\.tls\.key \(line \d+\): found ".*" \(.*key values mismatch\).*expected the private key of/,
+    ],
+  ];
+  for (const [name, text, expect] of files) {
+    const path = join(dir, `refused-${name}`);
+    await writeFile(path, text);
+    const r = await cli(['check-config', '--config', path]);
+    assert.equal(r.code, 2, `${name}: ${r.out}`);
+    assert.match(r.err, expect);
   }
   // Environment overrides, distribution style; a bad one names the variable.
   const good = join(dir, 'good.yml');
