@@ -1,5 +1,5 @@
 // One /debug/health for a node of several processes, from its serving processes' reports.
-import type { HealthReport } from '../metrics/health.js';
+import type { HealthReport, HealthStatus } from '../metrics/health.js';
 
 export interface MemberHealth {
   index: number;
@@ -12,9 +12,9 @@ export interface MemberHealth {
 export interface NodeHealthReport {
   status: 200 | 503;
   body: {
-    status: 'ok' | 'unavailable';
+    status: HealthStatus;
     checks: HealthReport['body']['checks'];
-    processes: Array<{ index: number; pid: number | null; state: string; status: 'ok' | 'unavailable' | null }>;
+    processes: Array<{ index: number; pid: number | null; state: string; status: HealthStatus | null }>;
   };
 }
 
@@ -34,7 +34,7 @@ export function nodeHealth(members: readonly MemberHealth[], draining: boolean):
   return {
     status: ok ? 200 : 503,
     body: {
-      status: ok ? 'ok' : 'unavailable',
+      status: !ok ? 'unavailable' : reports.some((r) => r.body.status === 'degraded') ? 'degraded' : 'ok',
       checks,
       processes: members.map((m) => ({
         index: m.index,
@@ -50,6 +50,7 @@ export function nodeHealth(members: readonly MemberHealth[], draining: boolean):
 function mergeChecks(reports: readonly HealthReport[], draining: boolean): Checks {
   const all = reports.map((r) => r.body.checks);
   const store = all.find((c) => !c.store.ok)?.store ??
+    all.find((c) => c.store.full === true)?.store ??
     all[0]?.store ?? { ok: false, detail: 'no serving process answered', checkedAt: new Date().toISOString() };
   const keys = all.find((c) => !c.keys.ok)?.keys ?? all[0]?.keys ?? { ok: false, loaded: false, count: 0 };
   const upstreams = new Map<string, Checks['upstreams'][number]>();

@@ -23,3 +23,11 @@ export function errnoCode(err: unknown): string | undefined {
 export function stackOf(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
+
+const DISK_FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** The errno code of a disk-full failure (no space, or over quota), or null for any other error. */
+export function diskFullCode(err: unknown): string | null {
+  const code = errnoCode(err) ?? '';
+  return DISK_FULL_CODES.has(code) ? code : null;
+}

@@ -1,20 +1,12 @@
 // A full disk is an episode, not an error per fill: it is logged when it starts and when a
 // publication shows there is room again, and fills stream through memory in between.
-import { errnoCode } from '../errors/inspect.js';
+import { diskFullCode } from '../errors/inspect.js';
 import type { Digest } from '../store/digest.js';
 import type { FillDeps } from './deps.js';
 
-const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
-
-/** The errno code of a disk-full failure, or null for any other error. */
-export function diskFullCode(err: unknown): string | null {
-  const code = errnoCode(err) ?? '';
-  return DISK_FULL_CODES.has(code) ? code : null;
-}
-
 /** A spool write failed with `code`: a full disk starts an episode, anything else is logged per fill. */
 export function spoolWriteFailed(deps: FillDeps, digest: Digest, code: string): void {
-  if (!DISK_FULL_CODES.has(code)) {
+  if (diskFullCode({ code }) === null) {
     deps.log.error({ code, digest: digest.value }, 'spool write failed: streaming this blob through without caching');
     return;
   }

@@ -6,7 +6,8 @@ import { open } from 'node:fs/promises';
 import type { Digest } from '../store/digest.js';
 import { publish } from '../../workers/publish.js';
 import type { BodyContext } from './deps.js';
-import { diskFullCode, spoolWriteFailed } from './disk-full.js';
+import { diskFullCode } from '../errors/inspect.js';
+import { spoolWriteFailed } from './disk-full.js';
 import type { ByteSink, Download } from './download.js';
 import { FillFailure, spoolFailure, type FillOutcome } from './outcome.js';
 

@@ -1,9 +1,12 @@
 // /debug/health: can this node serve? It cannot when its store is not writable
 // (no fill could be spooled) or when it has no trusted keys (no token could be verified);
-// either answers 503, as does a node that is draining. Upstream results are reported, not
-// judged: a node whose upstreams are down still serves its hits.
+// either answers 503, as does a node that is draining. A full disk is not that: hits are
+// served and misses stream through without being kept, so the node answers 200 'degraded'
+// (an orchestrator that replaced it would gain nothing: the disk stays full). Upstream
+// results are reported, not judged: a node whose upstreams are down still serves its hits.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { diskFullCode } from '../errors/inspect.js';
 
 export interface HealthSources {
   /** A directory on the store's filesystem where a probe file may be written. */
@@ -17,12 +20,15 @@ export interface HealthSources {
   }>;
 }
 
+export type HealthStatus = 'ok' | 'degraded' | 'unavailable';
+
 export interface HealthReport {
   status: 200 | 503;
   body: {
-    status: 'ok' | 'unavailable';
+    status: HealthStatus;
     checks: {
-      store: { ok: boolean; detail: string; checkedAt: string };
+      /** `full`: the disk is full; the node serves without caching. */
+      store: { ok: boolean; full?: boolean; detail: string; checkedAt: string };
       keys: { ok: boolean; loaded: boolean; count: number };
       draining: boolean;
       upstreams: Array<{ url: string; role: string; ok: boolean | null; at: string | null; detail: string }>;
@@ -36,7 +42,7 @@ const PROBE_CACHE_MS = 5_000;
 export class Health {
   readonly #src: HealthSources;
   readonly #probeFile: string;
-  #probe: { at: number; result: Promise<{ ok: boolean; detail: string }> } | null = null;
+  #probe: { at: number; result: Promise<{ ok: boolean; full?: boolean; detail: string }> } | null = null;
   draining = false;
 
   constructor(src: HealthSources) {
@@ -63,22 +69,25 @@ export class Health {
       detail: h.lastResult?.detail ?? 'not contacted yet',
     }));
     const ok = store.ok && keys.ok && !this.draining;
-    return {
-      status: ok ? 200 : 503,
-      body: { status: ok ? 'ok' : 'unavailable', checks: { store, keys, draining: this.draining, upstreams } },
-    };
+    const status = !ok ? 'unavailable' : store.full === true ? 'degraded' : 'ok';
+    return { status: ok ? 200 : 503, body: { status, checks: { store, keys, draining: this.draining, upstreams } } };
   }
 
   /** Writes, then removes, a small file: catches a read-only remount, a full disk, lost permissions. */
-  async #writeProbe(): Promise<{ ok: boolean; detail: string }> {
+  async #writeProbe(): Promise<{ ok: boolean; full?: boolean; detail: string }> {
     try {
       await mkdir(this.#src.probeDir, { recursive: true });
       await writeFile(this.#probeFile, 'ok\n');
       await rm(this.#probeFile, { force: true });
       return { ok: true, detail: 'writable' };
     } catch (err) {
+      await rm(this.#probeFile, { force: true }).catch(() => undefined);
       const e = err as NodeJS.ErrnoException;
-      return { ok: false, detail: `${e.code ?? 'error'}: ${e.message}` };
+      const detail = `${e.code ?? 'error'}: ${e.message}`;
+      if (diskFullCode(err) !== null) {
+        return { ok: true, full: true, detail: `${detail} (serving: misses stream through without caching)` };
+      }
+      return { ok: false, detail };
     }
   }
 }

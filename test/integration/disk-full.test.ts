@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, readdir, statfs } from 'node:fs/promises';
+import { access, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { Layout } from '../../src/store/layout.js';
@@ -113,6 +113,26 @@ test('disk full mid-fill: clients get complete blobs, nothing partial is publish
   assert.equal(`sha256:${again.sha256}`, big[0]!.digest);
   lines = await s.cache.logLines();
   assert.equal(lines.filter((l) => String(l.msg).startsWith('disk full')).length, 2);
+});
+
+test('disk full: health is 200 degraded, not 503 (the node still serves), and ok again once there is room', async (t) => {
+  const mnt = await smallDisk(t);
+  if (mnt === null) return;
+  const s = await startStack(t, { root: join(mnt, 'registry') });
+  const filler = join(mnt, 'filler');
+  await writeFile(filler, Buffer.alloc(16 << 20)).catch(() => undefined); // ENOSPC once full
+  // (A probe result is kept 5 s: each report here asks as if later.)
+  const full = await s.cache.health.report(Date.now() + 10_000);
+  assert.equal(full.status, 200);
+  assert.equal(full.body.status, 'degraded');
+  assert.equal(full.body.checks.store.full, true);
+  assert.match(full.body.checks.store.detail, /^ENOSPC/);
+  const blob = s.origin.add(randomBytes(1 << 20));
+  const r = await fetchBlob(s.h1, s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)));
+  assert.equal(`sha256:${r.sha256}`, blob.digest, 'served through, as health says');
+  await rm(filler);
+  const room = await s.cache.health.report(Date.now() + 20_000);
+  assert.deepEqual([room.status, room.body.status, room.body.checks.store.full], [200, 'ok', undefined]);
 });
 
 test('disk full: a Range client of a pass-through fill holds no memory below its range, so the fill does not stall', async (t) => {
