@@ -1,7 +1,7 @@
 // One serving process of a node (a node:cluster worker): it waits for the supervisor's
 // `init`, runs the whole cache (TLS, routes, tokens, hits, fills) on the shared port, and
 // answers the supervisor: reloads, ticket keys, per-IP refusals, scrapes, health, drain.
-import { createLogger } from '../log/log.js';
+import { createLogger, flushLogger } from '../log/log.js';
 import { withSecrets } from '../config/secret.js';
 import { startCache, type RunningCache } from '../main.js';
 import { stopOnce } from '../stop-once.js';
@@ -39,6 +39,11 @@ export async function runMember(): Promise<void> {
   process.on('SIGHUP', () => undefined);
   const init = await nextInit();
   const log = createLogger(init.config.log).child({ proc: init.index });
+  process.removeAllListeners('disconnect');
+  process.on('disconnect', () => {
+    log.error('the supervisor is gone: stopping at once');
+    void flushLogger(log).finally(() => process.exit(1));
+  });
   const gate = new NodeGate(init.config.http.limits.maxConnectionsPerIp, send);
   const tickets = new TicketKeys();
   tickets.set(Buffer.from(init.ticketKeys, 'base64'));

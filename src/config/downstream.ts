@@ -88,7 +88,7 @@ function readOptions(
   if (blobTtlMs !== null && deleteEnabled.bool() !== true) {
     ttlField.fail(
       'storage.delete.enabled: true whenever blobttl is set (as DTR requires)',
-      `${ttlField.rawText()} with storage.delete.enabled ${deleteEnabled.present ? deleteEnabled.rawText() : 'unset'}`,
+      `${ttlField.rawText()} with storage.delete.enabled ${describeDelete(deleteEnabled)}`,
     );
   }
 
@@ -99,7 +99,7 @@ function readOptions(
   if (maxSize !== null && deleteEnabled.bool() !== true) {
     maxSizeField.fail(
       'storage.delete.enabled: true whenever maxsize is set (eviction deletes blobs)',
-      `${maxSizeField.rawText()} with storage.delete.enabled ${deleteEnabled.present ? deleteEnabled.rawText() : 'unset'}`,
+      `${maxSizeField.rawText()} with storage.delete.enabled ${describeDelete(deleteEnabled)}`,
     );
   }
 
@@ -205,4 +205,11 @@ function readJwks(field: Field, checks: FileCheck[]): string | null {
   // Keys fetched over plain http could be swapped in transit, and with them every token.
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') field.fail(expected);
   return url.href;
+}
+
+/** storage.delete.enabled as an error about another key shows it: its value, and where it came from. */
+function describeDelete(field: Field): string {
+  if (!field.present) return 'unset';
+  const { envVar } = field.location;
+  return envVar === null ? field.rawText() : `${field.rawText()} (from ${envVar})`;
 }

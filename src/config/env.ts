@@ -34,6 +34,7 @@ export const ENV_KEYS: readonly string[] = [
   'http.limits.idletimeout',
   'http.limits.maxconcurrentstreams',
   'http.limits.maxconnectionsperip',
+  'http.limits.maxresetspersecond',
   // distribution reads these for its pull-through cache (REGISTRY_PROXY_PASSWORD keeps the
   // password out of the file); tagttl and passwordfile are our extensions.
   'proxy.remoteurl',

@@ -78,6 +78,18 @@ function startGet(client: Client, path: string): Transfer {
 
 const get = (client: Client, path: string) => startGet(client, path).done;
 
+/** Whether a TCP connection to the port on loopback is refused (nothing listens). */
+function refused(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = netConnect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
 function exitOf(p: CacheProcess): Promise<number | null> {
   return new Promise((resolve) => {
     if (p.child.exitCode !== null) resolve(p.child.exitCode);
@@ -182,17 +194,7 @@ test('http.processes 2: both serve, one upstream GET, merged /metrics, SIGHUP in
   await waitFor(10_000, 'both processes streaming the slow blob', () => slowTransfers.every((x) => x.received() > 0));
   const exited = exitOf(cache);
   cache.child.kill('SIGTERM');
-  await waitFor(10_000, 'new connections refused', async () => {
-    const refused = await new Promise<boolean>((resolve) => {
-      const s = netConnect(cache.port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(false);
-      });
-      s.once('error', () => resolve(true));
-    });
-    return refused || undefined;
-  });
+  await waitFor(10_000, 'new connections refused', async () => (await refused(cache.port)) || undefined);
   slowGate.open();
   for (const r of await within(20_000, 'the transfers in flight', Promise.all(slowTransfers.map((x) => x.done)))) {
     assert.equal(r.status, 200);
@@ -259,6 +261,27 @@ test("a retry after the writer's clients' tokens expired uses a fresh token from
   assert.equal(gets[0]?.headers.authorization, `Bearer ${expiring}`);
   assert.equal(gets[1]?.headers.authorization, `Bearer ${fresh}`, "the resume carried the follower's token");
   assert.equal(gets[1]?.headers.range, `bytes=${1 << 20}-`);
+});
+
+test('kill -9 of the supervisor: its serving processes say why and stop at once; the port is free again', async (t) => {
+  const { cache } = await startNode(t, '');
+  const pids = await servingPids(cache.lines, 2);
+  cache.child.kill('SIGKILL');
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(10_000, 'both serving processes gone', () => pids.every((p) => !alive(p)));
+  await waitFor(5_000, 'each said why', () =>
+    pids.every((pid) =>
+      cache.lines.some((l) => l['pid'] === pid && l['msg'] === 'the supervisor is gone: stopping at once'),
+    ),
+  );
+  assert.ok(await refused(cache.port), 'nothing listens on the port');
 });
 
 // A fill that hits a full disk streams through memory without caching; in one process every

@@ -3,6 +3,8 @@
 // unknown one is a warning.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { ENV_KEYS } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { assertConfigError, load, seed, simple } from '../helpers/config.js';
 import { fillAll, useTempDir } from '../helpers/config-files.js';
@@ -53,6 +55,7 @@ describe('environment overrides (REGISTRY_*)', () => {
     assertConfigError(() => load(base, { REGISTRY_STORAGE_DELETE_ENABLED: 'false' }), {
       keyPath: 'middleware.registry[0].options.blobttl',
       line: 13,
+      message: /with storage\.delete\.enabled false \(from REGISTRY_STORAGE_DELETE_ENABLED\)/,
     });
     assertConfigError(() => load(base, { REGISTRY_LOG_LEVEL: '[debug]' }), {
       keyPath: 'log.level',
@@ -64,6 +67,19 @@ describe('environment overrides (REGISTRY_*)', () => {
       envVar: 'REGISTRY_HTTP_DRAINTIMEOUT',
       message: /\(from REGISTRY_HTTP_DRAINTIMEOUT\)/,
     });
+  });
+
+  it('cover every scalar setting outside the middleware list (the defaults name them all)', () => {
+    const leaves = (tree: object, at: string): string[] =>
+      Object.entries(tree).flatMap(([k, v]) =>
+        typeof v === 'object' && v !== null ? leaves(v as object, `${at}${k}.`) : [`${at}${k}`],
+      );
+    // downstream is the options of a middleware list item: no variable reaches it.
+    const { downstream: _listItem, ...scalars } = DEFAULTS;
+    assert.deepEqual(
+      leaves(scalars, '').filter((k) => !ENV_KEYS.includes(k)),
+      [],
+    );
   });
 
   it('unknown REGISTRY_* variables are warnings', async () => {
