@@ -126,11 +126,17 @@ export async function check(t: Target, h2: H2Client, world: World, example: Exam
         bytes: blob.bytes,
         digest: blob.digest,
         head,
-        // RFC 9110 §14.2: range handling is defined for GET only; a HEAD ignores Range.
-        range: head ? undefined : field(x, 'range'),
+        // RFC 9110 §14.2: range handling is defined for GET only; a HEAD ignores Range. And
+        // §13.1.5: an If-Range that does not name the blob's ETag makes it ignore Range too.
+        range: head || !ifRangeHolds(field(x, 'if-range'), blob.digest) ? undefined : field(x, 'range'),
         ifNoneMatch: field(x, 'if-none-match'),
       });
       return;
     }
   }
+}
+
+/** If-Range absent, or naming the blob's strong ETag: Range is honoured (RFC 9110 §13.1.5). */
+function ifRangeHolds(ifRange: string | undefined, digest: string): boolean {
+  return ifRange === undefined || ifRange.trim() === `"${digest}"`;
 }
