@@ -6,24 +6,23 @@
 // replica may take the spool over, writing a data file of its own (docs/architecture.md,
 // "Replicas").
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from './digest.js';
 import { errnoCode } from '../errors/inspect.js';
 import type { Layout } from './layout.js';
+import {
+  fillRecord,
+  readRecord,
+  recordBeside,
+  renameRecord,
+  replaceRecord,
+  writeRecordBeside,
+  type SpoolOwner,
+} from './spool-record.js';
 
-export interface SpoolOwner {
-  host: string;
-  pid: number;
-  startedAt: number;
-  /** Names this writer's data file. */
-  writer: string;
-  /** The blob's size, once the writer has its upstream headers (followers need it). */
-  size?: number;
-  /** Set when the writer's digest check passed: followers release their last byte then. */
-  verified?: boolean;
-}
+export type { SpoolOwner } from './spool-record.js';
 
 export interface SpoolTiming {
   /** How often an owner refreshes its record. */
@@ -336,60 +335,6 @@ async function removeDataFile(path: string): Promise<void> {
 
 function dataPath(claimPath: string, writer: string): string {
   return `${claimPath}.${writer}`;
-}
-
-/** Writes the owner into the claim this process just created, and closes it. */
-async function fillRecord(record: FileHandle, owner: SpoolOwner): Promise<void> {
-  try {
-    await record.writeFile(JSON.stringify(owner));
-  } finally {
-    await record.close();
-  }
-}
-
-/** Where a new record is written before it replaces the claim's. */
-function recordBeside(claimPath: string, owner: SpoolOwner): string {
-  return `${claimPath}.${owner.writer}.tmp`;
-}
-
-async function writeRecordBeside(claimPath: string, owner: SpoolOwner): Promise<void> {
-  const tmp = recordBeside(claimPath, owner);
-  try {
-    await writeFile(tmp, JSON.stringify(owner));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-async function renameRecord(tmp: string, claimPath: string): Promise<void> {
-  try {
-    await rename(tmp, claimPath);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-async function replaceRecord(claimPath: string, owner: SpoolOwner): Promise<void> {
-  await writeRecordBeside(claimPath, owner);
-  await renameRecord(recordBeside(claimPath, owner), claimPath);
-}
-
-async function readRecord(claimPath: string): Promise<SpoolOwner | null> {
-  try {
-    const parsed = JSON.parse(await readFile(claimPath, 'utf8')) as Partial<SpoolOwner>;
-    const { host, pid, startedAt, writer, size, verified } = parsed;
-    if (typeof host !== 'string' || typeof pid !== 'number' || typeof startedAt !== 'number') return null;
-    if (typeof writer !== 'string') return null;
-    const owner: SpoolOwner = { host, pid, startedAt, writer };
-    if (typeof size === 'number') owner.size = size;
-    if (verified === true) owner.verified = true;
-    return owner;
-  } catch {
-    // Missing, or not a record (a spool of an older version): an unknown owner.
-    return null;
-  }
 }
 
 /**
