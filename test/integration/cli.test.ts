@@ -1,7 +1,7 @@
 // As a user meets it: `dtr-cache check-config` exits 0 for the DTR doc configs
 // (placeholders filled) and 2 for each bad value, naming the key path and line; usage
 // errors exit 2 too. `dtr-cache health` answers for the node serving a config.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -122,18 +122,26 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-test('health: asks the node of this config, on its debug server or else its serving port; 1 once it stops', async (t) => {
+/** A test CA, an origin that uses it (closed after the test) and a leaf for the cache. */
+async function originAndLeaf(t: TestContext) {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
   t.after(() => origin.close());
-  const tls = await ca.issue('cache');
+  return { ca, origin, tls: await ca.issue('cache') };
+}
+
+/** A cache config that serves on 127.0.0.1:`port` (the health check and a second node read it there). */
+async function configOnPort(port: number, spec: Parameters<typeof writeConfig>[0]) {
+  const cfg = await writeConfig(spec);
+  await writeFile(cfg.path, (await readFile(cfg.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`));
+  return cfg;
+}
+
+test('health: asks the node of this config, on its debug server or else its serving port; 1 once it stops', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
   // As DTR's own configs are: no debug server. The check asks /v2/ on the serving port.
   const port = await freePort();
-  const plain = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls });
-  await writeFile(
-    plain.path,
-    (await readFile(plain.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`),
-  );
+  const plain = await configOnPort(port, { upstreams: [origin.url], cas: [ca.certPath], tls });
   const down = await cli(['health', '--config', plain.path]);
   assert.equal(down.code, 1, 'nothing serves this config yet');
   assert.match(down.err, new RegExp(`https://127\\.0\\.0\\.1:${port}/v2/: .*ECONNREFUSED`));
@@ -159,19 +167,10 @@ test('health: asks the node of this config, on its debug server or else its serv
 });
 
 test('serve: a second node on the port of a running one fails with EADDRINUSE, not joins it', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const tls = await ca.issue('cache');
+  const { ca, origin, tls } = await originAndLeaf(t);
   const port = await freePort();
-  const onPort = async () => {
-    const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls, extraHttp: '  processes: 2\n' });
-    await writeFile(
-      cfg.path,
-      (await readFile(cfg.path, 'utf8')).replace('addr: 127.0.0.1:0', `addr: 127.0.0.1:${port}`),
-    );
-    return cfg;
-  };
+  const onPort = () =>
+    configOnPort(port, { upstreams: [origin.url], cas: [ca.certPath], tls, extraHttp: '  processes: 2\n' });
   const running = await onPort();
   await spawnCache(t, running.path, running.root, { REGISTRY_HTTP_PROCESSES: '2' });
   const second = await onPort();
