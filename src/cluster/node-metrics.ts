@@ -17,6 +17,8 @@ export class NodeMetrics {
   readonly #last = new Map<number, MetricsSnapshot>();
   /** The counters and histograms of processes that exited, merged. */
   #retired: MetricsSnapshot = [];
+  /** Processes retired: an answer of theirs that arrives after the exit is already counted. */
+  readonly #gone = new Set<number>();
 
   constructor(live: () => number) {
     const registers = [this.#registry];
@@ -43,6 +45,7 @@ export class NodeMetrics {
 
   /** A process exited: what it counted up to its last answer stays in the node's totals. */
   async retire(id: number): Promise<void> {
+    this.#gone.add(id);
     const last = this.#last.get(id);
     this.#last.delete(id);
     if (last === undefined) return;
@@ -59,6 +62,7 @@ export class NodeMetrics {
   }> {
     const snapshots: MetricsSnapshot[] = [this.#retired];
     for (const { id, snapshot } of answers) {
+      if (this.#gone.has(id)) continue;
       if (snapshot !== null) this.#last.set(id, snapshot);
       const used = snapshot ?? this.#last.get(id);
       if (used !== undefined) snapshots.push(used);
