@@ -11,7 +11,7 @@ import { Agent } from 'undici';
 import { RegistryError } from '../errors/registry.js';
 import { classifyUpstreamError, gatewayError } from '../errors/upstream.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
-import { UpstreamHost } from '../upstream/host.js';
+import { UpstreamHost, upstreamDispatcherOptions } from '../upstream/host.js';
 import { UpstreamAuth, type Credentials, type TokenAnswer } from './auth.js';
 import { parseChallenge } from './challenge.js';
 
@@ -58,11 +58,7 @@ export class MirrorUpstream {
     this.#opts = opts;
     this.host = new UpstreamHost(opts.remoteUrl, 'upstream', opts);
     this.#origin = new URL(opts.remoteUrl).origin;
-    this.#others = new Agent({
-      connect: { secureContext: opts.secureContext, timeout: opts.connectTimeoutMs },
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.bodyIdleTimeoutMs,
-    });
+    this.#others = new Agent(upstreamDispatcherOptions(opts));
     this.#auth = new UpstreamAuth({
       remote: opts.remoteUrl,
       realms: opts.realms,

@@ -12,6 +12,23 @@ export interface HostOptions {
   now?: () => number;
 }
 
+/**
+ * What every upstream dispatcher is built with (a host's Pool, the mirror's Agent for other
+ * origins). HTTP/1.1 only: undici 8 offers HTTP/2 by default, and over HTTP/2 all of a
+ * host's fills share one connection whose flow-control windows (256 KiB a stream, 512 KiB
+ * the connection) cap each fill at a window per round trip: 3 MiB/s over an 80 ms link,
+ * against 60–80 MiB/s over HTTP/1.1, where each fill has a connection of its own and the
+ * kernel sizes its window (docs/architecture.md, "Upstream connections").
+ */
+export function upstreamDispatcherOptions(opts: Omit<HostOptions, 'now'>) {
+  return {
+    connect: { secureContext: opts.secureContext, timeout: opts.connectTimeoutMs },
+    headersTimeout: opts.headersTimeoutMs,
+    bodyTimeout: opts.bodyIdleTimeoutMs,
+    allowH2: false,
+  };
+}
+
 const BASE_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 
@@ -29,12 +46,7 @@ export class UpstreamHost {
     this.url = url;
     this.role = role;
     this.#now = opts.now ?? Date.now;
-    this.dispatcher = new Pool(url, {
-      connect: { secureContext: opts.secureContext, timeout: opts.connectTimeoutMs },
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.bodyIdleTimeoutMs,
-      keepAliveTimeout: 30_000,
-    });
+    this.dispatcher = new Pool(url, { ...upstreamDispatcherOptions(opts), keepAliveTimeout: 30_000 });
   }
 
   /** True while the host is being penalised for recent failures. */

@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { TestContext } from 'node:test';
 import type { Leaf } from '../../testkit/pki.js';
 
@@ -11,6 +12,8 @@ export interface Seen {
   method: string;
   path: string;
   authorization: string | undefined;
+  /** The protocol the connection negotiated by ALPN (false: none). */
+  alpn: string | false | null;
 }
 
 export interface FakeRegistry {
@@ -22,11 +25,22 @@ export async function startFakeRegistry(
   t: TestContext,
   tls: Leaf,
   handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void,
+  /**
+   * Protocols to offer by ALPN. The server speaks only HTTP/1.1: a client that picks `h2`
+   * from `['h2', 'http/1.1']` (as a registry's CDN would offer) gets no answer.
+   */
+  alpn?: string[],
 ): Promise<FakeRegistry> {
   const seen: Seen[] = [];
-  const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+  const options = { cert: tls.cert, key: tls.key, ...(alpn === undefined ? {} : { ALPNProtocols: alpn }) };
+  const server: Server = createServer(options, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://fake.invalid');
-    seen.push({ method: req.method ?? '', path: url.pathname + url.search, authorization: req.headers.authorization });
+    seen.push({
+      method: req.method ?? '',
+      path: url.pathname + url.search,
+      authorization: req.headers.authorization,
+      alpn: (req.socket as TLSSocket).alpnProtocol,
+    });
     handle(req, res, url);
   });
   const sockets = new Set<Socket>();

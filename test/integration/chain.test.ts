@@ -95,7 +95,10 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
     'both tiers published',
     async () => (await regional.hasBlob(digest)) && (await edge.hasBlob(digest)),
   );
-  await settled('regional GET', regional, () => regional.gets(digest), 1);
+  const [fill] = await settled('regional GET', regional, () => regional.gets(digest), 1);
+  // The regional offers HTTP/2 as well; a fill goes over HTTP/1.1, a connection of its own
+  // (docs/architecture.md, "Upstream connections").
+  assert.equal(fill?.['proto'], '1.1', 'the edge fetched over HTTP/1.1');
 
   const second = await fetchBlob(agent, url);
   assert.equal(`sha256:${second.sha256}`, digest);
