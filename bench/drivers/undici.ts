@@ -67,7 +67,9 @@ export async function runUndici(spec: LoadSpec): Promise<LoadResult> {
           initialWindowSize: 4 << 20,
           connectionWindowSize: 1 << 30,
         })
-      : new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, connect: { ca } });
+      : // HTTP/1.1 means HTTP/1.1: undici 8 offers HTTP/2 by default, and a subject that takes
+        // it (ours, distribution) would get every client on one multiplexed connection.
+        new Pool(spec.origin, { connections: spec.concurrency, pipelining: 1, allowH2: false, connect: { ca } });
   const result = await closedLoop(spec, (_loop, i) =>
     fetchOne(pool, spec.paths[i] ?? '/', spec.sizes[i] ?? -1, spec.requestTimeoutMs, spec.headers),
   );
