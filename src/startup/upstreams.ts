@@ -8,6 +8,7 @@ import { KeySet, type JwksLoader, type KeySetOptions } from '../auth/keyset.js';
 import { TokenVerifier } from '../auth/token.js';
 import type { Config } from '../config/types.js';
 import { UpstreamChain } from '../upstream/chain.js';
+import { upstreamDispatcherOptions } from '../upstream/host.js';
 import { loadUpstreamTrust } from '../upstream/trust.js';
 
 export interface Upstreams {
@@ -26,19 +27,15 @@ export async function connectUpstreams(
 ): Promise<Upstreams> {
   const secureContext = await loadUpstreamTrust(config.downstream.cas);
   const t = config.downstream.timeouts;
-  const chain = new UpstreamChain(config.downstream.upstreams, {
+  const hostOptions = {
     secureContext,
     connectTimeoutMs: t.connectMs,
     headersTimeoutMs: t.headersMs,
     bodyIdleTimeoutMs: t.bodyIdleMs,
-    viaName: via,
-    log,
-  });
-  const jwksAgent = new Agent({
-    connect: { secureContext, timeout: t.connectMs },
-    headersTimeout: t.headersMs,
-    bodyTimeout: t.bodyIdleMs,
-  });
+  };
+  const chain = new UpstreamChain(config.downstream.upstreams, { ...hostOptions, viaName: via, log });
+  // The key set comes from the same hosts, over the same kind of connection.
+  const jwksAgent = new Agent(upstreamDispatcherOptions(hostOptions));
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...keyTimings, log });
   // A pure mirror (no downstream upstreams) verifies no redirect tokens: no keys to load,
   // and the verifier, never asked, names no origin.

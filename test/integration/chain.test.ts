@@ -99,6 +99,12 @@ test('three tiers: one origin fetch, both tiers keep it, the second pull stays a
   // The regional offers HTTP/2 as well; a fill goes over HTTP/1.1, a connection of its own
   // (docs/architecture.md, "Upstream connections").
   assert.equal(fill?.['proto'], '1.1', 'the edge fetched over HTTP/1.1');
+  const keys = regional.lines.filter((l) => l.msg === 'request' && l.route === 'jwks');
+  assert.ok(keys.length > 0, 'the edge asked the regional for its keys');
+  assert.ok(
+    keys.every((l) => l['proto'] === '1.1'),
+    'and over HTTP/1.1 too',
+  );
 
   const second = await fetchBlob(agent, url);
   assert.equal(`sha256:${second.sha256}`, digest);
