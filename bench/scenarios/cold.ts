@@ -66,13 +66,11 @@ export async function coldStampede(env: BenchEnv, subject: Subject): Promise<Out
   };
 }
 
-export async function chainCold(env: BenchEnv, processes: Processes): Promise<Outcome> {
+/** The chain scenarios' image pull: each layer once, `concurrency` at a time, over HTTP/1.1. */
+export function imagePull(env: BenchEnv) {
   const s = env.shape.chainCold;
-  const direct = await env.blobs('chain-direct', s.layers);
-  const chained = await env.blobs('chain-tiers', s.layers);
   const total = s.layers.reduce((a, b) => a + b, 0);
-  const errors = new ErrorTally();
-  const pull = {
+  return {
     driver: 'undici' as const,
     proto: 'h1' as const,
     concurrency: s.concurrency,
@@ -82,6 +80,15 @@ export async function chainCold(env: BenchEnv, processes: Processes): Promise<Ou
     durationMs: wanMs(env, total),
     slackMs: wanMs(env, total),
   };
+}
+
+export async function chainCold(env: BenchEnv, processes: Processes): Promise<Outcome> {
+  const s = env.shape.chainCold;
+  const direct = await env.blobs('chain-direct', s.layers);
+  const chained = await env.blobs('chain-tiers', s.layers);
+  const total = s.layers.reduce((a, b) => a + b, 0);
+  const errors = new ErrorTally();
+  const pull = imagePull(env);
 
   env.phase('direct pull from the mock');
   const d = errors.add(await load(env, originSubject(env.mock), direct, pull));

@@ -3,6 +3,7 @@
 import { distributionMissing, startDistribution } from '../peers/distribution.js';
 import { nginxMissing, startNginx } from '../peers/nginx.js';
 import { chainColdFast, coldSingleFast, coldStampedeFast, startFastCache } from './cold-fast.js';
+import { chainFarLink } from './chain-link.js';
 import { chainCold, coldStampede } from './cold.js';
 import { withSubject, type Outcome } from './common.js';
 import type { BenchEnv } from './env.js';
@@ -107,6 +108,7 @@ const TEMPLATES: Template[] = [
   cache('hit-large', hitLarge),
   cache('cold-stampede', coldStampede),
   { name: 'chain-cold', subject: 'dtr-cache', run: chainCold },
+  { name: 'chain-far-link', subject: 'dtr-cache', run: chainFarLink },
   cache('mixed', mixed),
   fastCache('cold-single-fast', coldSingleFast),
   { name: 'chain-cold-fast', subject: 'dtr-cache', run: chainColdFast },

@@ -106,6 +106,14 @@ const FAR: TargetDef[] = [
     value: fig('chain-cold', 'chainOverDirect'),
   },
   {
+    id: 'chain-far-link.ratio',
+    description: 'chain-far-link: ≤ 1.3 × the same pull over the long link',
+    scenario: 'chain-far-link',
+    op: '<=',
+    threshold: 1.3,
+    value: fig('chain-far-link', 'chainOverLink'),
+  },
+  {
     id: 'hit-large.h1-vs-distribution',
     description: "hit-large (HTTP/1.1): ≥ 1.0 × distribution's MiB/s",
     scenario: 'hit-large',

@@ -18,6 +18,7 @@ const OURS = [
   'hit-large',
   'cold-stampede',
   'chain-cold',
+  'chain-far-link',
   'mixed',
   'cold-single-fast',
   'chain-cold-fast',
