@@ -41,7 +41,10 @@ export async function claimSpool(ctx: ClaimContext): Promise<Claim> {
       ctx.progress,
       deps.directWrites,
     );
-    const size = await follower.size();
+    const size = await follower.size().catch(async (err: unknown) => {
+      await follower.close(false);
+      throw err;
+    });
     if (size !== null) return { kind: 'replica', follower, size };
     // The writer died before it knew the size: nothing to continue from.
     await follower.close(false);
@@ -69,7 +72,12 @@ export async function followReplica(
   const { log } = ctx.deps;
   const digest = ctx.digest.value;
   log.info({ digest, size: fill.size }, "following a replica's fill of this blob");
-  const outcome = await follower.follow(() => fill.waiting() === 0);
+  const outcome = await follower
+    .follow(() => fill.waiting() === 0)
+    .catch(async (err: unknown) => {
+      await follower.close(false);
+      throw err;
+    });
   if (outcome.kind === 'published') {
     follower.markPublished();
     if (follower.file !== null) fill.keep(follower.file);

@@ -164,16 +164,27 @@ export class ReplicaFollower {
     }
   }
 
-  /** The writer linked the blob into place: every byte of the file we read is good. */
+  /**
+   * The writer linked the blob into place: every byte of the file we read is good, and
+   * nothing is left to watch for. Our clients go on reading the file.
+   */
   markPublished(): void {
     this.#arrived = this.#size;
     this.#verified = true;
+    this.#stopWatching();
     this.#progress.notify();
   }
 
+  /**
+   * Whether the spool directory is still watched for us. A watch left open would keep this
+   * follower, and the blocks its clients read, for the life of the process.
+   */
+  get watching(): boolean {
+    return this.#watcher !== null;
+  }
+
   async close(keepFile: boolean): Promise<void> {
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#stopWatching();
     this.#reads.clear();
     if (!keepFile) await this.#file?.close().catch(() => undefined);
   }
@@ -219,6 +230,11 @@ export class ReplicaFollower {
     } catch {
       // No inotify here (or the directory is gone): polling alone.
     }
+  }
+
+  #stopWatching(): void {
+    this.#watcher?.close();
+    this.#watcher = null;
   }
 
   #wakeUp(): void {
