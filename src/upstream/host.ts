@@ -13,8 +13,8 @@ export interface HostOptions {
 }
 
 /**
- * What every upstream dispatcher is built with (a host's Pool, the mirror's Agent for other
- * origins). HTTP/1.1 only: undici 8 offers HTTP/2 by default, and over HTTP/2 all of a
+ * What every upstream dispatcher is built with (a host's Pool, the key set's Agent, the
+ * mirror's Agent for other origins). HTTP/1.1 only: undici 8 offers HTTP/2 by default, and over HTTP/2 all of a
  * host's fills share one connection whose flow-control windows (256 KiB a stream, 512 KiB
  * the connection) cap each fill at a window per round trip: 3 MiB/s over an 80 ms link,
  * against 60–80 MiB/s over HTTP/1.1, where each fill has a connection of its own and the
