@@ -23,7 +23,8 @@ export const REGISTRY_ERRORS = {
   TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
-  UNSUPPORTED: { status: 405, message: 'The operation is unsupported.' },
+  // 400, 408, 413, 431: a request node's HTTP/1.1 parser refuses (server/client-error.ts).
+  UNSUPPORTED: { status: 405, message: 'The operation is unsupported.', also: [400, 408, 413, 431] },
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   NOT_FOUND: { status: 404, message: 'not found' },

@@ -12,8 +12,10 @@ import {
   type ConnectionGate,
   type GuardHooks,
 } from './guards.js';
+import { answerClientError, headersTooLarge } from './client-error.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
+import { sendError } from './respond.js';
 import { secureContextOptions, type TlsMaterial } from './tls.js';
 
 export type Handler = (req: Req, res: Res) => Promise<void>;
@@ -44,11 +46,11 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
   const { limits, tls, handler } = opts;
   const hooks = opts.hooks ?? {};
   const onRequest = (req: Req, res: Res): void => {
-    // HTTP/1.1 header size is enforced by node:http's parser (431); HTTP/2's is not (guards.ts).
+    // HTTP/1.1 header size is enforced by node:http's parser (clientError below); HTTP/2's
+    // is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
       hooks.refused?.('header-size', clientIp(req.socket));
-      asRes(res).writeHead(431, { 'Content-Length': 0 });
-      res.end();
+      sendError(asRes(res), headersTooLarge(), req.method === 'HEAD');
       return;
     }
     void handler(req, res);
@@ -86,6 +88,10 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
     server = createHttpServer({ maxHeaderSize: limits.maxHeaderSize }, onRequest);
   }
   applyHttp1Limits(server, limits);
+  // http2's allowHTTP1 emits node:http's clientError on this server too.
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (answerClientError(err, socket) === 431) hooks.refused?.('header-size', clientIp(socket));
+  });
   server.on('connection', (socket: Socket) => {
     if (!gate.admit(socket, hooks)) return;
     // Responses end in small writes (headers, a held-back last byte): with Nagle's algorithm

@@ -87,6 +87,22 @@ function h2Session(t: TestContext, url: string, ca: string, localAddress = '127.
   return session;
 }
 
+function h2Answer(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let status = 0;
+    let body = '';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (d: Buffer) => (body += d.toString()));
+    stream.on('end', () => resolve({ status, body }));
+    stream.on('error', reject);
+    stream.end();
+  });
+}
+
 function h2Status(session: ClientHttp2Session, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const stream = session.request(headers);
@@ -95,6 +111,18 @@ function h2Status(session: ClientHttp2Session, headers: Record<string, string>):
     stream.resume();
     stream.end();
   });
+}
+
+/** The registry error a raw HTTP/1.1 answer carries: its status line, then the JSON body's code. */
+function rawRegistryError(data: string): { status: number; code: string; apiVersion: boolean } {
+  const [head = '', body = ''] = data.split('\r\n\r\n');
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1]);
+  const parsed = JSON.parse(body) as { errors: { code: string }[] };
+  return {
+    status,
+    code: parsed.errors[0]?.code ?? '',
+    apiVersion: /\r\ndocker-distribution-api-version: registry\/2\.0\r?$/im.test(head),
+  };
 }
 
 test('hostile clients, each contained while a well-behaved client is served', async (t) => {
@@ -106,15 +134,32 @@ test('hostile clients, each contained while a well-behaved client is served', as
     const sock = await tlsOpen(port, s.ca.cert, '127.0.0.2');
     const answer = closed(sock, Date.now());
     sock.write(`GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(6000)}\r\n\r\n`);
-    assert.match((await within(5_000, 'h1 431', answer)).data, /^HTTP\/1\.1 431 /);
+    assert.deepEqual(rawRegistryError((await within(5_000, 'h1 431', answer)).data), {
+      status: 431,
+      code: 'UNSUPPORTED',
+      apiVersion: true,
+    });
 
     const session = h2Session(tt, s.cache.url, s.ca.cert, '127.0.0.2');
-    assert.equal(await within(5_000, 'h2 431', h2Status(session, { ':path': '/v2/', 'x-big': 'a'.repeat(6000) })), 431);
+    const big = await within(5_000, 'h2 431', h2Answer(session, { ':path': '/v2/', 'x-big': 'a'.repeat(6000) }));
+    assert.equal(big.status, 431);
+    assert.equal((JSON.parse(big.body) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED');
     assert.equal(
       await within(5_000, 'h2 under the limit', h2Status(session, { ':path': '/v2/', 'x-fine': 'a'.repeat(3000) })),
       200,
     );
-    assert.equal(await x.refused('header-size'), 1);
+    assert.equal(await x.refused('header-size'), 2, 'one HTTP/1.1 and one HTTP/2 refusal counted');
+    await x.wellBehaved();
+  });
+
+  await t.test('a request the HTTP/1.1 parser cannot read: 400 with the registry JSON, then close', async () => {
+    for (const bad of ['GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\x01b\r\n\r\n', 'NOT A REQUEST\r\n\r\n']) {
+      const sock = await tlsOpen(port, s.ca.cert, '127.0.0.2');
+      const answer = closed(sock, Date.now());
+      sock.write(bad, 'latin1');
+      const r = rawRegistryError((await within(5_000, 'h1 400', answer)).data);
+      assert.deepEqual(r, { status: 400, code: 'UNSUPPORTED', apiVersion: true }, JSON.stringify(bad));
+    }
     await x.wellBehaved();
   });
 
@@ -129,7 +174,7 @@ test('hostile clients, each contained while a well-behaved client is served', as
     await x.wellBehaved();
     const r = await within(5_000, 'dribbler cut', cut);
     clearInterval(drip);
-    assert.match(r.data, /^HTTP\/1\.1 408 /);
+    assert.deepEqual(rawRegistryError(r.data), { status: 408, code: 'UNSUPPORTED', apiVersion: true });
     assert.ok(r.ms >= 900 && r.ms < 3_500, `dribbler cut after ${r.ms} ms (headerstimeout 1 s)`);
     const q = await within(5_000, 'silent TCP cut', silentCut);
     assert.ok(q.ms >= 900 && q.ms < 3_500, `silent connection cut after ${q.ms} ms`);
