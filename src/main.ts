@@ -11,6 +11,7 @@ import type { KeySetOptions } from './auth/keyset.js';
 import type { Config } from './config/types.js';
 import { Inflight } from './fill/inflight.js';
 import type { FillClient } from './fill/readers.js';
+import { setBufferedFillBudget } from './fill/small-blob.js';
 import { AccessLog } from './log/access-log.js';
 import { createLogger, flushLogger } from './log/log.js';
 import { Health } from './metrics/health.js';
@@ -92,6 +93,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const member = opts.member ?? null;
   const budget = member?.budget ?? processBudget(1);
   setReadBudget(budget.readBufferBytes);
+  setBufferedFillBudget(budget.bufferedFillBytes);
 
   const store = await openStore(config, log, {
     smallBlobBytes: budget.smallBlobBytes,

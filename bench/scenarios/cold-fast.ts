@@ -80,7 +80,7 @@ async function warmUp(env: BenchEnv, subjects: Subject[], set: string, errors: E
   env.phase('warming the subjects (other cold blobs, until each serving process has filled some)');
   for (const s of subjects) {
     for (let round = 0; round < WARM_ROUNDS; round++) {
-      const blobs = await env.blobs(round === 0 ? set : `${set}-${round}`, [4 * 1024, 1 * MiB]);
+      const blobs = await env.blobs(round === 0 ? set : `${set}-${round}`, [4 * 1024, 2 * SMALL_BLOB_MAX]);
       for (const b of blobs) await fetchOnce(env, s, b, errors);
       await settle(env, [s], blobs[1] ?? null);
       const warmth = await s.warmth?.(SMALL_BLOB_MAX);

@@ -10,6 +10,12 @@ import { SMALL_BLOBS_TOTAL } from '../store/blob-store.js';
  */
 export const READ_BUFFERS_TOTAL = 8 << 20;
 
+/**
+ * Blobs filled through memory (fill/small-blob.ts) hold at most this much in all while their
+ * fills last; a blob that finds it spent takes the worker path instead.
+ */
+export const BUFFERED_FILLS_TOTAL = 32 << 20;
+
 export interface ProcessBudget {
   /** piscina threads (hashing, spool writes) in this process: about cores / processes in all. */
   readonly threads: number;
@@ -17,6 +23,8 @@ export interface ProcessBudget {
   readonly smallBlobBytes: number;
   /** Read buffers of this process's responses: the node's budget divided. */
   readonly readBufferBytes: number;
+  /** Bodies of this process's fills buffered whole: the node's budget divided. */
+  readonly bufferedFillBytes: number;
 }
 
 /** The configured process count: `auto` is one per core the process may run on. */
@@ -35,5 +43,6 @@ export function processBudget(processes: number, cores = availableParallelism())
     threads: Math.max(1, Math.min(4, Math.floor(cores / processes) - 1)),
     smallBlobBytes: Math.floor(SMALL_BLOBS_TOTAL / processes),
     readBufferBytes: Math.floor(READ_BUFFERS_TOTAL / processes),
+    bufferedFillBytes: Math.floor(BUFFERED_FILLS_TOTAL / processes),
   };
 }

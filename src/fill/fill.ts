@@ -19,7 +19,7 @@ import type { BlobFetch } from './fetch.js';
 import { FillFailure, isPublished, logSettled, type FillOutcome } from './outcome.js';
 import { Readers, type FillBytes, type FillClient } from './readers.js';
 import { Signal } from './signal.js';
-import { fillSmall, SMALL_BLOB_MAX } from './small-blob.js';
+import { fillSmall, reserveSmallBody } from './small-blob.js';
 import type { BlobSource } from './source.js';
 import { StreamStore } from './stream-store.js';
 import { streamToWorker } from './streamed.js';
@@ -61,6 +61,8 @@ export class Fill implements FillBytes {
   /** Set when the fill has failed and is cleaning up: newcomers start a fill of their own. */
   #failing = false;
   #stallTimer: NodeJS.Timeout | null = null;
+  /** A body buffered whole (small-blob.ts) gives its budget back once nobody reads it. */
+  #releaseSmallBody: (() => void) | null = null;
   /** While this fill follows another process's download: the newest credential told to the node. */
   #sharing = false;
   #sharedExp = 0;
@@ -206,7 +208,8 @@ export class Fill implements FillBytes {
           .catch((err: unknown) => this.#deps.log.warn({ err }, 'could not record the blob size in its spool'));
       }
     }
-    if (startOffset === 0 && this.#size <= SMALL_BLOB_MAX) return fillSmall(this.#body, download);
+    this.#releaseSmallBody = startOffset === 0 ? reserveSmallBody(this.#size) : null;
+    if (this.#releaseSmallBody !== null) return fillSmall(this.#body, download);
     return this.#streamed(download, startOffset, prefix);
   }
 
@@ -364,6 +367,7 @@ export class Fill implements FillBytes {
     if (--this.#refs > 0) return;
     // Nobody reads the fill any more, and its worker task has ended: the ring's memory goes back.
     this.#stream?.ring.recycle();
+    this.#releaseSmallBody?.();
     const handles = this.#handles;
     this.#handles = [];
     await Promise.all(handles.map((h) => h.close().catch(() => undefined)));

@@ -6,6 +6,8 @@ export interface Scrape {
   text: string;
   /** The sample's value; undefined when absent. Labels must match exactly (all of them). */
   value(name: string, labels?: Record<string, string>): number | undefined;
+  /** The sum of every sample of `name`, whatever its labels; undefined when there is none. */
+  sum(name: string): number | undefined;
 }
 
 function key(name: string, labels: Record<string, string>): string {
@@ -17,6 +19,7 @@ function key(name: string, labels: Record<string, string>): string {
 
 export function parseMetrics(text: string): Scrape {
   const samples = new Map<string, number>();
+  const sums = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
@@ -25,8 +28,9 @@ export function parseMetrics(text: string): Scrape {
     for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
       labels[lm[1]!] = JSON.parse(`"${lm[2]!}"`) as string;
     samples.set(key(m[1]!, labels), Number(m[3]));
+    sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[3]));
   }
-  return { text, value: (name, labels = {}) => samples.get(key(name, labels)) };
+  return { text, value: (name, labels = {}) => samples.get(key(name, labels)), sum: (name) => sums.get(name) };
 }
 
 export async function scrape(url: string): Promise<Scrape> {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { SMALL_BLOB_MAX } from '../../src/fill/small-blob.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { fetchBlob } from '../helpers/http.js';
 import { FRAME, RawH2, getHeaderBlock, headersFrame, rstStream } from '../helpers/h2-raw.js';
@@ -293,7 +294,7 @@ test('a full worker queue answers 429 TOOMANYREQUESTS with Retry-After; hits are
   // either runs (its spool grows), waits in the queue (the depth grows) or is refused.
   for (let i = 0; i < 300 && refused === null; i++) {
     // Past the small-blob size: these go through the worker (the small ones never queue).
-    const blob = s.origin.add(randomBytes((64 << 10) + 1));
+    const blob = s.origin.add(randomBytes(SMALL_BLOB_MAX + 1));
     const gate = s.origin.gate(blob.digest, 1024);
     const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
     let answered: Awaited<ReturnType<typeof fetchBlob>> | null = null;

@@ -13,6 +13,9 @@ import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { ringBuffers } from '../../src/fill/ring-buffers.js';
+import { SMALL_BLOB_MAX } from '../../src/fill/small-blob.js';
+import { scrape } from '../helpers/prom.js';
+import { spoolBytes } from '../helpers/spool.js';
 import { startStack } from '../helpers/stack.js';
 import { waitFor, within } from '../helpers/deadline.js';
 
@@ -36,7 +39,7 @@ test('a client gets its last byte before the spool is made durable and published
     assert.equal(r.error, null);
     assert.equal(`sha256:${r.sha256}`, blob.digest);
     const final = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
-    if (size > 64 << 10) {
+    if (size > SMALL_BLOB_MAX) {
       // The worker holds the fsync: the client has every byte, and the blob is not published yet.
       assert.equal(await exists(final), false, `${size}: not published before the fsync`);
       assert.ok((await spoolFiles(s.cache.root)).length > 0, 'its spool is still there');
@@ -45,6 +48,36 @@ test('a client gets its last byte before the spool is made durable and published
       assert.equal(`sha256:${again.sha256}`, blob.digest);
     }
     assert.equal(s.origin.count(s.origin.gets, blob.digest), 1);
+  }
+});
+
+test('a blob of up to 1 MiB fills through memory, nothing on disk before its verdict; one byte more goes through the worker', async (t) => {
+  const s = await startStack(t, {
+    extraHttp: '  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n',
+  });
+  const upstreamBytes = async () =>
+    (await scrape(`${s.cache.debugUrl!}/metrics`)).sum('dtr_cache_upstream_bytes_total') ?? 0;
+  const HELD_AT = 256 << 10;
+  const MiB = 1 << 20;
+  for (const size of [MiB + 1, MiB]) {
+    const blob = s.origin.add(randomBytes(size));
+    const gate = s.origin.gate(blob.digest, HELD_AT);
+    const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+    const before = await upstreamBytes();
+    const pull = fetchBlob(s.h2, url);
+    await within(10_000, 'origin reached', gate.reached);
+    await waitFor(10_000, 'the held bytes reached the cache', async () => (await upstreamBytes()) - before >= HELD_AT);
+    if (size > MiB) {
+      // The worker writes what it has: the first bytes are on disk while the rest is held.
+      await waitFor(10_000, 'first bytes on disk', async () => (await spoolBytes(s.cache.root, blob.digest)) > 0);
+    } else {
+      assert.equal(await spoolBytes(s.cache.root, blob.digest), 0, 'no data file while the body is in memory');
+    }
+    gate.open();
+    const r = await within(30_000, `client of ${size} bytes`, pull);
+    assert.equal(`sha256:${r.sha256}`, blob.digest);
+    const final = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
+    await waitFor(10_000, `${size}: published`, () => exists(final));
   }
 });
 
@@ -82,6 +115,8 @@ test('a lying upstream resets every client, whatever the size: small blobs and e
     [4 << 10, 'flip'],
     [64 << 10, 'flip'],
     [(64 << 10) + 1, 'flip'],
+    [1 << 20, 'flip'],
+    [(1 << 20) + 1, 'flip'],
     [3 << 20, 'flip'],
     [4 << 10, 'empty'],
   ];

@@ -40,10 +40,20 @@ describe('IpTable: connections per client IP, across processes', () => {
 });
 
 describe('processBudget: the node budgets divided', () => {
-  it('worker threads add up to about the core count; small-blob memory to 32 MiB, read buffers to 8', () => {
+  it('worker threads add up to about the core count; small-blob memory to 32 MiB, read buffers to 8, buffered fills to 32', () => {
     const b = (processes: number, cores: number) => processBudget(processes, cores);
-    assert.deepEqual(b(1, 2), { threads: 1, smallBlobBytes: 32 << 20, readBufferBytes: 8 << 20 });
-    assert.deepEqual(b(2, 2), { threads: 1, smallBlobBytes: 16 << 20, readBufferBytes: 4 << 20 });
+    assert.deepEqual(b(1, 2), {
+      threads: 1,
+      smallBlobBytes: 32 << 20,
+      readBufferBytes: 8 << 20,
+      bufferedFillBytes: 32 << 20,
+    });
+    assert.deepEqual(b(2, 2), {
+      threads: 1,
+      smallBlobBytes: 16 << 20,
+      readBufferBytes: 4 << 20,
+      bufferedFillBytes: 16 << 20,
+    });
     assert.equal(b(1, 8).threads, 4, 'at most four per process');
     assert.equal(b(2, 8).threads, 3);
     assert.equal(b(8, 8).threads, 1);
@@ -59,6 +69,7 @@ describe('processBudget: the node budgets divided', () => {
       assert.ok(total <= c, `${p} processes on ${c} cores: ${total} threads`);
       assert.ok(p * b(p, c).smallBlobBytes <= 32 << 20);
       assert.ok(p * b(p, c).readBufferBytes <= 8 << 20);
+      assert.ok(p * b(p, c).bufferedFillBytes <= 32 << 20);
     }
   });
 });
