@@ -19,7 +19,10 @@ function refusalFor(code: string | undefined): RegistryError {
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new RegistryError('UNSUPPORTED', { status: 413, message: 'chunk extensions too large' });
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new RegistryError('UNSUPPORTED', { status: 408, message: 'request not received within headerstimeout' });
+      return new RegistryError('UNSUPPORTED', {
+        status: 408,
+        message: 'request not received in time (http.limits.headerstimeout, requesttimeout)',
+      });
     default:
       return new RegistryError('UNSUPPORTED', { status: 400, message: 'malformed HTTP request' });
   }
@@ -43,17 +46,32 @@ function rawAnswer(err: RegistryError, head: boolean): string {
   return `${lines.join('\r\n')}\r\n\r\n${head ? '' : body}`;
 }
 
+/** Sockets already answered: the parser reports every later read of a refused request again. */
+const answered = new WeakSet<Duplex>();
+
+/** How long a refused client has to read its answer before the connection is destroyed. */
+const LINGER_MS = 1_000;
+
 /**
- * The server's 'clientError' listener: answers the refused request, then closes the
- * connection. Returns the answer's status (null when nothing could be written).
+ * The server's 'clientError' listener: answers the refused request and ends the connection,
+ * destroyed at the latest LINGER_MS later (a close with unread bytes is a reset, which can
+ * make the client drop the answer). Returns the answer's status (null when none was written).
  */
 export function answerClientError(err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): number | null {
-  // As node's own handler: never write into a response already under way on this socket.
+  if (answered.has(socket)) return null;
+  answered.add(socket);
+  // Only the HTTP/1.1 parser's refusals are answered: http2's server also reports a failed
+  // TLS handshake here, where there is no HTTP to speak. As node's own handler, never write
+  // into a response already under way on this socket.
+  const fromParser = err.code?.startsWith('HPE_') === true || err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  const canWrite = err.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true;
+  if (!fromParser || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return null;
+  }
   const refusal = refusalFor(err.code);
   const head = Buffer.isBuffer(err.rawPacket) && err.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
-  if (canWrite) socket.write(rawAnswer(refusal, head));
-  socket.destroy();
-  return canWrite ? refusal.status : null;
+  socket.end(rawAnswer(refusal, head));
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  return refusal.status;
 }

@@ -90,7 +90,8 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
   applyHttp1Limits(server, limits);
   // http2's allowHTTP1 emits node:http's clientError on this server too.
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (answerClientError(err, socket) === 431) hooks.refused?.('header-size', clientIp(socket));
+    const ip = clientIp(socket);
+    if (answerClientError(err, socket) === 431) hooks.refused?.('header-size', ip);
   });
   server.on('connection', (socket: Socket) => {
     if (!gate.admit(socket, hooks)) return;
