@@ -267,7 +267,8 @@ function fillStats(inflight: Inflight): { inFlight: number; waiters: number } {
 }
 /**
  * A fault-injection hook for tests (a crash between a client's last byte and publication):
- * DTR_CACHE_TEST_PUBLISH_DELAY_MS makes the spool worker wait that long before its fsync.
+ * DTR_CACHE_TEST_PUBLISH_DELAY_MS makes a fill (its spool worker, or the small-blob path) wait
+ * that long between its verdict and its fsync.
  */
 function publishDelayFromEnv(): number {
   const ms = Number(process.env['DTR_CACHE_TEST_PUBLISH_DELAY_MS'] ?? 0);

@@ -28,7 +28,7 @@ export interface FillDeps {
    * download, for that process's retries (Fill.offer there; cluster/member.ts carries it).
    */
   shareCredential?: (digest: Digest, client: FillClient) => void;
-  /** A fault-injection hook for tests: the worker waits this long between verdict and fsync. */
+  /** A fault-injection hook for tests: the worker (or the small-blob path) waits this long between verdict and fsync. */
   publishDelayMs?: number;
 }
 

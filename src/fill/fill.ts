@@ -12,11 +12,12 @@ import { gatewayError } from '../errors/upstream.js';
 import type { Digest } from '../store/digest.js';
 import type { OwnedSpool } from '../store/spool.js';
 import { claimSpool, followReplica, type ClaimContext } from './claim.js';
+import type { ReplicaFollower } from './replica.js';
 import type { BodyContext, FillDeps } from './deps.js';
 import { spaceReturned } from './disk-full.js';
 import { Download, type ByteSink } from './download.js';
 import type { BlobFetch } from './fetch.js';
-import { FillFailure, isPublished, logSettled, type FillOutcome } from './outcome.js';
+import { FillFailure, isPublished, logSettled, type FillOutcome, type FillPath } from './outcome.js';
 import { Readers, type FillBytes, type FillClient } from './readers.js';
 import { Signal } from './signal.js';
 import { fillSmall, reserveSmallBody } from './small-blob.js';
@@ -52,6 +53,9 @@ export class Fill implements FillBytes {
   #verified = false;
   #failure: Error | null = null;
   #bytes: Pick<FillBytes, 'arrived' | 'read'> | null = null;
+  /** While this fill follows another process's download (replica.ts). */
+  #following: ReplicaFollower | null = null;
+  #through: FillPath = null;
   #stream: StreamStore | null = null;
   #download: Download | null = null;
   #spool: OwnedSpool | null = null;
@@ -109,7 +113,9 @@ export class Fill implements FillBytes {
   }
 
   verified(): boolean {
-    return this.#verified;
+    // A follower's readers read the writer's verified bytes from its data file: the writer's
+    // verdict releases their last byte, before its fsync and publication.
+    return this.#verified || this.#following?.verified() === true;
   }
 
   failure(): Error | null {
@@ -167,6 +173,8 @@ export class Fill implements FillBytes {
     if (claim.kind === 'replica') {
       this.#size = claim.size;
       this.#bytes = claim.follower;
+      this.#following = claim.follower;
+      this.#through = 'replica';
       this.#resolveReady(this.#size);
       this.#sharing = true;
       this.#share(this.#readers.newest(this.#first));
@@ -181,6 +189,7 @@ export class Fill implements FillBytes {
         return 'published-by-replica';
       }
       this.#sharing = false;
+      this.#following = null;
       claim = followed.spool === null ? { kind: 'none' } : { kind: 'owned', spool: followed.spool };
       startOffset = followed.offset;
       prefix = followed.prefix;
@@ -209,6 +218,7 @@ export class Fill implements FillBytes {
       }
     }
     this.#releaseSmallBody = startOffset === 0 ? reserveSmallBody(this.#size) : null;
+    this.#through = this.#releaseSmallBody === null ? 'worker' : 'memory';
     if (this.#releaseSmallBody !== null) return fillSmall(this.#body, download);
     return this.#streamed(download, startOffset, prefix);
   }
@@ -355,7 +365,7 @@ export class Fill implements FillBytes {
     if (outcome === 'published') spaceReturned(this.#deps, this.digest);
     const ms = Date.now() - started;
     const fields = { digest: this.digest.value, size: this.#size, outcome, joins: this.joins, ms };
-    logSettled(this.#deps.log, { ...fields, route: this.#download?.route }, error);
+    logSettled(this.#deps.log, { ...fields, route: this.#download?.route, through: this.#through }, error);
     this.#deps.hooks?.settled({ outcome, size: this.#size, joins: this.joins });
     this.#stream?.ring.close();
     await this.#spool?.release().catch(() => undefined);

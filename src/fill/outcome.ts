@@ -74,9 +74,23 @@ export function isPublished(outcome: FillOutcome): boolean {
 }
 
 /** The fill's one log line: info when published or refused by the client's fault, else warn or error. */
+/**
+ * How a fill's bytes went: buffered whole (small-blob.ts), through the ring and the worker
+ * (streamed.ts), or read from another process's download (replica.ts); null before any.
+ */
+export type FillPath = 'memory' | 'worker' | 'replica' | null;
+
 export function logSettled(
   log: Logger,
-  fields: { digest: string; size: number; outcome: FillOutcome; joins: number; ms: number; route: unknown },
+  fields: {
+    digest: string;
+    size: number;
+    outcome: FillOutcome;
+    joins: number;
+    ms: number;
+    route: unknown;
+    through: FillPath;
+  },
   error: Error | null,
 ): void {
   const published = isPublished(fields.outcome);

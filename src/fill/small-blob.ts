@@ -6,12 +6,14 @@
 // a budget; past it, a blob takes the worker path (streamed.ts).
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { BUFFERED_FILLS_TOTAL } from '../cluster/budget.js';
 import { publish } from '../../workers/publish.js';
 import type { BodyContext } from './deps.js';
 import { diskFullCode } from '../errors/inspect.js';
 import { spoolWriteFailed } from './disk-full.js';
 import type { ByteSink, Download } from './download.js';
+import type { OwnedSpool } from '../store/spool.js';
 import { FillFailure, spoolFailure, type FillOutcome } from './outcome.js';
 
 export const SMALL_BLOB_MAX = 1 << 20;
@@ -74,12 +76,66 @@ export class SmallBody implements ByteSink {
   }
 }
 
+/**
+ * A small fill whose upstream is slow writes what it has to its data file this often:
+ * followers in other processes read that file, and their clients would otherwise get
+ * nothing until the verdict (an idle timeout could cut them first). A fast fill writes once.
+ */
+const FOLLOWERS_FLUSH_MS = 1_000;
+
+/** Writes the bytes received so far to the data file every FOLLOWERS_FLUSH_MS, until stopped. */
+class FlushForFollowers {
+  readonly #body: SmallBody;
+  readonly #spool: OwnedSpool;
+  readonly #timer: NodeJS.Timeout;
+  #written = 0;
+  #writes: Promise<void> = Promise.resolve();
+
+  constructor(body: SmallBody, spool: OwnedSpool) {
+    this.#body = body;
+    this.#spool = spool;
+    this.#timer = setInterval(() => this.#flush(), FOLLOWERS_FLUSH_MS).unref();
+  }
+
+  /** Stops; resolves once no write is under way (the final write then has the file to itself). */
+  stop(): Promise<void> {
+    clearInterval(this.#timer);
+    return this.#writes;
+  }
+
+  #flush(): void {
+    const from = this.#written;
+    const to = this.#body.arrived();
+    if (to === from) return;
+    this.#written = to;
+    const { bytes } = this.#body;
+    const spool = this.#spool;
+    this.#writes = this.#writes
+      .then(async () => {
+        await spool.dataFile();
+        const fh = await open(spool.dataPath, 'r+');
+        try {
+          await fh.write(bytes, from, to - from, from);
+        } finally {
+          await fh.close();
+        }
+      })
+      // The final write after the verdict reports the disk's errors; followers wait for it.
+      .catch(() => clearInterval(this.#timer));
+  }
+}
+
 /** Downloads a small blob whole, checks it, releases its clients, then keeps it when it can. */
 export async function fillSmall(fill: BodyContext, download: Download): Promise<FillOutcome> {
   const { deps, digest, size, spool } = fill;
   const body = new SmallBody(size, digest.algorithm);
+  const flush = spool === null ? null : new FlushForFollowers(body, spool);
   fill.opened(body);
-  await download.run(fill.sink(body));
+  try {
+    await download.run(fill.sink(body));
+  } finally {
+    await flush?.stop();
+  }
   const hex = body.hex();
   if (hex !== digest.hex) {
     download.blameBadBytes(hex);
@@ -90,9 +146,13 @@ export async function fillSmall(fill: BodyContext, download: Download): Promise<
   }
   fill.verified();
   if (spool === null) return 'not-stored';
+  // Followers in other processes read these verified bytes from the data file: their clients'
+  // last byte may go once it holds them all, not after the fsync and the publication.
+  spool.setVerified().catch(() => undefined);
+  let published: boolean;
   try {
     await spool.dataFile();
-    await storeSmall(body.bytes, spool.dataPath, fill.finalPath);
+    published = await storeSmall(body.bytes, spool.dataPath, fill.finalPath, deps.publishDelayMs ?? 0);
   } catch (err) {
     const code = diskFullCode(err);
     if (code !== null) spoolWriteFailed(deps, digest, code);
@@ -100,14 +160,20 @@ export async function fillSmall(fill: BodyContext, download: Download): Promise<
     return 'not-stored';
   }
   deps.store.add(digest, size, body.bytes);
-  return 'published';
+  // False: a replica that took this spool over while it stalled published the blob first.
+  return published ? 'published' : 'published-by-replica';
 }
 
-/** Writes a verified small blob to its data file, makes it durable and publishes it. */
-export async function storeSmall(bytes: Buffer, dataPath: string, finalPath: string): Promise<boolean> {
+/**
+ * Writes a verified small blob to its data file, makes it durable and publishes it; false
+ * when another writer published it first. `delayMs`: FillDeps.publishDelayMs.
+ */
+export async function storeSmall(bytes: Buffer, dataPath: string, finalPath: string, delayMs = 0): Promise<boolean> {
   const fh = await open(dataPath, 'r+');
   try {
     await fh.writeFile(bytes);
+    // Unreferenced: a process that stops while a test holds its publication exits anyway.
+    if (delayMs > 0) await delay(delayMs, undefined, { ref: false });
     return await publish(fh, dataPath, finalPath);
   } finally {
     await fh.close();

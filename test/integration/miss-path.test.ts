@@ -78,7 +78,24 @@ test('a blob of up to 1 MiB fills through memory, nothing on disk before its ver
     assert.equal(`sha256:${r.sha256}`, blob.digest);
     const final = new Layout(s.cache.root).blobData(parseDigest(blob.digest));
     await waitFor(10_000, `${size}: published`, () => exists(final));
+    const settled = await waitFor(10_000, `${size}: the fill's log line`, async () =>
+      (await s.cache.logLines()).find((l) => l.msg === 'fill published' && l.digest === blob.digest),
+    );
+    assert.equal(settled.through, size > MiB ? 'worker' : 'memory', `${size}: the fill's log line names its path`);
   }
+});
+
+test('a small fill with a stalled upstream writes what it has for followers in other processes', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(1 << 20));
+  s.origin.stallAfter.set(blob.digest, 512 << 10);
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  void fetchBlob(s.h2, url).catch(() => undefined);
+  // Written within a second or so while the upstream is silent, never to be verified here.
+  await waitFor(10_000, 'the bytes received are in the data file', async () => {
+    return (await spoolBytes(s.cache.root, blob.digest)) === 512 << 10;
+  });
+  assert.equal(await exists(new Layout(s.cache.root).blobData(parseDigest(blob.digest))), false);
 });
 
 test('a crash between the last byte and the publication publishes nothing; the next request fetches again', async (t) => {

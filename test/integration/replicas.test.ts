@@ -27,6 +27,7 @@ async function replicas(
   t: TestContext,
   n: number,
   extra: Pick<CacheSpec, 'extraOptions' | 'extraHttp'> = {},
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ ca: TestCa; origin: TestOrigin; root: string; nodes: CacheProcess[] }> {
   const ca = await createTestCa();
   const origin = await TestOrigin.start(await ca.issue('origin'));
@@ -41,7 +42,7 @@ async function replicas(
       root,
       ...extra,
     });
-    nodes.push(await spawnCache(t, cfg.path, root));
+    nodes.push(await spawnCache(t, cfg.path, root, env));
   }
   return { ca, origin, root, nodes };
 }
@@ -78,6 +79,42 @@ test("two replicas: a cold blob hit at both at once is fetched once, and each se
     b.lines.some((l) => l.msg === 'request' && l.digest === other.digest && l.outcome === 'hit'),
   );
 });
+
+test("a follower's clients get their last byte on the writer's verdict, before the blob is made durable", async (t) => {
+  // Both replicas hold every publication (the fsync) for two minutes: nothing below waits for one.
+  const { ca, origin, root, nodes } = await replicas(t, 2, {}, { DTR_CACHE_TEST_PUBLISH_DELAY_MS: '120000' });
+  const [a, b] = nodes as [CacheProcess, CacheProcess];
+  const agent = agentFor(ca.cert, true);
+  t.after(() => agent.destroy());
+  // A blob buffered whole by its writer, and one that goes through the writer's worker.
+  for (const size of [1 << 20, 3 << 20]) await verdictReleasesFollower(origin, agent, a, b, root, size);
+});
+
+async function verdictReleasesFollower(
+  origin: TestOrigin,
+  agent: ReturnType<typeof agentFor>,
+  a: CacheProcess,
+  b: CacheProcess,
+  root: string,
+  size: number,
+): Promise<void> {
+  const blob = origin.add(randomBytes(size));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const gate = origin.gate(blob.digest, 256 << 10);
+  const atA = fetchBlob(agent, `${a.url}${path}`);
+  await within(10_000, 'A fetching', gate.reached);
+  const atB = fetchBlob(agent, `${b.url}${path}`);
+  await waitFor(10_000, 'B follows A', () =>
+    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
+  );
+  gate.open();
+  const [ra, rb] = await within(20_000, `${size}: both clients have every byte`, Promise.all([atA, atB]));
+  assert.equal(`sha256:${ra.sha256}`, blob.digest);
+  assert.equal(`sha256:${rb.sha256}`, blob.digest);
+  assert.equal(rb.error, null);
+  assert.equal(origin.count(origin.gets, blob.digest), 1, 'one upstream fetch for two replicas');
+  assert.equal(await exists(new Layout(root).blobData(parseDigest(blob.digest))), false, `${size}: not published yet`);
+}
 
 test('a writer killed mid-spool is taken over by the replica following it', async (t) => {
   const { ca, origin, root, nodes } = await replicas(t, 2);
