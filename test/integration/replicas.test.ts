@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { spawnCache, writeConfig, type CacheProcess, type CacheSpec } from '../helpers/cache.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
-import { TestOrigin } from '../helpers/origin.js';
+import { TestOrigin, type Gate, type OriginBlob } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
 import { spoolBytes } from '../helpers/spool.js';
 import { Layout } from '../../src/store/layout.js';
@@ -47,18 +47,38 @@ async function replicas(
   return { ca, origin, root, nodes };
 }
 
+type Pulled = ReturnType<typeof fetchBlob>;
+
+/**
+ * A cold pull of a new blob at A, held by the origin after `holdAt` bytes, then the same pull
+ * at B once A is fetching; resolves when B follows A's fill.
+ */
+async function pullAtBoth(
+  origin: TestOrigin,
+  agent: ReturnType<typeof agentFor>,
+  a: CacheProcess,
+  b: CacheProcess,
+  size: number,
+  holdAt: number,
+): Promise<{ blob: OriginBlob; path: string; gate: Gate; atA: Pulled; atB: Pulled }> {
+  const blob = origin.add(randomBytes(size));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const gate = origin.gate(blob.digest, holdAt);
+  const atA = fetchBlob(agent, `${a.url}${path}`);
+  await within(10_000, 'A fetching', gate.reached);
+  const atB = fetchBlob(agent, `${b.url}${path}`);
+  await waitFor(10_000, 'B follows A', () =>
+    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
+  );
+  return { blob, path, gate, atA, atB };
+}
+
 test("two replicas: a cold blob hit at both at once is fetched once, and each serves the other's blobs", async (t) => {
   const { ca, origin, root, nodes } = await replicas(t, 2);
   const [a, b] = nodes as [CacheProcess, CacheProcess];
   const agent = agentFor(ca.cert, true);
   t.after(() => agent.destroy());
-  const blob = origin.add(randomBytes(6 << 20));
-  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
-  const gate = origin.gate(blob.digest, 2 << 20);
-  const atA = fetchBlob(agent, `${a.url}${path}`);
-  await within(10_000, 'first replica fetching', gate.reached);
-  const atB = fetchBlob(agent, `${b.url}${path}`);
-  await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  const { blob, gate, atA, atB } = await pullAtBoth(origin, agent, a, b, 6 << 20, 2 << 20);
   gate.open();
   const [ra, rb] = await within(30_000, 'both replicas serve', Promise.all([atA, atB]));
   assert.equal(`sha256:${ra.sha256}`, blob.digest);
@@ -98,15 +118,7 @@ async function verdictReleasesFollower(
   root: string,
   size: number,
 ): Promise<void> {
-  const blob = origin.add(randomBytes(size));
-  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
-  const gate = origin.gate(blob.digest, 256 << 10);
-  const atA = fetchBlob(agent, `${a.url}${path}`);
-  await within(10_000, 'A fetching', gate.reached);
-  const atB = fetchBlob(agent, `${b.url}${path}`);
-  await waitFor(10_000, 'B follows A', () =>
-    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
-  );
+  const { blob, gate, atA, atB } = await pullAtBoth(origin, agent, a, b, size, 256 << 10);
   gate.open();
   const [ra, rb] = await within(20_000, `${size}: both clients have every byte`, Promise.all([atA, atB]));
   assert.equal(`sha256:${ra.sha256}`, blob.digest);
@@ -122,13 +134,7 @@ test('a writer killed mid-spool is taken over by the replica following it', asyn
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
   const size = 8 << 20;
-  const blob = origin.add(randomBytes(size));
-  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
-  const gate = origin.gate(blob.digest, 3 << 20);
-  const victim = fetchBlob(agent, `${a.url}${path}`);
-  await within(10_000, 'A fetching', gate.reached);
-  const survivor = fetchBlob(agent, `${b.url}${path}`);
-  await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  const { blob, path, gate, atA: victim, atB: survivor } = await pullAtBoth(origin, agent, a, b, size, 3 << 20);
   await waitFor(10_000, "A's spool has bytes", async () => (await spoolBytes(root, blob.digest)) > 0);
   await a.stop('SIGKILL');
   gate.cut();
@@ -165,13 +171,7 @@ test('a stalled writer is not taken over while it beats, and is once it stops; t
   const takeovers = () => b.lines.filter((l) => l.msg === 'took over the spool of a dead writer');
 
   // A's upstream holds still: A is alive and beats, so B follows it and waits, however long.
-  const slow = origin.add(randomBytes(4 << 20));
-  const slowPath = `/v2/team/app/blobs/${slow.digest}?token=${await origin.mint('team/app', slow.digest)}`;
-  const slowGate = origin.gate(slow.digest, 1 << 20);
-  const atA = fetchBlob(agent, `${a.url}${slowPath}`);
-  await within(10_000, 'A fetching', slowGate.reached);
-  const atB = fetchBlob(agent, `${b.url}${slowPath}`);
-  await waitFor(10_000, 'B follows A', () => b.lines.some((l) => String(l.msg).startsWith('following a replica')));
+  const { blob: slow, gate: slowGate, atA, atB } = await pullAtBoth(origin, agent, a, b, 4 << 20, 1 << 20);
   // Three stale periods without a byte: a writer judged by its spool's growth would be taken over.
   await new Promise((r) => setTimeout(r, 3_500));
   assert.equal(takeovers().length, 0, 'a beating writer is not taken over');
@@ -182,15 +182,7 @@ test('a stalled writer is not taken over while it beats, and is once it stops; t
 
   // A paused mid-fill (SIGSTOP): no beat, so B takes its spool over and completes the blob.
   const size = 8 << 20;
-  const blob = origin.add(randomBytes(size));
-  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
-  const gate = origin.gate(blob.digest, 3 << 20);
-  const victim = fetchBlob(agent, `${a.url}${path}`);
-  await within(10_000, 'A fetching', gate.reached);
-  const survivor = fetchBlob(agent, `${b.url}${path}`);
-  await waitFor(10_000, 'B follows A', () =>
-    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
-  );
+  const { blob, gate, atA: victim, atB: survivor } = await pullAtBoth(origin, agent, a, b, size, 3 << 20);
   await waitFor(10_000, "A's spool has bytes", async () => (await spoolBytes(root, blob.digest)) > 0);
   process.kill(a.child.pid!, 'SIGSTOP');
   t.after(() => {
