@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesUsing } from '../helpers/processes.js';
@@ -43,8 +43,22 @@ async function startServer(t: { after(fn: () => unknown): void }) {
       }
     },
   );
+  // A connection the driver left open (one it opened as it was told to stop, mid-handshake
+  // or idle) would hold close() for as long as the handshake timeout, or for ever: an http2
+  // server has no idle timeout. Whatever is still connected is destroyed at the end.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  );
   const workDir = await mkdtemp(join(tmpdir(), 'dtr-cache-external-drivers-'));
   t.after(() => rm(workDir, { recursive: true, force: true }));
   return { seen, workDir, ca, origin: `https://localhost:${(server.address() as AddressInfo).port}` };
