@@ -1,36 +1,15 @@
 // Blob GET/HEAD at the mock origin (docs/protocol.md §1 step 3, §4, §5): redirect to
-// the user's content cache, or serve the bytes with Range, faults and throttling.
+// the user's content cache, or serve the bytes with Range, faults and throttling. Range and
+// the conditional fields are read by the cache's own code: the contract holds for the cache
+// and the origin alike.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize, principalUser, type Principal } from './access.js';
 import { API_VERSION, type MockContext, type RequestState } from './context.js';
 import { MockError } from './errors.js';
 import { checkDigest, checkName } from './names.js';
-import { sendBody } from './throttle.js';
-
-/** A single byte range, inclusive (RFC 9110 §14.1.2). */
-type RangeResult = { kind: 'full' } | { kind: 'range'; start: number; end: number } | { kind: 'unsatisfiable' };
-
-/**
- * Parses `Range`. Single ranges only: several ranges are answered with the
- * whole representation, which RFC 9110 §14.2 allows ("MAY ignore").
- */
-export function parseRange(header: string | undefined, size: number): RangeResult {
-  if (header === undefined) return { kind: 'full' };
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (m === null) return { kind: 'full' };
-  const [, a = '', b = ''] = m;
-  if (a === '' && b === '') return { kind: 'full' };
-  if (a === '') {
-    const n = Number(b);
-    if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
-    return { kind: 'range', start: Math.max(0, size - n), end: size - 1 };
-  }
-  const start = Number(a);
-  const end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  if (b !== '' && Number(b) < start) return { kind: 'full' };
-  if (start >= size) return { kind: 'unsatisfiable' };
-  return { kind: 'range', start, end };
-}
+import { honouredRange, notModified } from '../../src/server/conditional.js';
+import { multipartLayout, parseRange, type ByteRange } from '../../src/server/range.js';
+import { sendBody, type SendBodyOptions } from './throttle.js';
 
 export async function handleBlob(
   ctx: MockContext,
@@ -94,35 +73,47 @@ export async function handleBlob(
     'Accept-Ranges': 'bytes',
     'Cache-Control': 'max-age=31536000',
   };
-  if (req.headers['if-none-match'] === `"${digest}"`) {
+  if (notModified(req, digest)) {
     res.writeHead(304, headers);
     res.end();
     outcome('served');
     return;
   }
-  const range = parseRange(req.headers.range, size);
+  const range = parseRange(honouredRange(req, digest), size);
   if (range.kind === 'unsatisfiable') {
     outcome('failed');
     throw new MockError('RANGE_INVALID', { headers: { 'Content-Range': `bytes */${size}` } });
   }
-  const start = range.kind === 'range' ? range.start : 0;
-  const end = range.kind === 'range' ? range.end : size - 1;
-  headers['Content-Length'] = end - start + 1;
-  if (range.kind === 'range') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-  const status = range.kind === 'range' ? 206 : 200;
-
-  if (method === 'HEAD') {
-    res.writeHead(status, headers);
+  const parts: ByteRange[] = range.kind === 'ranges' ? range.ranges : [{ start: 0, end: size - 1 }];
+  const layout = parts.length > 1 ? multipartLayout(parts, size) : null;
+  if (layout !== null) {
+    headers['Content-Type'] = layout.contentType;
+    headers['Content-Length'] = layout.length;
+  } else {
+    const only = parts[0]!;
+    headers['Content-Length'] = size === 0 ? 0 : only.end - only.start + 1;
+    if (range.kind === 'ranges') headers['Content-Range'] = `bytes ${only.start}-${only.end}/${size}`;
+  }
+  res.writeHead(range.kind === 'ranges' ? 206 : 200, headers);
+  outcome('served');
+  if (method === 'HEAD' || size === 0) {
     res.end();
-    outcome('served');
     return;
   }
-  const src = ctx.storage.readBlob(digest, start, end);
-  res.writeHead(status, headers);
-  outcome('served');
-  await sendBody(src, res, {
+  const body: SendBodyOptions = {
     bandwidth: () => ctx.knobs.bandwidth,
     fault,
     onBytes: (n) => ctx.stats.bytes(digest, n),
-  });
+  };
+  if (layout === null) {
+    await sendBody(ctx.storage.readBlob(digest, parts[0]!.start, parts[0]!.end), res, body);
+    return;
+  }
+  // Each part goes through the same pacing and faults as a whole body would.
+  for (const part of parts) {
+    res.write(layout.partHead(part));
+    const sent = await sendBody(ctx.storage.readBlob(digest, part.start, part.end), res, { ...body, end: false });
+    if (sent !== 'done') return;
+  }
+  res.end(layout.tail);
 }

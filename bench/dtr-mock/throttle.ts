@@ -41,10 +41,12 @@ export interface SendBodyOptions {
   bandwidth: () => number | null;
   fault: Fault | undefined;
   onBytes: (n: number) => void;
+  /** False for one part of several (multipart/byteranges): the caller ends the response. */
+  end?: boolean;
 }
 
 /**
- * Writes `src` to `res` and ends it. Resolves 'done' on a complete body,
+ * Writes `src` to `res` and ends it (unless `end: false`). Resolves 'done' on a complete body,
  * 'cut' when a cutAfter fault destroyed the socket, 'aborted' when the client left.
  */
 export async function sendBody(
@@ -93,7 +95,7 @@ export async function sendBody(
       return 'cut';
     }
     if (res.destroyed) return 'aborted';
-    await new Promise<void>((resolve) => res.end(resolve));
+    if (o.end !== false) await new Promise<void>((resolve) => res.end(resolve));
     return 'done';
   } finally {
     src.destroy();

@@ -1,12 +1,11 @@
 // Sends a blob from a BlobSource: whole, one range, or several as multipart/byteranges
 // (RFC 9110 §14.6), for hits and fills alike. Reads are large (1 MiB) positional reads;
 // each write waits for 'drain' when the socket is full, so memory stays bounded.
-import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { READ_BUFFERS_TOTAL } from '../cluster/budget.js';
 import type { BlobSource } from '../fill/source.js';
 import type { ResLike } from './http-types.js';
-import { parseRange, type ByteRange } from './range.js';
+import { multipartLayout, parseRange, type ByteRange } from './range.js';
 import { blobHeaders } from './respond.js';
 
 /** Large reads serve big blobs fastest (bench/NOTES.md, "Read size: 1 MiB")… */
@@ -132,27 +131,19 @@ async function sendMultipart(
   head: boolean,
   watch: CloseWatch,
 ): Promise<number> {
-  const boundary = randomBytes(12).toString('hex');
-  const partHead = (r: ByteRange): string =>
-    `\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${src.size}\r\n\r\n`;
-  const tail = `\r\n--${boundary}--\r\n`;
-  const length = ranges.reduce((n, r) => n + Buffer.byteLength(partHead(r)) + (r.end - r.start + 1), 0) + tail.length;
+  const layout = multipartLayout(ranges, src.size);
   const { 'Content-Type': _octet, ...rest } = base;
-  res.writeHead(206, {
-    ...rest,
-    'Content-Type': `multipart/byteranges; boundary=${boundary}`,
-    'Content-Length': length,
-  });
+  res.writeHead(206, { ...rest, 'Content-Type': layout.contentType, 'Content-Length': layout.length });
   if (head) return 0;
   let bytes = 0;
   for (const r of ranges) {
-    await writeAll(res, Buffer.from(partHead(r)), watch);
+    await writeAll(res, layout.partHead(r), watch);
     bytes += await pump(res, src, r, watch, false);
   }
   // The closing boundary completes the response: it waits for the verdict.
   src.doneReading?.();
   await untilVerified(src, watch);
-  res.write(tail);
+  res.write(layout.tail);
   return bytes;
 }
 

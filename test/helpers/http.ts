@@ -70,3 +70,19 @@ export async function fetchBlob(
 export function sha256(buf: Buffer | string): string {
   return createHash('sha256').update(buf).digest('hex');
 }
+
+/** The parts of a `multipart/byteranges` body (RFC 9110 §14.6): each part's Content-Range and bytes. */
+export function byteranges(contentType: string, body: Buffer): { contentRange: string; bytes: Buffer }[] {
+  const m = /^multipart\/byteranges; boundary=(\S+)$/.exec(contentType);
+  if (m === null) throw new Error(`not multipart/byteranges: ${contentType}`);
+  const text = body.toString('latin1');
+  if (!text.endsWith(`--${m[1]}--\r\n`)) throw new Error('no closing boundary');
+  return text
+    .split(`--${m[1]}`)
+    .slice(1, -1)
+    .map((part) => {
+      const [head = '', ...rest] = part.split('\r\n\r\n');
+      const contentRange = /Content-Range: (.*)/.exec(head)?.[1]?.trim() ?? '';
+      return { contentRange, bytes: Buffer.from(rest.join('\r\n\r\n').slice(0, -2), 'latin1') };
+    });
+}

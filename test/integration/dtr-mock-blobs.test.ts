@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { request, type Dispatcher } from 'undici';
 import type { DtrMock } from '../../bench/dtr-mock/index.js';
 import { DEADLINE, agent, bytes, mock, sha256 } from '../helpers/dtr-mock.js';
+import { byteranges } from '../helpers/http.js';
 import { basic, errorCode, h, http, pullToken, token } from '../helpers/dtr-mock-http.js';
 
 /** Reads a body until the server breaks it; returns the bytes that arrived and whether it ended cleanly. */
@@ -60,6 +61,54 @@ test('Range, If-None-Match and blob headers', async (t) => {
   const missing = await http(`${m.url}/v2/library/app/blobs/${sha256(Buffer.from('nope'))}`, { headers: auth });
   assert.equal(missing.status, 404);
   assert.equal(errorCode(missing), 'BLOB_UNKNOWN');
+});
+
+// docs/protocol.md §5 holds for the origin as for the cache: the mock reads Range and the
+// conditional fields with the cache's own code.
+test('the origin answers Range and conditional requests as the cache does', async (t) => {
+  const m = await mock(t);
+  const blob = bytes(1000, 12);
+  const { digest } = await m.putBlob('library/app', blob);
+  const empty = await m.putBlob('library/app', Buffer.alloc(0));
+  const auth = { authorization: `Bearer ${await pullToken(m, 'bob')}` };
+  const url = `${m.url}/v2/library/app/blobs/${digest}`;
+
+  const multi = await http(url, { headers: { ...auth, range: 'bytes=0-9, 500-509,-5' } });
+  assert.equal(multi.status, 206);
+  assert.equal(Number(h(multi, 'content-length')), multi.body.length);
+  assert.deepEqual(
+    byteranges(h(multi, 'content-type') ?? '', multi.body).map((p) => [p.contentRange, p.bytes.toString('hex')]),
+    [
+      ['bytes 0-9/1000', blob.subarray(0, 10).toString('hex')],
+      ['bytes 500-509/1000', blob.subarray(500, 510).toString('hex')],
+      ['bytes 995-999/1000', blob.subarray(995).toString('hex')],
+    ],
+  );
+  const multiHead = await http(url, { method: 'HEAD', headers: { ...auth, range: 'bytes=0-9,500-509' } });
+  assert.equal(multiHead.status, 200, 'a HEAD ignores Range');
+  assert.equal(h(multiHead, 'content-length'), '1000');
+  assert.equal(h(multiHead, 'content-range'), undefined);
+
+  const range = { ...auth, range: 'bytes=0-9' };
+  const ifRange = await http(url, { headers: { ...range, 'if-range': `"${digest}"` } });
+  assert.equal(ifRange.status, 206);
+  for (const other of [`W/"${digest}"`, '"x"', 'Tue, 01 Dec 2026 00:00:00 GMT']) {
+    const r = await http(url, { headers: { ...range, 'if-range': other } });
+    assert.equal(r.status, 200, `If-Range: ${other}`);
+    assert.ok(r.body.equals(blob), `If-Range: ${other}`);
+  }
+  for (const tags of [`W/"${digest}"`, `"x", "${digest}"`]) {
+    const r = await http(url, { headers: { ...auth, 'if-none-match': tags } });
+    assert.equal(r.status, 304, `If-None-Match: ${tags}`);
+  }
+  const trailingComma = await http(url, { headers: { ...auth, range: 'bytes=0-9,' } });
+  assert.equal(trailingComma.status, 206);
+  assert.ok(trailingComma.body.equals(blob.subarray(0, 10)));
+
+  const emptyUrl = `${m.url}/v2/library/app/blobs/${empty.digest}`;
+  const suffixOfNothing = await http(emptyUrl, { headers: { ...auth, range: 'bytes=-5' } });
+  assert.equal(suffixOfNothing.status, 200);
+  assert.equal(suffixOfNothing.body.length, 0);
 });
 
 test('faults: corrupt, cutAfter, status503 (count and always), refuse', async (t) => {
