@@ -265,7 +265,10 @@ export class Supervisor {
       return;
     }
     const lived = Date.now() - member.startedAt;
-    this.#log.error({ index: member.index, pid: member.pid, code, signal, livedMs: lived }, 'serving process exited');
+    this.#log.error(
+      { index: member.index, servingPid: member.pid, code, signal, livedMs: lived },
+      'serving process exited',
+    );
     if (this.#started !== null) {
       // At start, a process that cannot start (port taken, store unreadable) stops the node.
       this.#started.reject(new Error(`serving process ${member.index} exited with ${code ?? signal} while starting`));

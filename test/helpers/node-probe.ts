@@ -33,7 +33,7 @@ export function pidOf(lines: Lines, tag: string, ms = 5_000): Promise<number> {
  */
 export function servingPids(lines: Lines, count: number, without: readonly number[] = []): Promise<number[]> {
   return waitFor(10_000, `${count} serving processes listening`, () => {
-    const exited = new Set(lines.filter((l) => l['msg'] === 'serving process exited').map((l) => Number(l['pid'])));
+    const exited = new Set(lines.filter((l) => l['msg'] === 'serving process exited').map((l) => Number(l['servingPid'])));
     const pids = [
       ...new Set(lines.filter((l) => l['msg'] === 'serving process listening').map((l) => Number(l['pid']))),
     ].filter((pid) => !exited.has(pid) && !without.includes(pid));

@@ -168,7 +168,14 @@ test('http.processes 2: both serve, one upstream GET, merged /metrics, SIGHUP in
   // kill -9 one process: the other keeps serving; the dead one is logged and replaced.
   process.kill(a, 'SIGKILL');
   await waitFor(10_000, 'the death logged', () =>
-    cache.lines.some((l) => l['msg'] === 'serving process exited' && l['pid'] === a && l['signal'] === 'SIGKILL'),
+    cache.lines.some(
+      // Logged by the supervisor (its own pid, as every line has) about the serving process.
+      (l) =>
+        l['msg'] === 'serving process exited' &&
+        l['servingPid'] === a &&
+        l['pid'] === cache.child.pid &&
+        l['signal'] === 'SIGKILL',
+    ),
   );
   assert.equal((await get(onB[0], path)).sha256, blob.digest, 'the other process serves on');
   const c = first((await servingPids(cache.lines, 2, [a])).filter((p) => p !== b));
