@@ -28,9 +28,11 @@ export function sendError(
     return;
   }
   const body = err.body();
+  // A HEAD's Content-Length must be what the GET would send (RFC 9110 §8.6), and a relayed
+  // error's GET body is the upstream's, which an upstream HEAD does not show: none is sent.
   res.writeHead(err.status, {
     'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
+    ...(head ? {} : { 'Content-Length': Buffer.byteLength(body) }),
     ...API_VERSION,
     ...err.headers,
     ...extra,

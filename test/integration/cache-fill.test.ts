@@ -241,9 +241,18 @@ test('an upstream serving wrong bytes: nothing published, clients reset, next re
 test('upstream errors are relayed: 404 BLOB_UNKNOWN, and UNAVAILABLE when every upstream fails', async (t) => {
   const s = await startStack(t);
   const unknown = `sha256:${'d'.repeat(64)}`;
-  const r = await fetchBlob(s.h1, s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown)));
+  const unknownUrl = s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown));
+  const r = await fetchBlob(s.h1, unknownUrl);
   assert.equal(r.status, 404);
   assert.equal(JSON.parse(r.body.toString()).errors[0].code, 'BLOB_UNKNOWN');
+  // A HEAD's Content-Length, if any, is the GET's (RFC 9110 §8.6); the GET relayed the
+  // upstream's body, which the upstream's answer to a HEAD does not show.
+  for (const agent of [s.h1, s.h2]) {
+    const head = await fetchBlob(agent, unknownUrl, { method: 'HEAD' });
+    assert.equal(head.status, 404);
+    const length = head.headers['content-length'];
+    assert.ok(length === undefined || Number(length) === r.body.length, `HEAD ${String(length)}, GET ${r.body.length}`);
+  }
   const blob = s.origin.add(randomBytes(1000));
   s.origin.fail503.add(blob.digest);
   const u = await fetchBlob(s.h2, s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest)));
