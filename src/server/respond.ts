@@ -4,12 +4,15 @@ import type { ResLike } from './http-types.js';
 
 export const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
 
+/** What names a blob in any answer about it, an error (416) as well as its bytes. */
+export function blobValidators(digest: string): Record<string, string> {
+  return { 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Accept-Ranges': 'bytes' };
+}
+
 export function blobHeaders(digest: string): Record<string, string> {
   return {
     'Content-Type': 'application/octet-stream',
-    'Docker-Content-Digest': digest,
-    ETag: `"${digest}"`,
-    'Accept-Ranges': 'bytes',
+    ...blobValidators(digest),
     'Cache-Control': 'max-age=31536000',
     ...API_VERSION,
   };

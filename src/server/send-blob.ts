@@ -3,10 +3,11 @@
 // each write waits for 'drain' when the socket is full, so memory stays bounded.
 import { setTimeout as delay } from 'node:timers/promises';
 import { READ_BUFFERS_TOTAL } from '../cluster/budget.js';
+import { RegistryError } from '../errors/registry.js';
 import type { BlobSource } from '../fill/source.js';
 import type { ResLike } from './http-types.js';
 import { multipartLayout, parseRange, type ByteRange } from './range.js';
-import { blobHeaders } from './respond.js';
+import { blobHeaders, blobValidators, sendError } from './respond.js';
 
 /** Large reads serve big blobs fastest (bench/NOTES.md, "Read size: 1 MiB")… */
 const READ_SIZE = 1 << 20;
@@ -78,8 +79,10 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
   const base = { ...blobHeaders(opts.digest), ...opts.extra };
   const range = parseRange(opts.rangeHeader, size);
   if (range.kind === 'unsatisfiable') {
-    res.writeHead(416, { ...base, 'Content-Range': `bytes */${size}`, 'Content-Length': 0 });
-    res.end();
+    // An error like any other (registry JSON), with the blob's validators but no
+    // Cache-Control: a 416 is not the blob, and is not to be cached as if it were.
+    const unsatisfiable = new RegistryError('RANGE_INVALID', { headers: { 'Content-Range': `bytes */${size}` } });
+    sendError(res, unsatisfiable, opts.head, { ...blobValidators(opts.digest), ...opts.extra });
     return 0;
   }
   src.startingAt?.(range.kind === 'full' ? 0 : Math.min(...range.ranges.map((r) => r.start)));

@@ -64,10 +64,14 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
         assert.deepEqual(part.bytes, bytes.subarray(start, end + 1));
       });
     });
-    await t.test(`${proto}: unsatisfiable range is 416 with Content-Range */size`, async () => {
+    await t.test(`${proto}: unsatisfiable range is 416 RANGE_INVALID with Content-Range */size`, async () => {
       const r = await fetchBlob(agent, url, { headers: { range: `bytes=${bytes.length}-` } });
       assert.equal(r.status, 416);
       assert.equal(r.headers['content-range'], `bytes */${bytes.length}`);
+      assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
+      assert.equal(JSON.parse(r.body.toString()).errors[0].code, 'RANGE_INVALID');
+      assert.equal(r.headers['etag'], `"${blob.digest}"`);
+      assert.equal(r.headers['cache-control'], undefined, 'an error is not cached as the blob');
     });
     await t.test(`${proto}: If-Range: the range for the blob's own strong tag, else the whole blob`, async () => {
       const range = { range: 'bytes=0-9' };
