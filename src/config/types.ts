@@ -92,6 +92,8 @@ export interface Config {
    * when the node is a pure mirror; its store options (maxsize, timeouts …) apply to both modes.
    */
   readonly downstream: {
+    /** Where these options are in the file (`middleware.registry[0].options`), for start-up messages. */
+    readonly keyPath: string;
     /** null = never expire (blobttl unset). */
     readonly blobTtlMs: number | null;
     readonly upstreams: UpstreamsConfig;

@@ -179,3 +179,25 @@ test('serve: a second node on the port of a running one fails with EADDRINUSE, n
   assert.equal(r.code, 1, r.err);
   assert.match(r.err, /EADDRINUSE/);
 });
+
+test('serve: a key set that cannot be loaded exits 1 with its cause and the config keys to check', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  // No `cas`: the origin's certificate, from the test CA, is not trusted.
+  const untrusted = await writeConfig({ upstreams: [origin.url], cas: [], tls });
+  const r = await cli(['serve', '--config', untrusted.path]);
+  assert.equal(r.code, 1, r.err);
+  const at = 'middleware\\.registry\\[0\\]\\.options';
+  assert.match(
+    r.err,
+    /^dtr-cache: the trusted keys \(JWK Set\) could not be loaded: fetching JWK Set from https:\/\/.*\/\.well-known\/jwks\.json failed: unable to verify the first certificate.* \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/m,
+  );
+  assert.match(r.err, new RegExp(`^dtr-cache: check ${at}\\.upstreams .*, ${at}\\.cas .*, or set ${at}\\.jwks`, 'm'));
+
+  // The origin down: the refused connection is the cause.
+  const port = await freePort();
+  const down = await writeConfig({ upstreams: [`https://127.0.0.1:${port}`], cas: [ca.certPath], tls });
+  const r2 = await cli(['serve', '--config', down.path]);
+  assert.equal(r2.code, 1, r2.err);
+  assert.match(r2.err, new RegExp(`failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`, 'm'));
+  assert.match(r2.err, new RegExp(`check ${at}\\.upstreams`));
+});
