@@ -21,3 +21,18 @@ describe('YAML documents as Go yaml.v2 reads them', () => {
     assert.equal(load(defined).config.storage.deleteEnabled, true);
   });
 });
+
+describe('a stream of several YAML documents', () => {
+  it('the first is read, and the rest ignored with a warning naming where they start', async () => {
+    const base = await simple();
+    const { config, warnings } = load(`${base}---\nversion: 0.2\nhttp: {addr: ":6000"}\n`);
+    assert.equal(config.http.port, 5000);
+    assert.deepEqual(warnings, [
+      'config warning: (document) (line 18): a second YAML document (after ---), ignored as Docker Registry ignores it: only the first is read',
+    ]);
+    // A trailing --- with nothing after it is no document to warn about.
+    assert.deepEqual(load(`${base}---\n`).warnings, []);
+    // Leading --- (an explicit start) is one document.
+    assert.deepEqual(load(`---\n${base}`).warnings, []);
+  });
+});
