@@ -48,7 +48,8 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     host,
     port,
     publicUrl: readBaseUrl(http.child('host')),
-    secret: http.child('secret').text('a non-empty string'),
+    // distribution generates a secret when it is empty, as when unset: '' is read as unset.
+    secret: http.child('secret').string('a string') || null,
     tls,
     tlsPolicy: readTlsPolicy(http.child('tls'), tls !== null),
     processes: readProcesses(http.child('processes')),

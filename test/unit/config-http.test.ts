@@ -132,3 +132,19 @@ describe('http.processes', () => {
     });
   });
 });
+
+describe('http.secret', () => {
+  it('a string; empty is read as unset, as distribution does (it generates one)', async () => {
+    const at = async (v: string) =>
+      load((await simple()).replace('  addr: :5000\n', `  addr: :5000\n  secret: ${v}\n`)).config.http.secret;
+    assert.equal(await at('s3cr3t'), 's3cr3t');
+    assert.equal(await at('""'), null);
+    assert.equal(await at("''"), null);
+    assert.equal(load(await simple(), { REGISTRY_HTTP_SECRET: '' }).config.http.secret, null);
+    const list = (await simple()).replace('  addr: :5000\n', '  addr: :5000\n  secret: [a]\n');
+    assertConfigError(() => load(list), {
+      keyPath: 'http.secret',
+      line: 9,
+    });
+  });
+});
