@@ -12,8 +12,12 @@ import {
   DEFAULT_MINIMUM_TLS,
   MINIMUM_TLS,
   RC4_SUITE_NAMES,
+  TLS13_OPENSSL,
+  TLS13_SUITE_NAMES,
   canonicalSuiteName,
+  opensslRefusal,
   tls12OpenSslNames,
+  tls13OpenSslNames,
 } from './tls-suites.js';
 import { readBaseUrl, readDuration } from './values.js';
 
@@ -105,27 +109,58 @@ function readTlsPolicy(tls: Field, enabled: boolean): Config['http']['tlsPolicy'
   const minVersion = MINIMUM_TLS[minText] ?? minField.fail(MINIMUM_TLS_EXPECTED);
   if (written === 'tls1.0' || written === 'tls1.1')
     minField.warn('read as tls1.2: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level');
-  const names = suitesField.items('a list of Go cipher suite names').map((item) => {
+  const items = suitesField.items('a list of Go cipher suite names').map((item) => {
     const text = item.text(SUITE_EXPECTED);
     const name = text === null ? null : canonicalSuiteName(text);
     if (name === null) return item.fail(SUITE_EXPECTED);
     if (RC4_SUITE_NAMES.includes(name)) item.fail('a suite other than RC4 (RFC 7465 prohibits RC4)');
-    return name;
+    return { item, name };
   });
+  const names = items.map((i) => i.name);
   if (!enabled && (minField.present || suitesField.present))
     (minField.present ? minField : suitesField).warn('has no effect without http.tls.certificate and key');
+  const tls13Ciphers = TLS13_OPENSSL;
+  if (items.length > 0 && names.every((n) => TLS13_SUITE_NAMES.includes(n))) {
+    // Go ignores the list for TLS 1.3 and finds no TLS 1.2 suite in it: distribution then
+    // serves TLS 1.3 only. So do we, with the 1.3 suites listed (OpenSSL, unlike Go, can set them).
+    if (enabled) suitesField.warn('lists TLS 1.3 suites only: TLS 1.2 clients are refused, as in Docker Registry');
+    return { minVersion: 'TLSv1.3', tls12Ciphers: [], tls13Ciphers: tls13OpenSslNames(names) };
+  }
   if (minVersion === 'TLSv1.3') {
     // As distribution: TLS 1.3 suites cannot be configured, so the list means nothing here.
     if (suitesField.present) suitesField.warn('has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)');
-    return { minVersion, tls12Ciphers: [] };
+    return { minVersion, tls12Ciphers: [], tls13Ciphers };
   }
-  const tls12Ciphers = tls12OpenSslNames(suitesField.present ? names : DEFAULT_CIPHER_SUITES);
-  if (tls12Ciphers.length === 0)
-    suitesField.fail(
-      'at least one TLS 1.2 suite (TLS 1.3 suites are not configurable), or minimumtls: tls1.3',
-      'TLS 1.3 suites only',
-    );
-  return { minVersion, tls12Ciphers };
+  if (!suitesField.present) return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES), tls13Ciphers };
+  return { minVersion, tls12Ciphers: servableTls12(suitesField, items), tls13Ciphers };
+}
+
+/**
+ * The listed TLS 1.2 suites this node's OpenSSL can serve. Go serves some that OpenSSL 3 has
+ * no more (3DES): such an entry is warned and left out; a list left with none is refused
+ * here rather than by `serve` ("no cipher match").
+ */
+function servableTls12(suitesField: Field, items: ReadonlyArray<{ item: Field; name: string }>): string[] {
+  const servable: string[] = [];
+  const refused: string[] = [];
+  for (const { item, name } of items) {
+    const [openssl] = tls12OpenSslNames([name]);
+    const why = openssl === undefined ? null : opensslRefusal(openssl, 'TLSv1.2');
+    if (why === null) {
+      servable.push(name);
+      continue;
+    }
+    refused.push(`${name}: ${why}`);
+    item.warn(`not served: this node's OpenSSL cannot serve ${name} (${why}); the other suites are`);
+  }
+  const expected =
+    "at least one TLS 1.2 suite this node's OpenSSL can serve, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+  const served = tls12OpenSslNames(servable);
+  if (served.length === 0) suitesField.fail(expected, `only suites it cannot serve (${refused.join('; ')})`);
+  // The string `serve` will build, as a whole: what passes here starts.
+  const why = opensslRefusal([...TLS13_OPENSSL, ...served].join(':'), 'TLSv1.2');
+  if (why !== null) suitesField.fail(expected, `a list OpenSSL refuses (${why})`);
+  return served;
 }
 
 const PROCESSES_EXPECTED = 'auto or a whole number of processes from 1 to 1024';

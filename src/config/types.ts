@@ -65,6 +65,8 @@ export interface Config {
       readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
       /** OpenSSL names of the TLS 1.2 suites allowed, in preference order; empty with TLSv1.3. */
       readonly tls12Ciphers: readonly string[];
+      /** The TLS 1.3 suites, in preference order: all three unless ciphersuites lists TLS 1.3 suites only. */
+      readonly tls13Ciphers: readonly string[];
     };
     /** Serving processes on the port (our extension): a count, or 'auto' = os.availableParallelism(). */
     readonly processes: number | 'auto';
