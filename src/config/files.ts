@@ -48,7 +48,7 @@ async function runOne(check: FileCheck): Promise<void> {
     check.field.fail(expected, `${JSON.stringify(check.path)} (${code})`, err);
   }
   if (!looksValid(check.kind, text)) check.field.fail(expected, `${JSON.stringify(check.path)} without one`);
-  if (check.kind === 'ca') checkCertificateBlocks(check, text, expected);
+  if (check.kind === 'ca' || check.kind === 'certificate') checkCertificateBlocks(check, text, expected);
   if (check.certificate !== undefined) await checkPair(check, text, check.certificate);
 }
 
@@ -77,6 +77,15 @@ function checkCertificateBlocks(check: FileCheck, text: string, expected: string
   });
 }
 
+function allBlocksParse(text: string): boolean {
+  try {
+    for (const block of text.match(BLOCK) ?? []) new X509Certificate(block);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The key must be the certificate's: TLS would refuse the pair only when the node starts. */
 async function checkPair(check: FileCheck, key: string, certificatePath: string): Promise<void> {
   let cert: string;
@@ -85,6 +94,8 @@ async function checkPair(check: FileCheck, key: string, certificatePath: string)
   } catch {
     return; // the certificate's own check reports it
   }
+  // A certificate that does not parse fails the pair too: its own check names the right key.
+  if (!allBlocksParse(cert)) return;
   try {
     createSecureContext({ cert, key });
   } catch (err) {

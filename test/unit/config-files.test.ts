@@ -1,5 +1,6 @@
 // The files a config names, as loadConfigFile checks them before anything starts: every
-// certificate block of a `cas` file must parse (OpenSSL would skip a corrupt one silently).
+// certificate block of a `cas` or TLS certificate file must parse (OpenSSL would skip a
+// corrupt CA silently), and a broken pair is reported under the file that is broken.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,5 +41,20 @@ describe('certificate files whose blocks do not parse are refused under their ke
     // The good bundle of both still loads.
     await writeFile(bundle, `${good}${good}`);
     await loadConfigFile(await writeConfig('good-ca.yml', bad), {});
+  });
+});
+
+describe('the TLS pair', () => {
+  it('a corrupt certificate with a good key is reported under http.tls.certificate', async () => {
+    const { text, paths } = await fillAll(await seed('003-asia.yml'));
+    const certPath = paths.get('/certs/asia-ca.pem') ?? '';
+    await writeFile(certPath, corrupt(await readFile(certPath, 'utf8')));
+    await assert.rejects(loadConfigFile(await writeConfig('corrupt-cert.yml', text), {}), (err) =>
+      checkError(err, {
+        keyPath: 'http.tls.certificate',
+        line: 10,
+        message: /found ".*asia-ca\.pem" whose certificate 1 of 1 does not parse/,
+      }),
+    );
   });
 });
