@@ -152,6 +152,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     limits: config.http.limits,
     tls: material === null ? null : { material, policy: config.http.tlsPolicy, ticketKeys: tickets.current },
     handler: createRouter(ctx),
+    headers: config.http.headers,
     hooks: refusalReporter(log, (reason) => metrics?.refused(reason)),
     ...(member === null ? {} : { gate: member.gate }),
   });

@@ -1,5 +1,6 @@
 // The `http` section: listen address, public URL, TLS, debug server, and our hostile-client
 // limits (http.limits, http.draintimeout).
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Config } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import { parseGoDuration } from './duration.js';
@@ -25,17 +26,15 @@ const UNUSED = 'a Docker Registry setting that dtr-cache does not support, ignor
 
 export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const http = root.child('http');
-  // `headers` and `relativeurls` are accepted for compatibility and have no effect on blob pulls.
+  // `relativeurls` is accepted for compatibility: the cache sends no Location of its own.
   http.checkKeys(
-    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits', 'processes'],
-    ['headers', 'relativeurls'],
+    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits', 'processes', 'headers'],
+    ['relativeurls'],
     {
       http2: UNUSED,
       h2c: UNUSED,
     },
   );
-  http.child('headers').keys(); // must be a mapping when present
-
   const net = http.child('net');
   const netText = net.text('tcp');
   if (netText !== null && netText !== 'tcp') net.fail('tcp (dtr-cache listens on TCP only)');
@@ -56,6 +55,7 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     secret: http.child('secret').string('a string') || null,
     tls,
     tlsPolicy: readTlsPolicy(http.child('tls'), tls !== null),
+    headers: readHeaders(http.child('headers')),
     processes: readProcesses(http.child('processes')),
     debug: readDebug(http.child('debug')),
     limits: readLimits(http.child('limits')),
@@ -161,6 +161,52 @@ function servableTls12(suitesField: Field, items: ReadonlyArray<{ item: Field; n
   const why = opensslRefusal([...TLS13_OPENSSL, ...served].join(':'), 'TLSv1.2');
   if (why !== null) suitesField.fail(expected, `a list OpenSSL refuses (${why})`);
   return served;
+}
+
+// Set by the cache for each response (its length, framing, connection): a value fixed for
+// every response would break them, and HTTP/2 forbids the connection-specific ones.
+const MANAGED_HEADERS = [
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'host',
+];
+const HEADER_VALUES_EXPECTED = 'a list of header values, such as [nosniff]';
+
+/**
+ * distribution's `http.headers`: header name → list of values, added to every response of
+ * the main listener. The cache's own headers for a response (a blob's Content-Type, ETag,
+ * Cache-Control …) take precedence over them, as distribution's handlers set theirs after.
+ */
+function readHeaders(headers: Field): Config['http']['headers'] {
+  const out: Array<readonly [string, readonly string[]]> = [];
+  for (const name of headers.keys()) {
+    const field = headers.child(name);
+    try {
+      validateHeaderName(name);
+    } catch (err) {
+      field.fail("a header name (letters, digits and !#$%&'*+-.^_`|~)", JSON.stringify(name), err);
+    }
+    if (MANAGED_HEADERS.includes(name.toLowerCase()))
+      field.fail('a header the cache does not set itself per response', `the header ${name}`);
+    const values = field.items(HEADER_VALUES_EXPECTED).map((item) => {
+      const value = item.string('a header value (a string)') ?? item.fail('a header value (a string)');
+      try {
+        validateHeaderValue(name, value);
+      } catch (err) {
+        item.fail('a header value without control characters', undefined, err);
+      }
+      return value;
+    });
+    // `X-Name:` with no values adds nothing, as a nil list does in distribution.
+    if (values.length > 0) out.push([name, values]);
+  }
+  return out;
 }
 
 const PROCESSES_EXPECTED = 'auto or a whole number of processes from 1 to 1024';

@@ -47,6 +47,8 @@ export interface Config {
     readonly formatter: 'json' | 'text';
     /** One `request` line per request (distribution's `log.accesslog.disabled`, inverted). */
     readonly accessLog: boolean;
+    /** log.fields: added to every log line (the access log's too). */
+    readonly fields: Readonly<Record<string, string | number | boolean>>;
   };
   readonly storage: {
     readonly deleteEnabled: boolean;
@@ -68,6 +70,8 @@ export interface Config {
       /** The TLS 1.3 suites, in preference order: all three unless ciphersuites lists TLS 1.3 suites only. */
       readonly tls13Ciphers: readonly string[];
     };
+    /** http.headers: name and values added to every response of the main listener; the cache's own win. */
+    readonly headers: ReadonlyArray<readonly [name: string, values: readonly string[]]>;
     /** Serving processes on the port (our extension): a count, or 'auto' = os.availableParallelism(). */
     readonly processes: number | 'auto';
     readonly debug: {
