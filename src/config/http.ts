@@ -4,7 +4,7 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Config } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import { parseGoDuration } from './duration.js';
-import type { Field } from './field.js';
+import { describe, type Field } from './field.js';
 import type { FileCheck } from './files.js';
 import { ADDR_EXPECTED, parseListenAddr, type ListenAddr } from './net.js';
 import { SIZE_EXPECTED, parseSize } from './size.js';
@@ -57,7 +57,7 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     tlsPolicy: readTlsPolicy(http.child('tls'), tls !== null),
     headers: readHeaders(http.child('headers')),
     processes: readProcesses(http.child('processes')),
-    debug: readDebug(http.child('debug')),
+    debug: readDebug(http.child('debug'), { host, port }),
     limits: readLimits(http.child('limits')),
     drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
   };
@@ -220,7 +220,8 @@ function readProcesses(field: Field): Config['http']['processes'] {
   return v;
 }
 
-function readDebug(debug: Field): Config['http']['debug'] {
+/** `main`: http.addr, which the debug server cannot share. */
+function readDebug(debug: Field, main: ListenAddr): Config['http']['debug'] {
   debug.checkKeys(['addr', 'prometheus']);
   const prometheus = debug.child('prometheus');
   prometheus.checkKeys(['enabled', 'path']);
@@ -230,7 +231,13 @@ function readDebug(debug: Field): Config['http']['debug'] {
   const path = pathField.text('a URL path starting with /') ?? DEFAULTS.http.debug.prometheus.path;
   if (!path.startsWith('/') || /[?#\s]/.test(path)) pathField.fail('a URL path starting with /');
 
-  const addr = readAddr(debug.child('addr'));
+  const addrField = debug.child('addr');
+  const addr = readAddr(addrField);
+  if (addr !== null && overlaps(addr, main))
+    addrField.fail(
+      "an address other than http.addr's (the debug server listens on a port of its own)",
+      `${describe(addrField.node)}, on the port http.addr binds (${main.port})`,
+    );
   if (addr === null) {
     if (enabled) enabledField.warn('has no effect without http.debug.addr (metrics are served by the debug server)');
     return null;
@@ -267,6 +274,16 @@ function readAddr(field: Field): ListenAddr | null {
   const text = field.text(ADDR_EXPECTED);
   if (text === null) return null;
   return parseListenAddr(text) ?? field.fail(ADDR_EXPECTED);
+}
+
+/**
+ * Two listen addresses that cannot both be bound: the same port (not 0, which picks a free
+ * one) on the same host, or on every interface for either. Names that resolve to one address
+ * (localhost and 127.0.0.1) are not caught here; the bind error names the key then.
+ */
+function overlaps(a: ListenAddr, b: ListenAddr): boolean {
+  const wildcard = (h: string): boolean => h === '' || h === '0.0.0.0' || h === '::';
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
 }
 
 function mustParseAddr(text: string): ListenAddr {

@@ -201,3 +201,36 @@ test('serve: a key set that cannot be loaded exits 1 with its cause and the conf
   assert.match(r2.err, new RegExp(`failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`, 'm'));
   assert.match(r2.err, new RegExp(`check ${at}\\.upstreams`));
 });
+
+test('serve: a port that cannot be bound exits 1 naming http.addr or http.debug.addr', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  const held = createServer();
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  t.after(() => held.close());
+  const { port } = held.address() as AddressInfo;
+  const inUse = (processes: number, extraHttp: string) =>
+    configOnPort(extraHttp === '' ? port : 0, {
+      upstreams: [origin.url],
+      cas: [ca.certPath],
+      tls,
+      extraHttp: `  processes: ${processes}\n${extraHttp}`,
+    });
+  const cases: Array<[number, string, string]> = [
+    [1, '', 'http.addr'],
+    // A node of several processes: the supervisor binds the port first, then the debug server.
+    [2, '', 'http.addr'],
+    [1, `  debug:\n    addr: 127.0.0.1:${port}\n`, 'http.debug.addr'],
+    [2, `  debug:\n    addr: 127.0.0.1:${port}\n`, 'http.debug.addr'],
+  ];
+  for (const [processes, extraHttp, key] of cases) {
+    const cfg = await inUse(processes, extraHttp);
+    const r = await cli(['serve', '--config', cfg.path], {}, 20_000);
+    assert.equal(r.code, 1, r.err);
+    const k = key.replace(/\./g, '\\.');
+    assert.match(
+      r.err,
+      new RegExp(`^dtr-cache: cannot listen on 127\\.0\\.0\\.1:${port} \\(${k}\\): .*EADDRINUSE`, 'm'),
+    );
+    assert.match(r.err, new RegExp(`^dtr-cache: check ${k}: another process .* listens on that port$`, 'm'));
+  }
+});

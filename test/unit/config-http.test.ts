@@ -184,3 +184,35 @@ describe('http.secret', () => {
     });
   });
 });
+
+describe('http.debug.addr', () => {
+  const at = async (addr: string, debug: string) =>
+    (await simple()).replace('  addr: :5000\n', `  addr: ${addr}\n  debug:\n    addr: ${debug}\n`);
+
+  it("may not be http.addr's port on the same host or on every interface", async () => {
+    for (const [addr, debug] of [
+      [':5000', ':5000'],
+      [':5000', '127.0.0.1:5000'],
+      ['127.0.0.1:5000', '0.0.0.0:5000'],
+      ['127.0.0.1:5000', '127.0.0.1:5000'],
+    ] as const) {
+      const text = await at(addr, debug);
+      assertConfigError(() => load(text), {
+        keyPath: 'http.debug.addr',
+        line: 10,
+        message: new RegExp(
+          `found "${debug}", on the port http\\.addr binds \\(5000\\), expected an address other than http\\.addr's`,
+        ),
+      });
+    }
+    assert.equal(load(await at(':5000', ':5001')).config.http.debug?.port, 5001);
+    assert.equal(load(await at('127.0.0.1:5000', '127.0.0.2:5000')).config.http.debug?.host, '127.0.0.2');
+    // Port 0 picks a free port for each.
+    assert.equal(load(await at('127.0.0.1:0', '127.0.0.1:0')).config.http.debug?.port, 0);
+    const base = await simple();
+    assertConfigError(() => load(base, { REGISTRY_HTTP_DEBUG_ADDR: ':5000' }), {
+      keyPath: 'http.debug.addr',
+      envVar: 'REGISTRY_HTTP_DEBUG_ADDR',
+    });
+  });
+});
