@@ -18,7 +18,8 @@ import type { Config } from './config/types.js';
 import type { LoadResult } from './config/load.js';
 import { createLogger } from './log/log.js';
 import { stopOnce } from './stop-once.js';
-import { messageOf } from './errors/inspect.js';
+import { causeChain, messageOf } from './errors/inspect.js';
+import { StartupError } from './startup/errors.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
 
@@ -219,6 +220,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`dtr-cache: ${messageOf(err)}\n`);
+  // The whole chain: "fetching JWK Set … failed" alone does not say whether to fix `cas` or the network.
+  process.stderr.write(`dtr-cache: ${causeChain(err)}\n`);
+  if (err instanceof StartupError) process.stderr.write(`dtr-cache: ${err.hint}\n`);
   process.exit(1);
 });

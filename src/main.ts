@@ -26,6 +26,7 @@ import { setReadBudget } from './server/send-blob.js';
 import { createCacheServer, type CacheServer } from './server/server.js';
 import { TicketKeys } from './server/ticket-keys.js';
 import { readTls, type TlsMaterial } from './server/tls.js';
+import { listenFailed } from './startup/errors.js';
 import { openStore } from './startup/store.js';
 import { connectUpstreams } from './startup/upstreams.js';
 import { viaName } from './startup/via.js';
@@ -152,13 +153,15 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     limits: config.http.limits,
     tls: material === null ? null : { material, policy: config.http.tlsPolicy, ticketKeys: tickets.current },
     handler: createRouter(ctx),
+    headers: config.http.headers,
     hooks: refusalReporter(log, (reason) => metrics?.refused(reason)),
     ...(member === null ? {} : { gate: member.gate }),
   });
   tickets.onRotate((k) => server.setTicketKeys(k));
   if (member === null) tickets.start();
-  const bound = await server.listen(config.http.host, member?.port ?? config.http.port, {
-    reusePort: member !== null,
+  const at = { host: config.http.host, port: member?.port ?? config.http.port };
+  const bound = await server.listen(at.host, at.port, { reusePort: member !== null }).catch((err: unknown) => {
+    throw listenFailed('http.addr', at, err);
   });
   log.info(
     { addr: bound.host, port: bound.port, tls: material !== null, upstreams: chain.all.map((h) => h.url) },
@@ -177,6 +180,8 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
           health: () => health.report(),
           render: metrics === null ? null : () => metrics.render(),
           log,
+        }).catch((err: unknown) => {
+          throw listenFailed('http.debug.addr', config.http.debug ?? at, err);
         })
       : null;
 

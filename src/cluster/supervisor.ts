@@ -12,6 +12,7 @@ import { openDebugServer, type DebugServer } from '../server/debug-server.js';
 import { listenOn } from '../server/listen.js';
 import { TicketKeys } from '../server/ticket-keys.js';
 import { readTls, type TlsMaterial } from '../server/tls.js';
+import { listenFailed } from '../startup/errors.js';
 import { removeDeadSpoolsAtStart } from '../startup/store.js';
 import { viaName } from '../startup/via.js';
 import { processBudget } from './budget.js';
@@ -80,10 +81,13 @@ export class Supervisor {
     }
     // Spools were removed once, before the first processes; a replacement removes none.
     this.#removedSpools = 0;
-    this.#debug = await openDebugServer(this.#config.http.debug, {
+    const debug = this.#config.http.debug;
+    this.#debug = await openDebugServer(debug, {
       health: () => this.health(),
       render: this.#metrics === null ? null : () => this.renderMetrics(),
       log: this.#log,
+    }).catch((err: unknown) => {
+      throw listenFailed('http.debug.addr', debug ?? this.#config.http, err);
     });
     this.#log.info(
       {
@@ -204,14 +208,18 @@ export class Supervisor {
    */
   async #reservePort(): Promise<Server | null> {
     this.#port = this.#config.http.port;
+    const { host } = this.#config.http;
+    const named = (err: unknown): never => {
+      throw listenFailed('http.addr', { host, port: this.#port }, err);
+    };
     if (this.#port !== 0) {
       const probe = createServer();
-      await listenOn(probe, this.#config.http.host, this.#port);
+      await listenOn(probe, host, this.#port).catch(named);
       await new Promise((resolve) => probe.close(resolve));
       return null;
     }
     const reservation = createServer();
-    this.#port = (await listenOn(reservation, this.#config.http.host, 0, { reusePort: true })).port;
+    this.#port = (await listenOn(reservation, host, 0, { reusePort: true }).catch(named)).port;
     return reservation;
   }
 

@@ -107,6 +107,7 @@ function readOptions(
   timeouts.checkKeys(Object.keys(d.timeouts));
 
   return {
+    keyPath: options.path,
     blobTtlMs,
     upstreams:
       mirrorOnly && !options.child('upstreams').present

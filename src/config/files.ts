@@ -5,6 +5,7 @@
 // loadConfig only collects them.
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Field } from './field.js';
@@ -47,7 +48,42 @@ async function runOne(check: FileCheck): Promise<void> {
     check.field.fail(expected, `${JSON.stringify(check.path)} (${code})`, err);
   }
   if (!looksValid(check.kind, text)) check.field.fail(expected, `${JSON.stringify(check.path)} without one`);
+  if (check.kind === 'ca' || check.kind === 'certificate') checkCertificateBlocks(check, text, expected);
   if (check.certificate !== undefined) await checkPair(check, text, check.certificate);
+}
+
+const BLOCK = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/g;
+
+/**
+ * Every CERTIFICATE block must parse: OpenSSL skips one it cannot read without a word, and
+ * the node would start trusting fewer CAs than the file lists, then fail to verify its origin.
+ */
+function checkCertificateBlocks(check: FileCheck, text: string, expected: string): void {
+  const blocks = text.match(BLOCK) ?? [];
+  const begins = text.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+  const where = JSON.stringify(check.path);
+  if (blocks.length < begins) check.field.fail(expected, `${where} with a CERTIFICATE block that has no END line`);
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      const why = err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, '') : String(err);
+      check.field.fail(
+        `${expected}, each of which parses`,
+        `${where} whose certificate ${i + 1} of ${blocks.length} does not parse (${why})`,
+        err,
+      );
+    }
+  });
+}
+
+function allBlocksParse(text: string): boolean {
+  try {
+    for (const block of text.match(BLOCK) ?? []) new X509Certificate(block);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The key must be the certificate's: TLS would refuse the pair only when the node starts. */
@@ -58,6 +94,8 @@ async function checkPair(check: FileCheck, key: string, certificatePath: string)
   } catch {
     return; // the certificate's own check reports it
   }
+  // A certificate that does not parse fails the pair too: its own check names the right key.
+  if (!allBlocksParse(cert)) return;
   try {
     createSecureContext({ cert, key });
   } catch (err) {

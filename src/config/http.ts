@@ -1,9 +1,10 @@
 // The `http` section: listen address, public URL, TLS, debug server, and our hostile-client
 // limits (http.limits, http.draintimeout).
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Config } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import { parseGoDuration } from './duration.js';
-import type { Field } from './field.js';
+import { describe, type Field } from './field.js';
 import type { FileCheck } from './files.js';
 import { ADDR_EXPECTED, parseListenAddr, type ListenAddr } from './net.js';
 import { SIZE_EXPECTED, parseSize } from './size.js';
@@ -12,8 +13,12 @@ import {
   DEFAULT_MINIMUM_TLS,
   MINIMUM_TLS,
   RC4_SUITE_NAMES,
+  TLS13_OPENSSL,
+  TLS13_SUITE_NAMES,
   canonicalSuiteName,
+  opensslRefusal,
   tls12OpenSslNames,
+  tls13OpenSslNames,
 } from './tls-suites.js';
 import { readBaseUrl, readDuration } from './values.js';
 
@@ -21,17 +26,15 @@ const UNUSED = 'a Docker Registry setting that dtr-cache does not support, ignor
 
 export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const http = root.child('http');
-  // `headers` and `relativeurls` are accepted for compatibility and have no effect on blob pulls.
+  // `relativeurls` is accepted for compatibility: the cache sends no Location of its own.
   http.checkKeys(
-    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits', 'processes'],
-    ['headers', 'relativeurls'],
+    ['addr', 'net', 'prefix', 'host', 'secret', 'tls', 'debug', 'draintimeout', 'limits', 'processes', 'headers'],
+    ['relativeurls'],
     {
       http2: UNUSED,
       h2c: UNUSED,
     },
   );
-  http.child('headers').keys(); // must be a mapping when present
-
   const net = http.child('net');
   const netText = net.text('tcp');
   if (netText !== null && netText !== 'tcp') net.fail('tcp (dtr-cache listens on TCP only)');
@@ -48,11 +51,13 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     host,
     port,
     publicUrl: readBaseUrl(http.child('host')),
-    secret: http.child('secret').text('a non-empty string'),
+    // distribution generates a secret when it is empty, as when unset: '' is read as unset.
+    secret: http.child('secret').string('a string') || null,
     tls,
     tlsPolicy: readTlsPolicy(http.child('tls'), tls !== null),
+    headers: readHeaders(http.child('headers')),
     processes: readProcesses(http.child('processes')),
-    debug: readDebug(http.child('debug')),
+    debug: readDebug(http.child('debug'), { host, port }),
     limits: readLimits(http.child('limits')),
     drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
   };
@@ -104,27 +109,104 @@ function readTlsPolicy(tls: Field, enabled: boolean): Config['http']['tlsPolicy'
   const minVersion = MINIMUM_TLS[minText] ?? minField.fail(MINIMUM_TLS_EXPECTED);
   if (written === 'tls1.0' || written === 'tls1.1')
     minField.warn('read as tls1.2: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level');
-  const names = suitesField.items('a list of Go cipher suite names').map((item) => {
+  const items = suitesField.items('a list of Go cipher suite names').map((item) => {
     const text = item.text(SUITE_EXPECTED);
     const name = text === null ? null : canonicalSuiteName(text);
     if (name === null) return item.fail(SUITE_EXPECTED);
     if (RC4_SUITE_NAMES.includes(name)) item.fail('a suite other than RC4 (RFC 7465 prohibits RC4)');
-    return name;
+    return { item, name };
   });
+  const names = items.map((i) => i.name);
   if (!enabled && (minField.present || suitesField.present))
     (minField.present ? minField : suitesField).warn('has no effect without http.tls.certificate and key');
+  const tls13Ciphers = TLS13_OPENSSL;
+  if (items.length > 0 && names.every((n) => TLS13_SUITE_NAMES.includes(n))) {
+    // Go ignores the list for TLS 1.3 and finds no TLS 1.2 suite in it: distribution then
+    // serves TLS 1.3 only. So do we, with the 1.3 suites listed (OpenSSL, unlike Go, can set them).
+    if (enabled) suitesField.warn('lists TLS 1.3 suites only: TLS 1.2 clients are refused, as in Docker Registry');
+    return { minVersion: 'TLSv1.3', tls12Ciphers: [], tls13Ciphers: tls13OpenSslNames(names) };
+  }
   if (minVersion === 'TLSv1.3') {
     // As distribution: TLS 1.3 suites cannot be configured, so the list means nothing here.
     if (suitesField.present) suitesField.warn('has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)');
-    return { minVersion, tls12Ciphers: [] };
+    return { minVersion, tls12Ciphers: [], tls13Ciphers };
   }
-  const tls12Ciphers = tls12OpenSslNames(suitesField.present ? names : DEFAULT_CIPHER_SUITES);
-  if (tls12Ciphers.length === 0)
-    suitesField.fail(
-      'at least one TLS 1.2 suite (TLS 1.3 suites are not configurable), or minimumtls: tls1.3',
-      'TLS 1.3 suites only',
-    );
-  return { minVersion, tls12Ciphers };
+  if (!suitesField.present) return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES), tls13Ciphers };
+  return { minVersion, tls12Ciphers: servableTls12(suitesField, items), tls13Ciphers };
+}
+
+/**
+ * The listed TLS 1.2 suites this node's OpenSSL can serve. Go serves some that OpenSSL 3 has
+ * no more (3DES): such an entry is warned and left out; a list left with none is refused
+ * here rather than by `serve` ("no cipher match").
+ */
+function servableTls12(suitesField: Field, items: ReadonlyArray<{ item: Field; name: string }>): string[] {
+  const servable: string[] = [];
+  const refused: string[] = [];
+  for (const { item, name } of items) {
+    const [openssl] = tls12OpenSslNames([name]);
+    const why = openssl === undefined ? null : opensslRefusal(openssl, 'TLSv1.2');
+    if (why === null) {
+      servable.push(name);
+      continue;
+    }
+    refused.push(`${name}: ${why}`);
+    item.warn(`not served: this node's OpenSSL cannot serve ${name} (${why}); the other suites are`);
+  }
+  const expected =
+    "at least one TLS 1.2 suite this node's OpenSSL can serve, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+  const served = tls12OpenSslNames(servable);
+  if (served.length === 0) suitesField.fail(expected, `only suites it cannot serve (${refused.join('; ')})`);
+  // The string `serve` will build, as a whole: what passes here starts.
+  const why = opensslRefusal([...TLS13_OPENSSL, ...served].join(':'), 'TLSv1.2');
+  if (why !== null) suitesField.fail(expected, `a list OpenSSL refuses (${why})`);
+  return served;
+}
+
+// Set by the cache for each response (its length, framing, connection): a value fixed for
+// every response would break them, and HTTP/2 forbids the connection-specific ones.
+const MANAGED_HEADERS = [
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'host',
+];
+const HEADER_VALUES_EXPECTED = 'a list of header values, such as [nosniff]';
+
+/**
+ * distribution's `http.headers`: header name → list of values, added to every response of
+ * the main listener. The cache's own headers for a response (a blob's Content-Type, ETag,
+ * Cache-Control …) take precedence over them, as distribution's handlers set theirs after.
+ */
+function readHeaders(headers: Field): Config['http']['headers'] {
+  const out: Array<readonly [string, readonly string[]]> = [];
+  for (const name of headers.keys()) {
+    const field = headers.child(name);
+    try {
+      validateHeaderName(name);
+    } catch (err) {
+      field.fail("a header name (letters, digits and !#$%&'*+-.^_`|~)", JSON.stringify(name), err);
+    }
+    if (MANAGED_HEADERS.includes(name.toLowerCase()))
+      field.fail('a header the cache does not set itself per response', `the header ${name}`);
+    const values = field.items(HEADER_VALUES_EXPECTED).map((item) => {
+      const value = item.string('a header value (a string)') ?? item.fail('a header value (a string)');
+      try {
+        validateHeaderValue(name, value);
+      } catch (err) {
+        item.fail('a header value without control characters', undefined, err);
+      }
+      return value;
+    });
+    // `X-Name:` with no values adds nothing, as a nil list does in distribution.
+    if (values.length > 0) out.push([name, values]);
+  }
+  return out;
 }
 
 const PROCESSES_EXPECTED = 'auto or a whole number of processes from 1 to 1024';
@@ -138,7 +220,8 @@ function readProcesses(field: Field): Config['http']['processes'] {
   return v;
 }
 
-function readDebug(debug: Field): Config['http']['debug'] {
+/** `main`: http.addr, which the debug server cannot share. */
+function readDebug(debug: Field, main: ListenAddr): Config['http']['debug'] {
   debug.checkKeys(['addr', 'prometheus']);
   const prometheus = debug.child('prometheus');
   prometheus.checkKeys(['enabled', 'path']);
@@ -148,7 +231,13 @@ function readDebug(debug: Field): Config['http']['debug'] {
   const path = pathField.text('a URL path starting with /') ?? DEFAULTS.http.debug.prometheus.path;
   if (!path.startsWith('/') || /[?#\s]/.test(path)) pathField.fail('a URL path starting with /');
 
-  const addr = readAddr(debug.child('addr'));
+  const addrField = debug.child('addr');
+  const addr = readAddr(addrField);
+  if (addr !== null && overlaps(addr, main))
+    addrField.fail(
+      "an address other than http.addr's (the debug server listens on a port of its own)",
+      `${describe(addrField.node)}, on the port http.addr binds (${main.port})`,
+    );
   if (addr === null) {
     if (enabled) enabledField.warn('has no effect without http.debug.addr (metrics are served by the debug server)');
     return null;
@@ -185,6 +274,16 @@ function readAddr(field: Field): ListenAddr | null {
   const text = field.text(ADDR_EXPECTED);
   if (text === null) return null;
   return parseListenAddr(text) ?? field.fail(ADDR_EXPECTED);
+}
+
+/**
+ * Two listen addresses that cannot both be bound: the same port (not 0, which picks a free
+ * one) on the same host, or on every interface for either. Names that resolve to one address
+ * (localhost and 127.0.0.1) are not caught here; the bind error names the key then.
+ */
+function overlaps(a: ListenAddr, b: ListenAddr): boolean {
+  const wildcard = (h: string): boolean => h === '' || h === '0.0.0.0' || h === '::';
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
 }
 
 function mustParseAddr(text: string): ListenAddr {

@@ -1,7 +1,7 @@
 // Config loading: parse the YAML (keeping node positions), apply REGISTRY_* overrides, validate
 // every key once, and deep-freeze the result (docs/architecture.md §8). Nothing else builds a Config.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { LineCounter, isScalar, parseAllDocuments, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import type { Config } from './types.js';
 import { readDownstream } from './downstream.js';
 import { readMirrors, storeTtl } from './mirrors.js';
@@ -83,13 +83,27 @@ function parseAndValidate(
 ): LoadResult & { checks: FileCheck[] } {
   const lineCounter = new LineCounter();
   // merge: Go's yaml.v2 (which Docker Registry uses) honours `<<: *anchor`, so we do too.
-  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false });
+  const options = { lineCounter, merge: true, prettyErrors: false };
+  // Go's yaml.Unmarshal reads the first document of a stream and ignores the rest.
+  const docs = parseAllDocuments(text, options);
+  const doc = docs[0] ?? parseDocument(text, options);
   const firstError = doc.errors[0];
   if (firstError !== undefined) throw yamlError(firstError, lineCounter, source);
+  checkAliases(doc, lineCounter, source);
 
   const warnings = doc.warnings.map(
     (w) => `config warning: (document)${lineSuffix(w, lineCounter)}: ${firstLine(w.message)}`,
   );
+  // A trailing `---` alone makes an empty document: nothing is ignored there.
+  const ignored = docs
+    .slice(1)
+    .find((d) => !(d.contents === null || (isScalar(d.contents) && d.contents.value === null)));
+  if (ignored !== undefined) {
+    const { line } = lineCounter.linePos(ignored.range[0]);
+    warnings.push(
+      `config warning: (document) (line ${line}): a second YAML document (after ---), ignored as Docker Registry ignores it: only the first is read`,
+    );
+  }
   const envOrigins = new WeakMap<object, string>();
   applyEnvOverrides(doc, env, envOrigins, warnings, source);
 
@@ -126,6 +140,28 @@ function yamlError(err: YAMLError, lineCounter: LineCounter, source: string | nu
     cause: err,
     found: duplicate ? 'a key given twice in one mapping' : `invalid YAML (${firstLine(err.message)})`,
     expected: duplicate ? 'each key once (Docker Registry refuses duplicates too)' : 'a valid YAML document',
+  });
+}
+
+/**
+ * An alias must name an anchor defined before it. The yaml library reads one that does not as
+ * a null value, which would silently leave the key unset; Go's yaml.v2, which Docker Registry
+ * uses, refuses the file ("unknown anchor"), and so do we.
+ */
+function checkAliases(doc: Document, lineCounter: LineCounter, source: string | null): void {
+  visit(doc, {
+    Alias(_, alias) {
+      if (alias.resolve(doc) !== undefined) return;
+      const start = alias.range?.[0];
+      throw new ConfigError({
+        keyPath: '(document)',
+        line: start === undefined ? null : lineCounter.linePos(start).line,
+        envVar: null,
+        source,
+        found: `the alias *${alias.source} with no &${alias.source} anchor before it`,
+        expected: 'an alias to an anchor defined above it (Docker Registry refuses it too: unknown anchor)',
+      });
+    },
   });
 }
 

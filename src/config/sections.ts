@@ -32,9 +32,6 @@ export function readLog(root: Field): Config['log'] {
   log.checkKeys(['level', 'formatter', 'fields', 'accesslog'], ['reportcaller'], {
     hooks: 'log hooks are not supported by dtr-cache, ignored',
   });
-  // `fields` is accepted for compatibility; it must still be a mapping.
-  log.child('fields').keys();
-
   const expectedLevel = 'a log level: trace, debug, info, warn, error, fatal or panic';
   let levelField: Field = log.child('level');
   const legacy = root.child('loglevel');
@@ -60,7 +57,29 @@ export function readLog(root: Field): Config['log'] {
   const accessLog = log.child('accesslog');
   accessLog.checkKeys(['disabled']);
   const disabled = accessLog.child('disabled').bool() ?? DEFAULTS.log.accesslog.disabled;
-  return { level, formatter, accessLog: !disabled };
+  return { level, formatter, accessLog: !disabled, fields: readFields(log.child('fields')) };
+}
+
+// Names every line, or the access log's, already carries: a second one would make a JSON
+// object with the key twice (src/log/log.ts base, src/log/access-log.ts AccessFields).
+const OWN_FIELDS = [
+  ...['level', 'time', 'msg', 'pid', 'hostname', 'svc', 'proc', 'err'],
+  ...['method', 'route', 'registry', 'repo', 'digest', 'status', 'bytes', 'ms', 'outcome', 'proto'],
+];
+
+/** distribution's `log.fields`: a mapping of names to values added to every log line. */
+function readFields(fields: Field): Config['log']['fields'] {
+  const out: Record<string, string | number | boolean> = {};
+  for (const name of fields.keys()) {
+    const field = fields.child(name);
+    if (OWN_FIELDS.includes(name)) {
+      field.warn(`a field every log line already has, ignored`);
+      continue;
+    }
+    const value = field.scalar('a string, number or boolean');
+    if (value !== null) out[name] = value;
+  }
+  return out;
 }
 
 // Storage drivers of Docker Registry other than filesystem: a cache cannot silently ignore them.

@@ -1,7 +1,9 @@
 // distribution's `http.tls.minimumtls` and `http.tls.ciphersuites`, read as its registry
 // reads them (Go crypto/tls): suite names are Go's, the list restricts TLS 1.0–1.2 only
-// (Go does not let TLS 1.3 suites be configured), and the order written does not matter:
+// (Go does not let TLS 1.3 suites be configured; a list of TLS 1.3 suites only leaves TLS 1.2
+// none, so TLS 1.3 only is served), and the order written does not matter:
 // the server picks in Go's own preference order, AES-128-GCM first on AES-NI hardware.
+import { createSecureContext } from 'node:tls';
 
 /** Go's TLS 1.2 suite names with their OpenSSL names, in Go's preference order (crypto/tls cipher_suites.go). */
 const TLS12_SUITES: ReadonlyArray<readonly [go: string, openssl: string]> = [
@@ -34,10 +36,15 @@ export const TLS13_SUITE_NAMES: readonly string[] = [
 ];
 
 /**
- * The TLS 1.3 suites we serve, AES-128-GCM first as Go orders them on AES-NI hardware: it
- * costs less per byte than AES-256-GCM, Node's default first choice.
+ * The TLS 1.3 suites we serve (OpenSSL and Go name them alike), AES-128-GCM first as Go
+ * orders them on AES-NI hardware: it costs less per byte than AES-256-GCM, Node's default
+ * first choice.
  */
-export const TLS13_OPENSSL = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+export const TLS13_OPENSSL: readonly string[] = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+];
 
 /** In the documented list but never served: RFC 7465 prohibits RC4, and OpenSSL 3 has none. */
 export const RC4_SUITE_NAMES: readonly string[] = [
@@ -81,6 +88,25 @@ export function canonicalSuiteName(name: string): string | null {
   const go = ALIASES[name] ?? name;
   if (TLS13_SUITE_NAMES.includes(go) || RC4_SUITE_NAMES.includes(go)) return go;
   return TLS12_SUITES.some(([n]) => n === go) ? go : null;
+}
+
+/** The TLS 1.3 suites among `goNames`, in our preference order (TLS13_OPENSSL). */
+export function tls13OpenSslNames(goNames: readonly string[]): string[] {
+  return TLS13_OPENSSL.filter((name) => goNames.includes(name));
+}
+
+/**
+ * Why this node's OpenSSL refuses a cipher string, or null when it takes it. Go serves suites
+ * OpenSSL 3 no longer has at its default security level (3DES): a list of only those would
+ * stop the node at start with "no cipher match".
+ */
+export function opensslRefusal(ciphers: string, minVersion: 'TLSv1.2' | 'TLSv1.3'): string | null {
+  try {
+    createSecureContext({ ciphers, minVersion });
+    return null;
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).replace(/^error:[0-9A-F]+:[^:]*::?/, '');
+  }
 }
 
 /** OpenSSL names of the TLS 1.2 suites among `goNames`, in Go's preference order. */

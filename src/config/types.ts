@@ -47,6 +47,8 @@ export interface Config {
     readonly formatter: 'json' | 'text';
     /** One `request` line per request (distribution's `log.accesslog.disabled`, inverted). */
     readonly accessLog: boolean;
+    /** log.fields: added to every log line (the access log's too). */
+    readonly fields: Readonly<Record<string, string | number | boolean>>;
   };
   readonly storage: {
     readonly deleteEnabled: boolean;
@@ -65,7 +67,11 @@ export interface Config {
       readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
       /** OpenSSL names of the TLS 1.2 suites allowed, in preference order; empty with TLSv1.3. */
       readonly tls12Ciphers: readonly string[];
+      /** The TLS 1.3 suites, in preference order: all three unless ciphersuites lists TLS 1.3 suites only. */
+      readonly tls13Ciphers: readonly string[];
     };
+    /** http.headers: name and values added to every response of the main listener; the cache's own win. */
+    readonly headers: ReadonlyArray<readonly [name: string, values: readonly string[]]>;
     /** Serving processes on the port (our extension): a count, or 'auto' = os.availableParallelism(). */
     readonly processes: number | 'auto';
     readonly debug: {
@@ -92,6 +98,8 @@ export interface Config {
    * when the node is a pure mirror; its store options (maxsize, timeouts …) apply to both modes.
    */
   readonly downstream: {
+    /** Where these options are in the file (`middleware.registry[0].options`), for start-up messages. */
+    readonly keyPath: string;
     /** null = never expire (blobttl unset). */
     readonly blobTtlMs: number | null;
     readonly upstreams: UpstreamsConfig;

@@ -45,11 +45,15 @@ function censorObject(value: unknown): unknown {
  */
 const ATOMIC_WRITE = 4096;
 
-export function createLogger(cfg: Pick<Config['log'], 'level' | 'formatter'>, dest: number | string = 1): Logger {
+export function createLogger(
+  cfg: Pick<Config['log'], 'level' | 'formatter'> & Partial<Pick<Config['log'], 'fields'>>,
+  dest: number | string = 1,
+): Logger {
   const options = {
     level: cfg.level,
-    // pid: a node runs several processes that write to the same stdout.
-    base: { svc: 'dtr-cache', pid: process.pid },
+    // pid: a node runs several processes that write to the same stdout. log.fields go in
+    // the bindings, so every line has them, the access log's too (it writes the bindings).
+    base: { svc: 'dtr-cache', pid: process.pid, ...cfg.fields },
     // `err` is censored after pino's serializer has made a plain object of it (a copy made
     // before would lose its message and stack, which are not enumerable); the rest before.
     formatters: { log: (record: Record<string, unknown>) => censorTokens(record, 'err') },

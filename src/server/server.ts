@@ -37,6 +37,8 @@ export interface CacheServerOptions {
   /** null: plain HTTP/1.1. */
   tls: { material: TlsMaterial; policy: Config['http']['tlsPolicy']; ticketKeys: Buffer } | null;
   handler: Handler;
+  /** http.headers, set on every response before the handler runs; the handler's own replace them. */
+  headers?: Config['http']['headers'];
   hooks?: GuardHooks;
   /** Admits connections; a per-IP limit of this process alone when not given. */
   gate?: ConnectionGate;
@@ -45,7 +47,10 @@ export interface CacheServerOptions {
 export function createCacheServer(opts: CacheServerOptions): CacheServer {
   const { limits, tls, handler } = opts;
   const hooks = opts.hooks ?? {};
+  const headers = opts.headers ?? [];
   const onRequest = (req: Req, res: Res): void => {
+    // Set now, so every answer has them, errors included; writeHead merges its own over them.
+    for (const [name, values] of headers) res.setHeader(name, values);
     // HTTP/1.1 header size is enforced by node:http's parser (clientError below); HTTP/2's
     // is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {

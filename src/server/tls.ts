@@ -5,7 +5,6 @@ import { constants } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
-import { TLS13_OPENSSL } from '../config/tls-suites.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -40,7 +39,7 @@ export function secureContextOptions(
     cert: material.cert,
     key: material.key,
     minVersion: policy.minVersion,
-    ciphers: [TLS13_OPENSSL, ...policy.tls12Ciphers].join(':'),
+    ciphers: [...policy.tls13Ciphers, ...policy.tls12Ciphers].join(':'),
     honorCipherOrder: true,
     secureOptions: constants.SSL_OP_PRIORITIZE_CHACHA,
     ticketKeys,

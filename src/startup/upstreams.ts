@@ -10,6 +10,7 @@ import type { Config } from '../config/types.js';
 import { UpstreamChain } from '../upstream/chain.js';
 import { upstreamDispatcherOptions } from '../upstream/host.js';
 import { loadUpstreamTrust } from '../upstream/trust.js';
+import { keysUnavailable } from './errors.js';
 
 export interface Upstreams {
   readonly chain: UpstreamChain;
@@ -39,7 +40,15 @@ export async function connectUpstreams(
   const keys = new KeySet(jwksLoader(config, chain, jwksAgent), { ...keyTimings, log });
   // A pure mirror (no downstream upstreams) verifies no redirect tokens: no keys to load,
   // and the verifier, never asked, names no origin.
-  if (chain.all.length > 0) await keys.start();
+  if (chain.all.length > 0) {
+    try {
+      await keys.start();
+    } catch (err) {
+      // The dispatcher keeps sockets open; the process is about to exit with the cause.
+      await Promise.allSettled([chain.close(), jwksAgent.close()]);
+      throw keysUnavailable(config, err);
+    }
+  }
   const originBase = config.downstream.upstreams.origin ?? chain.hosts[0]?.url ?? 'https://dtr-mode-off.invalid';
   const verifier = new TokenVerifier({
     keySet: keys,

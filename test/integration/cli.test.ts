@@ -179,3 +179,58 @@ test('serve: a second node on the port of a running one fails with EADDRINUSE, n
   assert.equal(r.code, 1, r.err);
   assert.match(r.err, /EADDRINUSE/);
 });
+
+test('serve: a key set that cannot be loaded exits 1 with its cause and the config keys to check', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  // No `cas`: the origin's certificate, from the test CA, is not trusted.
+  const untrusted = await writeConfig({ upstreams: [origin.url], cas: [], tls });
+  const r = await cli(['serve', '--config', untrusted.path]);
+  assert.equal(r.code, 1, r.err);
+  const at = 'middleware\\.registry\\[0\\]\\.options';
+  assert.match(
+    r.err,
+    /^dtr-cache: the trusted keys \(JWK Set\) could not be loaded: fetching JWK Set from https:\/\/.*\/\.well-known\/jwks\.json failed: unable to verify the first certificate.* \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/m,
+  );
+  assert.match(r.err, new RegExp(`^dtr-cache: check ${at}\\.upstreams .*, ${at}\\.cas .*, or set ${at}\\.jwks`, 'm'));
+
+  // The origin down: the refused connection is the cause.
+  const port = await freePort();
+  const down = await writeConfig({ upstreams: [`https://127.0.0.1:${port}`], cas: [ca.certPath], tls });
+  const r2 = await cli(['serve', '--config', down.path]);
+  assert.equal(r2.code, 1, r2.err);
+  assert.match(r2.err, new RegExp(`failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`, 'm'));
+  assert.match(r2.err, new RegExp(`check ${at}\\.upstreams`));
+});
+
+test('serve: a port that cannot be bound exits 1 naming http.addr or http.debug.addr', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  const held = createServer();
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  t.after(() => held.close());
+  const { port } = held.address() as AddressInfo;
+  const inUse = (processes: number, extraHttp: string) =>
+    configOnPort(extraHttp === '' ? port : 0, {
+      upstreams: [origin.url],
+      cas: [ca.certPath],
+      tls,
+      extraHttp: `  processes: ${processes}\n${extraHttp}`,
+    });
+  const cases: Array<[number, string, string]> = [
+    [1, '', 'http.addr'],
+    // A node of several processes: the supervisor binds the port first, then the debug server.
+    [2, '', 'http.addr'],
+    [1, `  debug:\n    addr: 127.0.0.1:${port}\n`, 'http.debug.addr'],
+    [2, `  debug:\n    addr: 127.0.0.1:${port}\n`, 'http.debug.addr'],
+  ];
+  for (const [processes, extraHttp, key] of cases) {
+    const cfg = await inUse(processes, extraHttp);
+    const r = await cli(['serve', '--config', cfg.path], {}, 20_000);
+    assert.equal(r.code, 1, r.err);
+    const k = key.replace(/\./g, '\\.');
+    assert.match(
+      r.err,
+      new RegExp(`^dtr-cache: cannot listen on 127\\.0\\.0\\.1:${port} \\(${k}\\): .*EADDRINUSE`, 'm'),
+    );
+    assert.match(r.err, new RegExp(`^dtr-cache: check ${k}: another process .* listens on that port$`, 'm'));
+  }
+});

@@ -21,16 +21,26 @@ describe('http.tls.minimumtls and http.tls.ciphersuites, as distribution reads t
     'ECDHE-RSA-CHACHA20-POLY1305',
   ];
 
+  const ALL_13 = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
+
   it("defaults: TLS 1.2 and up, distribution's default suites in Go's order (AES-128-GCM first)", async () => {
     const { config, warnings } = load(await withTls());
     assert.deepEqual(warnings, []);
-    assert.deepEqual(config.http.tlsPolicy, { minVersion: 'TLSv1.2', tls12Ciphers: AES128_FIRST });
+    assert.deepEqual(config.http.tlsPolicy, {
+      minVersion: 'TLSv1.2',
+      tls12Ciphers: AES128_FIRST,
+      tls13Ciphers: ALL_13,
+    });
   });
 
   it('minimumtls: tls1.2, tls1.3; tls1.0 and tls1.1 are read as tls1.2 with a warning', async () => {
     const at = async (v: string) => load(await withTls(`    minimumtls: ${v}\n`));
     assert.deepEqual((await at('tls1.2')).config.http.tlsPolicy.minVersion, 'TLSv1.2');
-    assert.deepEqual((await at('tls1.3')).config.http.tlsPolicy, { minVersion: 'TLSv1.3', tls12Ciphers: [] });
+    assert.deepEqual((await at('tls1.3')).config.http.tlsPolicy, {
+      minVersion: 'TLSv1.3',
+      tls12Ciphers: [],
+      tls13Ciphers: ALL_13,
+    });
     const old = await at('tls1.0');
     assert.equal(old.config.http.tlsPolicy.minVersion, 'TLSv1.2');
     assert.deepEqual(old.warnings, [
@@ -68,7 +78,7 @@ describe('http.tls.minimumtls and http.tls.ciphersuites, as distribution reads t
     ]);
   });
 
-  it('a bad ciphersuites entry names its index; RC4 and a list of TLS 1.3 suites only are refused', async () => {
+  it('a bad ciphersuites entry names its index; RC4 is refused', async () => {
     const list = (...names: string[]) => withTls(`    ciphersuites:\n${names.map((n) => `      - ${n}\n`).join('')}`);
     const openssl = await list('TLS_AES_128_GCM_SHA256', 'ECDHE-RSA-AES128-GCM-SHA256');
     assertConfigError(() => load(openssl), {
@@ -79,14 +89,40 @@ describe('http.tls.minimumtls and http.tls.ciphersuites, as distribution reads t
     });
     const rc4 = await list('TLS_ECDHE_RSA_WITH_RC4_128_SHA');
     assertConfigError(() => load(rc4), { keyPath: 'http.tls.ciphersuites[0]', message: /RFC 7465/ });
-    const only13 = await list('TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384');
-    assertConfigError(() => load(only13), {
-      keyPath: 'http.tls.ciphersuites',
-      line: 12,
-      message: /found TLS 1\.3 suites only, expected at least one TLS 1\.2 suite/,
-    });
     const scalar = await withTls('    ciphersuites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n');
     assertConfigError(() => load(scalar), { keyPath: 'http.tls.ciphersuites', line: 12 });
+  });
+
+  it('TLS 1.3 suites only: TLS 1.3 only, as distribution serves it, with the suites listed', async () => {
+    const { config, warnings } = load(
+      await withTls('    ciphersuites:\n      - TLS_CHACHA20_POLY1305_SHA256\n      - TLS_AES_256_GCM_SHA384\n'),
+    );
+    assert.deepEqual(config.http.tlsPolicy, {
+      minVersion: 'TLSv1.3',
+      tls12Ciphers: [],
+      tls13Ciphers: ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'],
+    });
+    assert.deepEqual(warnings, [
+      'config warning: http.tls.ciphersuites (line 12): lists TLS 1.3 suites only: TLS 1.2 clients are refused, as in Docker Registry',
+    ]);
+  });
+
+  it("suites this node's OpenSSL cannot serve (3DES): warned beside others, refused alone", async () => {
+    const list = (...names: string[]) => withTls(`    ciphersuites:\n${names.map((n) => `      - ${n}\n`).join('')}`);
+    const alone = await list('TLS_RSA_WITH_3DES_EDE_CBC_SHA', 'TLS_AES_128_GCM_SHA256');
+    assertConfigError(() => load(alone), {
+      keyPath: 'http.tls.ciphersuites',
+      line: 12,
+      message:
+        "config error: http.tls.ciphersuites (line 12): found only suites it cannot serve (TLS_RSA_WITH_3DES_EDE_CBC_SHA: no cipher match), expected at least one TLS 1.2 suite this node's OpenSSL can serve, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    });
+    const { config, warnings } = load(
+      await list('TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'),
+    );
+    assert.deepEqual(config.http.tlsPolicy.tls12Ciphers, ['ECDHE-RSA-AES128-GCM-SHA256']);
+    assert.deepEqual(warnings, [
+      "config warning: http.tls.ciphersuites[0] (line 13): not served: this node's OpenSSL cannot serve TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA (no cipher match); the other suites are",
+    ]);
   });
 
   it('warned: ciphersuites with minimumtls tls1.3, and either key without a certificate', async () => {
@@ -129,6 +165,54 @@ describe('http.processes', () => {
     assertConfigError(() => load(base, { REGISTRY_HTTP_PROCESSES: '0' }), {
       keyPath: 'http.processes',
       envVar: 'REGISTRY_HTTP_PROCESSES',
+    });
+  });
+});
+
+describe('http.secret', () => {
+  it('a string; empty is read as unset, as distribution does (it generates one)', async () => {
+    const at = async (v: string) =>
+      load((await simple()).replace('  addr: :5000\n', `  addr: :5000\n  secret: ${v}\n`)).config.http.secret;
+    assert.equal(await at('s3cr3t'), 's3cr3t');
+    assert.equal(await at('""'), null);
+    assert.equal(await at("''"), null);
+    assert.equal(load(await simple(), { REGISTRY_HTTP_SECRET: '' }).config.http.secret, null);
+    const list = (await simple()).replace('  addr: :5000\n', '  addr: :5000\n  secret: [a]\n');
+    assertConfigError(() => load(list), {
+      keyPath: 'http.secret',
+      line: 9,
+    });
+  });
+});
+
+describe('http.debug.addr', () => {
+  const at = async (addr: string, debug: string) =>
+    (await simple()).replace('  addr: :5000\n', `  addr: ${addr}\n  debug:\n    addr: ${debug}\n`);
+
+  it("may not be http.addr's port on the same host or on every interface", async () => {
+    for (const [addr, debug] of [
+      [':5000', ':5000'],
+      [':5000', '127.0.0.1:5000'],
+      ['127.0.0.1:5000', '0.0.0.0:5000'],
+      ['127.0.0.1:5000', '127.0.0.1:5000'],
+    ] as const) {
+      const text = await at(addr, debug);
+      assertConfigError(() => load(text), {
+        keyPath: 'http.debug.addr',
+        line: 10,
+        message: new RegExp(
+          `found "${debug}", on the port http\\.addr binds \\(5000\\), expected an address other than http\\.addr's`,
+        ),
+      });
+    }
+    assert.equal(load(await at(':5000', ':5001')).config.http.debug?.port, 5001);
+    assert.equal(load(await at('127.0.0.1:5000', '127.0.0.2:5000')).config.http.debug?.host, '127.0.0.2');
+    // Port 0 picks a free port for each.
+    assert.equal(load(await at('127.0.0.1:0', '127.0.0.1:0')).config.http.debug?.port, 0);
+    const base = await simple();
+    assertConfigError(() => load(base, { REGISTRY_HTTP_DEBUG_ADDR: ':5000' }), {
+      keyPath: 'http.debug.addr',
+      envVar: 'REGISTRY_HTTP_DEBUG_ADDR',
     });
   });
 });

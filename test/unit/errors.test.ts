@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { DtrCacheError, hasCode } from '../../src/errors/base.js';
-import { errnoCode, messageOf, stackOf } from '../../src/errors/inspect.js';
+import { causeChain, errnoCode, messageOf, stackOf } from '../../src/errors/inspect.js';
 import { REGISTRY_ERRORS, RegistryError, toRegistryError } from '../../src/errors/registry.js';
 import { gatewayError, type UpstreamFailureKind } from '../../src/errors/upstream.js';
 import { ConfigError, ValueSyntaxError } from '../../src/config/errors.js';
@@ -116,4 +116,20 @@ test('messageOf, stackOf and errnoCode read any caught value', () => {
   assert.equal(errnoCode(new Error('no code')), undefined);
   assert.equal(errnoCode(null), undefined);
   assert.equal(errnoCode({ code: 42 }), undefined);
+});
+
+test('causeChain: every cause once, errno codes added, an AggregateError by its errors', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+  const tls = Object.assign(new Error('unable to verify the first certificate'), {
+    code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  });
+  const top = new JwksError('JWKS_LOAD_FAILED', 'fetching JWK Set failed', { cause: tls });
+  assert.equal(
+    causeChain(top),
+    'fetching JWK Set failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)',
+  );
+  const both = new AggregateError([refused, refused], '');
+  assert.equal(causeChain(new Error('outer', { cause: both })), 'outer: connect ECONNREFUSED 127.0.0.1:1');
+  assert.equal(causeChain(new Error('same', { cause: new Error('same') })), 'same');
+  assert.equal(causeChain('plain'), 'plain');
 });

@@ -1,0 +1,60 @@
+// The files a config names, as loadConfigFile checks them before anything starts: every
+// certificate block of a `cas` or TLS certificate file must parse (OpenSSL would skip a
+// corrupt CA silently), and a broken pair is reported under the file that is broken.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfigFile } from '../../src/config/load.js';
+import { checkError, seed } from '../helpers/config.js';
+import { dir, fillAll, useTempDir, writeConfig } from '../helpers/config-files.js';
+
+useTempDir();
+
+/** A PEM certificate with a line of its body dropped: the BEGIN/END lines are there, the DER is cut. */
+function corrupt(pem: string): string {
+  const lines = pem.trim().split('\n');
+  return `${[...lines.slice(0, 3), ...lines.slice(4)].join('\n')}\n`;
+}
+
+describe('certificate files whose blocks do not parse are refused under their key path', () => {
+  it('a cas file with a corrupt block after a good one', async () => {
+    const { text, paths } = await fillAll(await seed('003-china.yml'));
+    const good = await readFile(paths.get('/certs/dtr-ca.pem') ?? '', 'utf8');
+    const bundle = join(dir, 'bundle.pem');
+    await writeFile(bundle, `${good}${corrupt(good)}`);
+    const bad = text.replace(join(dir, 'dtr-ca.pem'), bundle);
+    await assert.rejects(loadConfigFile(await writeConfig('corrupt-ca.yml', bad), {}), (err) =>
+      checkError(err, {
+        keyPath: 'middleware.registry[0].options.cas[1]',
+        line: 23,
+        message: /found ".*bundle\.pem" whose certificate 2 of 2 does not parse \(.+\), expected a readable PEM file/,
+      }),
+    );
+    const unterminated = join(dir, 'unterminated.pem');
+    await writeFile(unterminated, `${good}-----BEGIN CERTIFICATE-----\nMIIB\n`);
+    await assert.rejects(
+      loadConfigFile(await writeConfig('open-ca.yml', text.replace(join(dir, 'dtr-ca.pem'), unterminated)), {}),
+      (err) =>
+        checkError(err, { keyPath: 'middleware.registry[0].options.cas[1]', message: /block that has no END line/ }),
+    );
+    // The good bundle of both still loads.
+    await writeFile(bundle, `${good}${good}`);
+    await loadConfigFile(await writeConfig('good-ca.yml', bad), {});
+  });
+});
+
+describe('the TLS pair', () => {
+  it('a corrupt certificate with a good key is reported under http.tls.certificate', async () => {
+    const { text, paths } = await fillAll(await seed('003-asia.yml'));
+    const certPath = paths.get('/certs/asia-ca.pem') ?? '';
+    await writeFile(certPath, corrupt(await readFile(certPath, 'utf8')));
+    await assert.rejects(loadConfigFile(await writeConfig('corrupt-cert.yml', text), {}), (err) =>
+      checkError(err, {
+        keyPath: 'http.tls.certificate',
+        line: 10,
+        message: /found ".*asia-ca\.pem" whose certificate 1 of 1 does not parse/,
+      }),
+    );
+  });
+});

@@ -1,0 +1,38 @@
+// The YAML itself, read as Go's yaml.v2 (Docker Registry's parser) reads it: an alias to no
+// anchor is an error, not an unset key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { assertConfigError, load, simple } from '../helpers/config.js';
+
+describe('YAML documents as Go yaml.v2 reads them', () => {
+  it('an alias with no anchor before it is refused, naming its line', async () => {
+    const base = await simple();
+    const undefinedAlias = base.replace('    enabled: true\n', '    enabled: *on\n');
+    assertConfigError(() => load(undefinedAlias), {
+      keyPath: '(document)',
+      line: 4,
+      message:
+        'config error: (document) (line 4): found the alias *on with no &on anchor before it, expected an alias to an anchor defined above it (Docker Registry refuses it too: unknown anchor)',
+    });
+    // An anchor defined after its alias does not count, as in yaml.v2.
+    assertConfigError(() => load(`${undefinedAlias}x-on: &on true\n`), { keyPath: '(document)', line: 4 });
+    // Defined above: it resolves.
+    const defined = `x-on: &on true\n${undefinedAlias}`;
+    assert.equal(load(defined).config.storage.deleteEnabled, true);
+  });
+});
+
+describe('a stream of several YAML documents', () => {
+  it('the first is read, and the rest ignored with a warning naming where they start', async () => {
+    const base = await simple();
+    const { config, warnings } = load(`${base}---\nversion: 0.2\nhttp: {addr: ":6000"}\n`);
+    assert.equal(config.http.port, 5000);
+    assert.deepEqual(warnings, [
+      'config warning: (document) (line 18): a second YAML document (after ---), ignored as Docker Registry ignores it: only the first is read',
+    ]);
+    // A trailing --- with nothing after it is no document to warn about.
+    assert.deepEqual(load(`${base}---\n`).warnings, []);
+    // Leading --- (an explicit start) is one document.
+    assert.deepEqual(load(`---\n${base}`).warnings, []);
+  });
+});
