@@ -4,6 +4,7 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Config } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import { parseGoDuration } from './duration.js';
+import { readCas } from './downstream.js';
 import { describe, type Field } from './field.js';
 import type { FileCheck } from './files.js';
 import { ADDR_EXPECTED, parseListenAddr, type ListenAddr } from './net.js';
@@ -47,7 +48,7 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const { host, port } = readAddr(http.child('addr')) ?? mustParseAddr(DEFAULTS.http.addr);
 
   const tls = readTls(http.child('tls'), checks);
-  return {
+  const out: Config['http'] = {
     host,
     port,
     publicUrl: readBaseUrl(http.child('host')),
@@ -61,25 +62,37 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     limits: readLimits(http.child('limits')),
     drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
   };
+  // The health check asks the serving port's /v2/ when there is no debug server.
+  if (tls !== null && tls.clientCas.length > 0 && out.debug === null)
+    http
+      .child('tls')
+      .child('clientcas')
+      .warn('`dtr-cache health` shows no client certificate: set http.debug.addr for it to ask, or it fails');
+  return out;
 }
 
 function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
   tls.checkKeys(['certificate', 'key', 'clientcas', 'clientauth', 'letsencrypt', 'minimumtls', 'ciphersuites']);
-  // Ignoring these would serve without the client authentication or certificate asked for.
-  const clientcas = tls.child('clientcas');
-  if (clientcas.items().length > 0)
-    clientcas.fail('no clientcas (TLS client authentication is not supported by dtr-cache)');
   const letsencrypt = tls.child('letsencrypt');
   if (letsencrypt.present)
     letsencrypt.fail("http.tls.certificate and http.tls.key (Let's Encrypt is not supported by dtr-cache)");
-  if (tls.child('clientauth').present && clientcas.items().length === 0)
-    tls.child('clientauth').warn('has no effect without clientcas, ignored');
+  const clientcasField = tls.child('clientcas');
+  const clientCas = readCas(clientcasField, checks);
+  readClientAuth(tls.child('clientauth'), clientCas.length > 0);
 
   const certField: Field = tls.child('certificate');
   const keyField: Field = tls.child('key');
   const certificate = certField.text('a certificate file path');
   const key = keyField.text('a private key file path');
-  if (certificate === null && key === null) return null;
+  if (certificate === null && key === null) {
+    // Client certificates are asked for in the TLS handshake: without TLS there is none.
+    if (clientCas.length > 0)
+      clientcasField.fail(
+        'http.tls.certificate and http.tls.key to be set too (client certificates are verified in the TLS handshake)',
+        'clientcas without TLS',
+      );
+    return null;
+  }
   if (certificate === null)
     keyField.fail(
       'http.tls.certificate to be set too (a TLS key needs its certificate)',
@@ -94,7 +107,32 @@ function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
     { field: certField, path: certificate, kind: 'certificate' },
     { field: keyField, path: key, kind: 'key', certificate },
   );
-  return { certificate, key };
+  return { certificate, key, clientCas };
+}
+
+const CLIENT_AUTH_MODES = [
+  'request-client-cert',
+  'require-any-client-cert',
+  'verify-client-cert-if-given',
+  'require-and-verify-client-cert',
+];
+const CLIENT_AUTH_SERVED = 'require-and-verify-client-cert';
+
+/**
+ * distribution's `clientauth` (Go's tls.ClientAuthType), applied with clientcas only. Its
+ * default, and the only mode served here: every client shows a certificate of a clientcas
+ * CA. A laxer mode is refused rather than served stricter (its clients would be cut off).
+ */
+function readClientAuth(field: Field, withClientCas: boolean): void {
+  if (!field.present) return;
+  if (!withClientCas) {
+    field.warn('has no effect without clientcas, ignored');
+    return;
+  }
+  const mode = field.text(`one of ${CLIENT_AUTH_MODES.join(', ')}`);
+  if (mode === null || !CLIENT_AUTH_MODES.includes(mode)) field.fail(`one of ${CLIENT_AUTH_MODES.join(', ')}`);
+  if (mode !== CLIENT_AUTH_SERVED)
+    field.fail(`${CLIENT_AUTH_SERVED} (the only client authentication mode dtr-cache serves)`);
 }
 
 const MINIMUM_TLS_EXPECTED = 'tls1.2 or tls1.3 (tls1.0 and tls1.1 are read as tls1.2)';

@@ -61,7 +61,12 @@ export interface Config {
     /** http.host: this cache's externally reachable URL, or null. */
     readonly publicUrl: string | null;
     readonly secret: string | null;
-    readonly tls: { readonly certificate: string; readonly key: string } | null;
+    readonly tls: {
+      readonly certificate: string;
+      readonly key: string;
+      /** http.tls.clientcas: PEM CA files; non-empty = every client must show a certificate one of them signed. */
+      readonly clientCas: readonly string[];
+    } | null;
     /** http.tls.minimumtls and http.tls.ciphersuites, resolved (defaults when unset or without TLS). */
     readonly tlsPolicy: {
       readonly minVersion: 'TLSv1.2' | 'TLSv1.3';

@@ -1,31 +1,56 @@
-// The server's TLS: the certificate and key that http.tls names, read at start and again on
-// SIGHUP (a pair that does not load is refused before it can replace one that works), and
-// the protocol policy every secure context is built with.
-import { constants } from 'node:crypto';
+// The server's TLS: the certificate and key that http.tls names, and the client CAs of
+// http.tls.clientcas, read at start and again on SIGHUP (a set that does not load is refused
+// before it can replace one that works), and the policy every secure context is built with.
+import { constants, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext, type TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
 
 export interface TlsMaterial {
   cert: string;
   key: string;
+  /** The PEM text of each http.tls.clientcas file; empty: no client certificate is asked for. */
+  clientCas: string[];
 }
 
-/** Reads http.tls; a broken pair throws (at start: exit; on SIGHUP: the old one stays). */
+/** Reads http.tls; a broken pair or client CA file throws (at start: exit; on SIGHUP: the old set stays). */
 export async function readTls(config: Config): Promise<TlsMaterial | null> {
   if (config.http.tls === null) return null;
-  const [cert, key] = await Promise.all([
+  const [cert, key, clientCas] = await Promise.all([
     readFile(config.http.tls.certificate, 'utf8'),
     readFile(config.http.tls.key, 'utf8'),
+    Promise.all(config.http.tls.clientCas.map(readClientCa)),
   ]);
   // Throws on a mismatched or unparsable pair.
   createSecureContext({ cert, key });
-  return { cert, key };
+  return { cert, key, clientCas };
+}
+
+const CERTIFICATE = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/g;
+
+/**
+ * A client CA file as the config loader accepts it: at least one CERTIFICATE block, each of
+ * which parses. OpenSSL would skip a bad block without a word (and take a file without any),
+ * leaving clients of that CA refused after a reload that seemed to work.
+ */
+async function readClientCa(path: string): Promise<string> {
+  const pem = await readFile(path, 'utf8');
+  const blocks = pem.match(CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new Error(`http.tls.clientcas: ${path} holds no CERTIFICATE block`);
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new Error(`http.tls.clientcas: certificate ${i + 1} of ${path} does not parse`, { cause: err });
+    }
+  });
+  return pem;
 }
 
 /**
  * Options for every secure context of the server: at start and on each SIGHUP, since
- * setSecureContext() rebuilds the context from what it is given and drops the rest.
+ * setSecureContext() rebuilds the context from what it is given and drops the rest (client
+ * CAs included: a reload re-reads them with the certificate).
  * The server chooses the suite (honorCipherOrder), AES-128-GCM first as Go does on AES-NI
  * hardware, but a client that puts ChaCha20 first (no AES hardware) gets ChaCha20
  * (SSL_OP_PRIORITIZE_CHACHA), as Go's server does too.
@@ -34,10 +59,14 @@ export function secureContextOptions(
   material: TlsMaterial,
   policy: Config['http']['tlsPolicy'],
   ticketKeys: Buffer,
-): SecureContextOptions & { ticketKeys: Buffer } {
+): TlsOptions & { ticketKeys: Buffer } {
   return {
     cert: material.cert,
     key: material.key,
+    // As Go's tls.RequireAndVerifyClientCert: no certificate, or one that none of these CAs
+    // (and not Node's bundled roots) signed, ends the handshake. requestCert and
+    // rejectUnauthorized are the server's, read when it is created; the CAs are the context's.
+    ...(material.clientCas.length > 0 ? { ca: material.clientCas, requestCert: true, rejectUnauthorized: true } : {}),
     minVersion: policy.minVersion,
     ciphers: [...policy.tls13Ciphers, ...policy.tls12Ciphers].join(':'),
     honorCipherOrder: true,

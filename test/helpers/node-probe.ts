@@ -33,7 +33,9 @@ export function pidOf(lines: Lines, tag: string, ms = 5_000): Promise<number> {
  */
 export function servingPids(lines: Lines, count: number, without: readonly number[] = []): Promise<number[]> {
   return waitFor(10_000, `${count} serving processes listening`, () => {
-    const exited = new Set(lines.filter((l) => l['msg'] === 'serving process exited').map((l) => Number(l['servingPid'])));
+    const exited = new Set(
+      lines.filter((l) => l['msg'] === 'serving process exited').map((l) => Number(l['servingPid'])),
+    );
     const pids = [
       ...new Set(lines.filter((l) => l['msg'] === 'serving process listening').map((l) => Number(l['pid']))),
     ].filter((pid) => !exited.has(pid) && !without.includes(pid));
@@ -106,8 +108,14 @@ export interface TlsProbe {
   pid: number;
 }
 
-/** One TLS connection, one tagged HTTP/1.1 request on it (Connection: close). */
-export function tlsProbe(port: number, ca: string, lines: Lines, session?: Buffer): Promise<TlsProbe> {
+/** One TLS connection, one tagged HTTP/1.1 request on it (Connection: close); `client`: a certificate to show. */
+export function tlsProbe(
+  port: number,
+  ca: string,
+  lines: Lines,
+  session?: Buffer,
+  client?: { cert: string; key: string },
+): Promise<TlsProbe> {
   const tag = newTag();
   return new Promise<Omit<TlsProbe, 'pid'>>((resolve, reject) => {
     const s = tlsConnect({
@@ -117,6 +125,7 @@ export function tlsProbe(port: number, ca: string, lines: Lines, session?: Buffe
       ca,
       ALPNProtocols: ['http/1.1'],
       ...(session === undefined ? {} : { session }),
+      ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
     });
     let ticket: Buffer | undefined;
     let text = '';

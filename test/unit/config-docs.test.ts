@@ -28,6 +28,7 @@ describe('DTR documentation configs load unchanged', () => {
     assert.deepEqual(config.http.tls, {
       certificate: paths.get('/run/secrets/cache.cert.pem'),
       key: paths.get('/run/secrets/cache.key.pem'),
+      clientCas: [],
     });
     assert.equal(config.downstream.blobTtlMs, DAY_MS);
     assert.deepEqual(config.downstream.upstreams, { hosts: ['https://dtr.example.org:4443'], origin: null });
@@ -43,6 +44,7 @@ describe('DTR documentation configs load unchanged', () => {
     assert.deepEqual(config.http.tls, {
       certificate: paths.get('/certs/asia-ca.pem'),
       key: paths.get('/certs/asia-key.pem'),
+      clientCas: [],
     });
     assert.deepEqual(config.downstream.upstreams, { hosts: [], origin: 'https://dtr.example.org' });
     assert.deepEqual(config.downstream.cas, [paths.get('/certs/dtr-ca.pem')]);

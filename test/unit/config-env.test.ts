@@ -33,7 +33,11 @@ describe('environment overrides (REGISTRY_*)', () => {
     assert.equal(config.log.level, 'debug');
     assert.equal(config.storage.rootDirectory, '/srv/cache');
     assert.equal(config.storage.deleteEnabled, true);
-    assert.deepEqual(config.http.tls, { certificate: paths.get('/certs/dtr-ca.pem'), key: '/srv/key.pem' });
+    assert.deepEqual(config.http.tls, {
+      certificate: paths.get('/certs/dtr-ca.pem'),
+      key: '/srv/key.pem',
+      clientCas: [],
+    });
     assert.equal(config.http.limits.idleTimeoutMs, 120_000);
     assert.equal(config.http.secret, '12345');
   });

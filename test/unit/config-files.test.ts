@@ -58,3 +58,49 @@ describe('the TLS pair', () => {
     );
   });
 });
+
+describe('http.tls.clientcas files, checked as `cas` files are', () => {
+  /** The Asia cache (TLS) with two client CA files under http.tls (lines 12 to 14). */
+  const withClientCas = async () =>
+    fillAll(
+      (await seed('003-asia.yml')).replace(
+        '    key: /certs/asia-key.pem\n',
+        '    key: /certs/asia-key.pem\n    clientcas:\n      - /certs/client-ca.pem\n      - /certs/other-client-ca.pem\n',
+      ),
+    );
+
+  it('good files load; their paths are in the config', async () => {
+    const { text, paths } = await withClientCas();
+    const { config } = await loadConfigFile(await writeConfig('clientcas.yml', text), {});
+    assert.deepEqual(config.http.tls?.clientCas, [
+      paths.get('/certs/client-ca.pem'),
+      paths.get('/certs/other-client-ca.pem'),
+    ]);
+  });
+
+  it('missing, without a CERTIFICATE block, or with one that does not parse: refused under http.tls.clientcas[i]', async () => {
+    const { text, paths } = await withClientCas();
+    const other = paths.get('/certs/other-client-ca.pem') ?? '';
+    const missing = text.replace(other, join(dir, 'no-such-client-ca.pem'));
+    await assert.rejects(loadConfigFile(await writeConfig('clientcas-missing.yml', missing), {}), (err) =>
+      checkError(err, {
+        keyPath: 'http.tls.clientcas[1]',
+        line: 14,
+        message: /found ".*no-such-client-ca\.pem" \(ENOENT\), expected a readable PEM file/,
+      }),
+    );
+    const good = await readFile(other, 'utf8');
+    await writeFile(other, 'hello\n');
+    await assert.rejects(loadConfigFile(await writeConfig('clientcas-not-pem.yml', text), {}), (err) =>
+      checkError(err, { keyPath: 'http.tls.clientcas[1]', line: 14, message: /without one/ }),
+    );
+    await writeFile(other, `${good}${corrupt(good)}`);
+    await assert.rejects(loadConfigFile(await writeConfig('clientcas-corrupt.yml', text), {}), (err) =>
+      checkError(err, {
+        keyPath: 'http.tls.clientcas[1]',
+        line: 14,
+        message: /whose certificate 2 of 2 does not parse/,
+      }),
+    );
+  });
+});

@@ -216,3 +216,75 @@ describe('http.debug.addr', () => {
     });
   });
 });
+
+describe('http.tls.clientcas and clientauth, as distribution reads them', () => {
+  const TLS = '  tls:\n    certificate: /certs/cache.pem\n    key: /certs/cache.key\n';
+  /** The simple config with TLS (line 9), these lines under http.tls (from line 12), and `debug` under http. */
+  const withTls = async (lines: string, debug = '', tls = TLS): Promise<string> =>
+    (await simple()).replace('  addr: :5000\n', `  addr: :5000\n${tls}${lines}${debug}`);
+  const DEBUG = '  debug:\n    addr: 127.0.0.1:5001\n';
+  const TWO = '    clientcas:\n      - /certs/client-ca.pem\n      - /certs/other-ca.pem\n';
+
+  it('a list of absolute paths, in order; without a debug server, a warning about `dtr-cache health`', async () => {
+    const { config, warnings } = load(await withTls(TWO, DEBUG));
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.http.tls, {
+      certificate: '/certs/cache.pem',
+      key: '/certs/cache.key',
+      clientCas: ['/certs/client-ca.pem', '/certs/other-ca.pem'],
+    });
+    assert.deepEqual(load(await withTls(TWO)).warnings, [
+      'config warning: http.tls.clientcas (line 12): `dtr-cache health` shows no client certificate: set http.debug.addr for it to ask, or it fails',
+    ]);
+  });
+
+  it('an empty list (or none) asks for no client certificate, as before', async () => {
+    for (const lines of ['    clientcas: []\n', '']) {
+      const { config, warnings } = load(await withTls(lines));
+      assert.deepEqual(warnings, []);
+      assert.deepEqual(config.http.tls?.clientCas, []);
+    }
+    assert.equal(
+      load((await simple()).replace('  addr: :5000\n', '  addr: :5000\n  tls:\n    clientcas: []\n')).config.http.tls,
+      null,
+    );
+  });
+
+  it('refused without TLS, with a relative path, or not a list, naming the key and line', async () => {
+    const noTls = (await simple()).replace('  addr: :5000\n', `  addr: :5000\n  tls:\n${TWO}`);
+    assertConfigError(() => load(noTls), {
+      keyPath: 'http.tls.clientcas',
+      line: 10,
+      message: /found clientcas without TLS, expected http\.tls\.certificate and http\.tls\.key to be set too/,
+    });
+    const relative = await withTls('    clientcas:\n      - /certs/client-ca.pem\n      - certs/other-ca.pem\n');
+    assertConfigError(() => load(relative), {
+      keyPath: 'http.tls.clientcas[1]',
+      line: 14,
+      message: /expected an absolute path to a PEM CA certificate/,
+    });
+    const scalar = await withTls('    clientcas: /certs/client-ca.pem\n');
+    assertConfigError(() => load(scalar), { keyPath: 'http.tls.clientcas', line: 12 });
+  });
+
+  it('clientauth: require-and-verify-client-cert (the default) served; laxer modes refused; warned alone', async () => {
+    const at = async (mode: string) => withTls(`${TWO}    clientauth: ${mode}\n`, DEBUG);
+    assert.deepEqual(load(await at('require-and-verify-client-cert')).warnings, []);
+    for (const mode of ['request-client-cert', 'require-any-client-cert', 'verify-client-cert-if-given']) {
+      const text = await at(mode);
+      assertConfigError(() => load(text), {
+        keyPath: 'http.tls.clientauth',
+        line: 15,
+        message: /expected require-and-verify-client-cert \(the only client authentication mode dtr-cache serves\)$/,
+      });
+    }
+    const unknown = await at('always');
+    assertConfigError(() => load(unknown), {
+      keyPath: 'http.tls.clientauth',
+      message: /expected one of request-client-cert, /,
+    });
+    assert.deepEqual(load(await withTls('    clientauth: require-and-verify-client-cert\n')).warnings, [
+      'config warning: http.tls.clientauth (line 12): has no effect without clientcas, ignored',
+    ]);
+  });
+});
