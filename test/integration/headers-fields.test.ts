@@ -45,10 +45,11 @@ test('http.headers: on every answer, HTTP/1.1 and HTTP/2, errors included; a blo
 });
 
 test('log.fields: on every line of the node, its serving processes and the access log included', async (t) => {
-  const { ca, cfg } = await originConfig(t, { extraHttp: '  processes: 2\n' });
+  const { ca, cfg } = await originConfig(t);
   const text = await readFile(cfg.path, 'utf8');
   await writeFile(cfg.path, text.replace('log:\n', 'log:\n  fields:\n    service: registry\n    zone: 7\n'));
-  const node = await spawnCache(t, cfg.path, cfg.root);
+  // Two whatever REGISTRY_HTTP_PROCESSES the suite runs with (npm run test:one-process).
+  const node = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.close());
   const res = await request(`${node.url}/v2/`, { dispatcher: agent });
