@@ -1,7 +1,7 @@
 // The server's TLS: the certificate and key that http.tls names, and the client CAs of
 // http.tls.clientcas, read at start and again on SIGHUP (a set that does not load is refused
 // before it can replace one that works), and the policy every secure context is built with.
-import { constants, X509Certificate } from 'node:crypto';
+import { constants, createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
@@ -66,7 +66,17 @@ export function secureContextOptions(
     // As Go's tls.RequireAndVerifyClientCert: no certificate, or one that none of these CAs
     // (and not Node's bundled roots) signed, ends the handshake. requestCert and
     // rejectUnauthorized are the server's, read when it is created; the CAs are the context's.
-    ...(material.clientCas.length > 0 ? { ca: material.clientCas, requestCert: true, rejectUnauthorized: true } : {}),
+    ...(material.clientCas.length > 0
+      ? {
+          ca: material.clientCas,
+          requestCert: true,
+          rejectUnauthorized: true,
+          // A resumed session skips the client's certificate: sessions (tickets, whose keys
+          // survive a reload) are bound to the client CAs they were verified under, so a CA
+          // removed by SIGHUP lets none of its clients back in. The same in every process.
+          sessionIdContext: createHash('sha256').update(material.clientCas.join('\n')).digest('hex').slice(0, 32),
+        }
+      : {}),
     minVersion: policy.minVersion,
     ciphers: [...policy.tls13Ciphers, ...policy.tls12Ciphers].join(':'),
     honorCipherOrder: true,

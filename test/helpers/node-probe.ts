@@ -105,6 +105,7 @@ export interface TlsProbe {
   reused: boolean;
   /** The newest session ticket the server sent, for the next connection to resume. */
   session: Buffer | undefined;
+  /** The process that answered; -1 when none did (status 0). */
   pid: number;
 }
 
@@ -144,5 +145,6 @@ export function tlsProbe(
       });
       s.destroy();
     });
-  }).then(async (r) => ({ ...r, pid: await pidOf(lines, tag) }));
+    // No HTTP answer (a handshake refused as the connection closed): no process logged it.
+  }).then(async (r) => ({ ...r, pid: r.status === 0 ? -1 : await pidOf(lines, tag) }));
 }

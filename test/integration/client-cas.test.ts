@@ -196,4 +196,10 @@ test('clientcas, http.processes 2: every process asks for the certificate; SIGHU
   assert.equal(cache.lines.find((l) => l['msg'] === 'reloaded TLS certificate and key set')?.['processes'], 2);
   await answeredByBoth(outsider);
   await refusedByAll(member, 'the old CA after SIGHUP');
+  // Nor does a session taken under the old CA let its client back in: a resumed session
+  // skips the certificate, so sessions are bound to the CAs they were verified under.
+  for (let i = 0; i < 8; i++) {
+    const resumed = await tlsProbe(cache.port, ca.cert, cache.lines, session, member).catch(() => null);
+    assert.ok(resumed === null || resumed.status === 0, `connection ${i}: ${JSON.stringify(resumed)}`);
+  }
 });
