@@ -14,12 +14,10 @@ import {
   DEFAULT_MINIMUM_TLS,
   MINIMUM_TLS,
   RC4_SUITE_NAMES,
-  TLS13_OPENSSL,
-  TLS13_SUITE_NAMES,
+  TLS13_SUITES,
   canonicalSuiteName,
   opensslRefusal,
   tls12OpenSslNames,
-  tls13OpenSslNames,
 } from './tls-suites.js';
 import { readBaseUrl, readDuration } from './values.js';
 
@@ -157,20 +155,24 @@ function readTlsPolicy(tls: Field, enabled: boolean): Config['http']['tlsPolicy'
   const names = items.map((i) => i.name);
   if (!enabled && (minField.present || suitesField.present))
     (minField.present ? minField : suitesField).warn('has no effect without http.tls.certificate and key');
-  const tls13Ciphers = TLS13_OPENSSL;
-  if (items.length > 0 && names.every((n) => TLS13_SUITE_NAMES.includes(n))) {
+  if (items.length > 0 && names.every((n) => TLS13_SUITES.includes(n))) {
     // Go ignores the list for TLS 1.3 and finds no TLS 1.2 suite in it: distribution then
-    // serves TLS 1.3 only. So do we, with the 1.3 suites listed (OpenSSL, unlike Go, can set them).
-    if (enabled) suitesField.warn('lists TLS 1.3 suites only: TLS 1.2 clients are refused, as in Docker Registry');
-    return { minVersion: 'TLSv1.3', tls12Ciphers: [], tls13Ciphers: tls13OpenSslNames(names) };
+    // serves TLS 1.3 only, with every 1.3 suite. So do we.
+    if (enabled)
+      suitesField.warn(
+        'lists TLS 1.3 suites only: TLS 1.2 clients are refused and TLS 1.3 keeps all its suites, as in Docker Registry',
+      );
+    return { minVersion: 'TLSv1.3', tls12Ciphers: [] };
   }
   if (minVersion === 'TLSv1.3') {
     // As distribution: TLS 1.3 suites cannot be configured, so the list means nothing here.
     if (suitesField.present) suitesField.warn('has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)');
-    return { minVersion, tls12Ciphers: [], tls13Ciphers };
+    return { minVersion, tls12Ciphers: [] };
   }
-  if (!suitesField.present) return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES), tls13Ciphers };
-  return { minVersion, tls12Ciphers: servableTls12(suitesField, items), tls13Ciphers };
+  if (!suitesField.present) return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES) };
+  // Without TLS the list was only warned about: nothing to check against OpenSSL.
+  if (!enabled) return { minVersion, tls12Ciphers: tls12OpenSslNames(names) };
+  return { minVersion, tls12Ciphers: servableTls12(suitesField, items) };
 }
 
 /**
@@ -183,7 +185,7 @@ function servableTls12(suitesField: Field, items: ReadonlyArray<{ item: Field; n
   const refused: string[] = [];
   for (const { item, name } of items) {
     const [openssl] = tls12OpenSslNames([name]);
-    const why = openssl === undefined ? null : opensslRefusal(openssl, 'TLSv1.2');
+    const why = openssl === undefined ? null : opensslRefusal(openssl);
     if (why === null) {
       servable.push(name);
       continue;
@@ -195,9 +197,6 @@ function servableTls12(suitesField: Field, items: ReadonlyArray<{ item: Field; n
     "at least one TLS 1.2 suite this node's OpenSSL can serve, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
   const served = tls12OpenSslNames(servable);
   if (served.length === 0) suitesField.fail(expected, `only suites it cannot serve (${refused.join('; ')})`);
-  // The string `serve` will build, as a whole: what passes here starts.
-  const why = opensslRefusal([...TLS13_OPENSSL, ...served].join(':'), 'TLSv1.2');
-  if (why !== null) suitesField.fail(expected, `a list OpenSSL refuses (${why})`);
   return served;
 }
 

@@ -28,19 +28,13 @@ const TLS12_SUITES: ReadonlyArray<readonly [go: string, openssl: string]> = [
   ['TLS_RSA_WITH_AES_128_CBC_SHA256', 'AES128-SHA256'],
 ];
 
-/** Accepted in the list, as Go accepts them, with no effect: TLS 1.3 suites are not configurable. */
-export const TLS13_SUITE_NAMES: readonly string[] = [
-  'TLS_AES_128_GCM_SHA256',
-  'TLS_AES_256_GCM_SHA384',
-  'TLS_CHACHA20_POLY1305_SHA256',
-];
-
 /**
- * The TLS 1.3 suites we serve (OpenSSL and Go name them alike), AES-128-GCM first as Go
- * orders them on AES-NI hardware: it costs less per byte than AES-256-GCM, Node's default
- * first choice.
+ * The TLS 1.3 suites, always served (OpenSSL and Go name them alike), AES-128-GCM first as
+ * Go orders them on AES-NI hardware: it costs less per byte than AES-256-GCM, Node's default
+ * first choice. Accepted in the list, as Go accepts them, but not configurable: a list of
+ * these alone leaves TLS 1.2 no suite.
  */
-export const TLS13_OPENSSL: readonly string[] = [
+export const TLS13_SUITES: readonly string[] = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',
   'TLS_CHACHA20_POLY1305_SHA256',
@@ -86,13 +80,8 @@ export const MINIMUM_TLS: Readonly<Record<string, 'TLSv1.2' | 'TLSv1.3'>> = {
 /** The Go name a written name stands for, or null when Go has no such TLS 1.0–1.3 suite. */
 export function canonicalSuiteName(name: string): string | null {
   const go = ALIASES[name] ?? name;
-  if (TLS13_SUITE_NAMES.includes(go) || RC4_SUITE_NAMES.includes(go)) return go;
+  if (TLS13_SUITES.includes(go) || RC4_SUITE_NAMES.includes(go)) return go;
   return TLS12_SUITES.some(([n]) => n === go) ? go : null;
-}
-
-/** The TLS 1.3 suites among `goNames`, in our preference order (TLS13_OPENSSL). */
-export function tls13OpenSslNames(goNames: readonly string[]): string[] {
-  return TLS13_OPENSSL.filter((name) => goNames.includes(name));
 }
 
 /**
@@ -100,9 +89,9 @@ export function tls13OpenSslNames(goNames: readonly string[]): string[] {
  * OpenSSL 3 no longer has at its default security level (3DES): a list of only those would
  * stop the node at start with "no cipher match".
  */
-export function opensslRefusal(ciphers: string, minVersion: 'TLSv1.2' | 'TLSv1.3'): string | null {
+export function opensslRefusal(ciphers: string): string | null {
   try {
-    createSecureContext({ ciphers, minVersion });
+    createSecureContext({ ciphers, minVersion: 'TLSv1.2' });
     return null;
   } catch (err) {
     return (err instanceof Error ? err.message : String(err)).replace(/^error:[0-9A-F]+:[^:]*::?/, '');

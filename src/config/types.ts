@@ -72,8 +72,6 @@ export interface Config {
       readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
       /** OpenSSL names of the TLS 1.2 suites allowed, in preference order; empty with TLSv1.3. */
       readonly tls12Ciphers: readonly string[];
-      /** The TLS 1.3 suites, in preference order: all three unless ciphersuites lists TLS 1.3 suites only. */
-      readonly tls13Ciphers: readonly string[];
     };
     /** http.headers: name and values added to every response of the main listener; the cache's own win. */
     readonly headers: ReadonlyArray<readonly [name: string, values: readonly string[]]>;

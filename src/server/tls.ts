@@ -4,6 +4,7 @@
 import { constants, createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type TlsOptions } from 'node:tls';
+import { TLS13_SUITES } from '../config/tls-suites.js';
 import type { Config } from '../config/types.js';
 
 export interface TlsMaterial {
@@ -78,7 +79,7 @@ export function secureContextOptions(
         }
       : {}),
     minVersion: policy.minVersion,
-    ciphers: [...policy.tls13Ciphers, ...policy.tls12Ciphers].join(':'),
+    ciphers: [...TLS13_SUITES, ...policy.tls12Ciphers].join(':'),
     honorCipherOrder: true,
     secureOptions: constants.SSL_OP_PRIORITIZE_CHACHA,
     ticketKeys,
