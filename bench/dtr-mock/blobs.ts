@@ -9,6 +9,7 @@ import { MockError } from './errors.js';
 import { checkDigest, checkName } from './names.js';
 import { honouredRange, notModified } from '../../src/server/conditional.js';
 import { multipartLayout, parseRange, type ByteRange } from '../../src/server/range.js';
+import { blobHeaders } from '../../src/server/respond.js';
 import { sendBody, type SendBodyOptions } from './throttle.js';
 
 export async function handleBlob(
@@ -65,14 +66,7 @@ export async function handleBlob(
     throw new MockError('UNAVAILABLE', { message: 'injected fault: 503', headers: { 'Retry-After': '1' } });
   }
 
-  const headers: Record<string, string | number> = {
-    ...API_VERSION,
-    'Content-Type': 'application/octet-stream',
-    'Docker-Content-Digest': digest,
-    ETag: `"${digest}"`,
-    'Accept-Ranges': 'bytes',
-    'Cache-Control': 'max-age=31536000',
-  };
+  const headers: Record<string, string | number> = blobHeaders(digest);
   if (notModified(req, digest)) {
     res.writeHead(304, headers);
     res.end();
@@ -91,7 +85,7 @@ export async function handleBlob(
     headers['Content-Length'] = layout.length;
   } else {
     const only = parts[0]!;
-    headers['Content-Length'] = size === 0 ? 0 : only.end - only.start + 1;
+    headers['Content-Length'] = only.end - only.start + 1;
     if (range.kind === 'ranges') headers['Content-Range'] = `bytes ${only.start}-${only.end}/${size}`;
   }
   res.writeHead(range.kind === 'ranges' ? 206 : 200, headers);

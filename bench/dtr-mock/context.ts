@@ -8,6 +8,7 @@ import type { KeyRing } from './keys.js';
 import type { ManifestIndex } from './manifests.js';
 import type { Stats } from './stats.js';
 import type { BlobStorage, UploadTarget } from './storage.js';
+import { API_VERSION } from '../../src/server/respond.js';
 
 /** Runtime-settable knobs (`POST /_mock/config` and the DtrMock methods). */
 export interface Knobs {
@@ -56,7 +57,8 @@ export interface RequestState {
   user: string | null;
 }
 
-export const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+// The registry's API version header, as the cache sends it.
+export { API_VERSION };
 
 export function sendJson(
   res: ServerResponse,

@@ -67,8 +67,6 @@ export interface SendOptions {
   digest: string;
   head: boolean;
   rangeHeader: string | undefined;
-  /** Extra response headers (e.g. X-Cache). */
-  extra?: Record<string, string>;
   /** Told the body bytes the client's socket took, also when the response fails (access log, metrics). */
   record?: { bytes: number };
 }
@@ -76,13 +74,13 @@ export interface SendOptions {
 /** Resolves with the body bytes written; rejects with ClientGone or the source's failure. */
 export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions): Promise<number> {
   const size = src.size;
-  const base = { ...blobHeaders(opts.digest), ...opts.extra };
+  const base = blobHeaders(opts.digest);
   const range = parseRange(opts.rangeHeader, size);
   if (range.kind === 'unsatisfiable') {
     // An error like any other (registry JSON), with the blob's validators but no
     // Cache-Control: a 416 is not the blob, and is not to be cached as if it were.
     const unsatisfiable = new RegistryError('RANGE_INVALID', { headers: { 'Content-Range': `bytes */${size}` } });
-    sendError(res, unsatisfiable, opts.head, { ...blobValidators(opts.digest), ...opts.extra });
+    sendError(res, unsatisfiable, opts.head, blobValidators(opts.digest));
     return 0;
   }
   src.startingAt?.(range.kind === 'full' ? 0 : Math.min(...range.ranges.map((r) => r.start)));
