@@ -180,8 +180,6 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
           health: () => health.report(),
           render: metrics === null ? null : () => metrics.render(),
           log,
-        }).catch((err: unknown) => {
-          throw listenFailed('http.debug.addr', config.http.debug ?? at, err);
         })
       : null;
 

@@ -81,13 +81,10 @@ export class Supervisor {
     }
     // Spools were removed once, before the first processes; a replacement removes none.
     this.#removedSpools = 0;
-    const debug = this.#config.http.debug;
-    this.#debug = await openDebugServer(debug, {
+    this.#debug = await openDebugServer(this.#config.http.debug, {
       health: () => this.health(),
       render: this.#metrics === null ? null : () => this.renderMetrics(),
       log: this.#log,
-    }).catch((err: unknown) => {
-      throw listenFailed('http.debug.addr', debug ?? this.#config.http, err);
     });
     this.#log.info(
       {

@@ -5,9 +5,9 @@
 // loadConfig only collects them.
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { certificateBlocksProblem } from './certificate-blocks.js';
 import type { Field } from './field.js';
 import { errnoCode } from '../errors/inspect.js';
 
@@ -52,38 +52,12 @@ async function runOne(check: FileCheck): Promise<void> {
   if (check.certificate !== undefined) await checkPair(check, text, check.certificate);
 }
 
-const BLOCK = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/g;
-
-/**
- * Every CERTIFICATE block must parse: OpenSSL skips one it cannot read without a word, and
- * the node would start trusting fewer CAs than the file lists, then fail to verify its origin.
- */
+/** Every CERTIFICATE block must have its END line and parse (see certificate-blocks.ts). */
 function checkCertificateBlocks(check: FileCheck, text: string, expected: string): void {
-  const blocks = text.match(BLOCK) ?? [];
-  const begins = text.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
-  const where = JSON.stringify(check.path);
-  if (blocks.length < begins) check.field.fail(expected, `${where} with a CERTIFICATE block that has no END line`);
-  blocks.forEach((block, i) => {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      const why = err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, '') : String(err);
-      check.field.fail(
-        `${expected}, each of which parses`,
-        `${where} whose certificate ${i + 1} of ${blocks.length} does not parse (${why})`,
-        err,
-      );
-    }
-  });
-}
-
-function allBlocksParse(text: string): boolean {
-  try {
-    for (const block of text.match(BLOCK) ?? []) new X509Certificate(block);
-    return true;
-  } catch {
-    return false;
-  }
+  const problem = certificateBlocksProblem(text);
+  if (problem === null) return;
+  const wanted = problem.kind === 'unparsable' ? `${expected}, each of which parses` : expected;
+  check.field.fail(wanted, `${JSON.stringify(check.path)} ${problem.what}`, problem.cause);
 }
 
 /** The key must be the certificate's: TLS would refuse the pair only when the node starts. */
@@ -95,7 +69,7 @@ async function checkPair(check: FileCheck, key: string, certificatePath: string)
     return; // the certificate's own check reports it
   }
   // A certificate that does not parse fails the pair too: its own check names the right key.
-  if (!allBlocksParse(cert)) return;
+  if (certificateBlocksProblem(cert) !== null) return;
   try {
     createSecureContext({ cert, key });
   } catch (err) {

@@ -1,7 +1,7 @@
 // Config loading: parse the YAML (keeping node positions), apply REGISTRY_* overrides, validate
 // every key once, and deep-freeze the result (docs/architecture.md §8). Nothing else builds a Config.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isScalar, parseAllDocuments, parseDocument, visit, type Document, type YAMLError } from 'yaml';
+import { Composer, LineCounter, Parser, isScalar, visit, type Document, type YAMLError } from 'yaml';
 import type { Config } from './types.js';
 import { readDownstream } from './downstream.js';
 import { readMirrors, storeTtl } from './mirrors.js';
@@ -82,11 +82,7 @@ function parseAndValidate(
   source: string | null,
 ): LoadResult & { checks: FileCheck[] } {
   const lineCounter = new LineCounter();
-  // merge: Go's yaml.v2 (which Docker Registry uses) honours `<<: *anchor`, so we do too.
-  const options = { lineCounter, merge: true, prettyErrors: false };
-  // Go's yaml.Unmarshal reads the first document of a stream and ignores the rest.
-  const docs = parseAllDocuments(text, options);
-  const doc = docs[0] ?? parseDocument(text, options);
+  const [doc, ...rest] = parseStream(text, lineCounter);
   const firstError = doc.errors[0];
   if (firstError !== undefined) throw yamlError(firstError, lineCounter, source);
   checkAliases(doc, lineCounter, source);
@@ -95,9 +91,7 @@ function parseAndValidate(
     (w) => `config warning: (document)${lineSuffix(w, lineCounter)}: ${firstLine(w.message)}`,
   );
   // A trailing `---` alone makes an empty document: nothing is ignored there.
-  const ignored = docs
-    .slice(1)
-    .find((d) => !(d.contents === null || (isScalar(d.contents) && d.contents.value === null)));
+  const ignored = rest.find((d) => !(d.contents === null || (isScalar(d.contents) && d.contents.value === null)));
   if (ignored !== undefined) {
     const { line } = lineCounter.linePos(ignored.range[0]);
     warnings.push(
@@ -127,6 +121,22 @@ function parseAndValidate(
   const downstream = { ...read.options, blobTtlMs: storeTtl(read.options.blobTtlMs, read.present, mirrors) };
   const config: Config = { version, log, storage, http, downstream, mirrors };
   return { config: deepFreeze(config), warnings, checks };
+}
+
+/**
+ * The documents of the text, parsed once; the first is always there (empty for an empty or
+ * comment-only file, as parseDocument makes it, with its errors: directives without a `---`).
+ * Not parseAllDocuments then parseDocument for a stream without a document: the second parse
+ * would add every line start again to the same LineCounter, and later lines would be wrong.
+ * Go's yaml.Unmarshal reads the first document of a stream and ignores the rest.
+ */
+function parseStream(text: string, lineCounter: LineCounter): [Document.Parsed, ...Document.Parsed[]] {
+  const parser = new Parser(lineCounter.addNewLine);
+  // merge: Go's yaml.v2 (which Docker Registry uses) honours `<<: *anchor`, so we do too.
+  const composer = new Composer({ merge: true });
+  // forceDoc: with no document in the stream, compose ends with an empty one, so there is a first.
+  const docs = Array.from(composer.compose(parser.parse(text), true, text.length));
+  return docs as [Document.Parsed, ...Document.Parsed[]];
 }
 
 function yamlError(err: YAMLError, lineCounter: LineCounter, source: string | null): ConfigError {

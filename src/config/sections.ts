@@ -3,6 +3,8 @@ import type { FileCheck } from './files.js';
 import type { Config, LogLevel } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import type { Field } from './field.js';
+import { ACCESS_FIELD_NAMES } from '../log/access-log.js';
+import { LINE_FIELD_NAMES } from '../log/log.js';
 
 /** Distribution only knows version 0.1, and refuses a config without one; so do we. */
 export function readVersion(root: Field): string {
@@ -61,11 +63,8 @@ export function readLog(root: Field): Config['log'] {
 }
 
 // Names every line, or the access log's, already carries: a second one would make a JSON
-// object with the key twice (src/log/log.ts base, src/log/access-log.ts AccessFields).
-const OWN_FIELDS = [
-  ...['level', 'time', 'msg', 'pid', 'hostname', 'svc', 'proc', 'err'],
-  ...['method', 'route', 'registry', 'repo', 'digest', 'status', 'bytes', 'ms', 'outcome', 'proto'],
-];
+// object with the key twice.
+const OWN_FIELDS: readonly string[] = [...LINE_FIELD_NAMES, ...ACCESS_FIELD_NAMES];
 
 /** distribution's `log.fields`: a mapping of names to values added to every log line. */
 function readFields(fields: Field): Config['log']['fields'] {

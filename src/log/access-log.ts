@@ -21,6 +21,24 @@ export interface AccessFields {
   err: string | undefined;
 }
 
+/** Each name of AccessFields once: the Record type has the compiler check that none is missing. */
+const ACCESS_NAMES: Readonly<Record<keyof AccessFields, true>> = {
+  method: true,
+  route: true,
+  registry: true,
+  repo: true,
+  digest: true,
+  status: true,
+  bytes: true,
+  ms: true,
+  outcome: true,
+  proto: true,
+  err: true,
+};
+
+/** The names an access log line carries beside the logger's own (log.ts LINE_FIELD_NAMES). */
+export const ACCESS_FIELD_NAMES = Object.keys(ACCESS_NAMES) as readonly (keyof AccessFields)[];
+
 interface Destination {
   write(line: string): unknown;
 }

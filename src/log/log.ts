@@ -45,15 +45,36 @@ function censorObject(value: unknown): unknown {
  */
 const ATOMIC_WRITE = 4096;
 
+/**
+ * The bindings every line carries; log.fields are added to them. pid: a node runs several
+ * processes that write to the same stdout.
+ */
+const BASE = { svc: 'dtr-cache', pid: process.pid };
+
+/**
+ * The names a line of this logger may already carry: pino's own, the base bindings, the
+ * serving process's `proc` (cluster/member.ts) and `err`. A log.fields entry of one of
+ * these names would write the key twice into one JSON object (config/sections.ts skips it).
+ */
+export const LINE_FIELD_NAMES: readonly string[] = [
+  'level',
+  'time',
+  'msg',
+  'hostname',
+  ...Object.keys(BASE),
+  'proc',
+  'err',
+];
+
 export function createLogger(
   cfg: Pick<Config['log'], 'level' | 'formatter'> & Partial<Pick<Config['log'], 'fields'>>,
   dest: number | string = 1,
 ): Logger {
   const options = {
     level: cfg.level,
-    // pid: a node runs several processes that write to the same stdout. log.fields go in
-    // the bindings, so every line has them, the access log's too (it writes the bindings).
-    base: { svc: 'dtr-cache', pid: process.pid, ...cfg.fields },
+    // log.fields go in the bindings, so every line has them, the access log's too (it
+    // writes the bindings).
+    base: { ...BASE, ...cfg.fields },
     // `err` is censored after pino's serializer has made a plain object of it (a copy made
     // before would lose its message and stack, which are not enumerable); the rest before.
     formatters: { log: (record: Record<string, unknown>) => censorTokens(record, 'err') },

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.js';
+import { listenFailed } from '../startup/errors.js';
 import { listenOn } from './listen.js';
 
 export interface DebugRoutes {
@@ -23,7 +24,8 @@ export interface DebugServer {
 /**
  * The debug server that http.debug asks for (null when http.debug.addr is unset), with
  * metrics when http.debug.prometheus is enabled. One per node: the single process's, or
- * the supervisor's for a node of several processes.
+ * the supervisor's for a node of several processes. A failed bind throws the StartupError
+ * that names http.debug.addr, for either of them.
  */
 export async function openDebugServer(
   cfg: Config['http']['debug'],
@@ -36,7 +38,11 @@ export async function openDebugServer(
   if (cfg === null) return null;
   const metrics =
     cfg.prometheus && sources.render !== null ? { path: cfg.prometheusPath, render: sources.render } : null;
-  const debug = await startDebugServer(cfg.host, cfg.port, { health: sources.health, metrics, log: sources.log });
+  const debug = await startDebugServer(cfg.host, cfg.port, { health: sources.health, metrics, log: sources.log }).catch(
+    (err: unknown) => {
+      throw listenFailed('http.debug.addr', cfg, err);
+    },
+  );
   sources.log.info(
     { addr: debug.host, port: debug.port, metrics: metrics === null ? null : cfg.prometheusPath },
     'debug server listening',

@@ -1,9 +1,10 @@
 // The server's TLS: the certificate and key that http.tls names, and the client CAs of
 // http.tls.clientcas, read at start and again on SIGHUP (a set that does not load is refused
 // before it can replace one that works), and the policy every secure context is built with.
-import { constants, createHash, X509Certificate } from 'node:crypto';
+import { constants, createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type TlsOptions } from 'node:tls';
+import { certificateBlocksProblem } from '../config/certificate-blocks.js';
 import { TLS13_SUITES } from '../config/tls-suites.js';
 import type { Config } from '../config/types.js';
 
@@ -27,24 +28,15 @@ export async function readTls(config: Config): Promise<TlsMaterial | null> {
   return { cert, key, clientCas };
 }
 
-const CERTIFICATE = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/g;
-
 /**
- * A client CA file as the config loader accepts it: at least one CERTIFICATE block, each of
- * which parses. OpenSSL would skip a bad block without a word (and take a file without any),
+ * A client CA file as the config loader accepts it (the same check: certificate-blocks.ts).
+ * OpenSSL would skip a bad or cut-off block without a word (and take a file without any),
  * leaving clients of that CA refused after a reload that seemed to work.
  */
 async function readClientCa(path: string): Promise<string> {
   const pem = await readFile(path, 'utf8');
-  const blocks = pem.match(CERTIFICATE) ?? [];
-  if (blocks.length === 0) throw new Error(`http.tls.clientcas: ${path} holds no CERTIFICATE block`);
-  blocks.forEach((block, i) => {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      throw new Error(`http.tls.clientcas: certificate ${i + 1} of ${path} does not parse`, { cause: err });
-    }
-  });
+  const problem = certificateBlocksProblem(pem);
+  if (problem !== null) throw new Error(`http.tls.clientcas: ${path} ${problem.what}`, { cause: problem.cause });
   return pem;
 }
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -143,6 +143,10 @@ test('clientcas, one process: a client of a clientcas CA gets its blob (h1, h2);
   await writeFile(file, 'not a certificate\n');
   await assert.rejects(cache.reload(), /http\.tls\.clientcas: .* holds no CERTIFICATE block/);
   assert.equal((await ask(cache.url, ca, '/v2/', outsider, false)).status, 200, 'the CAs in force stay');
+  // A good certificate and then a block cut off before its END line: refused as check-config refuses it.
+  await writeFile(file, `${await readFile(stranger.certPath, 'utf8')}-----BEGIN CERTIFICATE-----\nMIIB\n`);
+  await assert.rejects(cache.reload(), /http\.tls\.clientcas: .* with a CERTIFICATE block that has no END line/);
+  assert.equal((await ask(cache.url, ca, '/v2/', outsider, false)).status, 200, 'the CAs in force stay again');
 });
 
 test('clientcas, http.processes 2: every process asks for the certificate; SIGHUP swaps the CAs in both', async (t) => {

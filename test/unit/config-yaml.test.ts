@@ -36,3 +36,23 @@ describe('a stream of several YAML documents', () => {
     assert.deepEqual(load(`---\n${base}`).warnings, []);
   });
 });
+
+describe('a file without a document', () => {
+  it('empty or comments only: no settings; directives alone: an error on their own line count', () => {
+    const nothing = {
+      keyPath: '(document)',
+      line: null,
+      message:
+        'config error: (document): found nothing, expected a mapping of settings, as in a Docker Registry config.yml',
+    };
+    assertConfigError(() => load(''), nothing);
+    assertConfigError(() => load('# settings to come\n# later\n'), nothing);
+    // Four lines, the error at the end of the text: line 5 (the text was once parsed twice
+    // into one line counter, whose doubled line starts gave line 10).
+    assertConfigError(() => load('# a\n# b\n\n%YAML 1.2\n'), {
+      keyPath: '(document)',
+      line: 5,
+      message: /found invalid YAML \(Missing directives-end indicator line\)/,
+    });
+  });
+});
