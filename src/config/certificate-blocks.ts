@@ -3,6 +3,7 @@
 // on reload too. OpenSSL skips a block it cannot read (or one cut off before its END line)
 // without a word, and the node would trust fewer CAs than the file lists.
 import { X509Certificate } from 'node:crypto';
+import { opensslReason } from '../errors/inspect.js';
 
 export interface CertificateBlocksProblem {
   readonly kind: 'none' | 'unterminated' | 'unparsable';
@@ -25,7 +26,7 @@ export function certificateBlocksProblem(text: string): CertificateBlocksProblem
     try {
       new X509Certificate(block);
     } catch (err) {
-      const why = err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, '') : String(err);
+      const why = opensslReason(err);
       return {
         kind: 'unparsable',
         what: `whose certificate ${i + 1} of ${blocks.length} does not parse (${why})`,

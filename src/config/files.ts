@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { certificateBlocksProblem } from './certificate-blocks.js';
 import type { Field } from './field.js';
-import { errnoCode } from '../errors/inspect.js';
+import { errnoCode, opensslReason } from '../errors/inspect.js';
 
 export type FileKind = 'ca' | 'certificate' | 'key' | 'jwks' | 'secret' | 'directory';
 
@@ -73,7 +73,7 @@ async function checkPair(check: FileCheck, key: string, certificatePath: string)
   try {
     createSecureContext({ cert, key });
   } catch (err) {
-    const why = err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, '') : String(err);
+    const why = opensslReason(err);
     check.field.fail(`the private key of ${certificatePath}`, `${JSON.stringify(check.path)} (${why})`, err);
   }
 }

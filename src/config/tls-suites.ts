@@ -4,6 +4,7 @@
 // none, so TLS 1.3 only is served), and the order written does not matter:
 // the server picks in Go's own preference order, AES-128-GCM first on AES-NI hardware.
 import { createSecureContext } from 'node:tls';
+import { opensslReason } from '../errors/inspect.js';
 
 /** Go's TLS 1.2 suite names with their OpenSSL names, in Go's preference order (crypto/tls cipher_suites.go). */
 const TLS12_SUITES: ReadonlyArray<readonly [go: string, openssl: string]> = [
@@ -94,7 +95,7 @@ export function opensslRefusal(ciphers: string): string | null {
     createSecureContext({ ciphers, minVersion: 'TLSv1.2' });
     return null;
   } catch (err) {
-    return (err instanceof Error ? err.message : String(err)).replace(/^error:[0-9A-F]+:[^:]*::?/, '');
+    return opensslReason(err);
   }
 }
 

@@ -8,6 +8,14 @@ export function messageOf(err: unknown): string {
 }
 
 /**
+ * An OpenSSL error's reason alone, for config messages: `error:0A0000B9:SSL routines::no
+ * cipher match` → `no cipher match` (the code and the library say nothing to an operator).
+ */
+export function opensslReason(err: unknown): string {
+  return messageOf(err).replace(/^error:[0-9A-F]+:(?:[^:]*::?)?/, '');
+}
+
+/**
  * A caught value's message followed by those of its causes, `a: b: c`, for a fatal error
  * an operator must act on: "fetching JWK Set … failed" says nothing without the
  * "unable to verify the first certificate" or ECONNREFUSED under it. A cause whose message

@@ -50,7 +50,7 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
   const headers = opts.headers ?? [];
   const onRequest = (req: Req, res: Res): void => {
     // Set now, so every answer has them, errors included; writeHead merges its own over them.
-    for (const [name, values] of headers) res.setHeader(name, values);
+    if (headers.length > 0) for (const [name, values] of headers) res.setHeader(name, values);
     // HTTP/1.1 header size is enforced by node:http's parser (clientError below); HTTP/2's
     // is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
