@@ -67,7 +67,7 @@ export async function handleBlob(
   }
 
   const headers: Record<string, string | number> = blobHeaders(digest);
-  if (notModified(req, digest)) {
+  if (notModified(req, digest, true)) {
     res.writeHead(304, headers);
     res.end();
     outcome('served');

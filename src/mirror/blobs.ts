@@ -12,7 +12,7 @@ import type { Inflight } from '../fill/inflight.js';
 import { relayedError } from '../upstream/response.js';
 import { bufferSource, fileSource, type BlobSource } from '../fill/source.js';
 import type { RequestRecord } from '../server/context.js';
-import { header, type ResLike } from '../server/http-types.js';
+import { header, type Req, type ResLike } from '../server/http-types.js';
 import { answeredNotModified, honouredRange } from '../server/conditional.js';
 import { blobHeaders } from '../server/respond.js';
 import { sendBlob } from '../server/send-blob.js';
@@ -60,7 +60,7 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
     const entry = await store.lookup(digest, { includeExpired: confirmed });
     if (entry !== null) {
       if (!confirmed) confirmed = (await confirm(mirror, repo, digest, via), true);
-      if (answeredNotModified(req, res, digest.value, rec)) return;
+      if (answeredNotModified(req, res, digest.value, rec, true)) return;
       const small = await store.smallBytes(entry);
       const blob = small === null ? await store.open(entry) : null;
       const src = small !== null ? bufferSource(small) : blob !== null ? fileSource(blob) : null;
@@ -70,8 +70,8 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
         return send(src, 'hit');
       }
     }
-    if (confirmed && answeredNotModified(req, res, digest.value, rec)) return;
-    if (head) return headUpstream(mirror, res, repo, digest, via, rec);
+    if (confirmed && answeredNotModified(req, res, digest.value, rec, true)) return;
+    if (head) return headUpstream(mirror, req, res, repo, digest, via, rec);
     const key = `${mirror.registry}\0${repo}`;
     if (!confirmed && inflight.has(digest.value) && deps.started.get(digest.value) !== key) {
       // Someone else's download (another repository, registry, or DTR mode): confirm first.
@@ -86,7 +86,10 @@ export async function serveMirrorBlob(deps: MirrorBlobDeps, call: MirrorCall): P
         if (deps.started.get(digest.value) === key) deps.started.delete(digest.value);
       });
     }
-    return send(await fill.attach({ ...MIRROR_CLIENT }), joined ? 'joined' : 'miss');
+    const src = await fill.attach({ ...MIRROR_CLIENT });
+    // The upstream answered 200: the blob exists. The fill goes on without this client.
+    if (answeredNotModified(req, res, digest.value, rec, true)) return src.release();
+    return send(src, joined ? 'joined' : 'miss');
   }
   throw new RegistryError('UNAVAILABLE', { status: 503, message: 'the blob could not be served; try again' });
 }
@@ -134,6 +137,7 @@ function confirm(mirror: Mirror, repo: string, digest: Digest, via: string | und
 /** A HEAD miss: answered from an upstream HEAD, never by a download (as in DTR mode). */
 async function headUpstream(
   mirror: Mirror,
+  req: Req,
   res: ResLike,
   repo: string,
   digest: Digest,
@@ -142,6 +146,7 @@ async function headUpstream(
 ): Promise<void> {
   rec.outcome = 'head-upstream';
   const size = await confirm(mirror, repo, digest, via);
+  if (answeredNotModified(req, res, digest.value, rec, true)) return;
   res.writeHead(200, { ...blobHeaders(digest.value), ...(size === null ? {} : { 'Content-Length': size }) });
   res.end();
 }

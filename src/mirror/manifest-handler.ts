@@ -46,7 +46,7 @@ export async function serveManifest({ mirror, repo, reference, req, res, rec }: 
     ...API_VERSION,
   };
   if (found.outcome === 'stale') headers['Warning'] = STALE_WARNING;
-  if (notModified(req, found.digest.value, true)) {
+  if (notModified(req, found.digest.value, true, true)) {
     const { 'Content-Length': _length, ...unchanged } = headers;
     res.writeHead(304, unchanged);
     res.end();

@@ -12,6 +12,7 @@ import { RegistryError } from '../errors/registry.js';
 import { classifyUpstreamError, gatewayError } from '../errors/upstream.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
 import { UpstreamHost, upstreamDispatcherOptions } from '../upstream/host.js';
+import { forwardedVia } from '../upstream/via.js';
 import { UpstreamAuth, type Credentials, type TokenAnswer } from './auth.js';
 import { parseChallenge } from './challenge.js';
 
@@ -140,7 +141,7 @@ export class MirrorUpstream {
 
   async #send(req: MirrorRequest, scope: string, authorization: string | null): Promise<UpstreamResponse> {
     let url = new URL(req.path, this.#origin);
-    const via = req.via ? `${req.via}, 1.1 ${this.#opts.viaName}` : `1.1 ${this.#opts.viaName}`;
+    const via = forwardedVia(req.via, this.#opts.viaName);
     let challenged = false;
     // `hops`: redirects followed; a redirect target's token request is no hop.
     for (let hops = 0; ;) {

@@ -5,14 +5,16 @@ import { header, type Req, type ResLike } from './http-types.js';
 import { blobHeaders } from './respond.js';
 
 /**
- * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`. `*`
- * is not a match: for a blob not stored here, the cache cannot know that one exists without
- * asking. `bareDigest`: an unquoted digest matches too, as distribution takes it for
- * manifests (not for blobs, which it leaves to Go's ServeContent).
+ * If-None-Match (§13.1.2): a list of entity tags, compared weakly, against `"<digest>"`, or
+ * `*`, which matches any current representation: `exists` says whether the caller knows of
+ * one (a stored copy, or an upstream that answered 200). `bareDigest`: an unquoted digest
+ * matches too, as distribution takes it for manifests (not for blobs, which it leaves to
+ * Go's ServeContent).
  */
-export function notModified(req: Req, digest: string, bareDigest = false): boolean {
+export function notModified(req: Req, digest: string, exists: boolean, bareDigest = false): boolean {
   const field = header(req.headers, 'if-none-match');
   if (field === undefined) return false;
+  if (field.trim() === '*') return exists;
   return field.split(',').some((tag) => {
     const t = tag.trim().replace(/^W\//, '');
     return t === `"${digest}"` || (bareDigest && t === digest);
@@ -33,9 +35,18 @@ export function honouredRange(req: Req, digest: string): string | undefined {
   return ifRange === undefined || ifRange.trim() === `"${digest}"` ? range : undefined;
 }
 
-/** A blob's `304` when If-None-Match names it (DTR and mirror mode); false when it does not. */
-export function answeredNotModified(req: Req, res: ResLike, digest: string, rec: RequestRecord): boolean {
-  if (!notModified(req, digest)) return false;
+/**
+ * A blob's `304` when If-None-Match names it, or is `*` and the blob `exists` (DTR and mirror
+ * mode); false when it does not match.
+ */
+export function answeredNotModified(
+  req: Req,
+  res: ResLike,
+  digest: string,
+  rec: RequestRecord,
+  exists: boolean,
+): boolean {
+  if (!notModified(req, digest, exists)) return false;
   rec.outcome = 'not-modified';
   res.writeHead(304, blobHeaders(digest));
   res.end();

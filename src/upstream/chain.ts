@@ -8,6 +8,7 @@ import type { UpstreamsConfig } from '../config/types.js';
 import { classifyUpstreamError, gatewayError, type UpstreamFailureKind } from '../errors/upstream.js';
 import { UpstreamHost, type HostOptions } from './host.js';
 import { messageOf } from '../errors/inspect.js';
+import { forwardedVia } from './via.js';
 
 export interface BlobRequest {
   method: 'GET' | 'HEAD';
@@ -129,7 +130,7 @@ export class UpstreamChain {
   #headers(req: BlobRequest): Record<string, string> {
     const headers: Record<string, string> = {
       authorization: `Bearer ${req.token}`,
-      via: req.via ? `${req.via}, 1.1 ${this.#viaName}` : `1.1 ${this.#viaName}`,
+      via: forwardedVia(req.via, this.#viaName),
       'user-agent': 'dtr-cache',
       'accept-encoding': 'identity',
     };

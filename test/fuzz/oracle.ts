@@ -63,10 +63,11 @@ function sha256(b: Buffer): string {
 
 /**
  * docs/protocol.md §5: If-None-Match matches when its list names `"<digest>"`, weakly
- * (RFC 9110 §13.1.2); `*` does not.
+ * (RFC 9110 §13.1.2), or when it is `*` (every blob here exists upstream).
  */
 function namesEtag(field: string | undefined, digest: string): boolean {
   if (field === undefined) return false;
+  if (field.trim() === '*') return true;
   return field.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${digest}"`);
 }
 

@@ -3,10 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Layout } from '../../src/store/layout.js';
+import { parseDigest } from '../../src/store/digest.js';
+import { waitFor } from '../helpers/deadline.js';
 import { startStack } from '../helpers/stack.js';
 import { byteranges, fetchBlob, sha256 } from '../helpers/http.js';
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) => {
   const s = await startStack(t);
@@ -93,6 +102,11 @@ test('hits: headers, ranges, 304 and HEAD over HTTP/1.1 and HTTP/2', async (t) =
       const listed = await fetchBlob(agent, url, { headers: { 'if-none-match': `"other", W/"${blob.digest}"` } });
       assert.equal(listed.status, 304);
       assert.equal((await fetchBlob(agent, url, { headers: { 'if-none-match': '"other"' } })).status, 200);
+      // `*`: any current representation, and the blob is stored here (as distribution and nginx answer).
+      const any = await fetchBlob(agent, url, { headers: { 'if-none-match': '*' } });
+      assert.equal(any.status, 304);
+      assert.equal(any.headers['etag'], `"${blob.digest}"`);
+      assert.equal(any.body.length, 0);
       const h = await fetchBlob(agent, url, { method: 'HEAD' });
       assert.equal(h.status, 200);
       assert.equal(h.headers['content-length'], String(bytes.length));
@@ -125,6 +139,50 @@ test('HEAD on a miss is answered by an upstream HEAD and starts no fill', async 
     method: 'HEAD',
   });
   assert.equal(r404.status, 404);
+});
+
+test('If-None-Match: * on a miss is 304 once the upstream has the blob; the fill goes on and publishes', async (t) => {
+  const s = await startStack(t);
+  for (const size of [4 << 10, 3 << 20]) {
+    const blob = s.origin.add(randomBytes(size));
+    const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+    const head = await fetchBlob(s.h1, url, { method: 'HEAD', headers: { 'if-none-match': '*' } });
+    assert.equal(head.status, 304, `${size}: HEAD miss`);
+    assert.equal(s.origin.count(s.origin.gets, blob.digest), 0, 'a HEAD miss starts no fill');
+    const get = await fetchBlob(s.h2, url, { headers: { 'if-none-match': '*' } });
+    assert.equal(get.status, 304, `${size}: GET miss`);
+    assert.equal(get.body.length, 0);
+    // The client left with its 304; the fill it started is kept and serves the next pull.
+    await waitFor(30_000, 'the blob published', () =>
+      exists(new Layout(s.cache.root).blobData(parseDigest(blob.digest))),
+    );
+    const after = await fetchBlob(s.h1, url);
+    assert.equal(after.status, 200);
+    assert.equal(`sha256:${after.sha256}`, blob.digest);
+    assert.equal(s.origin.count(s.origin.gets, blob.digest), 1, `${size}: one upstream GET`);
+  }
+  const lines = await s.cache.logLines();
+  assert.equal(lines.filter((l) => l.msg === 'request' && l.outcome === 'not-modified').length, 4);
+  const unknown = `sha256:${'0'.repeat(64)}`;
+  const missing = await fetchBlob(s.h1, s.blobUrl('team/app', unknown, await s.origin.mint('team/app', unknown)), {
+    headers: { 'if-none-match': '*' },
+  });
+  assert.equal(missing.status, 404, 'no representation: the condition holds, and the upstream says 404');
+});
+
+test('a Via near the header limit is forwarded with its oldest entries dropped, not refused upstream', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(100_000));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const hops = Array.from({ length: 1_100 }, (_, i) => `1.1 hop${i}`);
+  const r = await fetchBlob(s.h1, url, { headers: { via: hops.join(', ') } });
+  assert.equal(r.status, 200);
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  const sent = String(s.origin.seen.find((x) => x.path.includes(blob.digest))?.headers.via);
+  const entries = sent.split(', ');
+  assert.ok(sent.length < 4_200, `forwarded Via of ${sent.length} characters`);
+  assert.match(entries.at(-1) ?? '', /^1\.1 \S+~[0-9a-f]{8}$/, 'our own hop last');
+  assert.deepEqual(entries.slice(0, -1), hops.slice(hops.length - entries.length + 1), 'the newest hops, whole');
 });
 
 test('routes: /v2/, jwks, 404 and 405 with registry error JSON', async (t) => {

@@ -55,6 +55,8 @@ test('a pull fetches each blob once, verified; the next pull is served from the 
   assert.equal(ranged.body.length, 10);
   const cached = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { 'if-none-match': `"other", W/"${layer}"` } });
   assert.equal(cached.status, 304, 'If-None-Match: a list, compared weakly');
+  const any = await s.get(`/v2/team/app/blobs/${layer}`, { headers: { 'if-none-match': '*' } });
+  assert.equal(any.status, 304, 'If-None-Match: * on a stored blob');
   const stale = await s.get(`/v2/team/app/blobs/${layer}`, {
     headers: { range: 'bytes=10-19', 'if-range': '"other"' },
   });
@@ -125,6 +127,17 @@ test('HEAD of a blob not stored asks the upstream with a HEAD and downloads noth
   assert.equal(ranged.status, 206, 'a Range request on a miss is served from the fill');
   assert.equal(ranged.body.length, (img.sizes[0] ?? 0) - 100);
   await waitPublished(s.cache, [layer]);
+  // Conditional misses: a HEAD with `*` once the upstream's HEAD found it; a GET naming the
+  // tag of a blob never seen here once its download has started, which goes on and publishes.
+  const other = img.layerDigests[1] ?? '';
+  const anyHead = await s.get(`/v2/team/app/blobs/${other}`, { method: 'HEAD', headers: { 'if-none-match': '*' } });
+  assert.equal(anyHead.status, 304);
+  const unseen = img.layerDigests[2] ?? '';
+  const named = await s.get(`/v2/team/app/blobs/${unseen}`, { headers: { 'if-none-match': `"${unseen}"` } });
+  assert.equal(named.status, 304);
+  assert.equal(named.body.length, 0);
+  await waitPublished(s.cache, [unseen]);
+  assert.deepEqual(upstreamBlobGets(s, [other, unseen]), [0, 1]);
 });
 
 test('a redirect to another host (a CDN) is followed without the credentials', async (t) => {

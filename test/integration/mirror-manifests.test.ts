@@ -92,6 +92,8 @@ test('by digest: fetched once and verified, then served from the store; HEAD ans
     headers: { accept: ACCEPT_ALL, 'if-none-match': `"${img.manifestDigest}"` },
   });
   assert.equal(notModified.status, 304);
+  const anyTag = await s.get(path, { headers: { accept: ACCEPT_ALL, 'if-none-match': '*' } });
+  assert.equal(anyTag.status, 304, 'If-None-Match: *');
   // A digest the upstream does not have: its 404, relayed; nothing kept.
   const absent = await s.get(`/v2/team/app/manifests/sha256:${'0'.repeat(64)}`, { headers: { accept: ACCEPT_ALL } });
   assert.equal(absent.status, 404);

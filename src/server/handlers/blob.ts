@@ -34,7 +34,8 @@ export async function handleBlob(
   const token = tokenFromRequest(query, header(req.headers, 'authorization'));
   const verified = await ctx.verifier.verify(token, { name, digest: digest.value, method: req.method ?? '' });
 
-  if (answeredNotModified(req, res, digest.value, rec)) return;
+  // A tag naming the blob needs no lookup; `*` needs a copy known to exist.
+  if (answeredNotModified(req, res, digest.value, rec, false)) return;
   const send = (src: BlobSource, outcome: NonNullable<RequestRecord['outcome']>): Promise<number> => {
     rec.outcome = outcome;
     return sendBlob(res, src, {
@@ -46,6 +47,10 @@ export async function handleBlob(
   };
 
   const entry = await ctx.store.lookup(digest);
+  if (entry !== null && answeredNotModified(req, res, digest.value, rec, true)) {
+    ctx.store.touch(entry);
+    return;
+  }
   const small = entry === null ? null : await ctx.store.smallBytes(entry);
   const blob = entry === null || small !== null ? null : await ctx.store.open(entry);
   if (small !== null || blob !== null) {
@@ -60,13 +65,18 @@ export async function handleBlob(
   }
 
   if (head) {
-    await headFromUpstream(ctx, res, name, digest, verified.token, via, rec);
+    await headFromUpstream(ctx, req, res, name, digest, verified.token, via, rec);
     return;
   }
 
   const client = { token: verified.token, exp: verified.exp, name };
   const { fill, joined } = ctx.inflight.join(chainFetch(ctx.chain, name, digest, via), client);
   const src = await fill.attach(client);
+  // The upstream answered 200: the blob exists. The fill goes on without this client.
+  if (answeredNotModified(req, res, digest.value, rec, true)) {
+    await src.release();
+    return;
+  }
   try {
     await send(src, joined ? 'joined' : 'miss');
   } finally {
@@ -77,6 +87,7 @@ export async function handleBlob(
 /** docs/protocol.md §5: a HEAD miss is answered by an upstream HEAD and never starts a fill. */
 async function headFromUpstream(
   ctx: AppContext,
+  req: Req,
   res: ResLike,
   name: string,
   digest: Digest,
@@ -88,6 +99,7 @@ async function headFromUpstream(
   const up = await ctx.chain.request({ method: 'HEAD', name, digest: digest.value, token, via });
   if (up.statusCode !== 200) throw await relayedError(up);
   discardBody(up.body);
+  if (answeredNotModified(req, res, digest.value, rec, true)) return;
   const size = Number(up.headers['content-length']);
   res.writeHead(200, {
     ...blobHeaders(digest.value),
