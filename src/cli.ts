@@ -40,10 +40,11 @@ commands:
                  then password, one per line); never on the command line
 `;
 
-async function loadOrExit(path: string | undefined): Promise<LoadResult> {
+/** `failCode`: 2 (bad configuration); `health` passes 1, its only "not healthy" status. */
+async function loadOrExit(path: string | undefined, failCode = 2): Promise<LoadResult> {
   if (path === undefined) {
     process.stderr.write(`dtr-cache: --config FILE is required\n${USAGE}`);
-    process.exit(2);
+    process.exit(failCode);
   }
   try {
     // Lazily: a serving process gets its configuration from the supervisor, and no YAML parser.
@@ -52,7 +53,7 @@ async function loadOrExit(path: string | undefined): Promise<LoadResult> {
   } catch (err) {
     if (isConfigError(err)) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(2);
+      process.exit(failCode);
     }
     throw err;
   }
@@ -193,7 +194,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'health': {
-      const { config } = await loadOrExit(values.config);
+      // A container's HEALTHCHECK: Docker defines 0 and 1 only and reserves 2.
+      const { config } = await loadOrExit(values.config, 1);
       const { checkHealth, healthTarget } = await import('./commands/health.js');
       const target = healthTarget(config);
       const answer = await checkHealth(target);

@@ -106,15 +106,20 @@ function readOptions(
   const timeouts = options.child('timeouts');
   timeouts.checkKeys(Object.keys(d.timeouts));
 
+  const upstreams =
+    mirrorOnly && !options.child('upstreams').present
+      ? { hosts: [], origin: null }
+      : readUpstreams(options.child('upstreams'));
+  const cas = readCas(options.child('cas'), checks);
+  const jwks = readJwks(options.child('jwks'), checks);
+  if (jwks === null) warnPlainHttpKeys(options, upstreams);
+
   return {
     keyPath: options.path,
     blobTtlMs,
-    upstreams:
-      mirrorOnly && !options.child('upstreams').present
-        ? { hosts: [], origin: null }
-        : readUpstreams(options.child('upstreams')),
-    cas: readCas(options.child('cas'), checks),
-    jwks: readJwks(options.child('jwks'), checks),
+    upstreams,
+    cas,
+    jwks,
     issuer: options.child('issuer').text("the origin's issuer name (the iss claim of its tokens)"),
     maxSize,
     timeouts: {
@@ -206,6 +211,23 @@ function readJwks(field: Field, checks: FileCheck[]): string | null {
   // Keys fetched over plain http could be swapped in transit, and with them every token.
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') field.fail(expected);
   return url.href;
+}
+
+/**
+ * Without `jwks`, the keys come from the upstreams' /.well-known/jwks.json. An explicit http
+ * jwks URL is refused (readJwks); the same fetch implied by an http:// upstream (DTR's
+ * simple cache listens on plain http, and a chained cache may name it) is warned about.
+ */
+function warnPlainHttpKeys(options: Field, upstreams: UpstreamsConfig): void {
+  const plain = [...upstreams.hosts, ...(upstreams.origin === null ? [] : [upstreams.origin])]
+    .filter((url) => url.startsWith('http:'))
+    .map((url) => `${url.replace(/\/+$/, '')}/.well-known/jwks.json`);
+  if (plain.length === 0) return;
+  options
+    .child('upstreams')
+    .warn(
+      `the trusted keys would be fetched over plain http from ${plain.join(', ')}, where they can be swapped in transit; set ${options.path}.jwks to an https:// URL or a JWK Set file`,
+    );
 }
 
 /** storage.delete.enabled as an error about another key shows it: its value, and where it came from. */

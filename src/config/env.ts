@@ -9,7 +9,7 @@ import { ConfigError } from './errors.js';
 
 export const ENV_PREFIX = 'REGISTRY_';
 
-/** Every scalar key path a REGISTRY_* variable may override. */
+/** Every scalar key path a REGISTRY_* variable may override (besides log.fields.<name>, below). */
 export const ENV_KEYS: readonly string[] = [
   'version',
   'log.level',
@@ -23,6 +23,7 @@ export const ENV_KEYS: readonly string[] = [
   'http.tls.certificate',
   'http.tls.key',
   'http.tls.minimumtls',
+  'http.tls.clientauth',
   'http.processes',
   'http.debug.addr',
   'http.debug.prometheus.enabled',
@@ -73,7 +74,7 @@ export function applyEnvOverrides(
     .sort()) {
     const value = env[name];
     if (value === undefined) continue;
-    const keyPath = byVar.get(name);
+    const keyPath = byVar.get(name) ?? logFieldPath(name);
     if (keyPath === undefined) {
       warnings.push(
         `config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists can be set from the environment), ignored`,
@@ -103,6 +104,16 @@ export function applyEnvOverrides(
       });
     }
   }
+}
+
+/**
+ * REGISTRY_LOG_FIELDS_<NAME> sets log.fields.<name>: distribution writes a variable below a
+ * map into that map under the lower-cased name (configuration/parser.go, overwriteMap). A
+ * name with `_` would make distribution nest a map, which log.fields cannot hold: unknown.
+ */
+function logFieldPath(name: string): string | undefined {
+  const field = /^REGISTRY_LOG_FIELDS_([A-Z0-9-]+)$/.exec(name)?.[1];
+  return field === undefined ? undefined : `log.fields.${field.toLowerCase()}`;
 }
 
 function scalarFromEnv(name: string, keyPath: string, value: string, source: string | null): Scalar {

@@ -231,13 +231,23 @@ function lineOf(lc: LineCounter, node: unknown): number | null {
   return start === undefined ? null : lc.linePos(start).line;
 }
 
+/**
+ * Longer strings are cut after this many characters in "found": the CLI writes the message
+ * and exits, and stderr into a pipe kept only its first 64 KiB, losing what was expected.
+ */
+const SHOWN_CHARS = 100;
+
 /** How a value is shown after "found": strings quoted, numbers as written, collections by kind. */
 export function describe(node: Node | null): string {
   if (node === null) return 'nothing';
   if (isMap(node)) return 'a mapping';
   if (isSeq(node)) return 'a list';
   if (isScalar(node)) {
-    if (typeof node.value === 'string') return JSON.stringify(node.value);
+    if (typeof node.value === 'string') {
+      const text = node.value;
+      if (text.length <= SHOWN_CHARS) return JSON.stringify(text);
+      return `${JSON.stringify(text.slice(0, SHOWN_CHARS)).slice(0, -1)}…" (${text.length} characters)`;
+    }
     if (node.value instanceof Uint8Array) return `binary data (${node.tag ?? '!!binary'})`;
     const shown = typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);
     // Never an empty "found": a tagged empty scalar would read `found , expected …`.

@@ -3,6 +3,7 @@
 // TLS key must be the certificate's; the storage root must be a directory the cache can
 // write, or one it can create. loadConfigFile runs them (async, in parallel); the pure
 // loadConfig only collects them.
+import { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -49,6 +50,7 @@ async function runOne(check: FileCheck): Promise<void> {
   }
   if (!looksValid(check.kind, text)) check.field.fail(expected, `${JSON.stringify(check.path)} without one`);
   if (check.kind === 'ca' || check.kind === 'certificate') checkCertificateBlocks(check, text, expected);
+  if (check.kind === 'certificate') warnOutsideValidity(check, text);
   if (check.certificate !== undefined) await checkPair(check, text, check.certificate);
 }
 
@@ -58,6 +60,28 @@ function checkCertificateBlocks(check: FileCheck, text: string, expected: string
   if (problem === null) return;
   const wanted = problem.kind === 'unparsable' ? `${expected}, each of which parses` : expected;
   check.field.fail(wanted, `${JSON.stringify(check.path)} ${problem.what}`, problem.cause);
+}
+
+/**
+ * A server certificate past its notAfter (or before its notBefore) still loads, in Go as
+ * here, and every client then refuses the handshake: DTR's guide names TLS as the most
+ * common misconfiguration, so the log says it at start rather than leave it to each client.
+ */
+function warnOutsideValidity(check: FileCheck, text: string): void {
+  const first = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/.exec(text)?.[0];
+  if (first === undefined) return;
+  const cert = new X509Certificate(first);
+  const now = Date.now();
+  const notAfter = new Date(cert.validTo);
+  const notBefore = new Date(cert.validFrom);
+  if (notAfter.getTime() < now)
+    check.field.warn(
+      `${JSON.stringify(check.path)} expired on ${notAfter.toISOString()}: clients will refuse the TLS handshake`,
+    );
+  else if (notBefore.getTime() > now)
+    check.field.warn(
+      `${JSON.stringify(check.path)} is not valid before ${notBefore.toISOString()} (is this host's clock right?): clients will refuse the TLS handshake`,
+    );
 }
 
 /** The key must be the certificate's: TLS would refuse the pair only when the node starts. */

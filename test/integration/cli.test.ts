@@ -166,6 +166,16 @@ test('health: asks the node of this config, on its debug server or else its serv
   assert.equal(debug.out.trim(), `http://127.0.0.1:${debugPort}/debug/health: status 200`);
 });
 
+test('health: a config it cannot read is "not healthy", exit 1 (Docker reserves 2 in a HEALTHCHECK)', async () => {
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-cli-')));
+  const bad = join(dir, 'bad.yml');
+  await writeFile(bad, 'version: 0.1\nhttp:\n  addr: nope\n');
+  const r = await cli(['health', '--config', bad]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^config error: http\.addr \(line 3\): found "nope"/);
+  assert.equal((await cli(['health', '--config', join(dir, 'missing.yml')])).code, 1);
+});
+
 test('serve: a second node on the port of a running one fails with EADDRINUSE, not joins it', async (t) => {
   const { ca, origin, tls } = await originAndLeaf(t);
   const port = await freePort();

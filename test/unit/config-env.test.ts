@@ -86,6 +86,25 @@ describe('environment overrides (REGISTRY_*)', () => {
     );
   });
 
+  it('set log.fields entries and http.tls.clientauth, as distribution does', async () => {
+    // distribution writes REGISTRY_LOG_FIELDS_<NAME> into the log.fields map under the
+    // lower-cased name, beside the file's fields (configuration/parser.go, overwriteMap).
+    const base = (await simple()).replace('version: 0.1', 'version: 0.1\nlog:\n  fields:\n    service: registry');
+    const { config, warnings } = load(base, {
+      REGISTRY_LOG_FIELDS_ENVIRONMENT: 'staging',
+      REGISTRY_LOG_FIELDS_SERVICE: 'cache',
+      REGISTRY_HTTP_TLS_CLIENTAUTH: 'require-and-verify-client-cert',
+    });
+    assert.deepEqual(config.log.fields, { service: 'cache', environment: 'staging' });
+    // clientauth without clientcas is ignored with the same warning as in the file.
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /^config warning: http\.tls\.clientauth \(from REGISTRY_HTTP_TLS_CLIENTAUTH\)/);
+    assertConfigError(() => load(base, { REGISTRY_LOG_FIELDS_BUILD: '[1, 2]' }), {
+      keyPath: 'log.fields.build',
+      envVar: 'REGISTRY_LOG_FIELDS_BUILD',
+    });
+  });
+
   it('unknown REGISTRY_* variables are warnings', async () => {
     const { warnings } = load(await simple(), { REGISTRY_STORAGE_S3_REGION: 'us-east-1' });
     assert.equal(warnings.length, 1);

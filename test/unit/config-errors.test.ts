@@ -78,6 +78,22 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assert.equal(load(base.replace('  addr: :5000\n', '')).config.http.port, 5000);
   });
 
+  it('a very long value is shown shortened, so the message keeps what was expected', async () => {
+    // The CLI writes the message and exits: stderr into a pipe (docker logs, systemd) kept
+    // only the first 64 KiB of a message quoting a 100,000-character value, without "expected".
+    const long = 'x'.repeat(100_000);
+    const text = (await simple()).replace('addr: :5000', `addr: "${long}"`);
+    assertConfigError(() => load(text), {
+      keyPath: 'http.addr',
+      message:
+        /^config error: http\.addr \(line \d+\): found "x{100}…" \(100000 characters\), expected a listen address/,
+    });
+    assert.throws(
+      () => load(text),
+      (err: Error) => err.message.length < 400,
+    );
+  });
+
   it('bad URL in upstreams (both forms) and in http.host', async () => {
     const v23 = (url: string): string =>
       'version: 0.1\nmiddleware:\n  registry:\n    - name: downstream\n      options:\n        upstreams:\n' +

@@ -2,8 +2,10 @@
 // certificate block of a `cas` or TLS certificate file must parse (OpenSSL would skip a
 // corrupt CA silently), and a broken pair is reported under the file that is broken.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { loadConfigFile } from '../../src/config/load.js';
 import { checkError, seed } from '../helpers/config.js';
@@ -102,5 +104,60 @@ describe('http.tls.clientcas files, checked as `cas` files are', () => {
         message: /whose certificate 2 of 2 does not parse/,
       }),
     );
+  });
+});
+
+/** A certificate for `keyPath`, self-signed, valid only from `start` to `end` (openssl ca: YYYYMMDDHHMMSSZ). */
+async function certificateValid(keyPath: string, start: string, end: string, name: string): Promise<string> {
+  const run = promisify(execFile);
+  const db = join(dir, `${name}-db`);
+  await mkdir(db, { recursive: true });
+  await writeFile(join(db, 'index.txt'), '');
+  await writeFile(join(db, 'serial'), '1000\n');
+  await writeFile(
+    join(db, 'ca.cnf'),
+    `[ca]\ndefault_ca = d\n[d]\ndatabase = ${db}/index.txt\nserial = ${db}/serial\nnew_certs_dir = ${db}\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n`,
+  );
+  const csr = join(db, 'cache.csr');
+  const out = join(dir, `${name}.pem`);
+  await run('openssl', ['req', '-new', '-key', keyPath, '-subj', '/CN=localhost', '-out', csr]);
+  await run('openssl', [
+    'ca',
+    '-batch',
+    '-selfsign',
+    '-notext',
+    '-config',
+    join(db, 'ca.cnf'),
+    '-keyfile',
+    keyPath,
+    '-in',
+    csr,
+    '-startdate',
+    start,
+    '-enddate',
+    end,
+    '-out',
+    out,
+  ]);
+  return out;
+}
+
+describe('a server certificate outside its validity period', () => {
+  it('loads (as in distribution), with a warning under http.tls.certificate', async () => {
+    const { text, paths } = await fillAll(await seed('003-asia.yml'));
+    const keyPath = paths.get('/certs/asia-key.pem') ?? '';
+    const certPath = paths.get('/certs/asia-ca.pem') ?? '';
+    const expired = await certificateValid(keyPath, '20200101000000Z', '20200201000000Z', 'expired');
+    const { warnings } = await loadConfigFile(await writeConfig('expired.yml', text.replace(certPath, expired)), {});
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0] ?? '',
+      /^config warning: http\.tls\.certificate \(line 10\): ".*expired\.pem" expired on 2020-02-01T00:00:00\.000Z: clients will refuse the TLS handshake$/,
+    );
+    const future = await certificateValid(keyPath, '20991201000000Z', '21000101000000Z', 'future');
+    const later = await loadConfigFile(await writeConfig('future.yml', text.replace(certPath, future)), {});
+    assert.match(later.warnings[0] ?? '', /"\S*future\.pem" is not valid before 2099-12-01T00:00:00\.000Z/);
+    // The valid leaf of the test CA: no warning.
+    assert.deepEqual((await loadConfigFile(await writeConfig('valid.yml', text), {})).warnings, []);
   });
 });

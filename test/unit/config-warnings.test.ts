@@ -46,6 +46,31 @@ describe('warnings', () => {
     );
   });
 
+  it('trusted keys that would come over plain http are warned about (an explicit http jwks is refused)', async () => {
+    // DTR's "simple cache" listens on plain http: a cache chained to it would take the keys
+    // that authorize every pull from http://…/.well-known/jwks.json, open to a swap in transit.
+    const base = await simple();
+    const origin = /originhost: (\S+)/.exec(base)?.[1] ?? '';
+    const chained = base.replace(
+      `originhost: ${origin}`,
+      `originhost: ${origin}\n              upstreamhosts:\n                - http://asia-cache.example.org:5000`,
+    );
+    const { warnings } = load(chained);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(
+      warnings[0] ?? '',
+      /^config warning: middleware\.registry\[0\]\.options\.upstreams \(line \d+\): the trusted keys would be fetched over plain http from http:\/\/asia-cache\.example\.org:5000\/\.well-known\/jwks\.json, where they can be swapped in transit; set middleware\.registry\[0\]\.options\.jwks to an https:\/\/ URL or a JWK Set file$/,
+    );
+    // An explicit jwks, as the warning says, is taken as the source: no warning.
+    const pinned = chained.replace(
+      '          blobttl: 24h\n',
+      '          blobttl: 24h\n          jwks: /certs/jwks.json\n',
+    );
+    assert.deepEqual(load(pinned).warnings, []);
+    // All-https upstreams: no warning.
+    assert.deepEqual(load(base).warnings, []);
+  });
+
   it('a tiny bare-number duration (nanoseconds, Go style) is warned about', async () => {
     const text = (await simple()).replace('  addr: :5000\n', '  addr: :5000\n  draintimeout: 30\n');
     const { config, warnings } = load(text);
