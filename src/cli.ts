@@ -11,6 +11,7 @@
 // Each command imports what it runs when it runs: a node's supervisor then loads none of
 // the serving code (~40 MiB less RSS than a serving process).
 import cluster from 'node:cluster';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveProcesses } from './cluster/budget.js';
 import { isConfigError } from './config/errors.js';
@@ -177,7 +178,26 @@ function parseUsage(argv: string[]) {
   }
 }
 
+/**
+ * package.json's `engines` names the one Node.js major this runs on (README, "Runtime"). Run
+ * directly, the shebang takes the system's `node`, which may be older: its crash inside a
+ * dependency would say nothing of the cause.
+ */
+async function checkRuntime(): Promise<void> {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    engines?: { node?: string };
+  };
+  const want = /^>=(\d+)\./.exec(pkg.engines?.node ?? '')?.[1];
+  if (want === undefined || want === process.versions.node.split('.')[0]) return;
+  process.stderr.write(
+    `dtr-cache: runs on Node.js ${want}, and this is ${process.version} (${process.execPath}); run it through npm ` +
+      `(npx dtr-cache …) or with node_modules/.bin/node, which npm install puts there\n`,
+  );
+  process.exit(1);
+}
+
 async function main(argv: string[]): Promise<void> {
+  await checkRuntime();
   const { values, positionals } = parseUsage(argv);
   const command = positionals[0];
   if (values.help || command === undefined) {

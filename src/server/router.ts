@@ -25,7 +25,7 @@ export function createRouter(ctx: AppContext) {
     try {
       // The path is matched raw: never percent-decoded nor dot-segment-normalised, so
       // `..%2f` and `/../` simply fail the name grammar.
-      const raw = req.url ?? '/';
+      const raw = originForm(req.url ?? '/');
       const q = raw.indexOf('?');
       const path = q < 0 ? raw : raw.slice(0, q);
       const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
@@ -86,6 +86,20 @@ export function createRouter(ctx: AppContext) {
       err: rec.error,
     });
   };
+}
+
+/**
+ * RFC 9112 §3.2.2: a server must accept the absolute-form (`GET https://host/v2/…`), which
+ * clients send to proxies; its path and query are the route. The authority is not checked:
+ * the Host field is not either.
+ */
+function originForm(target: string): string {
+  const scheme = /^https?:\/\//i.exec(target);
+  if (scheme === null) return target;
+  const slash = target.indexOf('/', scheme[0].length);
+  const query = target.indexOf('?', scheme[0].length);
+  if (slash < 0 || (query >= 0 && query < slash)) return query < 0 ? '/' : `/${target.slice(query)}`;
+  return target.slice(slash);
 }
 
 /**

@@ -40,8 +40,10 @@ export function bearer(authorization: string | undefined): string | null {
 }
 
 export function expectedAnswer(p: Probe, w: World): Expected {
-  const q = p.target.indexOf('?');
-  const path = q < 0 ? p.target : p.target.slice(0, q);
+  // RFC 9112 §3.2.2: the absolute-form's path and query are the route.
+  const target = p.target.replace(/^https?:\/\/[^/?]*/i, '') || '/';
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
   const pull = p.method === 'GET' || p.method === 'HEAD';
   if (path === '/v2/' || path === '/v2') return pull ? { kind: 'base' } : { kind: 'error', code: 'UNSUPPORTED' };
   if (path === '/.well-known/jwks.json') return pull ? { kind: 'jwks' } : { kind: 'error', code: 'UNSUPPORTED' };
@@ -55,7 +57,7 @@ export function expectedAnswer(p: Probe, w: World): Expected {
   if (!DIGEST.test(digest)) return { kind: 'error', code: 'DIGEST_INVALID' };
   const self = (p.via ?? '').split(',').some((hop) => hop.trim().split(/\s+/)[1] === w.viaName);
   if (self) return { kind: 'error', code: 'UNAVAILABLE' };
-  const fromQuery = new URLSearchParams(q < 0 ? '' : p.target.slice(q + 1)).get('token');
+  const fromQuery = new URLSearchParams(q < 0 ? '' : target.slice(q + 1)).get('token');
   const token = fromQuery !== null && fromQuery !== '' ? fromQuery : bearer(p.authorization);
   const grant = token === null ? undefined : w.grants.get(token);
   if (grant === undefined || grant.digest !== digest) return { kind: 'error', code: 'UNAUTHORIZED' };

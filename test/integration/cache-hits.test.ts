@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readdir } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
@@ -220,6 +221,32 @@ test('routes: /v2/, jwks, 404 and 405 with registry error JSON', async (t) => {
     assert.equal(res.headers.allow, allow, `${method} ${url}`);
     assert.equal(((await res.body.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNSUPPORTED');
   }
+});
+
+test('an HTTP/1.1 request in absolute-form is routed by its path and query (RFC 9112 §3.2.2)', async (t) => {
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(20_000));
+  const absolute = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const { hostname, port } = new URL(s.cache.url);
+  const get = (path: string) =>
+    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const req = httpsRequest({ host: hostname, port, path, ca: s.ca.cert, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const r = await get(absolute);
+  assert.equal(r.status, 200);
+  assert.equal(`sha256:${sha256(r.body)}`, blob.digest);
+  const base = await get(`${s.cache.url}/v2/`);
+  assert.equal(base.status, 200);
+  assert.deepEqual(JSON.parse(base.body.toString()), {});
+  const nf = await get(`${s.cache.url}/v2/team/app/manifests/latest`);
+  assert.equal(nf.status, 404);
+  assert.equal(JSON.parse(nf.body.toString()).errors[0].code, 'NOT_FOUND');
 });
 
 test('malformed names and digests get 400 and touch neither disk nor upstream', async (t) => {

@@ -36,6 +36,30 @@ async function cli(
   }
 }
 
+/** A `node` on PATH of another major than the one running the tests (the system's), if any. */
+async function otherNode(): Promise<string | null> {
+  const mine = process.versions.node.split('.')[0];
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    const candidate = join(dir, 'node');
+    const v = await run(candidate, ['-p', 'process.versions.node']).catch(() => null);
+    if (v !== null && v.stdout.trim().split('.')[0] !== mine) return candidate;
+  }
+  return null;
+}
+
+test('run on another Node.js major, the CLI exits 1 saying which one it needs', async (t) => {
+  const node = await otherNode();
+  if (node === null) {
+    t.skip('no other Node.js major on PATH');
+    return;
+  }
+  const r = await run(node, [CLI, 'check-config', '--config', '/nonexistent.yml']).catch(
+    (e: unknown) => e as { code: number; stderr: string },
+  );
+  assert.equal('code' in r ? r.code : 0, 1);
+  assert.match(r.stderr, /^dtr-cache: runs on Node\.js \d+, and this is v\d+\./);
+});
+
 test('check-config: the DTR doc configs load; bad values exit 2 naming key path and line', async () => {
   const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-cli-')));
   const ca = await createTestCa();
