@@ -84,7 +84,7 @@ function parseAndValidate(
   const lineCounter = new LineCounter();
   const [doc, ...rest] = parseStream(text, lineCounter);
   const firstError = doc.errors[0];
-  if (firstError !== undefined) throw yamlError(firstError, lineCounter, source);
+  if (firstError !== undefined) throw yamlError(firstError, text, lineCounter, source);
   checkAliases(doc, lineCounter, source);
 
   const warnings = doc.warnings.map(
@@ -139,16 +139,22 @@ function parseStream(text: string, lineCounter: LineCounter): [Document.Parsed, 
   return docs as [Document.Parsed, ...Document.Parsed[]];
 }
 
-function yamlError(err: YAMLError, lineCounter: LineCounter, source: string | null): ConfigError {
+const DUPLICATE_KEY = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s:,{}[\]][^:\n,{}]*?)\s*:/;
+
+function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, source: string | null): ConfigError {
   const line = err.linePos?.[0].line ?? (err.pos[0] >= 0 ? lineCounter.linePos(err.pos[0]).line : null);
   const duplicate = err.code === 'DUPLICATE_KEY';
+  // The error points at the key's second occurrence: the key is what precedes its colon there.
+  const key = duplicate && err.pos[0] >= 0 ? (DUPLICATE_KEY.exec(text.slice(err.pos[0]))?.[1] ?? '') : '';
   return new ConfigError({
     keyPath: '(document)',
     line,
     envVar: null,
     source,
     cause: err,
-    found: duplicate ? 'a key given twice in one mapping' : `invalid YAML (${firstLine(err.message)})`,
+    found: duplicate
+      ? `${key === '' || key.length > 100 ? 'a key' : `the key ${/^["']/.test(key) ? key : JSON.stringify(key)}`} given twice in one mapping`
+      : `invalid YAML (${firstLine(err.message)})`,
     expected: duplicate ? 'each key once (Docker Registry refuses duplicates too)' : 'a valid YAML document',
   });
 }

@@ -328,7 +328,12 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     assertConfigError(() => load('version: 0.1\nhttp: {}\nhttp: {}\n'), {
       keyPath: '(document)',
       line: 3,
-      message: /a key given twice/,
+      message: /found the key "http" given twice/,
+    });
+    assertConfigError(() => load('version: 0.1\nhttp: {addr: ":1", "addr" : ":2"}\n'), {
+      keyPath: '(document)',
+      line: 2,
+      message: /found the key "addr" given twice/,
     });
     assertConfigError(() => load(base.replace('  addr: :5000\n', '  addr:\n    - :5000\n')), {
       keyPath: 'http.addr',
