@@ -100,7 +100,9 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     smallBlobBytes: budget.smallBlobBytes,
     removedSpools: member?.removedSpools ?? null,
   });
-  const upstreams = await connectUpstreams(config, log, member?.via ?? viaName(config), opts.keys ?? {});
+  // One name for the node: every serving process sends it (DTR fills and mirror requests alike).
+  const via = member?.via ?? viaName(config);
+  const upstreams = await connectUpstreams(config, log, via, opts.keys ?? {});
   const { chain, keys, verifier } = upstreams;
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue, threads: budget.threads });
   // Metrics only when something scrapes them (http.debug.prometheus.enabled).
@@ -125,7 +127,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     ...(metrics === null ? {} : { hooks: metrics.fillHooks }),
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
-  const mirror = await MirrorService.start(config, { store, inflight, log });
+  const mirror = await MirrorService.start(config, { store, inflight, log, viaName: via });
   const evictor = startEvictor(config, store, inflight, metrics, log, mirror);
   mirror?.retention.start();
   if (evictor !== null) {

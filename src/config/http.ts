@@ -169,7 +169,9 @@ function readTlsPolicy(tls: Field, enabled: boolean): Config['http']['tlsPolicy'
     if (suitesField.present) suitesField.warn('has no effect with minimumtls tls1.3 (TLS 1.3 suites are fixed)');
     return { minVersion, tls12Ciphers: [] };
   }
-  if (!suitesField.present) return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES) };
+  // An empty list is the default list, as distribution's getCipherSuites reads it.
+  if (!suitesField.present || items.length === 0)
+    return { minVersion, tls12Ciphers: tls12OpenSslNames(DEFAULT_CIPHER_SUITES) };
   // Without TLS the list was only warned about: nothing to check against OpenSSL.
   if (!enabled) return { minVersion, tls12Ciphers: tls12OpenSslNames(names) };
   return { minVersion, tls12Ciphers: servableTls12(suitesField, items) };

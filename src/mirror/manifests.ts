@@ -272,7 +272,6 @@ export class ManifestSource {
     }
     this.#m.log.warn(
       {
-        registry: this.#m.config.registry,
         repo,
         tag,
         digest: known.digest,
@@ -286,7 +285,7 @@ export class ManifestSource {
 
   async #gone(repo: string, tag: string): Promise<never> {
     await this.#m.records.dropTag(repo, tag);
-    this.#m.log.info({ registry: this.#m.config.registry, repo, tag }, 'tag gone upstream: forgotten');
+    this.#m.log.info({ repo, tag }, 'tag gone upstream: forgotten');
     throw unknownManifest(repo, tag);
   }
 }

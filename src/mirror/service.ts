@@ -32,6 +32,11 @@ export interface MirrorServiceDeps {
   inflight: Inflight;
   log: Logger;
   now?: () => number;
+  /**
+   * This node's name in `Via` (startup/via.ts), one for all its serving processes, so that a
+   * loop through another process of the node is refused too. A name of its own when absent.
+   */
+  viaName?: string;
 }
 
 export class MirrorService {
@@ -59,7 +64,7 @@ export class MirrorService {
   /** The mirrors of `config`, or null when it has none. */
   static async start(config: Config, deps: MirrorServiceDeps): Promise<MirrorService | null> {
     if (config.mirrors.length === 0) return null;
-    const viaName = `dtr-cache-mirror~${randomBytes(4).toString('hex')}`;
+    const viaName = deps.viaName ?? `dtr-cache-mirror~${randomBytes(4).toString('hex')}`;
     const dir = join(dirname(deps.store.layout.spoolDir), 'mirror');
     const mirrors = await Promise.all(
       config.mirrors.map((m) =>

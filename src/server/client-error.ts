@@ -11,6 +11,11 @@ export function headersTooLarge(): RegistryError {
   return new RegistryError('UNSUPPORTED', { status: 431, message: 'request header fields too large' });
 }
 
+/** An HTTP/1.1 request without Host (RFC 9112 §3.2), which node:http's parser lets through. */
+export function missingHost(): RegistryError {
+  return new RegistryError('UNSUPPORTED', { status: 400, message: 'malformed HTTP request: no Host header' });
+}
+
 /** What the parser's error means for the client; llhttp's codes and node's own. */
 function refusalFor(code: string | undefined): RegistryError {
   switch (code) {

@@ -12,7 +12,7 @@ import {
   type ConnectionGate,
   type GuardHooks,
 } from './guards.js';
-import { answerClientError, headersTooLarge } from './client-error.js';
+import { answerClientError, headersTooLarge, missingHost } from './client-error.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
 import { sendError } from './respond.js';
@@ -51,6 +51,11 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
   const onRequest = (req: Req, res: Res): void => {
     // Set now, so every answer has them, errors included; writeHead merges its own over them.
     if (headers.length > 0) for (const [name, values] of headers) res.setHeader(name, values);
+    // RFC 9112 §3.2: a server must answer an HTTP/1.1 request that lacks Host with 400.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      sendError(asRes(res), missingHost(), req.method === 'HEAD', { Connection: 'close' });
+      return;
+    }
     // HTTP/1.1 header size is enforced by node:http's parser (clientError below); HTTP/2's
     // is not (guards.ts).
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > limits.maxHeaderSize) {
@@ -144,8 +149,12 @@ function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: Config
     keepAliveTimeout: number;
     maxHeaderSize: number;
     connectionsCheckingInterval: number;
+    requireHostHeader: boolean;
   };
   s.maxHeaderSize = limits.maxHeaderSize;
+  // node:http answers an HTTP/1.1 request without Host with a bare 400 and no body; onRequest
+  // answers it with the registry error JSON instead, as every other refused request.
+  s.requireHostHeader = false;
   // node:http checks headersTimeout/requestTimeout only every connectionsCheckingInterval
   // (30 s by default, read at 'listening'), so a dribbling client outlived headersTimeout.
   s.connectionsCheckingInterval = Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)));

@@ -3,7 +3,7 @@
 // line, digests and blobs pull from the store; a tag deleted upstream while it is reachable
 // is gone (404). And `ttl` never deletes the last copy while the upstream is unreachable.
 import assert from 'node:assert/strict';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { startDtrMock } from '../../bench/dtr-mock/index.js';
@@ -19,6 +19,17 @@ const exists = (p: string) =>
     () => false,
   );
 const STALE = '110 - "Response is Stale", 111 - "Revalidation Failed"';
+
+/**
+ * The raw log lines with this message, each holding the key `registry` once: pino writes a
+ * key bound to the mirror's logger and the same key in the call twice, and log pipelines
+ * that reject duplicate keys (Elasticsearch's JSON parser) drop such lines.
+ */
+async function registryOnce(logFile: string, msg: string): Promise<number> {
+  const raw = (await readFile(logFile, 'utf8')).split('\n').filter((l) => l.includes(`"msg":"${msg}"`));
+  for (const line of raw) assert.equal(line.split('"registry":').length - 1, 1, `one registry key: ${line}`);
+  return raw.length;
+}
 
 test('5xx, 429 and an unreachable upstream: the last known tag with a Warning; digests and blobs still pull', async (t) => {
   const s = await startMirrorStack(t, {
@@ -60,6 +71,8 @@ test('5xx, 429 and an unreachable upstream: the last known tag with a Warning; d
   const stale = lines.filter((l) => l['msg'] === 'upstream unavailable: serving the last known tag');
   assert.ok(stale.length >= 3, `a log line per stale answer (${stale.length})`);
   assert.ok(stale.every((l) => l['repo'] === 'team/app' && l['tag'] === 'v1' && l['digest'] === img.manifestDigest));
+  assert.ok(stale.every((l) => l['registry'] === REGISTRY));
+  assert.equal(await registryOnce(s.cache.logFile, 'upstream unavailable: serving the last known tag'), stale.length);
   // Never pulled before: nothing to fall back on, an honest gateway error.
   const unknown = await s.get('/v2/team/app/manifests/v2', { headers: { accept: ACCEPT_ALL } });
   assert.ok([502, 503, 504].includes(unknown.status), `status ${unknown.status}`);
@@ -81,6 +94,7 @@ test('a tag deleted upstream, while it answers, is gone: 404 and its record remo
   assert.equal(r.status, 404);
   assert.match(r.body.toString(), /MANIFEST_UNKNOWN/);
   assert.equal(await exists(record), false, 'the record is gone');
+  assert.equal(await registryOnce(s.cache.logFile, 'tag gone upstream: forgotten'), 1, 'the log line, registry once');
   assert.equal(
     (await s.get(`/v2/team/app/manifests/${img.manifestDigest}`, { headers: { accept: ACCEPT_ALL } })).status,
     200,

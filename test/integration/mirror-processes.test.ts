@@ -4,12 +4,14 @@
 // one per blob; 20 revalidations of the tag, half through each, make one upstream HEAD.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test from 'node:test';
 import type { Client } from 'undici';
 import { createOciImage } from '../../testkit/image.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
-import { pair, pinConnections, servingPids } from '../helpers/node-probe.js';
+import { first, pair, pinConnections, servingPids } from '../helpers/node-probe.js';
 import { ACCEPT_ALL, MIRROR_USER, REGISTRY, mirrorsYaml, startMirrorStack } from '../helpers/mirror.js';
 
 test('two serving processes: one upstream GET per tag and blob, one HEAD per revalidation, for the node', async (t) => {
@@ -76,4 +78,58 @@ test('two serving processes: one upstream GET per tag and blob, one HEAD per rev
   );
   const served = node.lines.filter((l) => l['msg'] === 'request' && l['route'] === 'manifest');
   assert.deepEqual(new Set(served.map((l) => Number(l['pid']))), new Set(pids), 'both processes answered manifests');
+});
+
+test('two serving processes: one Via name for the node; a loop through the other process is refused (508)', async (t) => {
+  const s = await startMirrorStack(t);
+  // The upstream of the mirror under test: it records each request's Via and knows nothing.
+  const leaf = await s.ca.issue('probe-upstream');
+  const seen: Array<{ path: string; via: string }> = [];
+  const upstream = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+    seen.push({ path: req.url ?? '', via: String(req.headers.via ?? '') });
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => upstream.close(resolve)));
+  const port = (upstream.address() as AddressInfo).port;
+  const cfg = await writeConfig({
+    upstreams: [],
+    cas: [s.ca.certPath],
+    tls: await s.ca.issue('node'),
+    extraHttp: '  processes: 2\n',
+    extraTop: mirrorsYaml(
+      [{ registry: 'probe.test', remoteurl: `https://localhost:${port}`, default: true, tagttl: '0s' }],
+      s.upstream.url,
+      s.ca.certPath,
+    ),
+  });
+  t.after(() => rm(cfg.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
+  const node = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
+  const pids = pair(await servingPids(node.lines, 2));
+  const [onA, onB] = (await pinConnections(t, node.url, s.ca.cert, node.lines, pids, 1)).map(first);
+  if (onA === undefined || onB === undefined) throw new Error('no connection per process');
+  const manifest = async (c: Client, tag: string, via?: string) => {
+    const res = await c.request({
+      path: `/v2/team/app/manifests/${tag}`,
+      method: 'GET',
+      headers: { accept: ACCEPT_ALL, ...(via === undefined ? {} : { via }) },
+    });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  assert.equal(await manifest(onA, 'through-a'), 404);
+  assert.equal(await manifest(onB, 'through-b'), 404);
+  const hop = (tag: string) => {
+    const via = seen.find((r) => r.path.endsWith(`/manifests/${tag}`))?.via ?? '';
+    assert.match(via, /^1\.1 \S+$/, `one hop in the Via of ${tag}`);
+    return via;
+  };
+  const [viaA, viaB] = [hop('through-a'), hop('through-b')];
+  assert.equal(viaA, viaB, 'both processes send the same Via name');
+  // A request this node forwarded, coming back to it through the other process: a loop.
+  const before = seen.length;
+  assert.equal(await manifest(onB, 'loop', viaA), 508);
+  assert.equal(await manifest(onA, 'loop', `1.0 elsewhere, ${viaB}`), 508);
+  assert.equal(seen.length, before, 'a loop is not forwarded again');
 });

@@ -74,6 +74,14 @@ describe('http.tls.minimumtls and http.tls.ciphersuites, as distribution reads t
     ]);
   });
 
+  it("an empty ciphersuites list is distribution's default list, as getCipherSuites reads it", async () => {
+    for (const empty of ['    ciphersuites: []\n', '    ciphersuites:\n']) {
+      const { config, warnings } = load(await withTls(empty));
+      assert.deepEqual(warnings, [], empty);
+      assert.deepEqual(config.http.tlsPolicy, { minVersion: 'TLSv1.2', tls12Ciphers: AES128_FIRST }, empty);
+    }
+  });
+
   it('a bad ciphersuites entry names its index; RC4 is refused', async () => {
     const list = (...names: string[]) => withTls(`    ciphersuites:\n${names.map((n) => `      - ${n}\n`).join('')}`);
     const openssl = await list('TLS_AES_128_GCM_SHA256', 'ECDHE-RSA-AES128-GCM-SHA256');
