@@ -242,7 +242,7 @@ test('replica follower: a take-over whose data file is not there yet is waited f
   // conclude that the fill ended unpublished and start a second upstream download.
   const live = spawn('sleep', ['30'], { stdio: 'ignore' });
   t.after(() => live.kill('SIGKILL'));
-  const pid = live.pid!;
+  const pid = live.pid ?? assert.fail('sleep did not start');
   const dir = await spools();
   await mkdir(dir.dir, { recursive: true });
   const claim = dir.claimPath(digest);
