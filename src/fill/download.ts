@@ -135,14 +135,27 @@ export class Download {
   }
 
   async #resume(): Promise<void> {
-    let res: UpstreamResponse;
-    try {
-      res = await this.#request();
-    } catch (err) {
-      throw gatewayError('reset', `upstream transfer broke at ${this.#received} and no host could resume it`, err);
+    for (;;) {
+      if (this.#stopped !== null) throw this.#stopped;
+      let res: UpstreamResponse;
+      try {
+        res = await this.#request();
+      } catch (err) {
+        throw gatewayError('reset', `upstream transfer broke at ${this.#received} and no host could resume it`, err);
+      }
+      try {
+        this.#skip = await expectResumeBody(res, this.#received, this.#size);
+      } catch (err) {
+        // A host that cannot resume the transfer (a wrong Content-Range, a 404 or 416, another
+        // status) has failed this fill without a byte; the next host is asked: a fill fails
+        // only when no host is left (docs/protocol.md §4). The clients have their headers
+        // already, so an answer such as a 404 could not reach them anyway.
+        this.#fail(res.host, false, err);
+        continue;
+      }
+      this.#begin(res);
+      return;
     }
-    this.#skip = await expectResumeBody(res, this.#received, this.#size);
-    this.#begin(res);
   }
 
   #request(): Promise<UpstreamResponse> {

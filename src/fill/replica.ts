@@ -127,10 +127,16 @@ export class ReplicaFollower {
       if (owner === null) return (await this.#open()) === 'published' ? { kind: 'published' } : { kind: 'failed' };
       if (owner.writer !== this.#owner?.writer || this.#file === null) {
         // First look, or another replica took the spool over: follow its data file.
+        const previous = this.#owner;
         this.#owner = owner;
         const opened = await this.#open();
         if (opened === 'published') return { kind: 'published' };
         if (opened === 'absent') {
+          // A new owner's data file comes just after its record (a take-over renames the
+          // record in, then creates the file): until it is there, the file we hold is still
+          // the previous writer's, and #owner must keep naming it, or the next look would
+          // take that file for the new owner's and find it gone from the spool ('failed').
+          this.#owner = previous;
           // The writer creates its data file just after its claim, and removes it once the
           // blob is published: wait for it while the claim stands, give up when it is gone.
           if (record === null && !(await this.#spools.claimExists(this.#digest))) return { kind: 'failed' };

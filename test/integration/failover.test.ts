@@ -132,6 +132,46 @@ test('a fill fails only when every host has failed it, after a bounded number of
   assert.equal(`sha256:${again.sha256}`, blob.digest);
 });
 
+test('a host that cannot resume the transfer (404, a wrong Content-Range) is skipped; the fill goes on', async (t) => {
+  const { list, agent, add, fillLine } = await hosts(t, 2, (urls) => ({
+    upstreams: { origin: urls[1]!, hosts: [urls[0]!] },
+  }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const answers: Array<[string, (digest: string, bytes: Buffer) => void]> = [
+    [
+      '404',
+      (digest) =>
+        origin.statusFor.set(digest, {
+          status: 404,
+          body: { errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' }] },
+        }),
+    ],
+    // Another blob's bytes: its Content-Range does not end where this blob does.
+    ['a wrong Content-Range', (digest, bytes) => origin.lies.set(digest, Buffer.concat([bytes, bytes]))],
+  ];
+  for (const [what, answer] of answers) {
+    const size = 2.5 * MiB;
+    const blob = await add(randomBytes(size));
+    // The regional breaks after each MiB it sends; the origin cannot resume. The regional,
+    // which has not used up its attempts, is asked again from where it broke, twice.
+    regional.cutAfter.set(blob.digest, 1 * MiB);
+    answer(blob.digest, blob.bytes);
+    const r = await within(60_000, `the pull (origin answers ${what})`, fetchBlob(agent, blob.url));
+    assert.equal(r.error, null, `origin answers ${what}: ${String(r.error)}`);
+    assert.equal(`sha256:${r.sha256}`, blob.digest, what);
+    assert.equal(origin.count(origin.gets, blob.digest), 1, `origin answers ${what}: asked once, then skipped`);
+    type Leg = { host: string; from: number; to: number };
+    const route = ((await fillLine(blob.digest))?.route ?? []) as Leg[];
+    assert.deepEqual(
+      route.map((leg) => leg.host),
+      [regional.url, regional.url, regional.url],
+      what,
+    );
+    const [first, second, third] = route as [Leg, Leg, Leg];
+    assert.deepEqual([first.from, second.from, third.from, third.to], [0, first.to, second.to, size], what);
+  }
+});
+
 test('a host that sent bytes failing the digest check is avoided by the next fill of the blob', async (t) => {
   // DTR 2.3+ list: round robin over both.
   const { list, agent, add } = await hosts(t, 2, () => ({}));

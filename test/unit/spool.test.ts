@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { SpoolDir } from '../../src/store/spool.js';
+import { replaceRecord } from '../../src/store/spool-record.js';
 import { markFollowed, ReplicaFollower } from '../../src/fill/replica.js';
 import { Signal } from '../../src/fill/signal.js';
 import { waitFor } from '../helpers/deadline.js';
@@ -232,4 +233,40 @@ test('replica follower: asks the writer to leave O_DIRECT only where the node wr
   await waitFor(2_000, 'the marker of the O_DIRECT follower', exists);
   await writer.setSize(5);
   assert.deepEqual(await Promise.all(sizes), [5, 5]);
+});
+
+test('replica follower: a take-over whose data file is not there yet is waited for, not taken for a failed fill', async (t) => {
+  // Two processes of a node follow a dead writer's spool; one takes it over. A take-over
+  // renames its record in and only then creates its data file: the other follower, woken
+  // by the rename, must go on following (and read the new owner's file once it comes), not
+  // conclude that the fill ended unpublished and start a second upstream download.
+  const live = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.after(() => live.kill('SIGKILL'));
+  const pid = live.pid ?? assert.fail('sleep did not start');
+  const dir = await spools();
+  await mkdir(dir.dir, { recursive: true });
+  const claim = dir.claimPath(digest);
+  const first = { host: hostname(), pid, startedAt: Date.now(), writer: `x-${pid}-1`, size: 10 };
+  await writeFile(claim, JSON.stringify(first));
+  await writeFile(dir.dataPathOf(digest, first), 'hello');
+  const finalPath = join(dir.dir, 'published-blob');
+  const follower = new ReplicaFollower(dir, digest, finalPath, null, new Signal(), false);
+  t.after(() => follower.close(false));
+  assert.equal(await follower.size(), 10);
+  const following = follower.follow(() => false);
+  await waitFor(2_000, 'the first writer’s bytes', () => follower.arrived() === 5);
+
+  // The take-over: the new owner's record first, its data file a moment later.
+  const second = { ...first, writer: `x-${pid}-2` };
+  await replaceRecord(claim, second);
+  const early = await Promise.race([following, new Promise((r) => setTimeout(r, 500, 'still following'))]);
+  assert.equal(early, 'still following', 'the follower gave up while the new owner made its data file');
+
+  await writeFile(dir.dataPathOf(digest, second), 'helloworld');
+  await link(dir.dataPathOf(digest, second), finalPath);
+  assert.deepEqual(await following, { kind: 'published' });
+  follower.markPublished();
+  const buf = Buffer.alloc(10);
+  assert.equal(await follower.read(buf, 0, 10), 10);
+  assert.equal(buf.toString(), 'helloworld');
 });
