@@ -6,6 +6,7 @@
 // only when no host is left (docs/protocol.md §3).
 import { finished } from 'node:stream';
 import type { Logger } from 'pino';
+import { isRegistryError } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
 import { messageOf } from '../errors/inspect.js';
 import { discardBody, type UpstreamResponse } from '../upstream/chain.js';
@@ -78,18 +79,20 @@ export class Download {
    * `knownSize`, a resumed answer checked against it.
    */
   async open(knownSize: number | null): Promise<number> {
-    const res = await this.#request();
-    try {
-      if (knownSize === null) this.#size = await expectFullBody(res);
-      else {
-        this.#size = knownSize;
-        this.#skip = await expectResumeBody(res, this.#received, knownSize);
-      }
-    } catch (err) {
-      this.#current = null;
-      throw err;
+    if (knownSize !== null) {
+      this.#size = knownSize;
+      await this.#resume();
+      return this.#size;
     }
-    this.#begin(res);
+    await this.#answer(
+      async (res) => {
+        this.#size = await expectFullBody(res);
+      },
+      // An upstream's answer about the blob (404, 401, 403, 416) goes to the clients, who have
+      // no headers yet; an answer the cache cannot use (a 3xx, another 4xx, no Content-Length)
+      // is that host's failure, and the next is asked.
+      (err) => isRegistryError(err) && err.status < 500,
+    );
     return this.#size;
   }
 
@@ -130,27 +133,48 @@ export class Download {
     if (!progressed || attempts >= ATTEMPTS_PER_HOST) this.#exhausted.add(host);
     this.#opts.log.warn(
       { digest: this.#opts.fetch.digest.value, upstream: host.url, offset: this.#received, err: message },
-      'upstream transfer broke, resuming',
+      this.#size < 0 ? 'upstream answer refused, asking the next host' : 'upstream transfer broke, resuming',
     );
   }
 
   async #resume(): Promise<void> {
+    try {
+      // Every client has its headers already: no answer of a host can reach them, and one
+      // that cannot resume the transfer (a wrong Content-Range, a 404, 416 …) is its failure.
+      await this.#answer(
+        async (res) => {
+          this.#skip = await expectResumeBody(res, this.#received, this.#size);
+        },
+        () => false,
+      );
+    } catch (err) {
+      if (err === this.#stopped) throw err;
+      throw gatewayError('reset', `upstream transfer broke at ${this.#received} and no host could resume it`, err);
+    }
+  }
+
+  /**
+   * Asks the hosts in order until one gives an answer `accept` takes, and starts its leg. A
+   * host whose answer is refused has failed this fill without a byte, and the next host is
+   * asked: a fill fails only when no host is left (docs/protocol.md §4), with the last
+   * refusal; a `final` refusal ends it at once.
+   */
+  async #answer(accept: (res: UpstreamResponse) => Promise<void>, final: (err: unknown) => boolean): Promise<void> {
+    let refusal: unknown = null;
     for (;;) {
       if (this.#stopped !== null) throw this.#stopped;
       let res: UpstreamResponse;
       try {
         res = await this.#request();
       } catch (err) {
-        throw gatewayError('reset', `upstream transfer broke at ${this.#received} and no host could resume it`, err);
+        throw refusal ?? err;
       }
       try {
-        this.#skip = await expectResumeBody(res, this.#received, this.#size);
+        await accept(res);
       } catch (err) {
-        // A host that cannot resume the transfer (a wrong Content-Range, a 404 or 416, another
-        // status) has failed this fill without a byte; the next host is asked: a fill fails
-        // only when no host is left (docs/protocol.md §4). The clients have their headers
-        // already, so an answer such as a 404 could not reach them anyway.
+        if (final(err)) throw err;
         this.#fail(res.host, false, err);
+        refusal = err;
         continue;
       }
       this.#begin(res);

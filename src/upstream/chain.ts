@@ -42,6 +42,9 @@ export interface ChainOptions extends HostOptions {
 
 const NONE: ReadonlySet<UpstreamHost> = new Set();
 
+/** Upstream statuses that are an answer for this request; any other fails the host (see request). */
+const ANSWERS: ReadonlySet<number> = new Set([200, 206, 401, 403, 404, 416]);
+
 export class UpstreamChain {
   readonly hosts: readonly UpstreamHost[];
   readonly origin: UpstreamHost | null;
@@ -76,10 +79,11 @@ export class UpstreamChain {
   }
 
   /**
-   * Sends the request to the first host that answers with anything but a 5xx or a 429
-   * (a host throttling us is skipped, like one that fails). A 2xx, 3xx or 4xx answer (404
-   * BLOB_UNKNOWN, 401, 403 …) is returned as is, for the caller to relay; when no host
-   * answers, throws UNAVAILABLE (502/503/504), or TOOMANYREQUESTS when the last throttled.
+   * Sends the request to the first host that gives one of the ANSWERS: a 5xx, a 429 (a host
+   * throttling us), a 3xx or another 4xx (a host refusing our request) is that host's failure,
+   * and the next is asked. A 200 or 206, or an answer about the blob (404 BLOB_UNKNOWN, 401,
+   * 403, 416) is returned as is, for the caller to use or relay; when no host answers,
+   * throws UNAVAILABLE (502/503/504), or TOOMANYREQUESTS when the last throttled.
    */
   async request(req: BlobRequest): Promise<UpstreamResponse> {
     let lastKind: UpstreamFailureKind = 'unreachable';
@@ -96,7 +100,7 @@ export class UpstreamChain {
           headers: this.#headers(req),
           ...(req.signal === undefined ? {} : { signal: req.signal }),
         });
-        if (res.statusCode >= 500 || res.statusCode === 429) {
+        if (!ANSWERS.has(res.statusCode)) {
           discardBody(res.body);
           host.recordFailure(`status ${res.statusCode}`);
           lastKind = res.statusCode === 429 ? 'throttled' : 'status';

@@ -172,6 +172,42 @@ test('a host that cannot resume the transfer (404, a wrong Content-Range) is ski
   }
 });
 
+test('a first answer the cache cannot use (a 3xx, a 400, a 206) fails that host: the next serves; a 404 is the answer', async (t) => {
+  const { list, agent, add, fillLine } = await hosts(t, 2, (urls) => ({
+    upstreams: { origin: urls[1]!, hosts: [urls[0]!] },
+  }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const unusable: Array<[string, { status: number; headers?: Record<string, string>; body?: unknown }]> = [
+    ['307', { status: 307, headers: { location: 'https://storage.example.org/blob' } }],
+    ['400', { status: 400, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } }],
+    ['206 to a plain GET', { status: 206, headers: { 'content-range': 'bytes 0-1/300000' }, body: 'x' }],
+  ];
+  for (const [what, answer] of unusable) {
+    const blob = await add(randomBytes(300_000));
+    regional.statusFor.set(blob.digest, answer);
+    const r = await within(30_000, `the pull (regional answers ${what})`, fetchBlob(agent, blob.url));
+    assert.equal(r.status, 200, what);
+    assert.equal(`sha256:${r.sha256}`, blob.digest, what);
+    assert.equal(regional.count(regional.gets, blob.digest), 1, what);
+    assert.equal(origin.count(origin.gets, blob.digest), 1, what);
+    const route = ((await fillLine(blob.digest))?.route ?? []) as Array<{ host: string }>;
+    assert.deepEqual(
+      route.map((leg) => leg.host),
+      [origin.url],
+      what,
+    );
+  }
+  // The regional's 404 is an answer about the blob: relayed, and the origin is not asked.
+  const gone = await add(randomBytes(1_000));
+  regional.statusFor.set(gone.digest, {
+    status: 404,
+    body: { errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' }] },
+  });
+  const r404 = await fetchBlob(agent, gone.url);
+  assert.equal(r404.status, 404);
+  assert.equal(origin.count(origin.gets, gone.digest), 0);
+});
+
 test('a host that sent bytes failing the digest check is avoided by the next fill of the blob', async (t) => {
   // DTR 2.3+ list: round robin over both.
   const { list, agent, add } = await hosts(t, 2, () => ({}));
@@ -198,7 +234,7 @@ test('a host that sent bytes failing the digest check is avoided by the next fil
   assert.equal(bad.count(bad.gets, blob.digest), 1, 'the host that sent bad bytes was not asked first again');
 });
 
-test('upstream answers: a throttling host is skipped; 4xx about the request are relayed with their codes; others are 502', async (t) => {
+test('upstream answers: a throttling or refusing host is skipped; 4xx about the request are relayed with their codes', async (t) => {
   const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
   const [regional, origin] = list as [TestOrigin, TestOrigin];
   // The regional throttles: the origin serves.
@@ -226,10 +262,19 @@ test('upstream answers: a throttling host is skipped; 4xx about the request are 
   assert.deepEqual(JSON.parse(nf.body.toString()), {
     errors: [{ code: 'NAME_UNKNOWN', message: 'no such repository', detail: { name: 'team/app' } }],
   });
+  // A 405 is the host refusing our request: the next host is asked; when every host refuses, 502.
   const refused = await add(randomBytes(100_003));
-  regional.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
-  const rf = await fetchBlob(agent, refused.url);
-  assert.deepEqual([rf.status, JSON.parse(rf.body.toString()).errors[0].code], [502, 'UNAVAILABLE']);
+  for (const o of list)
+    o.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
+  for (const method of ['GET', 'HEAD'] as const) {
+    const rf = await fetchBlob(agent, refused.url, { method });
+    assert.equal(rf.status, 502, method);
+    if (method === 'GET') assert.equal(JSON.parse(rf.body.toString()).errors[0].code, 'UNAVAILABLE');
+  }
+  origin.statusFor.delete(refused.digest);
+  const past = await fetchBlob(agent, refused.url, { method: 'HEAD' });
+  assert.equal(past.status, 200, 'a HEAD past a refusing host');
+  assert.equal(origin.count(origin.heads, refused.digest), 2);
   // A 401 keeps the host's challenge; one relayed without gets the cache's own (RFC 9110
   // §15.5.2: every 401 carries one), for GET and HEAD.
   const challenged = await add(randomBytes(100_004));
