@@ -92,7 +92,9 @@ export async function followReplica(
     return { kind: 'continue', spool: outcome.spool, offset, prefix: follower.file };
   }
   if (!continuing) {
-    throw new FillFailure('upstream', gatewayError('status', 'the replica filling this blob failed or was abandoned'));
+    // Every client of this process left: nothing failed here, whatever the writer does next.
+    if (outcome.kind === 'abandoned') throw new FillFailure('aborted', gatewayError('reset', 'every client left'));
+    throw new FillFailure('upstream', gatewayError('status', 'the replica filling this blob failed'));
   }
   const spool = await claimAgain(ctx, fill.size);
   log.warn(

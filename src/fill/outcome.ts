@@ -95,11 +95,15 @@ export function logSettled(
 ): void {
   const published = isPublished(fields.outcome);
   const clientError = error instanceof RegistryError && error.status < 500;
-  const level = published || clientError ? 'info' : error === null ? 'warn' : 'error';
+  // Stopped because every client left: nothing to alert on.
+  const aborted = fields.outcome === 'aborted';
+  const level = published || clientError || aborted ? 'info' : error === null ? 'warn' : 'error';
   const msg = published
     ? 'fill published'
     : fields.outcome === 'not-stored'
       ? 'fill streamed through without caching'
-      : 'fill failed';
+      : aborted
+        ? 'fill stopped: every client left'
+        : 'fill failed';
   log[level]({ ...fields, ...(error === null ? {} : { err: error }) }, msg);
 }

@@ -16,6 +16,8 @@ export type FollowOutcome =
   | { kind: 'published' }
   /** The writer gave up (its file is gone and nothing was published). */
   | { kind: 'failed' }
+  /** Every client of this fill left while the writer was still at it. */
+  | { kind: 'abandoned' }
   /** The writer died and we own its spool now, continuing at `offset`. */
   | { kind: 'took-over'; spool: OwnedSpool; offset: number };
 
@@ -140,7 +142,7 @@ export class ReplicaFollower {
           // The writer creates its data file just after its claim, and removes it once the
           // blob is published: wait for it while the claim stands, give up when it is gone.
           if (record === null && !(await this.#spools.claimExists(this.#digest))) return { kind: 'failed' };
-          if (abandoned()) return { kind: 'failed' };
+          if (abandoned()) return { kind: 'abandoned' };
           await this.#sleep();
           continue;
         }
@@ -165,7 +167,7 @@ export class ReplicaFollower {
         const spool = await this.#spools.takeOver(this.#digest, owner, this.#size);
         if (spool !== null) return { kind: 'took-over', spool, offset: this.#arrived };
       }
-      if (abandoned()) return { kind: 'failed' };
+      if (abandoned()) return { kind: 'abandoned' };
       await this.#sleep();
     }
   }

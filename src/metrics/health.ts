@@ -83,7 +83,9 @@ export class Health {
     } catch (err) {
       await rm(this.#probeFile, { force: true }).catch(() => undefined);
       const e = err as NodeJS.ErrnoException;
-      const detail = `${e.code ?? 'error'}: ${e.message}`;
+      // Node's fs messages start with their code already ("ENOSPC: no space left on device, …").
+      const code = e.code ?? 'error';
+      const detail = e.message.startsWith(`${code}:`) ? e.message : `${code}: ${e.message}`;
       if (diskFullCode(err) !== null) {
         return { ok: true, full: true, detail: `${detail} (serving: misses stream through without caching)` };
       }

@@ -1,6 +1,7 @@
 // What a fill accepts from upstream: a first answer (200 with a Content-Length), a resumed
 // one (206 from the offset, or a 200 to skip into), and upstream 4xx errors relayed to our
-// clients as the registry errors they are.
+// clients as the registry errors they are. No message names an upstream host: which hosts
+// stand behind a cache is the operator's business, and the log has them.
 import { RegistryError, REGISTRY_ERRORS, type RegistryCode } from '../errors/registry.js';
 import { gatewayError } from '../errors/upstream.js';
 import { discardBody, type UpstreamResponse } from './chain.js';
@@ -11,7 +12,7 @@ export async function expectFullBody(res: UpstreamResponse): Promise<number> {
   const size = Number(res.headers['content-length']);
   if (!Number.isSafeInteger(size) || size < 0) {
     discardBody(res.body);
-    throw gatewayError('status', `upstream ${res.host.url} sent no valid Content-Length`);
+    throw gatewayError('status', 'an upstream sent no valid Content-Length');
   }
   return size;
 }
@@ -22,12 +23,12 @@ export async function expectResumeBody(res: UpstreamResponse, offset: number, si
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
     if (m && Number(m[1]) === offset && Number(m[2]) === size - 1) return 0;
     discardBody(res.body);
-    throw gatewayError('status', `upstream ${res.host.url} answered the resume with a wrong Content-Range`);
+    throw gatewayError('status', 'an upstream answered the resume with a wrong Content-Range');
   }
   if (res.statusCode === 200 && Number(res.headers['content-length']) === size) return offset;
   if (res.statusCode >= 400) throw await relayedError(res);
   discardBody(res.body);
-  throw gatewayError('status', `upstream ${res.host.url} answered the resume with ${res.statusCode}`);
+  throw gatewayError('status', `an upstream answered the resume with ${res.statusCode}`);
 }
 
 /** What an upstream 4xx is for our client, by status (docs/protocol.md §4: passed as is). */
@@ -66,8 +67,8 @@ export async function relayedError(res: UpstreamResponse): Promise<RegistryError
   if (byStatus === undefined) {
     return new RegistryError('UNAVAILABLE', {
       status: 502,
-      message: `upstream ${res.host.url} refused the request with ${res.statusCode}`,
-      detail: { upstream: res.host.url, status: res.statusCode },
+      message: `an upstream refused the request with ${res.statusCode}`,
+      detail: { status: res.statusCode },
     });
   }
   let code: RegistryCode = byStatus;

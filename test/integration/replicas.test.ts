@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../testkit/pki.js';
 import { spawnCache, writeConfig, type CacheProcess, type CacheSpec } from '../helpers/cache.js';
+import { request } from 'undici';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin, type Gate, type OriginBlob } from '../helpers/origin.js';
 import { within, waitFor } from '../helpers/deadline.js';
@@ -127,6 +128,43 @@ async function verdictReleasesFollower(
   assert.equal(origin.count(origin.gets, blob.digest), 1, 'one upstream fetch for two replicas');
   assert.equal(await exists(new Layout(root).blobData(parseDigest(blob.digest))), false, `${size}: not published yet`);
 }
+
+test('a follower whose clients all leave stops quietly (an info line, outcome aborted); the writer publishes', async (t) => {
+  const { ca, origin, root, nodes } = await replicas(t, 2);
+  const [a, b] = nodes as [CacheProcess, CacheProcess];
+  const agent = agentFor(ca.cert, true);
+  t.after(() => agent.destroy());
+  const blob = origin.add(randomBytes(6 << 20));
+  const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+  const gate = origin.gate(blob.digest, 2 << 20);
+  const atA = fetchBlob(agent, `${a.url}${path}`);
+  await within(10_000, 'A fetching', gate.reached);
+  const leaving = new AbortController();
+  const atB = request(`${b.url}${path}`, { dispatcher: agent, signal: leaving.signal }).then(
+    (res) => res.body.dump(),
+    () => undefined,
+  );
+  await waitFor(10_000, 'B follows A', () =>
+    b.lines.some((l) => String(l.msg).startsWith('following a replica') && l.digest === blob.digest),
+  );
+  leaving.abort();
+  await atB;
+  const stopped = await waitFor(10_000, "B's fill stops", () =>
+    b.lines.find((l) => l.digest === blob.digest && l.outcome === 'aborted'),
+  );
+  assert.equal(stopped.msg, 'fill stopped: every client left');
+  assert.equal(stopped.level, 30);
+  assert.deepEqual(
+    b.lines.filter((l) => l.digest === blob.digest && Number(l.level) >= 50),
+    [],
+    'no error line at the follower',
+  );
+  gate.open();
+  const ra = await within(30_000, "A's client", atA);
+  assert.equal(`sha256:${ra.sha256}`, blob.digest);
+  await waitFor(10_000, 'published', () => exists(new Layout(root).blobData(parseDigest(blob.digest))));
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+});
 
 test('a writer killed mid-spool is taken over by the replica following it', async (t) => {
   const { ca, origin, root, nodes } = await replicas(t, 2);
