@@ -11,6 +11,11 @@ export function headersTooLarge(): RegistryError {
   return new RegistryError('UNSUPPORTED', { status: 431, message: 'request header fields too large' });
 }
 
+/** An Expect the server cannot meet (RFC 9110 §10.1.1). */
+export function expectationFailed(): RegistryError {
+  return new RegistryError('UNSUPPORTED', { status: 417, message: 'unsupported expectation: only 100-continue is' });
+}
+
 /** An HTTP/1.1 request without Host (RFC 9112 §3.2), which node:http's parser lets through. */
 export function missingHost(): RegistryError {
   return new RegistryError('UNSUPPORTED', { status: 400, message: 'malformed HTTP request: no Host header' });

@@ -12,7 +12,7 @@ import {
   type ConnectionGate,
   type GuardHooks,
 } from './guards.js';
-import { answerClientError, headersTooLarge, missingHost } from './client-error.js';
+import { answerClientError, expectationFailed, headersTooLarge, missingHost } from './client-error.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
 import { sendError } from './respond.js';
@@ -98,6 +98,18 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
     server = createHttpServer({ maxHeaderSize: limits.maxHeaderSize }, onRequest);
   }
   applyHttp1Limits(server, limits);
+  // node:http answers 417 to any Expect but exactly `100-continue`, a repeated one included;
+  // a list of only 100-continue members is that expectation (RFC 9110 §10.1.1), and any other
+  // gets the registry error body.
+  server.on('checkExpectation', (req: Req, res: Res) => {
+    const members = String(req.headers.expect).split(',');
+    if (members.every((m) => m.trim().toLowerCase() === '100-continue')) {
+      res.writeContinue();
+      onRequest(req, res);
+      return;
+    }
+    sendError(asRes(res), expectationFailed(), req.method === 'HEAD');
+  });
   // http2's allowHTTP1 emits node:http's clientError on this server too.
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
     const ip = clientIp(socket);

@@ -4,9 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:http2';
 import { loadConfig } from '../../src/config/load.js';
 import { startStack } from '../helpers/stack.js';
-import { fetchBlob } from '../helpers/http.js';
+import { fetchBlob, http1Raw } from '../helpers/http.js';
 
 test('Range on an empty blob: a suffix range gets the whole (empty) blob, others 416', async (t) => {
   // fuzz range, seed -2087989711: `bytes=-5` on 0 bytes was answered 206 with the
@@ -137,4 +138,35 @@ test('a config error never says "found ," : a tagged empty value is described', 
       return true;
     },
   );
+});
+
+test('a repeated Expect: 100-continue is that expectation over HTTP/2 too; any other gets 417 with the registry body', async (t) => {
+  // fuzz headers, seed 12367909: two `Expect: 100-continue` fields over HTTP/2 (joined, so
+  // not exactly `100-continue`) were answered 417 by node:http2, with no registry body.
+  const s = await startStack(t);
+  const blob = s.origin.add(randomBytes(1000));
+  const url = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
+  const session = connect(s.cache.url, { ca: s.ca.cert });
+  t.after(() => session.close());
+  const get = (expect: string) =>
+    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const stream = session.request({ ':path': url.slice(s.cache.url.length), expect });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
+      stream.on('error', reject);
+      stream.end();
+    });
+  const twice = await get('100-continue, 100-Continue');
+  assert.equal(twice.status, 200);
+  assert.equal(twice.body.length, 1000);
+  const other = await get('100-continue, something-else');
+  assert.equal(other.status, 417);
+  assert.equal(JSON.parse(other.body.toString()).errors[0].code, 'UNSUPPORTED');
+  // HTTP/1.1: node:http takes any list naming 100-continue; another expectation is 417, with the body.
+  const h1 = await http1Raw(s.cache.url, url.slice(s.cache.url.length), s.ca.cert, { expect: 'something-else' });
+  assert.equal(h1.status, 417);
+  assert.equal(JSON.parse(h1.body.toString()).errors[0].code, 'UNSUPPORTED');
 });

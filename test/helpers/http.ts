@@ -1,5 +1,6 @@
 // Test clients over real TLS: undici for HTTP/1.1 and HTTP/2 (allowH2), hashing what arrives.
 import { createHash } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { Agent, request } from 'undici';
 
 export interface Fetched {
@@ -85,4 +86,27 @@ export function byteranges(contentType: string, body: Buffer): { contentRange: s
       const contentRange = /Content-Range: (.*)/.exec(head)?.[1]?.trim() ?? '';
       return { contentRange, bytes: Buffer.from(rest.join('\r\n\r\n').slice(0, -2), 'latin1') };
     });
+}
+
+/**
+ * One HTTP/1.1 request through node:https, for what undici will not send (an absolute-form
+ * target, an Expect field): `target` is written as the request target, as given.
+ */
+export function http1Raw(
+  origin: string,
+  target: string,
+  ca: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer }> {
+  const { hostname, port } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: hostname, port, path: target, ca, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -4,13 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { access, readdir } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { waitFor } from '../helpers/deadline.js';
 import { startStack } from '../helpers/stack.js';
-import { byteranges, fetchBlob, sha256 } from '../helpers/http.js';
+import { byteranges, fetchBlob, http1Raw, sha256 } from '../helpers/http.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -227,17 +226,7 @@ test('an HTTP/1.1 request in absolute-form is routed by its path and query (RFC 
   const s = await startStack(t);
   const blob = s.origin.add(randomBytes(20_000));
   const absolute = s.blobUrl('team/app', blob.digest, await s.origin.mint('team/app', blob.digest));
-  const { hostname, port } = new URL(s.cache.url);
-  const get = (path: string) =>
-    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const req = httpsRequest({ host: hostname, port, path, ca: s.ca.cert, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const get = (target: string) => http1Raw(s.cache.url, target, s.ca.cert);
   const r = await get(absolute);
   assert.equal(r.status, 200);
   assert.equal(`sha256:${sha256(r.body)}`, blob.digest);
