@@ -184,9 +184,9 @@ function parseUsage(argv: string[]) {
  * dependency would say nothing of the cause.
  */
 async function checkRuntime(): Promise<void> {
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    engines?: { node?: string };
-  };
+  // Without its package.json (a copied dist/), there is nothing to compare with.
+  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}');
+  const pkg = JSON.parse(text) as { engines?: { node?: string } };
   const want = /^>=(\d+)\./.exec(pkg.engines?.node ?? '')?.[1];
   if (want === undefined || want === process.versions.node.split('.')[0]) return;
   process.stderr.write(

@@ -125,7 +125,7 @@ export class Download {
     this.#current?.body.destroy(reason);
   }
 
-  #fail(host: UpstreamHost, progressed: boolean, err: unknown): void {
+  #fail(host: UpstreamHost, progressed: boolean, err: unknown, msg = 'upstream transfer broke, resuming'): void {
     const message = messageOf(err);
     host.recordFailure(`body: ${message}`);
     const attempts = (this.#failures.get(host) ?? 0) + 1;
@@ -133,7 +133,7 @@ export class Download {
     if (!progressed || attempts >= ATTEMPTS_PER_HOST) this.#exhausted.add(host);
     this.#opts.log.warn(
       { digest: this.#opts.fetch.digest.value, upstream: host.url, offset: this.#received, err: message },
-      this.#size < 0 ? 'upstream answer refused, asking the next host' : 'upstream transfer broke, resuming',
+      msg,
     );
   }
 
@@ -145,7 +145,8 @@ export class Download {
         async (res) => {
           this.#skip = await expectResumeBody(res, this.#received, this.#size);
         },
-        () => false,
+        // A 401 or 403 is about the token, which every host would refuse alike: not a host's fault.
+        (err) => isRegistryError(err) && (err.status === 401 || err.status === 403),
       );
     } catch (err) {
       if (err === this.#stopped) throw err;
@@ -173,9 +174,14 @@ export class Download {
         await accept(res);
       } catch (err) {
         if (final(err)) throw err;
-        this.#fail(res.host, false, err);
+        this.#fail(res.host, false, err, 'upstream answer refused, asking the next host');
         refusal = err;
         continue;
+      }
+      // Stopped while the answer came: its body is not wanted.
+      if (this.#stopped !== null) {
+        discardBody(res.body);
+        throw this.#stopped;
       }
       this.#begin(res);
       return;

@@ -23,9 +23,9 @@ export interface BlobFetch {
   readonly name: string;
   readonly digest: Digest;
   /**
-   * One GET of the blob from the first host that answers with anything but a 5xx; the
-   * response is returned whatever its status, for the fill to check. Throws a RegistryError
-   * (UNAVAILABLE, 502/503/504) when no host answers.
+   * One GET of the blob from the first host that gives an answer (DTR mode: a 200, a 206, or
+   * a 401, 403, 404 or 416 about the blob; upstream/chain.ts), returned for the fill to check.
+   * Throws a RegistryError (UNAVAILABLE, 502/503/504) when no host answers.
    */
   get(attempt: FetchAttempt): Promise<UpstreamResponse>;
 }

@@ -133,15 +133,18 @@ export class ReplicaFollower {
         this.#owner = owner;
         const opened = await this.#open();
         if (opened === 'published') return { kind: 'published' };
-        if (opened === 'absent') {
+        if (opened === 'absent' || opened === 'behind') {
           // A new owner's data file comes just after its record (a take-over renames the
-          // record in, then creates the file): until it is there, the file we hold is still
-          // the previous writer's, and #owner must keep naming it, or the next look would
+          // record in, then creates the file), and holds the bytes we have announced only once
+          // its writer has copied them from the previous file: until then the file we hold is
+          // still the previous writer's, and #owner must keep naming it, or the next look would
           // take that file for the new owner's and find it gone from the spool ('failed').
           this.#owner = previous;
           // The writer creates its data file just after its claim, and removes it once the
-          // blob is published: wait for it while the claim stands, give up when it is gone.
+          // blob is published: wait for it while the claim stands and its writer lives; give
+          // up when either is gone (the fill then goes on by itself).
           if (record === null && !(await this.#spools.claimExists(this.#digest))) return { kind: 'failed' };
+          if (record !== null && (await this.#spools.ownerIsDead(this.#digest, record))) return { kind: 'failed' };
           if (abandoned()) return { kind: 'abandoned' };
           await this.#sleep();
           continue;
@@ -199,9 +202,10 @@ export class ReplicaFollower {
 
   /**
    * Opens the writer's data file, or, when it has gone, the published blob (the writer
-   * finished before we looked); 'absent' when neither is there.
+   * finished before we looked); 'absent' when neither is there, 'behind' when the data file
+   * of a writer taking over does not yet hold the bytes already read from the previous one.
    */
-  async #open(): Promise<'following' | 'published' | 'absent'> {
+  async #open(): Promise<'following' | 'published' | 'absent' | 'behind'> {
     const places = [
       ...(this.#owner === null ? [] : [[this.#spools.dataPathOf(this.#digest, this.#owner), 'following'] as const]),
       [this.#finalPath, 'published'] as const,
@@ -209,10 +213,15 @@ export class ReplicaFollower {
     for (const [path, found] of places) {
       try {
         const file = await open(path, 'r');
+        const st = await file.stat();
+        if (found === 'following' && st.size < this.#arrived) {
+          await file.close().catch(() => undefined);
+          return 'behind';
+        }
         await this.#file?.close().catch(() => undefined);
         this.#file = file;
         this.#reads.clear();
-        this.#ino = (await file.stat()).ino;
+        this.#ino = st.ino;
         if (found === 'following' && this.#directWrites) void markFollowed(path, this.#ino);
         return found;
       } catch {

@@ -1,5 +1,6 @@
 // The upstream chain (docs/protocol.md §4): round robin over the upstream hosts, the origin
-// as the fallback (2.2 form), failover on refused connections, timeouts and 5xx, and
+// as the fallback (2.2 form), failover on refused connections, timeouts, 5xx and answers the
+// cache cannot use, and
 // a `Via` header as the loop guard (RFC 9110 §7.6.3). URLs are built only from config
 // and from the already-validated name and digest.
 import type { IncomingHttpHeaders } from 'node:http';

@@ -8,7 +8,12 @@ import { discardBody, type UpstreamResponse } from './chain.js';
 
 /** A first response must be a 200 with a Content-Length; errors are relayed as the registry error they are. */
 export async function expectFullBody(res: UpstreamResponse): Promise<number> {
-  if (res.statusCode !== 200) throw await relayedError(res);
+  if (res.statusCode >= 400) throw await relayedError(res);
+  if (res.statusCode !== 200) {
+    // A 206 to a plain GET, say: its body is not the blob, and not worth reading to the end.
+    discardBody(res.body);
+    throw gatewayError('status', `an upstream answered a GET with ${res.statusCode}`);
+  }
   const size = Number(res.headers['content-length']);
   if (!Number.isSafeInteger(size) || size < 0) {
     discardBody(res.body);

@@ -262,6 +262,13 @@ test('replica follower: a take-over whose data file is not there yet is waited f
   const early = await Promise.race([following, new Promise((r) => setTimeout(r, 500, 'still following'))]);
   assert.equal(early, 'still following', 'the follower gave up while the new owner made its data file');
 
+  // Its file exists before it holds the bytes already read from the first: those stay
+  // readable from the first writer's file meanwhile.
+  await writeFile(dir.dataPathOf(digest, second), 'hel');
+  await new Promise((r) => setTimeout(r, 300));
+  const before = Buffer.alloc(5);
+  assert.equal(await follower.read(before, 0, 5), 5, 'the bytes announced are still read');
+  assert.equal(before.toString(), 'hello');
   await writeFile(dir.dataPathOf(digest, second), 'helloworld');
   await link(dir.dataPathOf(digest, second), finalPath);
   assert.deepEqual(await following, { kind: 'published' });
