@@ -7,31 +7,42 @@ import { rm } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import test from 'node:test';
+import test, { type TestContext } from 'node:test';
 import type { Client } from 'undici';
 import { createOciImage } from '../../testkit/image.js';
 import { spawnCache, writeConfig } from '../helpers/cache.js';
 import { first, pair, pinConnections, servingPids } from '../helpers/node-probe.js';
-import { ACCEPT_ALL, MIRROR_USER, REGISTRY, mirrorsYaml, startMirrorStack } from '../helpers/mirror.js';
+import {
+  ACCEPT_ALL,
+  MIRROR_USER,
+  REGISTRY,
+  mirrorsYaml,
+  startMirrorStack,
+  type MirrorEntry,
+  type MirrorStack,
+} from '../helpers/mirror.js';
 
-test('two serving processes: one upstream GET per tag and blob, one HEAD per revalidation, for the node', async (t) => {
-  // The upstream and CA of a stack; its own in-process cache goes unused: the node under
-  // test is the spawned one.
-  const s = await startMirrorStack(t);
+/** A node of two serving processes mirroring `entries`, spawned from a config of its own, and its serving pids. */
+async function mirrorNode(t: TestContext, s: MirrorStack, entries: MirrorEntry[]) {
   const cfg = await writeConfig({
     upstreams: [],
     cas: [s.ca.certPath],
     tls: await s.ca.issue('node'),
     extraHttp: '  processes: 2\n',
-    extraTop: mirrorsYaml(
-      [{ registry: REGISTRY, username: MIRROR_USER.user, password: MIRROR_USER.password, default: true, tagttl: '0s' }],
-      s.upstream.url,
-      s.ca.certPath,
-    ),
+    extraTop: mirrorsYaml(entries, s.upstream.url, s.ca.certPath),
   });
   t.after(() => rm(cfg.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
   const node = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
-  const pids = pair(await servingPids(node.lines, 2));
+  return { node, pids: pair(await servingPids(node.lines, 2)) };
+}
+
+test('two serving processes: one upstream GET per tag and blob, one HEAD per revalidation, for the node', async (t) => {
+  // The upstream and CA of a stack; its own in-process cache goes unused: the node under
+  // test is the spawned one.
+  const s = await startMirrorStack(t);
+  const { node, pids } = await mirrorNode(t, s, [
+    { registry: REGISTRY, username: MIRROR_USER.user, password: MIRROR_USER.password, default: true, tagttl: '0s' },
+  ]);
   const [onA, onB] = await pinConnections(t, node.url, s.ca.cert, node.lines, pids, 10);
   const clients: Client[] = [...(onA ?? []), ...(onB ?? [])];
   assert.equal(clients.length, 20);
@@ -93,20 +104,9 @@ test('two serving processes: one Via name for the node; a loop through the other
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise((resolve) => upstream.close(resolve)));
   const port = (upstream.address() as AddressInfo).port;
-  const cfg = await writeConfig({
-    upstreams: [],
-    cas: [s.ca.certPath],
-    tls: await s.ca.issue('node'),
-    extraHttp: '  processes: 2\n',
-    extraTop: mirrorsYaml(
-      [{ registry: 'probe.test', remoteurl: `https://localhost:${port}`, default: true, tagttl: '0s' }],
-      s.upstream.url,
-      s.ca.certPath,
-    ),
-  });
-  t.after(() => rm(cfg.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
-  const node = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
-  const pids = pair(await servingPids(node.lines, 2));
+  const { node, pids } = await mirrorNode(t, s, [
+    { registry: 'probe.test', remoteurl: `https://localhost:${port}`, default: true, tagttl: '0s' },
+  ]);
   const [onA, onB] = (await pinConnections(t, node.url, s.ca.cert, node.lines, pids, 1)).map(first);
   if (onA === undefined || onB === undefined) throw new Error('no connection per process');
   const manifest = async (c: Client, tag: string, via?: string) => {
