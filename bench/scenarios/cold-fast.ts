@@ -16,7 +16,7 @@ import type { BenchEnv } from './env.js';
 import type { MockOrigin } from './origin.js';
 import { peakRssTree, quiet, samplePssTree } from './procs.js';
 import { sizeLabel } from './shape.js';
-import { originSubject, startCacheSubject, type Subject } from './subject.js';
+import { originSubject, startCacheSubject, startRelaySubject, type Subject } from './subject.js';
 import type { Figure, Processes } from './types.js';
 
 interface Timed {
@@ -159,14 +159,29 @@ export async function coldSingleFast(env: BenchEnv, subject: Subject): Promise<O
 
 export async function chainColdFast(env: BenchEnv, processes: Processes): Promise<Outcome> {
   const fast = await env.fastMock();
+  return chainOf(env, fast, (label, upstream) =>
+    startCacheSubject(env, label, [upstream], { origin: fast, processes }),
+  );
+}
+
+/** The same chain of two bare relays (bench/peers/node-relay.ts): the floor for two tiers over one. */
+export async function relayChainColdFast(env: BenchEnv): Promise<Outcome> {
+  const fast = await env.fastOpenMock();
+  return chainOf(env, fast, (label, upstream) => startRelaySubject(env, `relay-${label}`, upstream, fast));
+}
+
+/** Tiers started by `tier(label, upstreamUrl)`: regional in front of `fast`, edge in front of it. */
+async function chainOf(
+  env: BenchEnv,
+  fast: MockOrigin,
+  tier: (label: string, upstream: string) => Promise<Subject>,
+): Promise<Outcome> {
   const errors = new ErrorTally();
-  const cache = (label: string, upstream: string) =>
-    startCacheSubject(env, label, [upstream], { origin: fast, processes });
   return withSubject(
-    () => cache('chain-fast-regional', fast.url),
+    () => tier('chain-fast-regional', fast.url),
     (regional) =>
       withSubject(
-        () => cache('chain-fast-edge', regional.origin),
+        () => tier('chain-fast-edge', regional.origin),
         async (edge) => {
           await warmUp(env, [regional], 'cold-fast-warm', errors);
           await warmUp(env, [edge], 'cold-fast-warm-chain', errors);

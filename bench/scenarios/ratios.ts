@@ -11,7 +11,7 @@ interface RatioDef {
   better: 'higher' | 'lower';
 }
 
-const PEERS = ['distribution', 'nginx', 'node-naive'];
+const PEERS = ['distribution', 'nginx', 'node-naive', 'node-relay'];
 const higher = 'higher' as const;
 const lower = 'lower' as const;
 

@@ -2,7 +2,7 @@
 // scenario runs once for each `--processes` setting (`http.processes`), one after the other.
 import { distributionMissing, startDistribution } from '../peers/distribution.js';
 import { nginxMissing, startNginx } from '../peers/nginx.js';
-import { chainColdFast, coldSingleFast, coldStampedeFast, startFastCache } from './cold-fast.js';
+import { chainColdFast, coldSingleFast, coldStampedeFast, relayChainColdFast, startFastCache } from './cold-fast.js';
 import { chainFarLink } from './chain-link.js';
 import { chainCold, coldStampede } from './cold.js';
 import { withSubject, type Outcome } from './common.js';
@@ -10,7 +10,7 @@ import type { BenchEnv } from './env.js';
 import { hitLarge, hitSmall } from './hits.js';
 import { MIRROR_CREDENTIALS, mirrorPull, startMirrorSubject } from './mirror.js';
 import { mixed } from './mixed.js';
-import { startCacheSubject, startNaiveSubject, type Subject } from './subject.js';
+import { startCacheSubject, startNaiveSubject, startRelaySubject, type Subject } from './subject.js';
 import type { Processes } from './types.js';
 
 export interface ScenarioDef {
@@ -59,7 +59,7 @@ const fastCache = (name: string, body: Body): Template => ({
 
 const peer = (
   name: string,
-  subject: 'distribution' | 'nginx' | 'node-naive',
+  subject: 'distribution' | 'nginx' | 'node-naive' | 'node-relay',
   start: (env: BenchEnv) => Promise<Subject>,
   body: Body,
 ): Template => ({
@@ -140,6 +140,16 @@ const TEMPLATES: Template[] = [
     (env) => startNaiveSubject(env, 'peer-node-naive-hit-large'),
     hitLarge,
   ),
+  peer(
+    'peer-node-relay-cold-single-fast',
+    'node-relay',
+    async (env) => {
+      const fast = await env.fastOpenMock();
+      return startRelaySubject(env, 'peer-node-relay-cold-single-fast', fast.url, fast);
+    },
+    coldSingleFast,
+  ),
+  { name: 'peer-node-relay-chain-cold-fast', subject: 'node-relay', peerProcesses: 1, run: relayChainColdFast },
 ];
 
 export const SCENARIO_NAMES: readonly string[] = TEMPLATES.map((t) => t.name);

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { request, Agent } from 'undici';
 import { CACHE_CLI, cliNodeFlags, writeCacheConfig } from '../../testkit/cache-process.js';
 import type { BenchEnv } from './env.js';
-import type { MockOrigin } from './origin.js';
+import { openBlobPath, type MockOrigin } from './origin.js';
 import { findLogLine, freePort, logLines, spawnLogged, waitReady, type Proc } from './procs.js';
 import type { Processes } from './types.js';
 
 export interface Subject {
-  /** `dtr-cache`, `distribution`, `nginx`, `node-naive`. */
+  /** `dtr-cache`, `distribution`, `nginx`, `node-naive`, `node-relay`. */
   readonly kind: string;
   /** `https://localhost:PORT` */
   readonly origin: string;
@@ -175,41 +175,60 @@ async function warmthOf(logFile: string, smallMax: number): Promise<{ processes:
   return { processes: started.size, warm: [...small].filter((p) => large.has(p)).length };
 }
 
-const NAIVE = new URL('../peers/node-naive.js', import.meta.url).pathname;
-
-/** bench/peers/node-naive.ts: Node `https` + `fs.createReadStream`, the baseline for hits. */
-export async function startNaiveSubject(env: BenchEnv, label: string): Promise<Subject> {
+/**
+ * One of bench/peers' Node servers (`kind`.js), given the bench's certificate and `args`:
+ * one process on one port, HTTP/1.1, blobs at the open path.
+ */
+async function startNodePeer(
+  env: BenchEnv,
+  kind: 'node-naive' | 'node-relay',
+  label: string,
+  args: string[],
+  upstream: MockOrigin | null,
+): Promise<Subject> {
   const dir = env.dir(label);
   await mkdir(dir, { recursive: true });
+  const script = new URL(`../peers/${kind}.js`, import.meta.url).pathname;
   const proc = await spawnLogged({
     name: label,
     command: process.execPath,
-    args: [
-      NAIVE,
-      '--cert',
-      env.leaf.certPath,
-      '--key',
-      env.leaf.keyPath,
-      '--dir',
-      join(env.corpus.root, 'blobs', 'sha256'),
-    ],
-    logFile: join(dir, 'node-naive.log'),
+    args: [script, '--cert', env.leaf.certPath, '--key', env.leaf.keyPath, ...args],
+    logFile: join(dir, `${kind}.log`),
   });
   const port = await waitReady(proc, 10_000, () =>
     findLogLine(proc.logFile, (l) => (l['event'] === 'listening' ? Number(l['port']) : undefined)),
   );
   return {
-    kind: 'node-naive',
+    kind,
     origin: `https://localhost:${port}`,
     h2: false,
     pid: proc.pid,
     processes: 1,
-    upstream: null,
-    path: async (digest) => `/v2/bench/app/blobs/${digest}`,
+    upstream,
+    path: async (digest) => openBlobPath(digest),
     eventLoopP99Ms: async () => null,
     crashed: procCrashed(proc),
     stop: () => proc.stop(),
   };
+}
+
+/** bench/peers/node-naive.ts: Node `https` + `fs.createReadStream`, the baseline for hits. */
+export function startNaiveSubject(env: BenchEnv, label: string): Promise<Subject> {
+  return startNodePeer(env, 'node-naive', label, ['--dir', join(env.corpus.root, 'blobs', 'sha256')], null);
+}
+
+/**
+ * bench/peers/node-relay.ts in front of `upstreamUrl` (`origin`, or a relay in front of it):
+ * the least a Node process does to pass a blob on and verify it (decrypt, hash, encrypt; no
+ * disk, no HTTP client library).
+ */
+export function startRelaySubject(
+  env: BenchEnv,
+  label: string,
+  upstreamUrl: string,
+  origin: MockOrigin,
+): Promise<Subject> {
+  return startNodePeer(env, 'node-relay', label, ['--ca', env.ca.certPath, '--upstream', upstreamUrl], origin);
 }
 
 /** Polls `GET <origin>/v2/` until it answers 200 (servers that print no ready line). */

@@ -40,7 +40,7 @@ export interface Ceiling {
 
 export interface ScenarioResult {
   name: string;
-  /** What was measured: `dtr-cache` or a peer (`distribution`, `nginx`, `node-naive`). */
+  /** What was measured: `dtr-cache` or a peer (`distribution`, `nginx`, `node-naive`, `node-relay`). */
   subject: string;
   status: ScenarioStatus;
   /** Why it was skipped or failed; other remarks. */

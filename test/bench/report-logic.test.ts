@@ -32,6 +32,8 @@ test('--scenario patterns with *, and each cache scenario once per processes set
       'peer-distribution-cold-stampede-fast@1',
       'peer-nginx-cold-single-fast@auto',
       'peer-nginx-cold-stampede-fast@auto',
+      'peer-node-relay-cold-single-fast@1',
+      'peer-node-relay-chain-cold-fast@1',
     ],
   );
   assert.deepEqual(
