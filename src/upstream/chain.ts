@@ -65,16 +65,20 @@ export class UpstreamChain {
   }
 
   /**
-   * The order to try hosts for one request: round robin from the next host, hosts under
-   * penalty moved to the back (still tried, so a recovered host is found again), and the
-   * origin last. Hosts in `avoid` come after all of those; hosts in `exclude` are left out.
+   * The order to try hosts for one request: round robin from the next host, then the origin;
+   * hosts under penalty after all of those, the origin included (docs/protocol.md §4: a host
+   * that failed recently is tried after the others), those that failed fewer times first, so
+   * a tier that keeps breaking is not asked first by every miss during its back-off, and is
+   * asked again once it has passed. Hosts in `avoid` come after all of those; hosts in
+   * `exclude` are left out.
    */
   candidates(avoid: ReadonlySet<UpstreamHost> = NONE, exclude: ReadonlySet<UpstreamHost> = NONE): UpstreamHost[] {
     const n = this.hosts.length;
     const start = n === 0 ? 0 : this.#next++ % n;
-    const rotated = Array.from({ length: n }, (_, i) => this.hosts[(start + i) % n]!);
-    const ordered = [...rotated.filter((h) => !h.penalised), ...rotated.filter((h) => h.penalised)];
-    if (this.origin !== null) ordered.push(this.origin);
+    const all = Array.from({ length: n }, (_, i) => this.hosts[(start + i) % n]!);
+    if (this.origin !== null) all.push(this.origin);
+    const penalised = all.filter((h) => h.penalised).sort((a, b) => a.failures - b.failures);
+    const ordered = [...all.filter((h) => !h.penalised), ...penalised];
     const usable = ordered.filter((h) => !exclude.has(h));
     return [...usable.filter((h) => !avoid.has(h)), ...usable.filter((h) => avoid.has(h))];
   }

@@ -54,6 +54,11 @@ export class UpstreamHost {
     return this.#failures > 0 && this.#now() < this.#retryAt;
   }
 
+  /** Failures since the last success: among hosts under penalty, those with fewer are asked first. */
+  get failures(): number {
+    return this.#failures;
+  }
+
   recordSuccess(): void {
     this.#failures = 0;
     this.#retryAt = 0;

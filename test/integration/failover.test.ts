@@ -173,16 +173,18 @@ test('a host that cannot resume the transfer (404, a wrong Content-Range) is ski
 });
 
 test('a first answer the cache cannot use (a 3xx, a 400, a 206) fails that host: the next serves; a 404 is the answer', async (t) => {
-  const { list, agent, add, fillLine } = await hosts(t, 2, (urls) => ({
-    upstreams: { origin: urls[1]!, hosts: [urls[0]!] },
-  }));
-  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  // A regional that failed is left for the origin during its back-off: each case starts afresh.
+  const pair = async () => {
+    const s = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
+    return { ...s, regional: s.list[0]!, origin: s.list[1]! };
+  };
   const unusable: Array<[string, { status: number; headers?: Record<string, string>; body?: unknown }]> = [
     ['307', { status: 307, headers: { location: 'https://storage.example.org/blob' } }],
     ['400', { status: 400, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } }],
     ['206 to a plain GET', { status: 206, headers: { 'content-range': 'bytes 0-1/300000' }, body: 'x' }],
   ];
   for (const [what, answer] of unusable) {
+    const { regional, origin, agent, add, fillLine } = await pair();
     const blob = await add(randomBytes(300_000));
     regional.statusFor.set(blob.digest, answer);
     const r = await within(30_000, `the pull (regional answers ${what})`, fetchBlob(agent, blob.url));
@@ -198,6 +200,7 @@ test('a first answer the cache cannot use (a 3xx, a 400, a 206) fails that host:
     );
   }
   // The regional's 404 is an answer about the blob: relayed, and the origin is not asked.
+  const { regional, origin, agent, add } = await pair();
   const gone = await add(randomBytes(1_000));
   regional.statusFor.set(gone.digest, {
     status: 404,
@@ -234,23 +237,47 @@ test('a host that sent bytes failing the digest check is avoided by the next fil
   assert.equal(bad.count(bad.gets, blob.digest), 1, 'the host that sent bad bytes was not asked first again');
 });
 
+test('2.2 form: a tier that keeps failing is left for the origin during its back-off, then asked again', async (t) => {
+  const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const first = await add(randomBytes(100_000));
+  const second = await add(randomBytes(100_001));
+  for (const b of [first, second]) regional.fail503.add(b.digest);
+  assert.equal((await fetchBlob(agent, first.url)).error, null);
+  assert.deepEqual([regional.count(regional.gets, first.digest), origin.count(origin.gets, first.digest)], [1, 1]);
+  // Within its back-off (1 s after one failure) the tier is skipped: the miss goes to the origin first.
+  const r = await fetchBlob(agent, second.url);
+  assert.equal(`sha256:${r.sha256}`, second.digest);
+  assert.equal(regional.count(regional.gets, second.digest), 0, 'the failing tier was asked again within its back-off');
+  // Past it, the tier is asked first again, and serves once it has recovered.
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  const third = await add(randomBytes(100_002));
+  assert.equal((await fetchBlob(agent, third.url)).error, null);
+  assert.deepEqual([regional.count(regional.gets, third.digest), origin.count(origin.gets, third.digest)], [1, 0]);
+});
+
+test('2.2 form: after a tier sent bytes failing the digest check, the next fill of the blob goes to the origin', async (t) => {
+  const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
+  const [regional, origin] = list as [TestOrigin, TestOrigin];
+  const blob = await add(randomBytes(2 * MiB));
+  // A tier that relays bad bytes every time (its own upstream is broken); the origin is sound.
+  regional.corrupt.add(blob.digest);
+  regional.cutAfter.set(blob.digest, 2 * MiB - 1);
+  const first = await within(30_000, 'first pull', fetchBlob(agent, blob.url));
+  assert.notEqual(first.error, null, 'bad bytes: reset');
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const second = await within(30_000, 'second pull', fetchBlob(agent, blob.url));
+  assert.equal(second.error, null);
+  assert.equal(`sha256:${second.sha256}`, blob.digest);
+  assert.equal(regional.count(regional.gets, blob.digest), 1, 'the tier that sent bad bytes was asked first again');
+  assert.equal(origin.count(origin.gets, blob.digest), 2);
+});
+
 test('upstream answers: a throttling or refusing host is skipped; 4xx about the request are relayed with their codes', async (t) => {
   const { list, agent, add } = await hosts(t, 2, (urls) => ({ upstreams: { origin: urls[1]!, hosts: [urls[0]!] } }));
   const [regional, origin] = list as [TestOrigin, TestOrigin];
-  // The regional throttles: the origin serves.
-  const blob = await add(randomBytes(100_000));
-  regional.statusFor.set(blob.digest, { status: 429, headers: { 'retry-after': '7' } });
-  const r = await within(30_000, 'past a throttling host', fetchBlob(agent, blob.url));
-  assert.equal(`sha256:${r.sha256}`, blob.digest);
-  assert.equal(origin.count(origin.gets, blob.digest), 1);
-  // Both throttle: 429 with the Retry-After, not a gateway error.
-  const both = await add(randomBytes(100_001));
-  for (const o of list) o.statusFor.set(both.digest, { status: 429, headers: { 'retry-after': '7' } });
-  const throttled = await fetchBlob(agent, both.url);
-  assert.equal(throttled.status, 429);
-  assert.equal(throttled.headers['retry-after'], '7');
-  assert.equal(JSON.parse(throttled.body.toString()).errors[0].code, 'TOOMANYREQUESTS');
-  // A 404 with the host's own code of the same status keeps it; a 405 is the host refusing us.
+  // The regional's answers about the blob first (a host that failed is left during its back-off).
+  // A 404 with the host's own code of the same status keeps it.
   const named = await add(randomBytes(100_002));
   regional.statusFor.set(named.digest, {
     status: 404,
@@ -262,19 +289,6 @@ test('upstream answers: a throttling or refusing host is skipped; 4xx about the 
   assert.deepEqual(JSON.parse(nf.body.toString()), {
     errors: [{ code: 'NAME_UNKNOWN', message: 'no such repository', detail: { name: 'team/app' } }],
   });
-  // A 405 is the host refusing our request: the next host is asked; when every host refuses, 502.
-  const refused = await add(randomBytes(100_003));
-  for (const o of list)
-    o.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
-  for (const method of ['GET', 'HEAD'] as const) {
-    const rf = await fetchBlob(agent, refused.url, { method });
-    assert.equal(rf.status, 502, method);
-    if (method === 'GET') assert.equal(JSON.parse(rf.body.toString()).errors[0].code, 'UNAVAILABLE');
-  }
-  origin.statusFor.delete(refused.digest);
-  const past = await fetchBlob(agent, refused.url, { method: 'HEAD' });
-  assert.equal(past.status, 200, 'a HEAD past a refusing host');
-  assert.equal(origin.count(origin.heads, refused.digest), 2);
   // A 401 keeps the host's challenge; one relayed without gets the cache's own (RFC 9110
   // §15.5.2: every 401 carries one), for GET and HEAD.
   const challenged = await add(randomBytes(100_004));
@@ -293,4 +307,30 @@ test('upstream answers: a throttling or refusing host is skipped; 4xx about the 
       method,
     );
   }
+  // The regional throttles: the origin serves.
+  const blob = await add(randomBytes(100_000));
+  regional.statusFor.set(blob.digest, { status: 429, headers: { 'retry-after': '7' } });
+  const r = await within(30_000, 'past a throttling host', fetchBlob(agent, blob.url));
+  assert.equal(`sha256:${r.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 1);
+  // Both throttle: 429 with the Retry-After, not a gateway error.
+  const both = await add(randomBytes(100_001));
+  for (const o of list) o.statusFor.set(both.digest, { status: 429, headers: { 'retry-after': '7' } });
+  const throttled = await fetchBlob(agent, both.url);
+  assert.equal(throttled.status, 429);
+  assert.equal(throttled.headers['retry-after'], '7');
+  assert.equal(JSON.parse(throttled.body.toString()).errors[0].code, 'TOOMANYREQUESTS');
+  // A 405 is the host refusing our request: the next host is asked; when every host refuses, 502.
+  const refused = await add(randomBytes(100_003));
+  for (const o of list)
+    o.statusFor.set(refused.digest, { status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'no' }] } });
+  for (const method of ['GET', 'HEAD'] as const) {
+    const rf = await fetchBlob(agent, refused.url, { method });
+    assert.equal(rf.status, 502, method);
+    if (method === 'GET') assert.equal(JSON.parse(rf.body.toString()).errors[0].code, 'UNAVAILABLE');
+  }
+  origin.statusFor.delete(refused.digest);
+  const past = await fetchBlob(agent, refused.url, { method: 'HEAD' });
+  assert.equal(past.status, 200, 'a HEAD past a refusing host');
+  assert.equal(origin.count(origin.heads, refused.digest), 2);
 });
