@@ -247,7 +247,8 @@ export class MirrorUpstream {
         throw gatewayError('status', 'the upstream token service sent an oversized answer');
       }
     }
-    return { statusCode: res.statusCode, body };
+    const retryAfter = res.headers['retry-after'];
+    return { statusCode: res.statusCode, body, ...(typeof retryAfter === 'string' ? { retryAfter } : {}) };
   }
 }
 

@@ -109,6 +109,32 @@ test('an upstream 429 on a cold miss: 429 with a Retry-After (its own, else 1), 
   }
 });
 
+test('a token service that answers 429 is throttling too: 429 with its Retry-After, not a 502', async (t) => {
+  const ca = await createTestCa('mirror token 429 test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  let realm = '';
+  const fake = await startFakeRegistry(t, await ca.issue('fake'), (_req, res, url) => {
+    if (url.pathname === '/token') {
+      send(res, 429, { 'Content-Type': 'application/json', 'Retry-After': '11' }, '{"details":"too many"}');
+      return;
+    }
+    const challenge = `Bearer realm="${realm}",service="fake"`;
+    send(res, 401, { 'Content-Type': 'application/json', 'WWW-Authenticate': challenge }, '{"errors":[]}');
+  });
+  realm = `${fake.url}/token`;
+  const s = await startMirrorStack(t, { ca, mirrors: [{ registry: 'busy.test', remoteurl: fake.url, default: true }] });
+  for (const rest of ['manifests/v1', `blobs/sha256:${'b'.repeat(64)}`]) {
+    const r = await s.get(`/v2/team/app/${rest}`, { headers: { accept: ACCEPT_ALL } });
+    assert.equal(r.status, 429, `${rest}: ${r.body.toString()}`);
+    assert.equal(r.headers['retry-after'], '11', rest);
+    assert.match(r.body.toString(), /TOOMANYREQUESTS/);
+  }
+  assert.ok(
+    fake.seen.some((x) => x.path.startsWith('/token')),
+    'the token service was asked',
+  );
+});
+
 test('a tag deleted upstream, while it answers, is gone: 404 and its record removed', async (t) => {
   const s = await startMirrorStack(t, {
     mirrors: [
