@@ -14,10 +14,11 @@ export interface Credentials {
   readonly password: string;
 }
 
-/** What a token request returned: its status and (bounded) body text. */
+/** What a token request returned: its status, (bounded) body text and any Retry-After. */
 export interface TokenAnswer {
   statusCode: number;
   body: string;
+  retryAfter?: string;
 }
 
 export interface AuthOptions {
@@ -111,8 +112,14 @@ export class UpstreamAuth {
       );
       throw new RegistryError('DENIED', { message: "the upstream refused this mirror's credentials" });
     }
-    if (answer.statusCode >= 500 || answer.statusCode === 429)
-      throw gatewayError('status', `the upstream token service answered ${answer.statusCode}`);
+    // A throttling token service throttles the pull: 429 with its Retry-After, as the registry's.
+    if (answer.statusCode === 429)
+      throw gatewayError(
+        'throttled',
+        'the upstream token service is rate-limiting this mirror',
+        undefined,
+        answer.retryAfter,
+      );
     if (answer.statusCode !== 200)
       throw gatewayError('status', `the upstream token service answered ${answer.statusCode}`);
     const parsed = parseTokenBody(answer.body);

@@ -101,12 +101,14 @@ export class MirrorUpstream {
     if (res.statusCode === 429) {
       discardBody(res.body);
       this.host.recordFailure('status 429');
+      // As in DTR mode: the upstream's Retry-After, else 1 s; which host throttled is the log's.
       const retry = res.headers['retry-after'];
-      throw new RegistryError('TOOMANYREQUESTS', {
-        message: 'the upstream registry is rate-limiting this mirror',
-        detail: { upstream: this.host.url },
-        ...(typeof retry === 'string' ? { headers: { 'Retry-After': retry } } : {}),
-      });
+      throw gatewayError(
+        'throttled',
+        'the upstream registry is rate-limiting this mirror',
+        undefined,
+        typeof retry === 'string' ? retry : undefined,
+      );
     }
     if (res.statusCode >= 500) {
       discardBody(res.body);
@@ -245,7 +247,8 @@ export class MirrorUpstream {
         throw gatewayError('status', 'the upstream token service sent an oversized answer');
       }
     }
-    return { statusCode: res.statusCode, body };
+    const retryAfter = res.headers['retry-after'];
+    return { statusCode: res.statusCode, body, ...(typeof retryAfter === 'string' ? { retryAfter } : {}) };
   }
 }
 

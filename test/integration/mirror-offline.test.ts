@@ -3,14 +3,16 @@
 // line, digests and blobs pull from the store; a tag deleted upstream while it is reachable
 // is gone (404). And `ttl` never deletes the last copy while the upstream is unreachable.
 import assert from 'node:assert/strict';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { startDtrMock } from '../../bench/dtr-mock/index.js';
 import { createOciImage } from '../../testkit/image.js';
+import { createTestCa } from '../../testkit/pki.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { Layout } from '../../src/store/layout.js';
 import { waitFor } from '../helpers/deadline.js';
+import { send, startFakeRegistry } from '../helpers/fake-registry.js';
 import { ACCEPT_ALL, MIRROR_USER, REGISTRY, pullImage, startMirrorStack, waitPublished } from '../helpers/mirror.js';
 
 const exists = (p: string) =>
@@ -76,6 +78,61 @@ test('5xx, 429 and an unreachable upstream: the last known tag with a Warning; d
   // Never pulled before: nothing to fall back on, an honest gateway error.
   const unknown = await s.get('/v2/team/app/manifests/v2', { headers: { accept: ACCEPT_ALL } });
   assert.ok([502, 503, 504].includes(unknown.status), `status ${unknown.status}`);
+});
+
+test('an upstream 429 on a cold miss: 429 with a Retry-After (its own, else 1), naming no upstream host', async (t) => {
+  const ca = await createTestCa('mirror 429 test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  const fake = await startFakeRegistry(t, await ca.issue('fake'), (_req, res, url) => {
+    const retry: Record<string, string> = url.pathname.startsWith('/v2/said/') ? { 'Retry-After': '7' } : {};
+    const body = '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down","detail":{}}]}';
+    send(res, 429, { 'Content-Type': 'application/json', ...retry }, body);
+  });
+  const s = await startMirrorStack(t, { ca, mirrors: [{ registry: 'busy.test', remoteurl: fake.url, default: true }] });
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const asked = [
+    ['said', 'manifests/v1', 'GET'],
+    ['said', `blobs/${digest}`, 'GET'],
+    ['said', `blobs/${digest}`, 'HEAD'],
+    ['silent', 'manifests/v1', 'GET'],
+    ['silent', `blobs/${digest}`, 'GET'],
+    ['silent', `blobs/${digest}`, 'HEAD'],
+  ] as const;
+  for (const [repo, rest, method] of asked) {
+    const r = await s.get(`/v2/${repo}/app/${rest}`, { method, headers: { accept: ACCEPT_ALL } });
+    const what = `${method} ${repo} ${rest}`;
+    assert.equal(r.status, 429, what);
+    assert.equal(r.headers['retry-after'], repo === 'said' ? '7' : '1', what);
+    if (method === 'GET') assert.match(r.body.toString(), /TOOMANYREQUESTS/, what);
+    const shown = `${r.body.toString()} ${JSON.stringify(r.headers)}`;
+    assert.ok(!shown.includes(String(new URL(fake.url).port)), `${what}: no upstream host in ${shown}`);
+  }
+});
+
+test('a token service that answers 429 is throttling too: 429 with its Retry-After, not a 502', async (t) => {
+  const ca = await createTestCa('mirror token 429 test CA');
+  t.after(() => rm(ca.dir, { recursive: true, force: true }));
+  let realm = '';
+  const fake = await startFakeRegistry(t, await ca.issue('fake'), (_req, res, url) => {
+    if (url.pathname === '/token') {
+      send(res, 429, { 'Content-Type': 'application/json', 'Retry-After': '11' }, '{"details":"too many"}');
+      return;
+    }
+    const challenge = `Bearer realm="${realm}",service="fake"`;
+    send(res, 401, { 'Content-Type': 'application/json', 'WWW-Authenticate': challenge }, '{"errors":[]}');
+  });
+  realm = `${fake.url}/token`;
+  const s = await startMirrorStack(t, { ca, mirrors: [{ registry: 'busy.test', remoteurl: fake.url, default: true }] });
+  for (const rest of ['manifests/v1', `blobs/sha256:${'b'.repeat(64)}`]) {
+    const r = await s.get(`/v2/team/app/${rest}`, { headers: { accept: ACCEPT_ALL } });
+    assert.equal(r.status, 429, `${rest}: ${r.body.toString()}`);
+    assert.equal(r.headers['retry-after'], '11', rest);
+    assert.match(r.body.toString(), /TOOMANYREQUESTS/);
+  }
+  assert.ok(
+    fake.seen.some((x) => x.path.startsWith('/token')),
+    'the token service was asked',
+  );
 });
 
 test('a tag deleted upstream, while it answers, is gone: 404 and its record removed', async (t) => {
