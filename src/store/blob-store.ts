@@ -119,7 +119,10 @@ export class BlobStore {
     const now = this.#now();
     const existing = this.#entries.get(d.value);
     if (existing) {
-      existing.lastPull = now;
+      // An expired copy fetched again: publishing found the old file in place (its mtime the
+      // old last pull). This pull must reach the disk too, or a restart or another process
+      // of the node takes the blob for expired again.
+      this.touch(existing);
       return existing;
     }
     const entry = this.#insert(d, size, now);

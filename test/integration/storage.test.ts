@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createTestCa } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
@@ -127,6 +127,43 @@ test('a registry volume laid out by distribution is served as a warm cache', asy
   assert.equal(r.status, 200);
   assert.equal(r.sha256, hex);
   assert.equal(origin.count(origin.gets, `sha256:${hex}`), 0, 'served from the volume, no upstream fetch');
+});
+
+test('an expired copy pulled again is fetched again and then counts as pulled now, after a restart too', async (t) => {
+  const ca = await createTestCa();
+  const origin = await TestOrigin.start(await ca.issue('origin'));
+  t.after(() => origin.close());
+  const cfg = await writeConfig({
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls: await ca.issue('cache'),
+    blobttl: '24h',
+  });
+  // A copy on disk last pulled two days ago (a registry volume, or a node that was down):
+  // expired, and the sweep (every 10 minutes here) has not removed it yet.
+  const blob = origin.add(randomBytes(20_000));
+  const data = new Layout(cfg.root).blobData(parseDigest(blob.digest));
+  await mkdir(dirname(data), { recursive: true });
+  await writeFile(data, blob.bytes);
+  const old = new Date(Date.now() - 48 * 3600_000);
+  await utimes(data, old, old);
+  const agent = agentFor(ca.cert, false);
+  t.after(() => agent.destroy());
+  const url = async (base: string) =>
+    `${base}/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
+
+  let cache = await spawnCache(t, cfg.path, cfg.root);
+  const pulledAt = Date.now();
+  const first = await fetchBlob(agent, await url(cache.url));
+  assert.equal(`sha256:${first.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 1, 'expired: fetched again');
+  // That pull is the blob's last pull, on disk as on every other process of the node.
+  await waitFor(5_000, 'the pull written to the file', async () => (await stat(data)).mtimeMs >= pulledAt - 1000);
+  assert.equal(await cache.stop('SIGTERM'), 0);
+  cache = await spawnCache(t, cfg.path, cfg.root);
+  const again = await fetchBlob(agent, await url(cache.url));
+  assert.equal(`sha256:${again.sha256}`, blob.digest);
+  assert.equal(origin.count(origin.gets, blob.digest), 1, 'pulled a moment ago: a hit after the restart');
 });
 
 test('storage.delete.enabled: false never deletes, and says so at start', async (t) => {
