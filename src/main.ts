@@ -74,6 +74,8 @@ export interface NodeMember {
   removedSpools: number;
   /** The node's name in `Via`. */
   via: string;
+  /** The key set the node's running processes trust (a replacement's fallback), or null. */
+  nodeKeys: unknown;
   /** Tells the other processes about a blob this one published. */
   onPublished(digest: Digest, size: number): void;
   /** Tells them a credential of a client that follows another process's fill (FillDeps). */
@@ -102,7 +104,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   });
   // One name for the node: every serving process sends it (DTR fills and mirror requests alike).
   const via = member?.via ?? viaName(config);
-  const upstreams = await connectUpstreams(config, log, via, opts.keys ?? {});
+  const upstreams = await connectUpstreams(config, log, via, opts.keys ?? {}, member?.nodeKeys ?? null);
   const { chain, keys, verifier } = upstreams;
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue, threads: budget.threads });
   // Metrics only when something scrapes them (http.debug.prometheus.enabled).

@@ -104,6 +104,20 @@ export class KeySet {
   async start(): Promise<void> {
     if (this.#closed) throw new Error('KeySet is closed');
     await this.#load();
+    this.#schedule();
+  }
+
+  /**
+   * First keys from a JWK Set document given (the node's, for a process replacing one that
+   * died while the upstreams are down), then refreshes from the loader as after start().
+   */
+  async startFrom(doc: unknown): Promise<void> {
+    if (this.#closed) throw new Error('KeySet is closed');
+    this.#apply(await parseJwkSet(doc));
+    this.#schedule();
+  }
+
+  #schedule(): void {
     if (this.#timer === null && this.#refreshIntervalMs > 0 && !this.#closed) {
       this.#timer = setInterval(() => void this.#refreshQuietly('periodic'), this.#refreshIntervalMs);
       // A background refresh must never keep the process alive on shutdown.

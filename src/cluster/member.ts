@@ -57,6 +57,7 @@ export async function runMember(): Promise<void> {
       budget: init.budget,
       removedSpools: init.removedSpools,
       via: init.via,
+      nodeKeys: init.nodeKeys,
       onPublished: (digest, size) => send({ t: 'published', digest: digest.value, size }),
       shareCredential: (digest, c) =>
         send({ t: 'fill-credential', digest: digest.value, token: c.token, exp: c.exp, name: c.name }),
@@ -107,6 +108,8 @@ function handle(
     case 'health':
       void cache.health.report().then((report) => send({ t: 'health', id: m.id, report }));
       return;
+    case 'keys':
+      return send({ t: 'keys', id: m.id, jwks: cache.ctx.keys.loaded ? cache.ctx.keys.toJSON() : null });
     case 'drain':
       return deps.stop('drain');
   }

@@ -38,6 +38,12 @@ export type ToMember =
       budget: ProcessBudget;
       removedSpools: number;
       via: string;
+      /**
+       * A replacement's fallback: the JWK Set (public) a running process of the node trusts,
+       * used when the replacement cannot load the keys itself (the origin is down); null when
+       * no process was running (the node's start: there, no keys means no serving).
+       */
+      nodeKeys: unknown;
     }
   | { t: 'reload'; id: number; tls: TlsMaterial | null }
   | { t: 'ticket-keys'; keys: string }
@@ -45,6 +51,8 @@ export type ToMember =
   | { t: 'refuse'; conn: number }
   | { t: 'scrape'; id: number }
   | { t: 'health'; id: number }
+  /** The trusted key set, for a replacement (init's nodeKeys). */
+  | { t: 'keys'; id: number }
   | { t: 'drain' }
   /** Another process published this blob. */
   | { t: 'published'; digest: string; size: number }
@@ -62,7 +70,8 @@ export type FromMember =
   | { t: 'reloaded'; id: number; keys: number }
   | { t: 'reload-failed'; id: number; error: string }
   | { t: 'metrics'; id: number; metrics: MetricsSnapshot | null }
-  | { t: 'health'; id: number; report: HealthReport };
+  | { t: 'health'; id: number; report: HealthReport }
+  | { t: 'keys'; id: number; jwks: unknown };
 
 export type Answer = Extract<FromMember, { id: number }>;
 
@@ -73,6 +82,7 @@ const TO_MEMBER = new Set<string>([
   'refuse',
   'scrape',
   'health',
+  'keys',
   'drain',
   'published',
   'fill-credential',
@@ -88,6 +98,7 @@ const FROM_MEMBER = new Set<string>([
   'reload-failed',
   'metrics',
   'health',
+  'keys',
 ]);
 
 function tagged(m: unknown, tags: Set<string>): boolean {

@@ -220,15 +220,16 @@ export class Supervisor {
     return reservation;
   }
 
-  #spawn(index: number): void {
-    const member = new MemberProcess(index, () => this.#init(index), {
+  /** `nodeKeys`: for a replacement, the key set a running process trusts (init's nodeKeys). */
+  #spawn(index: number, nodeKeys: unknown = null): void {
+    const member = new MemberProcess(index, () => this.#init(index, nodeKeys), {
       message: (m, msg) => this.#onMessage(m, msg),
       exit: (m, code, signal) => this.#onExit(m, code, signal),
     });
     this.#members[index] = member;
   }
 
-  #init(index: number): ToMember {
+  #init(index: number, nodeKeys: unknown): ToMember {
     return {
       t: 'init',
       index,
@@ -241,7 +242,20 @@ export class Supervisor {
       budget: processBudget(this.#processes),
       removedSpools: this.#removedSpools,
       via: this.#via,
+      nodeKeys,
     };
+  }
+
+  /** The trusted key set of a running process, or null (none answers, or none has keys). */
+  async #nodeKeys(): Promise<unknown> {
+    for (const m of this.#ready()) {
+      const jwks = await m
+        .ask((id) => ({ t: 'keys', id }), ['keys'], ASK_MS)
+        .then((a) => a.jwks)
+        .catch(() => null);
+      if (jwks !== null) return jwks;
+    }
+    return null;
   }
 
   #onMessage(member: MemberProcess, m: Exclude<FromMember, { id: number } | { t: 'hello' }>): void {
@@ -286,8 +300,12 @@ export class Supervisor {
       lived < STEADY_MS ? Math.min(MAX_RESTART_PAUSE_MS, (this.#restartPause.get(member.index) ?? 250) * 2) : 0;
     this.#restartPause.set(member.index, pause === 0 ? 250 : pause);
     this.#log.info({ index: member.index, inMs: pause }, 'replacing serving process');
+    // With the keys the node trusts now: a replacement that cannot reach the origin (down)
+    // could not verify a token without them, and would die again until the origin is back.
     setTimeout(() => {
-      if (this.#stopping === null) this.#spawn(member.index);
+      void this.#nodeKeys().then((keys) => {
+        if (this.#stopping === null) this.#spawn(member.index, keys);
+      });
     }, pause);
   }
 }

@@ -19,12 +19,17 @@ export interface Upstreams {
   close(): Promise<void>;
 }
 
-/** `via`: this node's name in `Via` (via.ts), the same in every process of the node; `keyTimings`: tests shorten them. */
+/**
+ * `via`: this node's name in `Via` (via.ts), the same in every process of the node;
+ * `keyTimings`: tests shorten them; `nodeKeys`: for a process replacing one that died, the
+ * key set the node's other processes trust, taken when the first load fails.
+ */
 export async function connectUpstreams(
   config: Config,
   log: Logger,
   via: string,
   keyTimings: Omit<KeySetOptions, 'log' | 'now'>,
+  nodeKeys: unknown = null,
 ): Promise<Upstreams> {
   const secureContext = await loadUpstreamTrust(config.downstream.cas);
   const t = config.downstream.timeouts;
@@ -42,7 +47,13 @@ export async function connectUpstreams(
   // and the verifier, never asked, names no origin.
   if (chain.all.length > 0) {
     try {
-      await keys.start();
+      await keys.start().catch(async (err: unknown) => {
+        // A replacement while the origin is down: the node's other processes verify tokens
+        // with these keys, so this one may too; its refreshes go on asking the upstreams.
+        if (nodeKeys === null) throw err;
+        await keys.startFrom(nodeKeys);
+        log.warn({ err, kids: keys.size }, 'trusted keys could not be loaded: using the keys the node trusts');
+      });
     } catch (err) {
       // The dispatcher keeps sockets open; the process is about to exit with the cause.
       await Promise.allSettled([chain.close(), jwksAgent.close()]);
