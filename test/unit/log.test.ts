@@ -86,6 +86,33 @@ test('log.formatter text: one line a record, UTC time, level, message, fields; t
   assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
 });
 
+test("log.formatter text: a record with an error is one line too, the access log's and a logged error object", async (t) => {
+  const fields: AccessFields = {
+    method: 'GET',
+    route: 'blob',
+    registry: undefined,
+    repo: 'team/app',
+    digest: `sha256:${'a'.repeat(64)}`,
+    status: 401,
+    bytes: 0,
+    ms: 0.4,
+    outcome: 'error',
+    proto: '1.1',
+    err: 'no token in the request',
+  };
+  const text = await written(t, 'text', (log) => {
+    new AccessLog(log).write(fields);
+    log.error(
+      { err: new Error('spool write failed', { cause: new Error('EIO') }), digest: fields.digest },
+      'fill failed',
+    );
+  });
+  const [request, failed, ...more] = text.trim().split('\n');
+  assert.equal(more.length, 0, text);
+  assert.match(request ?? '', /\] INFO: request \{.*"status":401.*"err":"no token in the request".*\}$/);
+  assert.match(failed ?? '', /\] ERROR: fill failed \{.*"err":\{.*"message":"spool write failed.*EIO.*\}$/);
+});
+
 test('censorTokens: copies only what it censors, at the top and one object down; the logged objects stay as they were', () => {
   const plain = { method: 'GET', status: 200, route: { host: 'a', from: 0 } };
   assert.equal(censorTokens(plain), plain, 'a record without a token is passed through as is');
