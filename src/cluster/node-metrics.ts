@@ -17,6 +17,13 @@ export class NodeMetrics {
   readonly #last = new Map<number, MetricsSnapshot>();
   /** The counters and histograms of processes that exited, merged. */
   #retired: MetricsSnapshot = [];
+  /**
+   * Those of processes that exited and are not merged into #retired yet. A scrape renders
+   * both, so a process's counts stay in the node's totals from its exit on; the merges run
+   * one after another, so two processes that exit together are both kept.
+   */
+  readonly #retiring = new Set<MetricsSnapshot>();
+  #merging: Promise<void> = Promise.resolve();
   /** Processes retired: an answer of theirs that arrives after the exit is already counted. */
   readonly #gone = new Set<number>();
 
@@ -44,15 +51,24 @@ export class NodeMetrics {
   }
 
   /** A process exited: what it counted up to its last answer stays in the node's totals. */
-  async retire(id: number): Promise<void> {
+  retire(id: number): Promise<void> {
     this.#gone.add(id);
     const last = this.#last.get(id);
     this.#last.delete(id);
-    if (last === undefined) return;
+    if (last === undefined) return this.#merging;
     // Gauges and summaries describe a process now gone; counts and bucket counts do not.
     // (prom-client types `type` as a numeric enum; in the JSON it is the type's name.)
     const counts = last.filter((m) => ['counter', 'histogram'].includes(String(m.type)));
-    this.#retired = await AggregatorRegistry.aggregate([this.#retired, counts]).getMetricsAsJSON();
+    this.#retiring.add(counts);
+    this.#merging = this.#merging.then(async () => {
+      const merged = await AggregatorRegistry.aggregate([this.#retired, counts]).getMetricsAsJSON();
+      // In one step, so a scrape sees these counts exactly once.
+      this.#retired = merged;
+      this.#retiring.delete(counts);
+    });
+    // A merge that failed leaves its counts in #retiring, still counted; the next ones go on.
+    this.#merging = this.#merging.catch(() => undefined);
+    return this.#merging;
   }
 
   /** Prometheus text of the node: each process's answer (null: none in time), the retired counts, ours. */
@@ -60,7 +76,7 @@ export class NodeMetrics {
     contentType: string;
     body: string;
   }> {
-    const snapshots: MetricsSnapshot[] = [this.#retired];
+    const snapshots: MetricsSnapshot[] = [this.#retired, ...this.#retiring];
     for (const { id, snapshot } of answers) {
       if (this.#gone.has(id)) continue;
       if (snapshot !== null) this.#last.set(id, snapshot);
