@@ -42,10 +42,15 @@ commands:
                  then password, one per line); never on the command line
 `;
 
+// As config/env.ts names it; not imported from there, which would load the YAML parser here.
+const CONFIGURATION_PATH_VAR = 'REGISTRY_CONFIGURATION_PATH';
+
 /** `failCode`: 2 (bad configuration); `health` passes 1, its only "not healthy" status. */
 async function loadOrExit(path: string | undefined, failCode = 2): Promise<LoadResult> {
   if (path === undefined) {
-    process.stderr.write(`dtr-cache: a config file is required: --config FILE\n${USAGE}`);
+    process.stderr.write(
+      `dtr-cache: a config file is required: --config FILE (or ${CONFIGURATION_PATH_VAR})\n${USAGE}`,
+    );
     process.exit(failCode);
   }
   try {
@@ -122,14 +127,15 @@ function usageError(message: string, code = 2): never {
  * The config file: `--config FILE` (`-c`), or the command's argument as distribution takes
  * it (`registry serve config.yml`, the form DTR's content-cache image is run with). Both
  * may name the same file; two different files, or a further argument, are refused rather
- * than one of them silently ignored.
+ * than one of them silently ignored. With neither, REGISTRY_CONFIGURATION_PATH, as in
+ * distribution.
  */
 function configPath(option: string | undefined, positionals: string[], failCode: number): string | undefined {
   const [, argument, ...extra] = positionals;
   if (extra[0] !== undefined) usageError(`unexpected argument ${JSON.stringify(extra[0])}`, failCode);
   if (option !== undefined && argument !== undefined && option !== argument)
     usageError(`two config files given: --config ${option} and ${argument}`, failCode);
-  return option ?? argument;
+  return option ?? argument ?? (process.env[CONFIGURATION_PATH_VAR] || undefined);
 }
 
 async function registerCache(values: {

@@ -164,6 +164,16 @@ test("the config file as distribution takes it: the command's argument (`serve c
   assert.match(extra.err, /^dtr-cache: unexpected argument "extra"/);
   const extraAfterOption = await cli(['check-config', '--config', good, good, 'extra']);
   assert.equal(extraAfterOption.code, 2);
+
+  // With no file on the command line, REGISTRY_CONFIGURATION_PATH names it, as in distribution
+  // (and it is not an unknown setting to warn about); the command line wins over it.
+  const fromEnv = await cli(['check-config'], { REGISTRY_CONFIGURATION_PATH: good });
+  assert.equal(fromEnv.code, 0, fromEnv.err);
+  assert.equal(fromEnv.err, '');
+  const argWins = await cli(['check-config', bad], { REGISTRY_CONFIGURATION_PATH: good });
+  assert.equal(argWins.code, 2);
+  assert.match(argWins.err, /^config error: http\.addr/);
+  assert.equal((await cli(['health'], { REGISTRY_CONFIGURATION_PATH: bad })).code, 1);
 });
 
 /** A port free on loopback now (the cache's config names it: the health check reads it there). */
