@@ -147,6 +147,14 @@ export class Field {
     return v;
   }
 
+  /**
+   * A non-empty string, or null when absent or empty: for the keys distribution tests for ""
+   * (http.host, http.tls.certificate and key, http.debug.addr), where "" means unset.
+   */
+  optionalText(expected = 'a non-empty string'): string | null {
+    return this.string(expected) || null;
+  }
+
   /** A boolean; YAML 1.1 spellings (yes/no/on/off), which Go's yaml.v2 accepts, are accepted too. */
   bool(): boolean | null {
     const expected = 'true or false';

@@ -16,9 +16,12 @@ export function readDuration(field: Field, positive: boolean): number | null {
   return ms;
 }
 
-/** An absolute http(s) URL with no path, normalised without a trailing slash; null when unset. */
-export function readBaseUrl(field: Field): string | null {
-  const text = field.text(URL_EXPECTED);
+/**
+ * An absolute http(s) URL with no path, normalised without a trailing slash; null when unset
+ * (and, with `emptyIsUnset`, when "", as distribution reads http.host).
+ */
+export function readBaseUrl(field: Field, emptyIsUnset = false): string | null {
+  const text = emptyIsUnset ? field.optionalText(URL_EXPECTED) : field.text(URL_EXPECTED);
   if (text === null) return null;
   return normaliseBaseUrl(text) ?? field.fail(urlExpected(text));
 }

@@ -185,6 +185,33 @@ describe('http.secret', () => {
   });
 });
 
+describe('http.host, http.tls.certificate and key, http.debug.addr: empty is unset, as in distribution', () => {
+  // distribution tests each for "": `certificate: ""` serves plain HTTP, `debug.addr: ""` runs no
+  // debug server, `host: ""` builds URLs from the request. Templated configs write them so.
+  const withHttp = async (lines: string) => (await simple()).replace('  addr: :5000\n', `  addr: :5000\n${lines}`);
+
+  it('"" (or \'\', or from the environment) reads as if the key were not there', async () => {
+    const { config, warnings } = load(
+      await withHttp('  host: ""\n  tls:\n    certificate: ""\n    key: \'\'\n  debug:\n    addr: ""\n'),
+    );
+    assert.equal(config.http.publicUrl, null);
+    assert.equal(config.http.tls, null);
+    assert.equal(config.http.debug, null);
+    // Plain HTTP where a certificate was meant is worth a word.
+    assert.deepEqual(warnings, [
+      'config warning: http.tls.certificate (line 11): empty, read as unset as in Docker Registry: this node serves plain HTTP',
+    ]);
+    const fromEnv = load(await simple(), { REGISTRY_HTTP_HOST: '', REGISTRY_HTTP_DEBUG_ADDR: '' }).config.http;
+    assert.equal(fromEnv.publicUrl, null);
+    assert.equal(fromEnv.debug, null);
+  });
+
+  it('an empty certificate beside a key is still a key without its certificate', async () => {
+    const text = await withHttp('  tls:\n    certificate: ""\n    key: /certs/cache.key\n');
+    assertConfigError(() => load(text), { keyPath: 'http.tls.key', line: 11, message: /a key without a certificate/ });
+  });
+});
+
 describe('http.debug.addr', () => {
   const at = async (addr: string, debug: string) =>
     (await simple()).replace('  addr: :5000\n', `  addr: ${addr}\n  debug:\n    addr: ${debug}\n`);
