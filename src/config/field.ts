@@ -149,7 +149,7 @@ export class Field {
 
   /**
    * A non-empty string, or null when absent or empty: for the keys distribution tests for ""
-   * (http.host, http.tls.certificate and key, http.debug.addr), where "" means unset.
+   * (http.host, http.tls.certificate and key, http.debug.addr, log.formatter), where "" means unset.
    */
   optionalText(expected = 'a non-empty string'): string | null {
     return this.string(expected) || null;
