@@ -58,7 +58,7 @@ export function loadConfig(text: string, opts: LoadOptions = {}): LoadResult {
 export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = decodeConfigBytes(await readFile(path));
   } catch (err) {
     const code = errnoCode(err) ?? 'unreadable';
     throw new ConfigError({
@@ -74,6 +74,17 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   const { config, warnings, checks } = parseAndValidate(text, env, path);
   await runFileChecks(checks);
   return { config, warnings };
+}
+
+/**
+ * The file's text as Go's yaml.v2 (distribution's parser) decodes it: UTF-16 when it starts
+ * with a UTF-16 byte order mark (Windows PowerShell 5.1 writes files so), else UTF-8. A
+ * UTF-8 BOM is left for the YAML parser, which skips it.
+ */
+function decodeConfigBytes(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes);
+  return bytes.toString('utf8');
 }
 
 function parseAndValidate(

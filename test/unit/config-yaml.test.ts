@@ -1,8 +1,12 @@
 // The YAML itself, read as Go's yaml.v2 (Docker Registry's parser) reads it: an alias to no
-// anchor is an error, not an unset key.
+// anchor is an error, not an unset key; a UTF-16 file (with its BOM) is read.
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { assertConfigError, load, simple } from '../helpers/config.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import { assertConfigError, checkError, load, simple } from '../helpers/config.js';
+import { dir, fillAll, useTempDir } from '../helpers/config-files.js';
 
 describe('YAML documents as Go yaml.v2 reads them', () => {
   it('an alias with no anchor before it is refused, naming its line', async () => {
@@ -54,5 +58,34 @@ describe('a file without a document', () => {
       line: 5,
       message: /found invalid YAML \(Missing directives-end indicator line\)/,
     });
+  });
+});
+
+describe("a file's encoding, as yaml.v2 reads it from the byte order mark", () => {
+  useTempDir();
+
+  it('UTF-16 (little or big endian, with its BOM) loads as the UTF-8 text does', async () => {
+    const { text } = await fillAll((await simple()).replace('24h', '36h'));
+    const utf16le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    // Big endian: the little-endian code units swapped.
+    const utf16be = Buffer.from(utf16le).swap16();
+    for (const [name, bytes] of [
+      ['le', utf16le],
+      ['be', utf16be],
+    ] as const) {
+      const path = join(dir, `utf16${name}.yml`);
+      await writeFile(path, bytes);
+      const { config } = await loadConfigFile(path, {});
+      assert.equal(config.downstream.blobTtlMs, 36 * 3_600_000, name);
+    }
+    // Errors name the line, as for UTF-8.
+    const bad = join(dir, 'utf16-bad.yml');
+    await writeFile(
+      bad,
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text.replace('36h', '36x'), 'utf16le')]),
+    );
+    await assert.rejects(loadConfigFile(bad, {}), (err) =>
+      checkError(err, { keyPath: 'middleware.registry[0].options.blobttl', line: 13 }),
+    );
   });
 });
