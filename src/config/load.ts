@@ -88,10 +88,12 @@ function decodeConfigBytes(bytes: Buffer): string {
 }
 
 function parseAndValidate(
-  text: string,
+  written: string,
   env: NodeJS.ProcessEnv,
   source: string | null,
 ): LoadResult & { checks: FileCheck[] } {
+  // A CR alone is a YAML line break (yaml.v2 reads it so); the yaml package knows LF and CRLF only.
+  const text = written.replace(/\r(?!\n)/g, '\n');
   const lineCounter = new LineCounter();
   const [doc, ...rest] = parseStream(text, lineCounter);
   const firstError = doc.errors[0];

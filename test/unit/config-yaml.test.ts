@@ -61,6 +61,21 @@ describe('a file without a document', () => {
   });
 });
 
+describe('line breaks', () => {
+  it('LF, CRLF and CR alone (YAML line breaks all, which yaml.v2 reads) give one config, and one line count', async () => {
+    const base = await simple();
+    for (const eol of ['\n', '\r\n', '\r']) {
+      const { config } = load(base.replaceAll('\n', eol));
+      assert.equal(config.downstream.upstreams.origin, 'https://dtr.example.org', JSON.stringify(eol));
+      assert.equal(config.http.port, 5000);
+      assertConfigError(() => load(base.replace('24h', '24x').replaceAll('\n', eol)), {
+        keyPath: 'middleware.registry[0].options.blobttl',
+        line: 13,
+      });
+    }
+  });
+});
+
 describe("a file's encoding, as yaml.v2 reads it from the byte order mark", () => {
   useTempDir();
 
