@@ -245,6 +245,11 @@ function lineOf(lc: LineCounter, node: unknown): number | null {
  */
 const SHOWN_CHARS = 100;
 
+/** JSON quoting, with a non-breaking space (pasted from a web page) shown rather than blank. */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(/\u00a0/g, '\\u00a0');
+}
+
 /** How a value is shown after "found": strings quoted, numbers as written, collections by kind. */
 export function describe(node: Node | null): string {
   if (node === null) return 'nothing';
@@ -253,8 +258,8 @@ export function describe(node: Node | null): string {
   if (isScalar(node)) {
     if (typeof node.value === 'string') {
       const text = node.value;
-      if (text.length <= SHOWN_CHARS) return JSON.stringify(text);
-      return `${JSON.stringify(text.slice(0, SHOWN_CHARS)).slice(0, -1)}…" (${text.length} characters)`;
+      if (text.length <= SHOWN_CHARS) return quote(text);
+      return `${quote(text.slice(0, SHOWN_CHARS)).slice(0, -1)}…" (${text.length} characters)`;
     }
     if (node.value instanceof Uint8Array) return `binary data (${node.tag ?? '!!binary'})`;
     const shown = typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);

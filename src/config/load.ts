@@ -156,6 +156,21 @@ const DUPLICATE_KEY = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s:,{}[\]][^:\n,{}]*?)\
 
 function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, source: string | null): ConfigError {
   const line = err.linePos?.[0].line ?? (err.pos[0] >= 0 ? lineCounter.linePos(err.pos[0]).line : null);
+  // A config copied from a web page may carry U+00A0 for spaces: YAML reads it as text, and the
+  // error it causes (a column mismatch, a key on two lines) points at another line.
+  const nbsp = text.indexOf('\u00a0');
+  const at = nbsp < 0 ? null : lineCounter.linePos(nbsp);
+  if (at !== null && line !== null && at.line <= line) {
+    return new ConfigError({
+      keyPath: '(document)',
+      line: at.line,
+      envVar: null,
+      source,
+      cause: err,
+      found: `a non-breaking space (U+00A0) at column ${at.col}, as pasted from a web page`,
+      expected: 'plain spaces (YAML reads U+00A0 as text, not as indentation or a separator)',
+    });
+  }
   const duplicate = err.code === 'DUPLICATE_KEY';
   // The error points at the key's second occurrence: the key is what precedes its colon there.
   const key = duplicate && err.pos[0] >= 0 ? (DUPLICATE_KEY.exec(text.slice(err.pos[0]))?.[1] ?? '') : '';

@@ -104,3 +104,21 @@ describe("a file's encoding, as yaml.v2 reads it from the byte order mark", () =
     );
   });
 });
+
+describe('non-breaking spaces, as copied from a web page', () => {
+  it('are named, with their line, where they break the YAML or hide in a value', async () => {
+    const base = await simple();
+    // Indentation of NBSPs (line 3): YAML reads them as text, and the mapping breaks below.
+    assertConfigError(() => load(base.replace('  delete:', '\u00a0\u00a0delete:')), {
+      keyPath: '(document)',
+      line: 3,
+      message:
+        'config error: (document) (line 3): found a non-breaking space (U+00A0) at column 1, as pasted from a web page, expected plain spaces (YAML reads U+00A0 as text, not as indentation or a separator)',
+    });
+    // After a list dash it is part of the value: shown, not an invisible blank.
+    assertConfigError(() => load(base.replace('- originhost: https://', '- originhost: \u00a0https://')), {
+      keyPath: 'middleware.registry[0].options.upstreams[0].originhost',
+      message: /found "\\u00a0https:\/\/dtr\.example\.org"/,
+    });
+  });
+});
