@@ -59,7 +59,8 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     processes: readProcesses(http.child('processes')),
     debug: readDebug(http.child('debug'), { host, port }),
     limits: readLimits(http.child('limits')),
-    drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
+    drainTimeoutMs:
+      readDuration(http.child('draintimeout'), false, true) ?? parseGoDuration(DEFAULTS.http.draintimeout),
   };
   // The health check asks the serving port's /v2/ when there is no debug server.
   if (tls !== null && tls.clientCas.length > 0 && out.debug === null)
@@ -296,8 +297,9 @@ function readLimits(limits: Field): Config['http']['limits'] {
   if (maxHeaderSize < 1024) sizeField.fail('at least 1KiB of headers (docker clients send a few hundred bytes)');
 
   const headersField = limits.child('headerstimeout');
-  const headersTimeoutMs = readDuration(headersField, true) ?? parseGoDuration(d.headerstimeout);
-  const requestTimeoutMs = readDuration(limits.child('requesttimeout'), true) ?? parseGoDuration(d.requesttimeout);
+  const headersTimeoutMs = readDuration(headersField, true, true) ?? parseGoDuration(d.headerstimeout);
+  const requestTimeoutMs =
+    readDuration(limits.child('requesttimeout'), true, true) ?? parseGoDuration(d.requesttimeout);
   // Node's http server refuses a headersTimeout above requestTimeout.
   if (headersTimeoutMs > requestTimeoutMs) {
     headersField.fail(`at most http.limits.requesttimeout (a request's headers arrive within the request)`);
@@ -306,7 +308,7 @@ function readLimits(limits: Field): Config['http']['limits'] {
     maxHeaderSize,
     headersTimeoutMs,
     requestTimeoutMs,
-    idleTimeoutMs: readDuration(limits.child('idletimeout'), true) ?? parseGoDuration(d.idletimeout),
+    idleTimeoutMs: readDuration(limits.child('idletimeout'), true, true) ?? parseGoDuration(d.idletimeout),
     maxConcurrentStreams: limits.child('maxconcurrentstreams').int(1, 2 ** 31 - 1) ?? d.maxconcurrentstreams,
     maxConnectionsPerIp: limits.child('maxconnectionsperip').int(1) ?? d.maxconnectionsperip,
     maxResetsPerSecond: limits.child('maxresetspersecond').int(1) ?? d.maxresetspersecond,

@@ -315,3 +315,30 @@ describe('http.tls.clientcas and clientauth, as distribution reads them', () => 
     ]);
   });
 });
+
+describe('durations that become timers', () => {
+  it('are at most 596h, the longest a Node.js timer waits (longer would fire at once)', async () => {
+    const base = await simple();
+    const cases: Array<[string, string, string]> = [
+      ['  addr: :5000\n', '  addr: :5000\n  draintimeout: 600h\n', 'http.draintimeout'],
+      ['  addr: :5000\n', '  addr: :5000\n  limits:\n    idletimeout: 720h\n', 'http.limits.idletimeout'],
+      [
+        '          blobttl: 24h\n',
+        '          blobttl: 24h\n          timeouts:\n            headers: 800h\n',
+        'middleware.registry[0].options.timeouts.headers',
+      ],
+    ];
+    for (const [from, to, keyPath] of cases) {
+      assertConfigError(() => load(base.replace(from, to)), {
+        keyPath,
+        message: /expected at most 596h \(about 24\.8 days: a Node\.js timer cannot wait longer\)$/,
+      });
+    }
+    assert.equal(
+      load(base.replace('  addr: :5000\n', '  addr: :5000\n  draintimeout: 596h\n')).config.http.drainTimeoutMs,
+      596 * 3_600_000,
+    );
+    // blobttl is compared with times of last pull, never waited for: a month is fine.
+    assert.equal(load(base.replace('blobttl: 24h', 'blobttl: 720h')).config.downstream.blobTtlMs, 720 * 3_600_000);
+  });
+});
