@@ -6,7 +6,7 @@
 // fill rings and read buffers outside it counted against it, and ran a full mark-compact every
 // ~90 ms of a transfer (bench/NOTES.md, "Mark-compacts"). Test helpers and deployment files
 // launch the CLI with the flags named on this line.
-// dtr-cache serve|check-config|scrub|register --config FILE
+// dtr-cache serve|check-config|health|scrub|register [--config] FILE
 // Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad configuration.
 // Each command imports what it runs when it runs: a node's supervisor then loads none of
 // the serving code (~40 MiB less RSS than a serving process).
@@ -23,6 +23,7 @@ import { causeChain, messageOf } from './errors/inspect.js';
 import { StartupError } from './startup/errors.js';
 
 const USAGE = `usage: dtr-cache <command> --config FILE
+       dtr-cache <command> FILE     (as distribution: registry serve FILE)
 
 commands:
   serve          run the cache node
@@ -41,10 +42,15 @@ commands:
                  then password, one per line); never on the command line
 `;
 
+// As config/env.ts names it; not imported from there, which would load the YAML parser here.
+const CONFIGURATION_PATH_VAR = 'REGISTRY_CONFIGURATION_PATH';
+
 /** `failCode`: 2 (bad configuration); `health` passes 1, its only "not healthy" status. */
 async function loadOrExit(path: string | undefined, failCode = 2): Promise<LoadResult> {
   if (path === undefined) {
-    process.stderr.write(`dtr-cache: --config FILE is required\n${USAGE}`);
+    process.stderr.write(
+      `dtr-cache: a config file is required: --config FILE (or ${CONFIGURATION_PATH_VAR})\n${USAGE}`,
+    );
     process.exit(failCode);
   }
   try {
@@ -112,13 +118,28 @@ function onSignals(
   process.on('SIGHUP', () => void node.reload());
 }
 
-function usageError(message: string): never {
+function usageError(message: string, code = 2): never {
   process.stderr.write(`dtr-cache: ${message}\n${USAGE}`);
-  process.exit(2);
+  process.exit(code);
+}
+
+/**
+ * The config file: `--config FILE` (`-c`), or the command's argument as distribution takes
+ * it (`registry serve config.yml`, the form DTR's content-cache image is run with). Both
+ * may name the same file; two different files, or a further argument, are refused rather
+ * than one of them silently ignored. With neither, REGISTRY_CONFIGURATION_PATH, as in
+ * distribution.
+ */
+function configPath(option: string | undefined, positionals: string[], failCode: number): string | undefined {
+  const [, argument, ...extra] = positionals;
+  if (extra[0] !== undefined) usageError(`unexpected argument ${JSON.stringify(extra[0])}`, failCode);
+  if (option !== undefined && argument !== undefined && option !== argument)
+    usageError(`two config files given: --config ${option} and ${argument}`, failCode);
+  return option ?? argument ?? (process.env[CONFIGURATION_PATH_VAR] || undefined);
 }
 
 async function registerCache(values: {
-  config?: string | undefined;
+  config: string | undefined;
   name?: string | undefined;
   host?: string | undefined;
   origin?: string | undefined;
@@ -204,20 +225,21 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(command === undefined && !values.help ? 2 : 0);
   }
+  // A container's HEALTHCHECK: Docker defines 0 and 1 only and reserves 2.
+  const config = configPath(values.config, positionals, command === 'health' ? 1 : 2);
   switch (command) {
     case 'serve':
-      return serve(values.config);
+      return serve(config);
     case 'check-config': {
-      const { warnings } = await loadOrExit(values.config);
+      const { warnings } = await loadOrExit(config);
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write('configuration ok\n');
       return;
     }
     case 'health': {
-      // A container's HEALTHCHECK: Docker defines 0 and 1 only and reserves 2.
-      const { config } = await loadOrExit(values.config, 1);
+      const { config: loaded } = await loadOrExit(config, 1);
       const { checkHealth, healthTarget } = await import('./commands/health.js');
-      const target = healthTarget(config);
+      const target = healthTarget(loaded);
       const answer = await checkHealth(target);
       const healthy = 'status' in answer && answer.status === 200;
       const why = 'status' in answer ? `status ${answer.status}` : answer.error;
@@ -225,16 +247,16 @@ async function main(argv: string[]): Promise<void> {
       process.exit(healthy ? 0 : 1);
     }
     case 'scrub': {
-      const { config } = await loadOrExit(values.config);
+      const { config: loaded } = await loadOrExit(config);
       const { scrub } = await import('./commands/scrub.js');
-      const report = await scrub(config, {
+      const report = await scrub(loaded, {
         dryRun: values['dry-run'] === true,
         say: (line) => process.stdout.write(`${line}\n`),
       });
       process.exit(report.bad.length === 0 ? 0 : 3);
     }
     case 'register':
-      return registerCache(values);
+      return registerCache({ ...values, config });
     default:
       process.stderr.write(`dtr-cache: unknown command ${command}\n${USAGE}`);
       process.exit(2);

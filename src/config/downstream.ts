@@ -123,9 +123,9 @@ function readOptions(
     issuer: options.child('issuer').text("the origin's issuer name (the iss claim of its tokens)"),
     maxSize,
     timeouts: {
-      connectMs: readDuration(timeouts.child('connect'), true) ?? parseGoDuration(d.timeouts.connect),
-      headersMs: readDuration(timeouts.child('headers'), true) ?? parseGoDuration(d.timeouts.headers),
-      bodyIdleMs: readDuration(timeouts.child('bodyidle'), true) ?? parseGoDuration(d.timeouts.bodyidle),
+      connectMs: readDuration(timeouts.child('connect'), true, true) ?? parseGoDuration(d.timeouts.connect),
+      headersMs: readDuration(timeouts.child('headers'), true, true) ?? parseGoDuration(d.timeouts.headers),
+      bodyIdleMs: readDuration(timeouts.child('bodyidle'), true, true) ?? parseGoDuration(d.timeouts.bodyidle),
     },
     workerQueue: options.child('workerqueue').int(1) ?? d.workerqueue,
     directWrites: options.child('directwrites').bool() ?? d.directwrites,
@@ -137,9 +137,9 @@ function readOptions(
 function readReplicas(field: Field): Config['downstream']['replicas'] {
   const d = DEFAULTS.downstream.replicas;
   field.checkKeys(Object.keys(d));
-  const beatMs = readDuration(field.child('heartbeat'), true) ?? parseGoDuration(d.heartbeat);
+  const beatMs = readDuration(field.child('heartbeat'), true, true) ?? parseGoDuration(d.heartbeat);
   const staleField = field.child('stale');
-  const staleMs = readDuration(staleField, true) ?? parseGoDuration(d.stale);
+  const staleMs = readDuration(staleField, true, true) ?? parseGoDuration(d.stale);
   if (staleMs < 3 * beatMs) {
     staleField.fail(
       `at least three heartbeats (${3 * beatMs} ms), so a live writer is never judged dead`,

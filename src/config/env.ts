@@ -46,6 +46,9 @@ export const ENV_KEYS: readonly string[] = [
   'proxy.tagttl',
 ];
 
+/** Names the config file itself (the CLI reads it, as distribution does), not a setting in it. */
+export const CONFIGURATION_PATH_VAR = `${ENV_PREFIX}CONFIGURATION_PATH`;
+
 export function envVarName(keyPath: string): string {
   return (
     ENV_PREFIX +
@@ -73,7 +76,7 @@ export function applyEnvOverrides(
     .filter((n) => n.startsWith(ENV_PREFIX))
     .sort()) {
     const value = env[name];
-    if (value === undefined) continue;
+    if (value === undefined || name === CONFIGURATION_PATH_VAR) continue;
     const keyPath = byVar.get(name) ?? logFieldPath(name);
     if (keyPath === undefined) {
       warnings.push(

@@ -147,6 +147,14 @@ export class Field {
     return v;
   }
 
+  /**
+   * A non-empty string, or null when absent or empty: for the keys distribution tests for ""
+   * (http.host, http.tls.certificate and key, http.debug.addr, log.formatter), where "" means unset.
+   */
+  optionalText(expected = 'a non-empty string'): string | null {
+    return this.string(expected) || null;
+  }
+
   /** A boolean; YAML 1.1 spellings (yes/no/on/off), which Go's yaml.v2 accepts, are accepted too. */
   bool(): boolean | null {
     const expected = 'true or false';
@@ -237,6 +245,11 @@ function lineOf(lc: LineCounter, node: unknown): number | null {
  */
 const SHOWN_CHARS = 100;
 
+/** JSON quoting, with a non-breaking space (pasted from a web page) shown rather than blank. */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(/\u00a0/g, '\\u00a0');
+}
+
 /** How a value is shown after "found": strings quoted, numbers as written, collections by kind. */
 export function describe(node: Node | null): string {
   if (node === null) return 'nothing';
@@ -245,8 +258,8 @@ export function describe(node: Node | null): string {
   if (isScalar(node)) {
     if (typeof node.value === 'string') {
       const text = node.value;
-      if (text.length <= SHOWN_CHARS) return JSON.stringify(text);
-      return `${JSON.stringify(text.slice(0, SHOWN_CHARS)).slice(0, -1)}…" (${text.length} characters)`;
+      if (text.length <= SHOWN_CHARS) return quote(text);
+      return `${quote(text.slice(0, SHOWN_CHARS)).slice(0, -1)}…" (${text.length} characters)`;
     }
     if (node.value instanceof Uint8Array) return `binary data (${node.tag ?? '!!binary'})`;
     const shown = typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);

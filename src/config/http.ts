@@ -49,7 +49,8 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
   const out: Config['http'] = {
     host,
     port,
-    publicUrl: readBaseUrl(http.child('host')),
+    // distribution builds URLs from the request when http.host is "", as when unset.
+    publicUrl: readBaseUrl(http.child('host'), true),
     // distribution generates a secret when it is empty, as when unset: '' is read as unset.
     secret: http.child('secret').string('a string') || null,
     tls,
@@ -58,7 +59,8 @@ export function readHttp(root: Field, checks: FileCheck[]): Config['http'] {
     processes: readProcesses(http.child('processes')),
     debug: readDebug(http.child('debug'), { host, port }),
     limits: readLimits(http.child('limits')),
-    drainTimeoutMs: readDuration(http.child('draintimeout'), false) ?? parseGoDuration(DEFAULTS.http.draintimeout),
+    drainTimeoutMs:
+      readDuration(http.child('draintimeout'), false, true) ?? parseGoDuration(DEFAULTS.http.draintimeout),
   };
   // The health check asks the serving port's /v2/ when there is no debug server.
   if (tls !== null && tls.clientCas.length > 0 && out.debug === null)
@@ -80,8 +82,11 @@ function readTls(tls: Field, checks: FileCheck[]): Config['http']['tls'] {
 
   const certField: Field = tls.child('certificate');
   const keyField: Field = tls.child('key');
-  const certificate = certField.text('a certificate file path');
-  const key = keyField.text('a private key file path');
+  // distribution serves plain HTTP when the certificate is "": both read "" as unset.
+  const certificate = certField.optionalText('a certificate file path');
+  const key = keyField.optionalText('a private key file path');
+  if (certificate === null && certField.present)
+    certField.warn('empty, read as unset as in Docker Registry: this node serves plain HTTP');
   if (certificate === null && key === null) {
     // Client certificates are asked for in the TLS handshake: without TLS there is none.
     if (clientCas.length > 0)
@@ -271,7 +276,7 @@ function readDebug(debug: Field, main: ListenAddr): Config['http']['debug'] {
   if (!path.startsWith('/') || /[?#\s]/.test(path)) pathField.fail('a URL path starting with /');
 
   const addrField = debug.child('addr');
-  const addr = readAddr(addrField);
+  const addr = readAddr(addrField, true);
   if (addr !== null && overlaps(addr, main))
     addrField.fail(
       "an address other than http.addr's (the debug server listens on a port of its own)",
@@ -292,8 +297,9 @@ function readLimits(limits: Field): Config['http']['limits'] {
   if (maxHeaderSize < 1024) sizeField.fail('at least 1KiB of headers (docker clients send a few hundred bytes)');
 
   const headersField = limits.child('headerstimeout');
-  const headersTimeoutMs = readDuration(headersField, true) ?? parseGoDuration(d.headerstimeout);
-  const requestTimeoutMs = readDuration(limits.child('requesttimeout'), true) ?? parseGoDuration(d.requesttimeout);
+  const headersTimeoutMs = readDuration(headersField, true, true) ?? parseGoDuration(d.headerstimeout);
+  const requestTimeoutMs =
+    readDuration(limits.child('requesttimeout'), true, true) ?? parseGoDuration(d.requesttimeout);
   // Node's http server refuses a headersTimeout above requestTimeout.
   if (headersTimeoutMs > requestTimeoutMs) {
     headersField.fail(`at most http.limits.requesttimeout (a request's headers arrive within the request)`);
@@ -302,15 +308,16 @@ function readLimits(limits: Field): Config['http']['limits'] {
     maxHeaderSize,
     headersTimeoutMs,
     requestTimeoutMs,
-    idleTimeoutMs: readDuration(limits.child('idletimeout'), true) ?? parseGoDuration(d.idletimeout),
+    idleTimeoutMs: readDuration(limits.child('idletimeout'), true, true) ?? parseGoDuration(d.idletimeout),
     maxConcurrentStreams: limits.child('maxconcurrentstreams').int(1, 2 ** 31 - 1) ?? d.maxconcurrentstreams,
     maxConnectionsPerIp: limits.child('maxconnectionsperip').int(1) ?? d.maxconnectionsperip,
     maxResetsPerSecond: limits.child('maxresetspersecond').int(1) ?? d.maxresetspersecond,
   };
 }
 
-function readAddr(field: Field): ListenAddr | null {
-  const text = field.text(ADDR_EXPECTED);
+/** `emptyIsUnset`: "" reads as unset (http.debug.addr: distribution runs no debug server then). */
+function readAddr(field: Field, emptyIsUnset = false): ListenAddr | null {
+  const text = emptyIsUnset ? field.optionalText(ADDR_EXPECTED) : field.text(ADDR_EXPECTED);
   if (text === null) return null;
   return parseListenAddr(text) ?? field.fail(ADDR_EXPECTED);
 }

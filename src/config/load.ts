@@ -58,7 +58,7 @@ export function loadConfig(text: string, opts: LoadOptions = {}): LoadResult {
 export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = decodeConfigBytes(await readFile(path));
   } catch (err) {
     const code = errnoCode(err) ?? 'unreadable';
     throw new ConfigError({
@@ -76,11 +76,24 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   return { config, warnings };
 }
 
+/**
+ * The file's text as Go's yaml.v2 (distribution's parser) decodes it: UTF-16 when it starts
+ * with a UTF-16 byte order mark (Windows PowerShell 5.1 writes files so), else UTF-8. A
+ * UTF-8 BOM is left for the YAML parser, which skips it.
+ */
+function decodeConfigBytes(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes);
+  return bytes.toString('utf8');
+}
+
 function parseAndValidate(
-  text: string,
+  written: string,
   env: NodeJS.ProcessEnv,
   source: string | null,
 ): LoadResult & { checks: FileCheck[] } {
+  // A CR alone is a YAML line break (yaml.v2 reads it so); the yaml package knows LF and CRLF only.
+  const text = written.replace(/\r(?!\n)/g, '\n');
   const lineCounter = new LineCounter();
   const [doc, ...rest] = parseStream(text, lineCounter);
   const firstError = doc.errors[0];
@@ -143,6 +156,21 @@ const DUPLICATE_KEY = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s:,{}[\]][^:\n,{}]*?)\
 
 function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, source: string | null): ConfigError {
   const line = err.linePos?.[0].line ?? (err.pos[0] >= 0 ? lineCounter.linePos(err.pos[0]).line : null);
+  // A config copied from a web page may carry U+00A0 for spaces: YAML reads it as text, and the
+  // error it causes (a column mismatch, a key on two lines) points at another line.
+  const nbsp = text.indexOf('\u00a0');
+  const at = nbsp < 0 ? null : lineCounter.linePos(nbsp);
+  if (at !== null && line !== null && at.line <= line) {
+    return new ConfigError({
+      keyPath: '(document)',
+      line: at.line,
+      envVar: null,
+      source,
+      cause: err,
+      found: `a non-breaking space (U+00A0) at column ${at.col}, as pasted from a web page`,
+      expected: 'plain spaces (YAML reads U+00A0 as text, not as indentation or a separator)',
+    });
+  }
   const duplicate = err.code === 'DUPLICATE_KEY';
   // The error points at the key's second occurrence: the key is what precedes its colon there.
   const key = duplicate && err.pos[0] >= 0 ? (DUPLICATE_KEY.exec(text.slice(err.pos[0]))?.[1] ?? '') : '';

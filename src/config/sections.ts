@@ -46,7 +46,8 @@ export function readLog(root: Field): Config['log'] {
   if (level === undefined) levelField.fail(expectedLevel);
 
   const formatterField: Field = log.child('formatter');
-  const formatterText = formatterField.text('json or text') ?? DEFAULTS.log.formatter;
+  // distribution takes "" for its default formatter, as when unset.
+  const formatterText = formatterField.optionalText('json or text') ?? DEFAULTS.log.formatter;
   let formatter: 'json' | 'text';
   if (formatterText === 'json' || formatterText === 'text') {
     formatter = formatterText;

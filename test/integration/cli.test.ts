@@ -137,6 +137,45 @@ test('check-config: the DTR doc configs load; bad values exit 2 naming key path 
   assert.equal((await cli(['nonsense', '--config', good])).code, 2);
 });
 
+test("the config file as distribution takes it: the command's argument (`serve config.yml`)", async () => {
+  const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-cli-')));
+  const good = join(dir, 'good.yml');
+  await writeFile(
+    good,
+    'version: 0.1\nmiddleware:\n  registry:\n    - name: downstream\n      options:\n        upstreams: [https://dtr.example.org]\n',
+  );
+  const bad = join(dir, 'bad.yml');
+  await writeFile(bad, 'version: 0.1\nhttp:\n  addr: nope\n');
+
+  const ok = await cli(['check-config', good]);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /configuration ok/);
+  // `serve` reads the file it is given, as `registry serve config.yml` does: here, a bad one.
+  const served = await cli(['serve', bad], {}, 20_000);
+  assert.equal(served.code, 2, served.err);
+  assert.match(served.err, /^config error: http\.addr \(line 3\): found "nope"/);
+  // The same file both ways is one file; two different ones, or an extra argument, are refused.
+  assert.equal((await cli(['check-config', '--config', good, good])).code, 0);
+  const two = await cli(['check-config', '--config', good, bad]);
+  assert.equal(two.code, 2);
+  assert.match(two.err, /^dtr-cache: two config files given: .*good\.yml and .*bad\.yml/);
+  const extra = await cli(['check-config', good, 'extra']);
+  assert.equal(extra.code, 2);
+  assert.match(extra.err, /^dtr-cache: unexpected argument "extra"/);
+  const extraAfterOption = await cli(['check-config', '--config', good, good, 'extra']);
+  assert.equal(extraAfterOption.code, 2);
+
+  // With no file on the command line, REGISTRY_CONFIGURATION_PATH names it, as in distribution
+  // (and it is not an unknown setting to warn about); the command line wins over it.
+  const fromEnv = await cli(['check-config'], { REGISTRY_CONFIGURATION_PATH: good });
+  assert.equal(fromEnv.code, 0, fromEnv.err);
+  assert.equal(fromEnv.err, '');
+  const argWins = await cli(['check-config', bad], { REGISTRY_CONFIGURATION_PATH: good });
+  assert.equal(argWins.code, 2);
+  assert.match(argWins.err, /^config error: http\.addr/);
+  assert.equal((await cli(['health'], { REGISTRY_CONFIGURATION_PATH: bad })).code, 1);
+});
+
 /** A port free on loopback now (the cache's config names it: the health check reads it there). */
 async function freePort(): Promise<number> {
   const server = createServer();

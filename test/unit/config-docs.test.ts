@@ -141,6 +141,47 @@ describe('config.example.yml', () => {
     assert.deepEqual(config.downstream.upstreams, { hosts: ['https://dtr.example.org'], origin: null });
   });
 
+  it("says what becomes of the registry's keys a cache does not use, as the loader does", async () => {
+    const text = await readFile(examplePath, 'utf8');
+    const comment = text
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .map((l) => l.replace(/^# ?/, ''))
+      .join(' ');
+    const warned = /ignored with a warning, so that a registry's config\.yml loads: (.*?);/.exec(comment)?.[1];
+    assert.ok(warned !== undefined, 'config.example.yml lists the keys it ignores with a warning');
+    const names = warned
+      .replace(/[(),]|\band\b/g, ' ')
+      .split(/\s+/)
+      .filter((n) => /^[a-z][a-z0-9.]*$/.test(n));
+    // Every Docker Registry section and key the loader warns about rather than reads.
+    const expected = ['auth', 'notifications', 'redis', 'health', 'reporting', 'validation', 'compatibility'];
+    for (const n of [...expected, 'log.hooks', 'http.http2', 'http.h2c']) assert.ok(names.includes(n), n);
+    const base = await simple();
+    for (const name of names) {
+      const doc = parseDocument(base);
+      doc.setIn(name.split('.'), doc.createNode({ x: 1 }));
+      const { warnings } = load(doc.toString());
+      assert.ok(
+        warnings.some((w) => w.startsWith(`config warning: ${name} (line `)),
+        `${name}: ${warnings.join(' | ')}`,
+      );
+    }
+    // Refused instead, with the key path: the docs name each, and the loader refuses each.
+    const refused: Array<[string, string[], unknown]> = [
+      ['storage drivers other than filesystem', ['storage', 's3'], { bucket: 'b' }],
+      ['http.prefix other than "/"', ['http', 'prefix'], '/registry/'],
+      ['http.net other than tcp', ['http', 'net'], 'unix'],
+      ['http.tls.letsencrypt', ['http', 'tls', 'letsencrypt'], { cachefile: '/x' }],
+    ];
+    for (const [words, path, value] of refused) {
+      assert.ok(comment.includes(words), `config.example.yml says: ${words}`);
+      const doc = parseDocument(base);
+      doc.setIn(path, doc.createNode(value));
+      assertConfigError(() => load(doc.toString()), { keyPath: path.join('.') });
+    }
+  });
+
   it('sets every key of DEFAULTS, to its default', async () => {
     const text = await readFile(examplePath, 'utf8');
     const doc = parseDocument(text);

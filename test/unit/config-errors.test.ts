@@ -253,6 +253,9 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
     const logstash = load(base.replace('level: loud', 'formatter: logstash'));
     assert.equal(logstash.config.log.formatter, 'json');
     assert.match(logstash.warnings.join('\n'), /log.formatter \(line 3\): logstash is not supported/);
+    // distribution takes an empty formatter for its default, as if unset; an empty level it refuses.
+    assert.equal(load(base.replace('level: loud', 'formatter: ""')).config.log.formatter, 'json');
+    assertConfigError(() => load(base.replace('loud', '""')), { keyPath: 'log.level', line: 3 });
   });
 
   it("log.accesslog.disabled, distribution's key: on by default, a boolean", async () => {

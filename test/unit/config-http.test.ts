@@ -185,6 +185,33 @@ describe('http.secret', () => {
   });
 });
 
+describe('http.host, http.tls.certificate and key, http.debug.addr: empty is unset, as in distribution', () => {
+  // distribution tests each for "": `certificate: ""` serves plain HTTP, `debug.addr: ""` runs no
+  // debug server, `host: ""` builds URLs from the request. Templated configs write them so.
+  const withHttp = async (lines: string) => (await simple()).replace('  addr: :5000\n', `  addr: :5000\n${lines}`);
+
+  it('"" (or \'\', or from the environment) reads as if the key were not there', async () => {
+    const { config, warnings } = load(
+      await withHttp('  host: ""\n  tls:\n    certificate: ""\n    key: \'\'\n  debug:\n    addr: ""\n'),
+    );
+    assert.equal(config.http.publicUrl, null);
+    assert.equal(config.http.tls, null);
+    assert.equal(config.http.debug, null);
+    // Plain HTTP where a certificate was meant is worth a word.
+    assert.deepEqual(warnings, [
+      'config warning: http.tls.certificate (line 11): empty, read as unset as in Docker Registry: this node serves plain HTTP',
+    ]);
+    const fromEnv = load(await simple(), { REGISTRY_HTTP_HOST: '', REGISTRY_HTTP_DEBUG_ADDR: '' }).config.http;
+    assert.equal(fromEnv.publicUrl, null);
+    assert.equal(fromEnv.debug, null);
+  });
+
+  it('an empty certificate beside a key is still a key without its certificate', async () => {
+    const text = await withHttp('  tls:\n    certificate: ""\n    key: /certs/cache.key\n');
+    assertConfigError(() => load(text), { keyPath: 'http.tls.key', line: 11, message: /a key without a certificate/ });
+  });
+});
+
 describe('http.debug.addr', () => {
   const at = async (addr: string, debug: string) =>
     (await simple()).replace('  addr: :5000\n', `  addr: ${addr}\n  debug:\n    addr: ${debug}\n`);
@@ -286,5 +313,32 @@ describe('http.tls.clientcas and clientauth, as distribution reads them', () => 
     assert.deepEqual(load(await withTls('    clientauth: require-and-verify-client-cert\n')).warnings, [
       'config warning: http.tls.clientauth (line 12): has no effect without clientcas, ignored',
     ]);
+  });
+});
+
+describe('durations that become timers', () => {
+  it('are at most 596h, the longest a Node.js timer waits (longer would fire at once)', async () => {
+    const base = await simple();
+    const cases: Array<[string, string, string]> = [
+      ['  addr: :5000\n', '  addr: :5000\n  draintimeout: 600h\n', 'http.draintimeout'],
+      ['  addr: :5000\n', '  addr: :5000\n  limits:\n    idletimeout: 720h\n', 'http.limits.idletimeout'],
+      [
+        '          blobttl: 24h\n',
+        '          blobttl: 24h\n          timeouts:\n            headers: 800h\n',
+        'middleware.registry[0].options.timeouts.headers',
+      ],
+    ];
+    for (const [from, to, keyPath] of cases) {
+      assertConfigError(() => load(base.replace(from, to)), {
+        keyPath,
+        message: /expected at most 596h \(about 24\.8 days: a Node\.js timer cannot wait longer\)$/,
+      });
+    }
+    assert.equal(
+      load(base.replace('  addr: :5000\n', '  addr: :5000\n  draintimeout: 596h\n')).config.http.drainTimeoutMs,
+      596 * 3_600_000,
+    );
+    // blobttl is compared with times of last pull, never waited for: a month is fine.
+    assert.equal(load(base.replace('blobttl: 24h', 'blobttl: 720h')).config.downstream.blobTtlMs, 720 * 3_600_000);
   });
 });
