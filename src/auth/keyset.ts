@@ -61,6 +61,8 @@ export class KeySet {
   #generation = 0;
   #lastLoadedAt: number | null = null;
   #lastUnknownKidRefreshAt = Number.NEGATIVE_INFINITY;
+  /** When freshen() last asked the loader, successful or not. */
+  #lastFreshenAt = Number.NEGATIVE_INFINITY;
   /** The load under way, shared by every caller that wants fresh keys meanwhile. */
   #inflight: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -134,10 +136,15 @@ export class KeySet {
    * Refreshes first when the keys are older than `servedMaxAgeMs`; never rejects (the keys
    * held are served). A downstream tier asks for our keys when it meets an unknown kid, so a
    * rotated key reaches the end of a chain in one request instead of one refresh period per
-   * tier; a refresh already under way is shared.
+   * tier; a refresh already under way is shared. Anyone may ask for our keys, so a failed
+   * refresh is not retried before `servedMaxAgeMs` either: otherwise, while the upstream
+   * fails its JWK Set, every request to our key set would become one upstream request.
    */
   async freshen(): Promise<void> {
-    if (this.#now() - (this.#lastLoadedAt ?? 0) < this.#servedMaxAgeMs) return;
+    const now = this.#now();
+    if (now - (this.#lastLoadedAt ?? 0) < this.#servedMaxAgeMs) return;
+    if (this.#inflight === null && now - this.#lastFreshenAt < this.#servedMaxAgeMs) return;
+    this.#lastFreshenAt = now;
     await this.#load().catch(() => undefined);
   }
 

@@ -46,6 +46,8 @@ export class TestOrigin {
   /** Digests answered with this status (and headers, and a JSON body) instead of the blob. */
   readonly statusFor = new Map<string, { status: number; headers?: Record<string, string>; body?: unknown }>();
   readonly gates = new Map<string, Gate>();
+  /** When set, the JWK Set is answered with this status instead (an origin that fails). */
+  jwksStatus: number | null = null;
   /** Request headers seen, newest last (for Via / Authorization checks). */
   readonly seen: Array<{ method: string; path: string; headers: IncomingMessage['headers'] }> = [];
   keys: KeyPair[] = [];
@@ -164,6 +166,10 @@ export class TestOrigin {
     const path = new URL(req.url ?? '/', 'https://x').pathname;
     this.seen.push({ method: req.method ?? '', path, headers: req.headers });
     if (path === '/.well-known/jwks.json') {
+      if (this.jwksStatus !== null) {
+        res.writeHead(this.jwksStatus).end();
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.jwks()));
       return;
     }
