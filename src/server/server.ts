@@ -3,6 +3,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/types.js';
 import {
   guardRapidReset,
@@ -115,6 +116,16 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
     const ip = clientIp(socket);
     if (answerClientError(err, socket) === 431) hooks.refused?.('header-size', ip);
   });
+  // RFC 9112 §9.6: a client may send its request and then half-close (FIN, or TLS
+  // close_notify then FIN) while it reads the answer. node:http's default ends the
+  // connection at once and drops every request still being answered; with this it answers
+  // them all, then closes. An HTTP/1.1 TLS socket must stay writable after the client's end
+  // for that (an HTTP/2 one is left as it is: a session ends with its socket).
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  if (tls !== null)
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== 'h2') socket.allowHalfOpen = true;
+    });
   server.on('connection', (socket: Socket) => {
     if (!gate.admit(socket, hooks)) return;
     // Responses end in small writes (headers, a held-back last byte): with Nagle's algorithm
