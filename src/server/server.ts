@@ -1,8 +1,14 @@
 // The listening socket: with TLS, one port speaking HTTP/2 and HTTP/1.1 (ALPN, RFC 7301);
 // without, plain HTTP/1.1. Limits against hostile clients are set here, from config.
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/types.js';
 import {
   guardRapidReset,
@@ -13,6 +19,7 @@ import {
   type GuardHooks,
 } from './guards.js';
 import { answerClientError, expectationFailed, headersTooLarge, missingHost } from './client-error.js';
+import { Http1Drain } from './h1-drain.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
 import { sendError } from './respond.js';
@@ -48,9 +55,11 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
   const { limits, tls, handler } = opts;
   const hooks = opts.hooks ?? {};
   const headers = opts.headers ?? [];
+  const h1Drain = new Http1Drain();
   const onRequest = (req: Req, res: Res): void => {
     // Set now, so every answer has them, errors included; writeHead merges its own over them.
     if (headers.length > 0) for (const [name, values] of headers) res.setHeader(name, values);
+    if (req.httpVersionMajor === 1) h1Drain.track(req as IncomingMessage, res as ServerResponse);
     // RFC 9112 §3.2: a server must answer an HTTP/1.1 request that lacks Host with 400.
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
       sendError(asRes(res), missingHost(), req.method === 'HEAD', { Connection: 'close' });
@@ -115,6 +124,16 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
     const ip = clientIp(socket);
     if (answerClientError(err, socket) === 431) hooks.refused?.('header-size', ip);
   });
+  // RFC 9112 §9.6: a client may send its request and then half-close (FIN, or TLS
+  // close_notify then FIN) while it reads the answer. node:http's default ends the
+  // connection at once and drops every request still being answered; with this it answers
+  // them all, then closes. An HTTP/1.1 TLS socket must stay writable after the client's end
+  // for that (an HTTP/2 one is left as it is: a session ends with its socket).
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  if (tls !== null)
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== 'h2') socket.allowHalfOpen = true;
+    });
   server.on('connection', (socket: Socket) => {
     if (!gate.admit(socket, hooks)) return;
     // Responses end in small writes (headers, a held-back last byte): with Nagle's algorithm
@@ -138,6 +157,7 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
       if ('setTicketKeys' in server) server.setTicketKeys(keys);
     },
     async close(deadlineMs) {
+      h1Drain.start();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.close();
       if ('closeIdleConnections' in server) server.closeIdleConnections();

@@ -9,6 +9,7 @@ import { access, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promi
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
@@ -163,6 +164,89 @@ test('SIGTERM mid-transfer: GOAWAY, new connections refused, health 503, the tra
   );
   assert.ok(await exists(new Layout(cfg.root).blobData(parseDigest(blob.digest))), 'the completed fill was published');
   assert.ok(cache.lines.some((l) => l.msg === 'stopped'));
+});
+
+/** HTTP/1.1 answers framed by Content-Length: status, Connection field and body of each. */
+function h1Answers(buf: Buffer): Array<{ status: number; connection: string | undefined; body: Buffer }> {
+  const out: Array<{ status: number; connection: string | undefined; body: Buffer }> = [];
+  for (let off = 0; off < buf.length;) {
+    const end = buf.indexOf('\r\n\r\n', off);
+    if (end < 0) break;
+    const head = buf.subarray(off, end).toString('latin1');
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    if (buf.length < end + 4 + length) break;
+    const connection = /\r\nconnection: ([^\r]*)/i.exec(head)?.[1]?.toLowerCase();
+    out.push({ status: Number(head.split(' ')[1]), connection, body: buf.subarray(end + 4, end + 4 + length) });
+    off = end + 4 + length;
+  }
+  return out;
+}
+
+test('SIGTERM with HTTP/1.1 keep-alive transfers in flight: they finish, the connection closes after its last answer, exit 0 at once', async (t) => {
+  const { ca, origin, cfg } = await setup(t, '  draintimeout: 20s\n');
+  const cache = await spawnCache(t, cfg.path, cfg.root);
+  const blob = origin.add(randomBytes(4 << 20));
+  const token = await origin.mint('team/app', blob.digest);
+  const gate = origin.gate(blob.digest, 1 << 20);
+  t.after(() => gate.open());
+  // A keep-alive connection with a fill in flight (its headers sent) and a request pipelined
+  // behind it, answered before the drain and queued.
+  const sock = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port: cache.port, ca: ca.cert });
+  t.after(() => sock.destroy());
+  const chunks: Buffer[] = [];
+  let lastByteAt = 0;
+  sock.on('data', (d: Buffer) => {
+    chunks.push(d);
+    lastByteAt = Date.now();
+  });
+  sock.on('error', () => undefined);
+  const closedAt = new Promise<number>((resolve) => sock.once('close', () => resolve(Date.now())));
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
+  sock.write(get(`/v2/team/app/blobs/${blob.digest}?token=${token}`) + get('/v2/'));
+  await within(10_000, 'origin sent the first MiB', gate.reached);
+  await waitFor(5_000, 'the fill answer under way', () => chunks.length > 0);
+
+  const exited = exitOf(cache);
+  cache.child.kill('SIGTERM');
+  await waitFor(5_000, 'draining', () => cache.lines.some((l) => l.msg === 'draining'));
+  gate.open();
+  const closed = await within(15_000, 'the server closes the connection', closedAt);
+  const answers = h1Answers(Buffer.concat(chunks));
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200],
+  );
+  assert.equal(`sha256:${createHash('sha256').update(answers[0]!.body).digest('hex')}`, blob.digest);
+  assert.equal(answers[1]!.body.toString(), '{}');
+  assert.ok(closed - lastByteAt < 2_000, `closed ${closed - lastByteAt} ms after the last answer, not kept alive`);
+  assert.equal(await within(20_000, 'exit', exited), 0);
+  assert.ok(Date.now() - lastByteAt < 3_000, `exited ${Date.now() - lastByteAt} ms after the last answer`);
+});
+
+test('SIGTERM: an HTTP/1.1 request completed during the drain is answered with Connection: close, then the connection closes', async (t) => {
+  const { ca, cfg } = await setup(t, '  draintimeout: 20s\n');
+  const cache = await spawnCache(t, cfg.path, cfg.root);
+  const sock = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port: cache.port, ca: ca.cert });
+  t.after(() => sock.destroy());
+  const chunks: Buffer[] = [];
+  sock.on('data', (d: Buffer) => chunks.push(d));
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  await new Promise((resolve) => sock.once('secureConnect', resolve));
+  // Headers under way when the drain starts: the connection is not idle, so it stays open.
+  sock.write('GET /v2/ HTTP/1.1\r\nHost: localhost\r\n');
+  await delay(200);
+  const exited = exitOf(cache);
+  cache.child.kill('SIGTERM');
+  await waitFor(5_000, 'draining', () => cache.lines.some((l) => l.msg === 'draining'));
+  sock.write('\r\n');
+  await within(5_000, 'the server closes the connection after its answer', closed);
+  const answers = h1Answers(Buffer.concat(chunks));
+  assert.deepEqual(
+    answers.map((x) => [x.status, x.connection, x.body.toString()]),
+    [[200, 'close', '{}']],
+  );
+  assert.equal(await within(10_000, 'exit', exited), 0);
 });
 
 test('drain deadline passes mid-fill: exit 0 at the deadline, nothing partial published, no spool leftover after restart', async (t) => {
