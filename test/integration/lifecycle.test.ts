@@ -17,6 +17,7 @@ import { createTestCa, type Leaf, type TestCa } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
 import { spawnCache, writeConfig, type CacheProcess } from '../helpers/cache.js';
+import { originConfig } from '../helpers/stack.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { waitFor, within } from '../helpers/deadline.js';
@@ -32,17 +33,9 @@ async function setup(
   extraHttp: string,
   tls?: Leaf,
 ): Promise<{ ca: TestCa; origin: TestOrigin; cfg: Awaited<ReturnType<typeof writeConfig>> }> {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: tls ?? (await ca.issue('cache')),
-    extraHttp,
-  });
-  t.after(() => rm(cfg.dir, { recursive: true, force: true }));
-  return { ca, origin, cfg };
+  const made = await originConfig(t, { extraHttp, ...(tls !== undefined ? { tls } : {}) });
+  t.after(() => rm(made.cfg.dir, { recursive: true, force: true }));
+  return made;
 }
 
 function h2Session(t: TestContext, url: string, ca: string): Promise<ClientHttp2Session> {

@@ -5,25 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createTestCa } from '../../testkit/pki.js';
-import { spawnCache, writeConfig } from '../helpers/cache.js';
+import { spawnCache } from '../helpers/cache.js';
+import { originConfig } from '../helpers/stack.js';
 import { waitFor } from '../helpers/deadline.js';
 import { fetchBlob, agentFor } from '../helpers/http.js';
 import { first, pair, pinConnections, servingPids } from '../helpers/node-probe.js';
-import { TestOrigin } from '../helpers/origin.js';
 
 const DEBUG = '  debug:\n    addr: 127.0.0.1:0\n';
 
 test('origin down: a serving process killed is replaced, and the replacement serves hits with the node keys', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    extraHttp: `  processes: 2\n${DEBUG}`,
-  });
+  const { ca, origin, cfg } = await originConfig(t, { extraHttp: `  processes: 2\n${DEBUG}` });
   const cache = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
   const debugPort = Number(cache.lines.find((l) => l['msg'] === 'debug server listening')?.['port']);
   const [a, b] = pair(await servingPids(cache.lines, 2));

@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { createTestCa } from '../../testkit/pki.js';
 import { Layout } from '../../src/store/layout.js';
 import { parseDigest } from '../../src/store/digest.js';
-import { spawnCache, startTestCache, writeConfig } from '../helpers/cache.js';
+import { spawnCache, startTestCache } from '../helpers/cache.js';
+import { originConfig } from '../helpers/stack.js';
 import { agentFor, fetchBlob } from '../helpers/http.js';
 import { TestOrigin } from '../helpers/origin.js';
 import { waitFor } from '../helpers/deadline.js';
@@ -21,15 +22,7 @@ const exists = (p: string) =>
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
 test('blobttl: counts from the last pull, survives a restart, and the sweep deletes', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    blobttl: '3s',
-  });
+  const { ca, origin, cfg } = await originConfig(t, { blobttl: '3s' });
   const agent = agentFor(ca.cert, false);
   t.after(() => agent.destroy());
   const layout = new Layout(cfg.root);
@@ -101,10 +94,7 @@ test('maxsize: the least recently pulled blob is evicted first; the next pull of
 });
 
 test('a registry volume laid out by distribution is served as a warm cache', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls: await ca.issue('cache') });
+  const { ca, origin, cfg } = await originConfig(t);
   // What `registry` (distribution) leaves on disk: blobs/…/data plus repositories/ links.
   const bytes = randomBytes(200_000);
   const hex = createHash('sha256').update(bytes).digest('hex');
@@ -130,15 +120,7 @@ test('a registry volume laid out by distribution is served as a warm cache', asy
 });
 
 test('an expired copy pulled again is fetched again and then counts as pulled now, after a restart too', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    blobttl: '24h',
-  });
+  const { ca, origin, cfg } = await originConfig(t, { blobttl: '24h' });
   // A copy on disk last pulled two days ago (a registry volume, or a node that was down):
   // expired, and the sweep (every 10 minutes here) has not removed it yet.
   const blob = origin.add(randomBytes(20_000));
@@ -167,15 +149,7 @@ test('an expired copy pulled again is fetched again and then counts as pulled no
 });
 
 test('storage.delete.enabled: false never deletes, and says so at start', async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  const cfg = await writeConfig({
-    upstreams: [origin.url],
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    deleteEnabled: false,
-  });
+  const { ca, origin, cfg } = await originConfig(t, { deleteEnabled: false });
   const cache = await spawnCache(t, cfg.path, cfg.root);
   assert.ok(
     cache.lines.some((l) => l.level === 40 && String(l.msg).includes('never deletes')),
