@@ -86,20 +86,22 @@ test('log.formatter text: one line a record, UTC time, level, message, fields; t
   assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
 });
 
-test("log.formatter text: a record with an error is one line too, the access log's and a logged error object", async (t) => {
-  const fields: AccessFields = {
+/** The access fields of a blob request, with what a test sets. */
+function blobAccess(f: Pick<AccessFields, 'status' | 'bytes' | 'outcome' | 'err'>): AccessFields {
+  return {
     method: 'GET',
     route: 'blob',
     registry: undefined,
     repo: 'team/app',
     digest: `sha256:${'a'.repeat(64)}`,
-    status: 401,
-    bytes: 0,
     ms: 0.4,
-    outcome: 'error',
     proto: '1.1',
-    err: 'no token in the request',
+    ...f,
   };
+}
+
+test("log.formatter text: a record with an error is one line too, the access log's and a logged error object", async (t) => {
+  const fields = blobAccess({ status: 401, bytes: 0, outcome: 'error', err: 'no token in the request' });
   const text = await written(t, 'text', (log) => {
     new AccessLog(log).write(fields);
     log.error(
@@ -134,19 +136,7 @@ test('censorTokens: copies only what it censors, at the top and one object down;
 });
 
 test("the access log writes pino's line for the same fields, bindings included; none below the logger's level", async (t) => {
-  const fields: AccessFields = {
-    method: 'GET',
-    route: 'blob',
-    registry: undefined,
-    repo: 'team/app',
-    digest: `sha256:${'a'.repeat(64)}`,
-    status: 200,
-    bytes: 4096,
-    ms: 0.4,
-    outcome: 'hit',
-    proto: '1.1',
-    err: 'a "quoted"\nmessage',
-  };
+  const fields = blobAccess({ status: 200, bytes: 4096, outcome: 'hit', err: 'a "quoted"\nmessage' });
   const { lines } = await linesOf(t, (log) => {
     const member = log.child({ proc: 3 });
     member.info(fields, 'request');
