@@ -110,6 +110,8 @@ function handle(
       return;
     case 'keys':
       return send({ t: 'keys', id: m.id, jwks: cache.ctx.keys.loaded ? cache.ctx.keys.toJSON() : null });
+    case 'ping':
+      return send({ t: 'pong', id: m.id });
     case 'drain':
       return deps.stop('drain');
   }

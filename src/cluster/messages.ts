@@ -53,6 +53,8 @@ export type ToMember =
   | { t: 'health'; id: number }
   /** The trusted key set, for a replacement (init's nodeKeys). */
   | { t: 'keys'; id: number }
+  /** Are you there? (watchdog.ts: a process that stops answering is replaced.) */
+  | { t: 'ping'; id: number }
   | { t: 'drain' }
   /** Another process published this blob. */
   | { t: 'published'; digest: string; size: number }
@@ -71,7 +73,8 @@ export type FromMember =
   | { t: 'reload-failed'; id: number; error: string }
   | { t: 'metrics'; id: number; metrics: MetricsSnapshot | null }
   | { t: 'health'; id: number; report: HealthReport }
-  | { t: 'keys'; id: number; jwks: unknown };
+  | { t: 'keys'; id: number; jwks: unknown }
+  | { t: 'pong'; id: number };
 
 export type Answer = Extract<FromMember, { id: number }>;
 
@@ -83,6 +86,7 @@ const TO_MEMBER = new Set<string>([
   'scrape',
   'health',
   'keys',
+  'ping',
   'drain',
   'published',
   'fill-credential',
@@ -99,6 +103,7 @@ const FROM_MEMBER = new Set<string>([
   'metrics',
   'health',
   'keys',
+  'pong',
 ]);
 
 function tagged(m: unknown, tags: Set<string>): boolean {

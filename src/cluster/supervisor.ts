@@ -1,6 +1,6 @@
 // The supervisor of a node of N serving processes (http.processes > 1). It serves no
 // request: it starts the processes on one port (each binds it with SO_REUSEPORT and owns
-// its accept queue), replaces one that dies, and keeps what must be one per node: the TLS
+// its accept queue), replaces one that dies or stops answering, and keeps what must be one per node: the TLS
 // certificate (read once, sent to all on SIGHUP), the session ticket keys (shared, rotated),
 // the per-IP connection count, the debug server (one /metrics, one /debug/health), and
 // the stop (SIGTERM drains every process, then exits 0).
@@ -21,6 +21,7 @@ import { MemberProcess } from './member-process.js';
 import type { FromMember, ToMember } from './messages.js';
 import { nodeHealth, type MemberHealth, type NodeHealthReport } from './node-health.js';
 import type { NodeMetrics } from './node-metrics.js';
+import { Watchdog } from './watchdog.js';
 
 /** How long a scrape or a health check waits for each process. */
 const ASK_MS = 2_000;
@@ -45,6 +46,10 @@ export class Supervisor {
   readonly #restartPause = new Map<number, number>();
   #started: { resolve(): void; reject(err: Error): void } | null = null;
   readonly #exitCodes: Array<number | null> = [];
+  readonly #watchdog = new Watchdog(
+    () => this.#ready(),
+    (m, silentMs) => this.#onStuck(m, silentMs),
+  );
 
   constructor(config: Config, log: Logger, processes: number) {
     this.#config = config;
@@ -81,6 +86,7 @@ export class Supervisor {
     }
     // Spools were removed once, before the first processes; a replacement removes none.
     this.#removedSpools = 0;
+    this.#watchdog.start();
     this.#debug = await openDebugServer(this.#config.http.debug, {
       health: () => this.health(),
       render: this.#metrics === null ? null : () => this.renderMetrics(),
@@ -137,6 +143,7 @@ export class Supervisor {
     this.#stopping ??= (async () => {
       this.#log.info({ processes: this.#ready().length, deadlineMs: this.#config.http.drainTimeoutMs }, 'draining');
       this.#tickets.stop();
+      this.#watchdog.stop();
       const live = this.#members.filter((m): m is MemberProcess => m !== null && m.state !== 'gone');
       const exited = live.map((m) => new Promise<void>((resolve) => m.worker.once('exit', () => resolve())));
       const starting = new Set(live.filter((m) => m.state === 'starting'));
@@ -274,6 +281,16 @@ export class Supervisor {
       case 'fill-credential':
         return this.#broadcast(m, member);
     }
+  }
+
+  /** A process that stopped answering is killed; its exit replaces it (#onExit). */
+  #onStuck(member: MemberProcess, silentMs: number): void {
+    if (this.#stopping !== null || member.state === 'gone') return;
+    this.#log.error(
+      { index: member.index, servingPid: member.pid, silentMs },
+      'serving process does not answer; killing it',
+    );
+    member.worker.process.kill('SIGKILL');
   }
 
   #onExit(member: MemberProcess, code: number | null, signal: string | null): void {
