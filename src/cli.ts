@@ -13,6 +13,7 @@
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { CLI_OPTIONS, CONFIGURATION_PATH_VAR } from './cli-options.js';
 import { resolveProcesses } from './cluster/budget.js';
 import { isConfigError } from './config/errors.js';
 import type { Config } from './config/types.js';
@@ -31,7 +32,9 @@ commands:
   health         ask the node serving this configuration on this host whether it is
                  healthy (the container's health check): its debug server's /debug/health
                  when http.debug.addr is set, else /v2/ on its serving port; exit 0 healthy,
-                 1 not
+                 1 not. Without a config file, the running \`dtr-cache serve\`'s own (its
+                 file and REGISTRY_* environment, read in /proc; --pid PID names the
+                 process), else REGISTRY_CONFIGURATION_PATH
   scrub          re-hash every stored blob and remove bad ones (--dry-run: only report);
                  exit 0 when all were good, 3 when bad blobs were found
   register       register this cache with the origin's content-cache API and, with
@@ -42,11 +45,11 @@ commands:
                  then password, one per line); never on the command line
 `;
 
-// As config/env.ts names it; not imported from there, which would load the YAML parser here.
-const CONFIGURATION_PATH_VAR = 'REGISTRY_CONFIGURATION_PATH';
-
-/** `failCode`: 2 (bad configuration); `health` passes 1, its only "not healthy" status. */
-async function loadOrExit(path: string | undefined, failCode = 2): Promise<LoadResult> {
+/**
+ * `failCode`: 2 (bad configuration); `health` passes 1, its only "not healthy" status.
+ * `env`: the REGISTRY_* overrides; `health` passes the running node's.
+ */
+async function loadOrExit(path: string | undefined, failCode = 2, env = process.env): Promise<LoadResult> {
   if (path === undefined) {
     process.stderr.write(
       `dtr-cache: a config file is required: --config FILE (or ${CONFIGURATION_PATH_VAR})\n${USAGE}`,
@@ -56,7 +59,7 @@ async function loadOrExit(path: string | undefined, failCode = 2): Promise<LoadR
   try {
     // Lazily: a serving process gets its configuration from the supervisor, and no YAML parser.
     const { loadConfigFile } = await import('./config/load.js');
-    return await loadConfigFile(path, process.env);
+    return await loadConfigFile(path, env);
   } catch (err) {
     if (isConfigError(err)) {
       process.stderr.write(`${err.message}\n`);
@@ -131,11 +134,60 @@ function usageError(message: string, code = 2): never {
  * distribution.
  */
 function configPath(option: string | undefined, positionals: string[], failCode: number): string | undefined {
+  return fileArgument(option, positionals, failCode) ?? (process.env[CONFIGURATION_PATH_VAR] || undefined);
+}
+
+/** The config file named on the command line, if any (see configPath). */
+function fileArgument(option: string | undefined, positionals: string[], failCode: number): string | undefined {
   const [, argument, ...extra] = positionals;
   if (extra[0] !== undefined) usageError(`unexpected argument ${JSON.stringify(extra[0])}`, failCode);
   if (option !== undefined && argument !== undefined && option !== argument)
     usageError(`two config files given: --config ${option} and ${argument}`, failCode);
-  return option ?? argument ?? (process.env[CONFIGURATION_PATH_VAR] || undefined);
+  return option ?? argument;
+}
+
+/**
+ * `health`: asks the node and exits 0 when it answers 200, else 1 (in a HEALTHCHECK Docker
+ * defines 0 and 1 only and reserves 2, so usage and config errors are 1 too).
+ */
+async function health(file: string | undefined, pid: string | undefined): Promise<never> {
+  const { config, of } = await healthConfig(file, pid);
+  const { checkHealth, healthTarget } = await import('./commands/health.js');
+  const target = healthTarget(config);
+  const answer = await checkHealth(target);
+  const healthy = 'status' in answer && answer.status === 200;
+  const why = 'status' in answer ? `status ${answer.status}` : answer.error;
+  (healthy ? process.stdout : process.stderr).write(`${target.url}: ${why}${of}\n`);
+  process.exit(healthy ? 0 : 1);
+}
+
+/**
+ * The config `health` reads: the file on its command line; else the running node's, found
+ * in /proc (the node of process `pid` when given): the file it serves, with its REGISTRY_*
+ * overrides, whatever path the container was started with; else REGISTRY_CONFIGURATION_PATH.
+ * `of` says which node's config it was, for the check's output.
+ */
+async function healthConfig(
+  file: string | undefined,
+  pid: string | undefined,
+): Promise<{ config: Config; of: string }> {
+  if (pid !== undefined && !/^\d+$/.test(pid)) usageError(`--pid ${pid}: not a process id`, 1);
+  if (file !== undefined && pid !== undefined) usageError('health: give --config FILE or --pid PID, not both', 1);
+  if (file !== undefined) return { config: (await loadOrExit(file, 1)).config, of: '' };
+  const { HealthSourceError, runningNodeConfig } = await import('./commands/health-source.js');
+  try {
+    const node = await runningNodeConfig(process.argv[1] ?? '', pid === undefined ? undefined : Number(pid));
+    const { config } = await loadOrExit(node.path, 1, node.env);
+    return { config, of: ` (the node of pid ${node.pid}, ${node.path})` };
+  } catch (err) {
+    if (!(err instanceof HealthSourceError)) throw err;
+    const named = process.env[CONFIGURATION_PATH_VAR] || undefined;
+    if (pid !== undefined || named === undefined) {
+      process.stderr.write(`dtr-cache health: ${err.message}\n`);
+      process.exit(1);
+    }
+    return { config: (await loadOrExit(named, 1)).config, of: '' };
+  }
 }
 
 async function registerCache(values: {
@@ -182,15 +234,7 @@ function parseUsage(argv: string[]) {
   try {
     return parseArgs({
       args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        'dry-run': { type: 'boolean' },
-        name: { type: 'string' },
-        host: { type: 'string' },
-        origin: { type: 'string' },
-        users: { type: 'string' },
-      },
+      options: CLI_OPTIONS,
       allowPositionals: true,
     });
   } catch (err) {
@@ -225,8 +269,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(command === undefined && !values.help ? 2 : 0);
   }
-  // A container's HEALTHCHECK: Docker defines 0 and 1 only and reserves 2.
-  const config = configPath(values.config, positionals, command === 'health' ? 1 : 2);
+  if (command === 'health') return health(fileArgument(values.config, positionals, 1), values.pid);
+  const config = configPath(values.config, positionals, 2);
   switch (command) {
     case 'serve':
       return serve(config);
@@ -235,16 +279,6 @@ async function main(argv: string[]): Promise<void> {
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write('configuration ok\n');
       return;
-    }
-    case 'health': {
-      const { config: loaded } = await loadOrExit(config, 1);
-      const { checkHealth, healthTarget } = await import('./commands/health.js');
-      const target = healthTarget(loaded);
-      const answer = await checkHealth(target);
-      const healthy = 'status' in answer && answer.status === 200;
-      const why = 'status' in answer ? `status ${answer.status}` : answer.error;
-      (healthy ? process.stdout : process.stderr).write(`${target.url}: ${why}\n`);
-      process.exit(healthy ? 0 : 1);
     }
     case 'scrub': {
       const { config: loaded } = await loadOrExit(config);

@@ -90,9 +90,10 @@ export function createLogger(
 }
 
 /**
- * `[2026-11-22T10:00:00.000Z] INFO: request {"method":"GET","status":200,…}`: UTC time, level,
- * message, then the other fields as JSON on the same line, errors included (grep-able, no
- * colours).
+ * `[2026-11-22T10:00:00.000Z] INFO (4242): request {"method":"GET","status":200,…}`: UTC time,
+ * level, the writing process's pid (pino-pretty's own form), message, then the other fields as
+ * JSON on the same line, errors included (grep-able, no colours). The pid: a supervisor and its
+ * serving processes write to the same stream, and the JSON lines say which one wrote.
  */
 function textOptions(dest: number | string): Record<string, unknown> {
   return {
@@ -101,7 +102,7 @@ function textOptions(dest: number | string): Record<string, unknown> {
     colorize: false,
     singleLine: true,
     translateTime: "UTC:yyyy-mm-dd'T'HH:MM:ss.l'Z'",
-    ignore: 'pid,hostname,svc',
+    ignore: 'hostname,svc',
     // pino-pretty prints `err` (and `error`) apart, on lines of their own, stacks unfolded,
     // whatever singleLine says: an access log line with an error, or any error logged,
     // would take several lines. They stay in the line's JSON, as every other field.

@@ -239,6 +239,37 @@ test('health: a config it cannot read is "not healthy", exit 1 (Docker reserves 
   assert.equal((await cli(['health', '--config', join(dir, 'missing.yml')])).code, 1);
 });
 
+test('health without a config file: asks the running node, with the file and REGISTRY_* overrides it serves with', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  // The file says port 0; only the node's environment names the port it serves on, as with
+  // `docker run -e REGISTRY_HTTP_ADDR=…`: a check reading the file alone could not find it.
+  const port = await freePort();
+  const cfg = await writeConfig({ upstreams: [origin.url], cas: [ca.certPath], tls });
+  // Two serving processes: the check must count the node once, not each of its processes.
+  const node = await spawnCache(t, cfg.path, cfg.root, {
+    REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+    REGISTRY_HTTP_PROCESSES: '2',
+  });
+  const pid = String(node.child.pid);
+  const answer = `https://127.0.0.1:${port}/v2/: status 200 (the node of pid ${pid}, ${cfg.path})`;
+  const named = await cli(['health', '--pid', pid]);
+  assert.equal(named.code, 0, named.err);
+  assert.equal(named.out.trim(), answer);
+  // As in a container: no argument, the node is found among the processes. A file named by
+  // the check's own environment does not turn it to another node's config.
+  const found = await cli(['health'], { REGISTRY_CONFIGURATION_PATH: join(cfg.dir, 'elsewhere.yml') });
+  assert.equal(found.code, 0, found.err);
+  assert.equal(found.out.trim(), answer);
+
+  assert.equal(await node.stop('SIGTERM'), 0);
+  const gone = await cli(['health', '--pid', pid]);
+  assert.equal(gone.code, 1, 'stopped: unhealthy');
+  assert.match(gone.err, new RegExp(`^dtr-cache health: process ${pid} is not a dtr-cache serve`));
+  const none = await cli(['health']);
+  assert.equal(none.code, 1);
+  assert.match(none.err, /^dtr-cache health: no running dtr-cache serve of .* found/);
+});
+
 test('serve: a second node on the port of a running one fails with EADDRINUSE, not joins it', async (t) => {
   const { ca, origin, tls } = await originAndLeaf(t);
   const port = await freePort();

@@ -16,6 +16,9 @@ const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS1
 
 type Logger = ReturnType<typeof createLogger>;
 
+/** A text line's pid, after its level (a regular expression): a node's processes write to one stream. */
+const pid = `\\(${process.pid}\\)`;
+
 /** What a logger of this formatter writes to a file; the destination is closed before reading. */
 async function written(t: TestContext, formatter: 'json' | 'text', write: (log: Logger) => void): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-log-'));
@@ -79,11 +82,19 @@ test('log.formatter text: one line a record, UTC time, level, message, fields; t
   });
   const [request, warning, ...more] = text.trim().split('\n');
   assert.equal(more.length, 0, text);
-  assert.match(request ?? '', /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: request \{.*"method":"GET".*\}$/);
+  assert.match(
+    request ?? '',
+    new RegExp(
+      `^\\[\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\] INFO ${pid}: request \\{.*"method":"GET".*\\}$`,
+    ),
+  );
   assert.match(request ?? '', /"status":200/);
-  assert.match(warning ?? '', /\] WARN: upstream failed, trying next \{"upstream":"https:\/\/dtr\.example\.org"\}$/);
+  assert.match(
+    warning ?? '',
+    new RegExp(`\\] WARN ${pid}: upstream failed, trying next \\{"upstream":"https://dtr\\.example\\.org"\\}$`),
+  );
   assert.ok(!text.includes(TOKEN));
-  assert.ok(!/"(pid|hostname|svc)"/.test(text), 'process fields are left out');
+  assert.ok(!/"(pid|hostname|svc)"/.test(text), 'the pid is said once, the host and service not at all');
 });
 
 /** The access fields of a blob request, with what a test sets. */
@@ -111,8 +122,15 @@ test("log.formatter text: a record with an error is one line too, the access log
   });
   const [request, failed, ...more] = text.trim().split('\n');
   assert.equal(more.length, 0, text);
-  assert.match(request ?? '', /\] INFO: request \{.*"status":401.*"err":"no token in the request".*\}$/);
-  assert.match(failed ?? '', /\] ERROR: fill failed \{.*"err":\{.*"message":"spool write failed.*EIO.*\}$/);
+  // The access log writes its own line (log/access-log.ts): with the pid too.
+  assert.match(
+    request ?? '',
+    new RegExp(`\\] INFO ${pid}: request \\{.*"status":401.*"err":"no token in the request".*\\}$`),
+  );
+  assert.match(
+    failed ?? '',
+    new RegExp(`\\] ERROR ${pid}: fill failed \\{.*"err":\\{.*"message":"spool write failed.*EIO.*\\}$`),
+  );
 });
 
 test('censorTokens: copies only what it censors, at the top and one object down; the logged objects stay as they were', () => {
