@@ -154,9 +154,7 @@ async function health(file: string | undefined, pid: string | undefined): Promis
   const { config, of } = await healthConfig(file, pid);
   const { checkHealth, healthTarget } = await import('./commands/health.js');
   const target = healthTarget(config);
-  const answer = await checkHealth(target);
-  const healthy = 'status' in answer && answer.status === 200;
-  const why = 'status' in answer ? `status ${answer.status}` : answer.error;
+  const { healthy, why } = await checkHealth(target);
   (healthy ? process.stdout : process.stderr).write(`${target.url}: ${why}${of}\n`);
   process.exit(healthy ? 0 : 1);
 }

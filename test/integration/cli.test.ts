@@ -229,6 +229,28 @@ test('health: asks the node of this config, on its debug server or else its serv
   assert.equal(debug.out.trim(), `http://127.0.0.1:${debugPort}/debug/health: status 200`);
 });
 
+test('health of a node that wants client certificates (clientcas) and has no debug server: its TLS handshake is its answer', async (t) => {
+  const { ca, origin, tls } = await originAndLeaf(t);
+  const port = await freePort();
+  const cfg = await configOnPort(port, {
+    upstreams: [origin.url],
+    cas: [ca.certPath],
+    tls,
+    extraTls: `    clientcas:\n      - ${ca.certPath}\n`,
+  });
+  const node = await spawnCache(t, cfg.path, cfg.root);
+  const up = await cli(['health', '--config', cfg.path]);
+  assert.equal(up.code, 0, up.err);
+  assert.equal(
+    up.out.trim(),
+    `https://127.0.0.1:${port}/v2/: TLS handshake answered (a client certificate is required)`,
+  );
+  assert.equal(await node.stop('SIGTERM'), 0);
+  const down = await cli(['health', '--config', cfg.path]);
+  assert.equal(down.code, 1, 'stopped: unhealthy');
+  assert.match(down.err, /ECONNREFUSED/);
+});
+
 test('health: a config it cannot read is "not healthy", exit 1 (Docker reserves 2 in a HEALTHCHECK)', async () => {
   const dir = removeAtExit(await mkdtemp(join(tmpdir(), 'dtr-cache-cli-')));
   const bad = join(dir, 'bad.yml');

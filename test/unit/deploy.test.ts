@@ -115,10 +115,18 @@ test('deploy: the stack, the config it mounts, the Dockerfile and the systemd un
   assert.deepEqual(JSON.parse(health[1]!), ['node', entry.find((a) => a.endsWith('cli.js')), 'health']);
   const debug = config.http.debug as NonNullable<Config['http']['debug']>;
   assert.ok(debug, 'http.debug.addr set');
-  assert.deepEqual(healthTarget(config), { url: `http://127.0.0.1:${debug.port}${HEALTH_PATH}`, tls: false });
+  assert.deepEqual(healthTarget(config), {
+    url: `http://127.0.0.1:${debug.port}${HEALTH_PATH}`,
+    tls: false,
+    clientCertRequired: false,
+  });
   const { config: dtrs } = loadConfig((await read('config.yml')).replace(/\n  debug:\n(    .*\n|\n)*/, '\n'));
   assert.equal(dtrs.http.debug, null);
-  assert.deepEqual(healthTarget(dtrs), { url: `https://127.0.0.1:${dtrs.http.port}/v2/`, tls: true });
+  assert.deepEqual(healthTarget(dtrs), {
+    url: `https://127.0.0.1:${dtrs.http.port}/v2/`,
+    tls: true,
+    clientCertRequired: false,
+  });
 
   // Non-root, multi-stage, and a stop grace longer than the drain.
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2, 'multi-stage');
