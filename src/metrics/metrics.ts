@@ -223,7 +223,7 @@ export class Metrics {
     });
     this.#upstreams = new UpstreamWatch({
       outcome: (host, outcome) => this.#child(upstreamRequests, 'u', host, outcome).inc(),
-      broke: (host) => this.#child(upstreamBreaks, 'b', host).inc(),
+      broke: (host) => this.#child(upstreamBreaks, 'ub', host).inc(),
     });
   }
 
