@@ -30,6 +30,26 @@ export type RefusalReason = 'per-ip' | 'rapid-reset' | 'header-size';
 
 const PREFIX = 'dtr_cache_';
 const METHODS = new Set(['GET', 'HEAD']);
+/** The outcomes whose responses carry a blob's body; nothing else has a first byte to time. */
+const BODY_OUTCOMES = new Set(['hit', 'miss', 'joined']);
+
+/**
+ * Seconds from a request's arrival to its end. A manifest, a token-refused request or a
+ * small hit from the page cache ends within milliseconds; a large layer takes as long as
+ * the client's link needs (1 GiB at 100 Mbit/s is about 90 s), and a slow client of a
+ * multi-GiB blob takes minutes. Prometheus's default buckets stop at 10 s, where every large
+ * blob would fall into +Inf, hence buckets up to 10 minutes.
+ */
+const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];
+/**
+ * Seconds from a blob request's arrival to its first body byte. A hit answers within
+ * milliseconds; a miss waits for the upstream's connection, headers and first bytes (tens
+ * to hundreds of milliseconds across a WAN), at worst for the upstream timeouts (connect
+ * 10 s and headers 30 s by default), hence buckets up to a minute.
+ */
+const FIRST_BYTE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -48,9 +68,12 @@ export class Metrics {
   readonly #digestFailures: Counter;
   readonly #collapseSaved: Counter;
   readonly #fillClients: Histogram;
+  readonly #duration: Histogram<'route' | 'method'>;
+  readonly #firstByte: Histogram<'outcome'>;
   readonly #refused: Counter<'reason'>;
   readonly #broken: Counter<'route'>;
-  readonly #children = new Map<string, Counter.Internal>();
+  /** Label children, made once (see #child): Counter.Internal or Histogram.Internal by namespace. */
+  readonly #children = new Map<string, unknown>();
   readonly #loop: ELDHistogram;
   readonly #upstreams: UpstreamWatch;
   #sources: MetricSources | null = null;
@@ -102,6 +125,24 @@ export class Metrics {
       name: `${PREFIX}fill_clients`,
       help: 'Clients served by one fill (1 + joins), observed when the fill settles.',
       buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200],
+      registers,
+    });
+    // By route and method only, as requests_total (without its status): a blob's duration
+    // is mostly its size over the client's link, which no label carries, so an outcome split
+    // would mostly tell cold blobs from warm ones. The cache's own latency by outcome is the
+    // first-byte histogram below; its three outcomes keep it to three series.
+    this.#duration = new Histogram({
+      name: `${PREFIX}request_duration_seconds`,
+      help: "Seconds from a request's arrival to the end of its answer (or the client leaving), by route and method.",
+      labelNames: ['route', 'method'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#firstByte = new Histogram({
+      name: `${PREFIX}blob_first_byte_seconds`,
+      help: "Seconds from a blob request's arrival until the client's connection took its first body bytes, by outcome (hit, miss, joined); observed when the request ends.",
+      labelNames: ['outcome'],
+      buckets: FIRST_BYTE_BUCKETS,
       registers,
     });
     this.#refused = new Counter({
@@ -223,7 +264,7 @@ export class Metrics {
     });
     this.#upstreams = new UpstreamWatch({
       outcome: (host, outcome) => this.#child(upstreamRequests, 'u', host, outcome).inc(),
-      broke: (host) => this.#child(upstreamBreaks, 'b', host).inc(),
+      broke: (host) => this.#child(upstreamBreaks, 'ub', host).inc(),
     });
   }
 
@@ -242,7 +283,10 @@ export class Metrics {
     this.#upstreams.watch(urls);
   }
 
-  /** One call per request, where the router writes its log line. */
+  /**
+   * One call per request, where the router writes its log line. `seconds`: from its arrival
+   * to its end; `firstByte`: to its first body byte, when one was written.
+   */
   request(
     route: string,
     method: string | undefined,
@@ -250,14 +294,18 @@ export class Metrics {
     outcome: string | undefined,
     bytes: number,
     failed: boolean,
+    seconds: number,
+    firstByte?: number,
   ): void {
     const m = method !== undefined && METHODS.has(method) ? method : 'other';
     this.#child(this.#requests, 'r', route, m, String(status)).inc();
+    this.#child(this.#duration, 'd', route, m).observe(seconds);
     if (failed && status < 400) this.#child(this.#broken, 'k', route).inc();
     if (route !== 'blob') return;
     const o = outcome ?? 'error';
     this.#child(this.#blobRequests, 'o', o).inc();
     if (bytes > 0) this.#child(this.#blobBytes, 'b', o).inc(bytes);
+    if (firstByte !== undefined && BODY_OUTCOMES.has(o)) this.#child(this.#firstByte, 't', o).observe(firstByte);
   }
 
   /** Hooks for fill.ts (FillDeps.hooks); arrow properties, so they can be passed as an object. */
@@ -290,12 +338,15 @@ export class Metrics {
     this.#upstreams.close();
   }
 
-  /** The label child for these values, made once: prom-client's labels() hashes its arguments on every call. */
-  #child<T extends string>(counter: Counter<T>, ns: string, ...values: string[]): Counter.Internal {
+  /**
+   * The label child for these values, made once: prom-client's labels() hashes its arguments
+   * on every call. `ns` names the metric: one namespace per metric keeps the children's types apart.
+   */
+  #child<C>(metric: { labels(...values: string[]): C }, ns: string, ...values: string[]): C {
     const key = `${ns}\0${values.join('\0')}`;
-    let child = this.#children.get(key);
+    let child = this.#children.get(key) as C | undefined;
     if (child === undefined) {
-      child = counter.labels(...values);
+      child = metric.labels(...values);
       this.#children.set(key, child);
     }
     return child;

@@ -24,7 +24,10 @@ export interface AppContext {
 }
 
 export interface RequestMetrics {
-  /** `failed`: the request ended in an error (after its headers, when status < 400). */
+  /**
+   * `failed`: the request ended in an error (after its headers, when status < 400).
+   * `seconds`: from its arrival to its end; `firstByte`: to its first body byte, if any.
+   */
   request(
     route: RequestRecord['route'],
     method: string | undefined,
@@ -32,6 +35,8 @@ export interface RequestMetrics {
     outcome: RequestRecord['outcome'],
     bytes: number,
     failed: boolean,
+    seconds: number,
+    firstByte: number | undefined,
   ): void;
 }
 
@@ -45,5 +50,7 @@ export interface RequestRecord {
   /** `revalidated`: a tag checked upstream and unchanged; `stale`: served without the upstream (mirror mode). */
   outcome?: 'hit' | 'miss' | 'joined' | 'head-upstream' | 'not-modified' | 'revalidated' | 'stale' | 'error';
   bytes: number;
+  /** When the client's socket took the first body byte of a blob (process.hrtime.bigint()). */
+  firstByteAt?: bigint;
   error?: string;
 }

@@ -69,9 +69,19 @@ export function createRouter(ctx: AppContext) {
         rec.error = regErr.message;
       }
     }
-    ctx.metrics?.request(rec.route, req.method, status, rec.outcome, rec.bytes, rec.error !== undefined);
+    const ended = process.hrtime.bigint();
+    ctx.metrics?.request(
+      rec.route,
+      req.method,
+      status,
+      rec.outcome,
+      rec.bytes,
+      rec.error !== undefined,
+      Number(ended - started) / 1e9,
+      rec.firstByteAt === undefined ? undefined : Number(rec.firstByteAt - started) / 1e9,
+    );
     if (ctx.accessLog === null) return;
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const ms = Number(ended - started) / 1e6;
     ctx.accessLog.write({
       method: req.method,
       route: rec.route,

@@ -67,8 +67,11 @@ export interface SendOptions {
   digest: string;
   head: boolean;
   rangeHeader: string | undefined;
-  /** Told the body bytes the client's socket took, also when the response fails (access log, metrics). */
-  record?: { bytes: number };
+  /**
+   * Told the body bytes the client's socket took, also when the response fails (access log,
+   * metrics), and when it took the first of them (the time to first byte).
+   */
+  record?: { bytes: number; firstByteAt?: bigint };
 }
 
 /** Resolves with the body bytes written; rejects with ClientGone or the source's failure. */
@@ -96,7 +99,7 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
       if (!src.verified()) res.flushHeaders?.();
       if (src.bytes !== undefined) {
         res.end(src.bytes);
-        watch.body = size;
+        watch.took(size);
         return size;
       }
       return end(res, await pump(res, src, { start: 0, end: size - 1 }, watch, true));
@@ -114,7 +117,10 @@ export async function sendBlob(res: ResLike, src: BlobSource, opts: SendOptions)
     }
     return end(res, await sendMultipart(res, src, range.ranges, base, opts.head, watch));
   } finally {
-    if (opts.record !== undefined) opts.record.bytes = watch.body;
+    if (opts.record !== undefined) {
+      opts.record.bytes = watch.body;
+      if (watch.firstByteAt !== undefined) opts.record.firstByteAt = watch.firstByteAt;
+    }
     watch.dispose();
   }
 }
@@ -205,14 +211,14 @@ async function pumpWith(
     }
     if (out.length > 0) {
       await writeAll(res, out, watch);
-      watch.body += out.length;
+      watch.took(out.length);
     }
   }
   if (held !== null) {
     src.doneReading?.();
     await untilVerified(src, watch);
     await writeAll(res, held, watch);
-    watch.body += held.length;
+    watch.took(held.length);
   }
   return end - r.start;
 }
@@ -259,6 +265,8 @@ class CloseWatch {
   closed = false;
   /** Body bytes the client's socket has taken so far. */
   body = 0;
+  /** When the client's socket took the first of them (process.hrtime.bigint()). */
+  firstByteAt: bigint | undefined = undefined;
   readonly #wakers = new Set<() => void>();
   readonly #res: ResLike;
   readonly #onClose = (): void => {
@@ -272,6 +280,12 @@ class CloseWatch {
     // A client may have gone while we waited for a fill's headers: 'close' is then past.
     this.closed = clientGone(res);
     res.once('close', this.#onClose);
+  }
+
+  /** The client's socket took `n` bytes of the blob; the first ones stamp the time to first byte. */
+  took(n: number): void {
+    if (this.body === 0 && n > 0) this.firstByteAt = process.hrtime.bigint();
+    this.body += n;
   }
 
   /** A write that failed means the client is gone, whether or not 'close' came first. */

@@ -1,4 +1,4 @@
-// The node's /metrics (src/cluster/node-metrics.ts): counters of a process that exited stay
+// The node's /metrics (src/cluster/node-metrics.ts): counts of a process that exited stay
 // in the node's totals from the moment it exited, a scrape under way included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +13,8 @@ test("a process's counters count from its exit on, even for a scrape that render
     a.close();
     b.close();
   });
-  for (let i = 0; i < 3; i++) a.request('blob', 'GET', 200, 'hit', 100, false);
-  b.request('blob', 'GET', 200, 'hit', 100, false);
+  for (let i = 0; i < 3; i++) a.request('blob', 'GET', 200, 'hit', 100, false, 0.01);
+  b.request('blob', 'GET', 200, 'hit', 100, false, 0.01);
   const node = new NodeMetrics(() => 2);
   const hits = async (answers: Parameters<NodeMetrics['render']>[0]) =>
     parseMetrics((await node.render(answers)).body).value('dtr_cache_blob_requests_total', { outcome: 'hit' });
@@ -33,7 +33,7 @@ test("a process's counters count from its exit on, even for a scrape that render
   // Two processes that exit together (a poison request, the OOM killer): neither is lost.
   const c = new Metrics();
   t.after(() => c.close());
-  c.request('blob', 'GET', 200, 'hit', 100, false);
+  c.request('blob', 'GET', 200, 'hit', 100, false, 0.01);
   assert.equal(
     await hits([
       { id: 2, snapshot: await b.snapshot() },
@@ -46,4 +46,10 @@ test("a process's counters count from its exit on, even for a scrape that render
   assert.equal(await hits([]), 5);
   await Promise.all(both2);
   assert.equal(await hits([]), 5);
+  const afterExits = parseMetrics((await node.render([])).body);
+  assert.equal(
+    afterExits.value('dtr_cache_request_duration_seconds_count', { route: 'blob', method: 'GET' }),
+    5,
+    'histograms too',
+  );
 });
