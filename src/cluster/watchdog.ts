@@ -6,14 +6,18 @@
 // replaces any process that dies).
 import { MemberTimeout, type MemberProcess } from './member-process.js';
 
-/** How often each process is asked, and how long its answer may take. */
+/** How often each process is asked. */
 export const PING_EVERY_MS = 5_000;
+/** How long its answer may take: less than the interval, so each round finds the last one settled. */
+const ANSWER_MS = 4_000;
 /**
- * Pings missed in a row before a process counts as stuck: about 15 s of silence. A busy
+ * Pings missed in a row before a process counts as stuck (SILENT_MS: 14 s of silence). A busy
  * process answers within milliseconds (its event-loop delay stays well under a second even
  * under a stampede), so only a process that serves nobody gets there.
  */
 export const MISSES = 3;
+/** From the first ping left unanswered to the last deadline missed: when a process is reported. */
+export const SILENT_MS = (MISSES - 1) * PING_EVERY_MS + ANSWER_MS;
 
 export class Watchdog {
   readonly #members: () => readonly MemberProcess[];
@@ -41,7 +45,7 @@ export class Watchdog {
     for (const m of this.#members()) {
       if (this.#asking.has(m)) continue;
       this.#asking.add(m);
-      m.ask((id) => ({ t: 'ping', id }), ['pong'], PING_EVERY_MS).then(
+      m.ask((id) => ({ t: 'ping', id }), ['pong'], ANSWER_MS).then(
         () => {
           this.#asking.delete(m);
           this.#missed.delete(m);
@@ -52,7 +56,7 @@ export class Watchdog {
           if (!(err instanceof MemberTimeout) || this.#timer === null) return;
           const missed = (this.#missed.get(m) ?? 0) + 1;
           this.#missed.set(m, missed);
-          if (missed === MISSES) this.#stuck(m, missed * PING_EVERY_MS);
+          if (missed === MISSES) this.#stuck(m, SILENT_MS);
         },
       );
     }
