@@ -79,7 +79,8 @@ export async function pinConnections(
   const byPid = new Map<number, Client[]>(pids.map((p) => [p, []]));
   const full = () => [...byPid.values()].every((cs) => cs.length >= perProcess);
   for (let i = 0; i < 64 && !full(); i++) {
-    const client = new Client(url, { connect: { ca }, pipelining: 1 });
+    // undici 8 offers HTTP/2 by default; these are HTTP/1.1 connections, as the name says.
+    const client = new Client(url, { connect: { ca }, pipelining: 1, allowH2: false });
     t.after(() => client.destroy());
     const tag = newTag();
     try {
