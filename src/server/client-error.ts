@@ -3,7 +3,7 @@
 // node's bare status lines.
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RegistryError } from '../errors/registry.js';
+import { RegistryError, methodNotAllowed } from '../errors/registry.js';
 import { API_VERSION } from './respond.js';
 
 /** A header list over `http.limits.maxheadersize`: HTTP/1.1 from the parser, HTTP/2 from server.ts. */
@@ -19,6 +19,16 @@ export function expectationFailed(): RegistryError {
 /** An HTTP/1.1 request without Host (RFC 9112 §3.2), which node:http's parser lets through. */
 export function missingHost(): RegistryError {
   return new RegistryError('UNSUPPORTED', { status: 400, message: 'malformed HTTP request: no Host header' });
+}
+
+/**
+ * CONNECT (RFC 9110 §9.3.6) asks for a tunnel, which a registry never opens. node:http and
+ * http2 hand it to a 'connect' listener, not to the request handler: without one, HTTP/1.1
+ * closes the connection unanswered and HTTP/2 answers a bare 405 with neither `Allow`
+ * (RFC 9110 §15.5.6) nor the error body (docs/protocol.md §6).
+ */
+export function connectRefused(): RegistryError {
+  return methodNotAllowed(['GET', 'HEAD'], 'CONNECT is not supported: this cache opens no tunnels');
 }
 
 /** What the parser's error means for the client; llhttp's codes and node's own. */
@@ -50,7 +60,7 @@ function rawAnswer(err: RegistryError, head: boolean): string {
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}`,
     'Content-Type: application/json; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
-    ...Object.entries(API_VERSION).map(([k, v]) => `${k}: ${v}`),
+    ...Object.entries({ ...API_VERSION, ...err.headers }).map(([k, v]) => `${k}: ${v}`),
     'Connection: close',
   ];
   return `${lines.join('\r\n')}\r\n\r\n${head ? '' : body}`;
@@ -84,4 +94,19 @@ export function answerClientError(err: Error & { code?: string; rawPacket?: unkn
   socket.end(rawAnswer(refusal, head));
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
   return refusal.status;
+}
+
+/**
+ * The 'connect' listener's answer on HTTP/1.1, where node:http has detached the socket from
+ * its parser: the raw 405, then the connection ends (nothing after a CONNECT is HTTP).
+ */
+export function answerConnect(socket: Duplex): void {
+  if (answered.has(socket)) return;
+  answered.add(socket);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawAnswer(connectRefused(), false));
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }

@@ -8,6 +8,7 @@ import {
 } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/types.js';
 import {
@@ -18,7 +19,14 @@ import {
   type ConnectionGate,
   type GuardHooks,
 } from './guards.js';
-import { answerClientError, expectationFailed, headersTooLarge, missingHost } from './client-error.js';
+import {
+  answerClientError,
+  answerConnect,
+  connectRefused,
+  expectationFailed,
+  headersTooLarge,
+  missingHost,
+} from './client-error.js';
 import { Http1Drain } from './h1-drain.js';
 import { asRes, type Req, type Res } from './http-types.js';
 import { listenOn } from './listen.js';
@@ -118,6 +126,17 @@ export function createCacheServer(opts: CacheServerOptions): CacheServer {
       return;
     }
     sendError(asRes(res), expectationFailed(), req.method === 'HEAD');
+  });
+  // CONNECT never reaches onRequest (client-error.ts connectRefused). The one event carries
+  // (req, res) for an HTTP/2 stream and (req, socket, head) for HTTP/1.1, allowHTTP1's included.
+  server.on('connect', (req: Req, resOrSocket: Res | Duplex) => {
+    if (req.httpVersionMajor === 2) {
+      const res = resOrSocket as Res;
+      if (headers.length > 0) for (const [name, values] of headers) res.setHeader(name, values);
+      sendError(asRes(res), connectRefused(), false);
+    } else {
+      answerConnect(resOrSocket as Duplex);
+    }
   });
   // http2's allowHTTP1 emits node:http's clientError on this server too.
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {

@@ -169,6 +169,36 @@ test('hostile clients, each contained while a well-behaved client is served', as
     await x.wellBehaved();
   });
 
+  await t.test('CONNECT: 405 UNSUPPORTED with Allow and the registry JSON on HTTP/1.1 and HTTP/2', async (tt) => {
+    // node:http closed the connection unanswered, http2 sent a bare 405 (no Allow, no body).
+    const sock = await tlsOpen(port, s.ca.cert, '127.0.0.2');
+    const answer = closed(sock, Date.now());
+    sock.write(`CONNECT localhost:${port} HTTP/1.1\r\nHost: localhost:${port}\r\n\r\n`);
+    const h1 = (await within(5_000, 'h1 CONNECT', answer)).data;
+    assert.deepEqual(rawRegistryError(h1), { status: 405, code: 'UNSUPPORTED', apiVersion: true });
+    assert.match(h1.split('\r\n\r\n')[0]!, /\r\nallow: GET, HEAD\r/i);
+
+    const session = h2Session(tt, s.cache.url, s.ca.cert, '127.0.0.2');
+    const stream = session.request({ ':method': 'CONNECT', ':authority': `localhost:${port}` });
+    const h2 = await within(
+      5_000,
+      'h2 CONNECT',
+      new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        let headers: Record<string, unknown> = {};
+        let body = '';
+        stream.on('response', (h) => (headers = h));
+        stream.on('data', (d: Buffer) => (body += d.toString()));
+        stream.on('end', () => resolve({ headers, body }));
+        stream.on('error', reject);
+        stream.end();
+      }),
+    );
+    assert.equal(h2.headers[':status'], 405);
+    assert.equal(h2.headers['allow'], 'GET, HEAD');
+    assert.equal((JSON.parse(h2.body) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED');
+    await x.wellBehaved();
+  });
+
   await t.test('slowloris: dribbled headers and a silent TLS handshake are cut after headerstimeout', async () => {
     const since = Date.now();
     const dribbler = await tlsOpen(port, s.ca.cert, '127.0.0.3');
