@@ -4,7 +4,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { gatewayError } from '../errors/upstream.js';
 import type { Digest } from '../store/digest.js';
-import { isThisProcess, type OwnedSpool } from '../store/spool.js';
+import { isThisProcess, type OwnedSpool, type SpoolOwner } from '../store/spool.js';
 import type { FillDeps } from './deps.js';
 import { unlessDiskFull } from './disk-full.js';
 import { FillFailure } from './outcome.js';
@@ -29,26 +29,31 @@ export async function claimSpool(ctx: ClaimContext): Promise<Claim> {
   for (let attempt = 0; ; attempt++) {
     const claim = await unlessDiskFull(deps, digest, () => deps.spools.claim(digest));
     if (claim === null) return { kind: 'none' };
-    if (claim.kind === 'created') return { kind: 'owned', spool: claim.spool };
-    // Our own process's spool belongs to a fill streaming through memory (the disk
-    // failed); following it would stall where its writes stopped.
-    if (claim.owner !== null && isThisProcess(claim.owner)) return { kind: 'none' };
-    const follower = new ReplicaFollower(
-      deps.spools,
-      digest,
-      ctx.finalPath,
-      claim.owner,
-      ctx.progress,
-      deps.directWrites,
-    );
+    let owner: SpoolOwner | null;
+    const published = claim.kind === 'created';
+    if (claim.kind === 'created') {
+      if ((await deps.store.lookup(digest)) === null) return { kind: 'owned', spool: claim.spool };
+      // Published since the request looked: another process of the node (or a replica)
+      // finished this blob and let its claim go just before ours. Fetch nothing: read that
+      // copy, as a follower whose writer is done.
+      await claim.spool.release();
+      owner = null;
+    } else {
+      // Our own process's spool belongs to a fill streaming through memory (the disk
+      // failed); following it would stall where its writes stopped.
+      if (claim.owner !== null && isThisProcess(claim.owner)) return { kind: 'none' };
+      owner = claim.owner;
+    }
+    const follower = new ReplicaFollower(deps.spools, digest, ctx.finalPath, owner, ctx.progress, deps.directWrites);
     const size = await follower.size().catch(async (err: unknown) => {
       await follower.close(false);
       throw err;
     });
     if (size !== null) return { kind: 'replica', follower, size };
-    // The writer died before it knew the size: nothing to continue from.
+    // The writer died before it knew the size (or the published copy went again): nothing to
+    // continue from.
     await follower.close(false);
-    await deps.spools.removeDead(digest, claim.owner);
+    if (!published) await deps.spools.removeDead(digest, owner);
     if (attempt >= 2) throw new FillFailure('io', gatewayError('status', 'the spool of this blob is stuck'));
   }
 }
