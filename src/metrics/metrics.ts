@@ -1,5 +1,6 @@
-// Prometheus metrics, kept off the hot path (docs/architecture.md §9): counters are bumped
-// through label children cached on first use, and everything that is state (stored bytes,
+// Prometheus metrics, kept off the hot path (docs/architecture.md §9): the series every
+// request bumps are tallies of plain numbers (tally.ts), the others prom-client's label
+// children cached on first use, and everything that is state (stored bytes,
 // fills in flight, queue depth, event-loop delay) is read only when /metrics is scraped,
 // in `collect()`. Each Metrics has its own registry, so several caches in one process
 // (tests) never share or clash. With several serving processes the supervisor merges
@@ -8,6 +9,7 @@
 import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FILL_OUTCOMES, type FillOutcome } from '../fill/outcome.js';
+import { CounterTally, HistogramTally } from './tally.js';
 import { UpstreamWatch } from './upstream-watch.js';
 
 /** State read at scrape time; main.ts wires these to the store, the inflight map and the pool (collectFrom). */
@@ -60,18 +62,19 @@ export class Metrics {
   readonly evictions: Counter<'reason'>;
   readonly evictedBytes: Counter<'reason'>;
 
-  readonly #requests: Counter<'route' | 'method' | 'status'>;
-  readonly #blobRequests: Counter<'outcome'>;
-  readonly #blobBytes: Counter<'outcome'>;
+  /** The per-request series are tallies (tally.ts): plain numbers, read at a scrape. */
+  readonly #requests: CounterTally<'route' | 'method' | 'status'>;
+  readonly #blobRequests: CounterTally<'outcome'>;
+  readonly #blobBytes: CounterTally<'outcome'>;
   readonly #upstreamBytes: Counter<'host'>;
   readonly #fills: Counter<'result'>;
   readonly #digestFailures: Counter;
   readonly #collapseSaved: Counter;
   readonly #fillClients: Histogram;
-  readonly #duration: Histogram<'route' | 'method'>;
-  readonly #firstByte: Histogram<'outcome'>;
+  readonly #duration: HistogramTally<'route' | 'method'>;
+  readonly #firstByte: HistogramTally<'outcome'>;
   readonly #refused: Counter<'reason'>;
-  readonly #broken: Counter<'route'>;
+  readonly #broken: CounterTally<'route'>;
   /** Label children, made once (see #child): Counter.Internal or Histogram.Internal by namespace. */
   readonly #children = new Map<string, unknown>();
   readonly #loop: ELDHistogram;
@@ -81,19 +84,19 @@ export class Metrics {
   constructor() {
     const registers = [this.registry];
     const sources = (): MetricSources | null => this.#sources;
-    this.#requests = new Counter({
+    this.#requests = new CounterTally({
       name: `${PREFIX}requests_total`,
       help: 'Requests answered, by route, method and the status sent (499: the client left first).',
       labelNames: ['route', 'method', 'status'],
       registers,
     });
-    this.#blobRequests = new Counter({
+    this.#blobRequests = new CounterTally({
       name: `${PREFIX}blob_requests_total`,
       help: 'Blob requests by outcome: hit, miss (started a fill), joined (collapsed into a running fill), head-upstream, not-modified, error.',
       labelNames: ['outcome'],
       registers,
     });
-    this.#blobBytes = new Counter({
+    this.#blobBytes = new CounterTally({
       name: `${PREFIX}blob_bytes_served_total`,
       help: 'Blob body bytes sent to clients, by outcome (hit, miss, joined).',
       labelNames: ['outcome'],
@@ -131,14 +134,14 @@ export class Metrics {
     // is mostly its size over the client's link, which no label carries, so an outcome split
     // would mostly tell cold blobs from warm ones. The cache's own latency by outcome is the
     // first-byte histogram below; its three outcomes keep it to three series.
-    this.#duration = new Histogram({
+    this.#duration = new HistogramTally({
       name: `${PREFIX}request_duration_seconds`,
       help: "Seconds from a request's arrival to the end of its answer (or the client leaving), by route and method.",
       labelNames: ['route', 'method'],
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.#firstByte = new Histogram({
+    this.#firstByte = new HistogramTally({
       name: `${PREFIX}blob_first_byte_seconds`,
       help: "Seconds from a blob request's arrival until the client's connection took its first body bytes, by outcome (hit, miss, joined); observed when the request ends.",
       labelNames: ['outcome'],
@@ -151,7 +154,7 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    this.#broken = new Counter({
+    this.#broken = new CounterTally({
       name: `${PREFIX}responses_broken_total`,
       help: 'Responses reset after their (2xx) headers were sent, e.g. a fill that failed its digest check.',
       labelNames: ['route'],
@@ -298,14 +301,14 @@ export class Metrics {
     firstByte?: number,
   ): void {
     const m = method !== undefined && METHODS.has(method) ? method : 'other';
-    this.#child(this.#requests, 'r', route, m, String(status)).inc();
-    this.#child(this.#duration, 'd', route, m).observe(seconds);
-    if (failed && status < 400) this.#child(this.#broken, 'k', route).inc();
+    this.#requests.cell(route, m, String(status)).value++;
+    this.#duration.cell(route, m).observe(seconds);
+    if (failed && status < 400) this.#broken.cell(route).value++;
     if (route !== 'blob') return;
     const o = outcome ?? 'error';
-    this.#child(this.#blobRequests, 'o', o).inc();
-    if (bytes > 0) this.#child(this.#blobBytes, 'b', o).inc(bytes);
-    if (firstByte !== undefined && BODY_OUTCOMES.has(o)) this.#child(this.#firstByte, 't', o).observe(firstByte);
+    this.#blobRequests.cell(o).value++;
+    if (bytes > 0) this.#blobBytes.cell(o).value += bytes;
+    if (firstByte !== undefined && BODY_OUTCOMES.has(o)) this.#firstByte.cell(o).observe(firstByte);
   }
 
   /** Hooks for fill.ts (FillDeps.hooks); arrow properties, so they can be passed as an object. */
