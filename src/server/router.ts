@@ -16,6 +16,7 @@ const BLOBS = '/blobs/';
 const READ_METHODS = ['GET', 'HEAD'];
 
 export function createRouter(ctx: AppContext) {
+  const afterTurn = new AfterTurn(ctx.log);
   return async function route(req: Req, rawRes: Res): Promise<void> {
     const res = asRes(rawRes);
     const started = process.hrtime.bigint();
@@ -70,32 +71,73 @@ export function createRouter(ctx: AppContext) {
       }
     }
     const ended = process.hrtime.bigint();
-    ctx.metrics?.request(
-      rec.route,
-      req.method,
-      status,
-      rec.outcome,
-      rec.bytes,
-      rec.error !== undefined,
-      Number(ended - started) / 1e9,
-      rec.firstByteAt === undefined ? undefined : Number(rec.firstByteAt - started) / 1e9,
-    );
-    if (ctx.accessLog === null) return;
-    const ms = Number(ended - started) / 1e6;
-    ctx.accessLog.write({
-      method: req.method,
-      route: rec.route,
-      registry: rec.registry,
-      repo: rec.repo,
-      digest: rec.digest,
-      status,
-      bytes: rec.bytes,
-      ms: Math.round(ms * 10) / 10,
-      outcome: rec.outcome,
-      proto: req.httpVersion,
-      err: rec.error,
+    const { method, httpVersion } = req;
+    afterTurn.add(() => {
+      ctx.metrics?.request(
+        rec.route,
+        method,
+        status,
+        rec.outcome,
+        rec.bytes,
+        rec.error !== undefined,
+        Number(ended - started) / 1e9,
+        rec.firstByteAt === undefined ? undefined : Number(rec.firstByteAt - started) / 1e9,
+      );
+      if (ctx.accessLog === null) return;
+      const ms = Number(ended - started) / 1e6;
+      ctx.accessLog.write({
+        method,
+        route: rec.route,
+        registry: rec.registry,
+        repo: rec.repo,
+        digest: rec.digest,
+        status,
+        bytes: rec.bytes,
+        ms: Math.round(ms * 10) / 10,
+        outcome: rec.outcome,
+        proto: httpVersion,
+        err: rec.error,
+      });
     });
   };
+}
+
+/**
+ * A request's metrics and access-log line are recorded once the event loop's I/O phase is
+ * over, in one batch per turn, not between one response and the next. The responses of a
+ * turn then leave one after another, and a client that one of them wakes finds the next
+ * already there: small hits took 17–18.5k req/s against 14–15k with the same work done in
+ * line (bench/NOTES.md, "The bookkeeping after the turn"). A scrape or a log reader asks in
+ * a later turn, after the batch.
+ */
+class AfterTurn {
+  readonly #log: AppContext['log'];
+  #jobs: Array<() => void> = [];
+  #armed = false;
+
+  constructor(log: AppContext['log']) {
+    this.#log = log;
+  }
+
+  add(job: () => void): void {
+    this.#jobs.push(job);
+    if (this.#armed) return;
+    this.#armed = true;
+    setImmediate(() => this.#run());
+  }
+
+  #run(): void {
+    this.#armed = false;
+    const jobs = this.#jobs;
+    this.#jobs = [];
+    for (const job of jobs) {
+      try {
+        job();
+      } catch (err) {
+        this.#log.error({ err }, 'recording a request failed');
+      }
+    }
+  }
 }
 
 /**
