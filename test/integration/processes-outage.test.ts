@@ -5,6 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
+import { parseDigest } from '../../src/store/digest.js';
+import { Layout } from '../../src/store/layout.js';
 import { spawnCache } from '../helpers/cache.js';
 import { originConfig } from '../helpers/stack.js';
 import { waitFor } from '../helpers/deadline.js';
@@ -23,6 +26,15 @@ test('origin down: a serving process killed is replaced, and the replacement ser
   const blob = origin.add(randomBytes(50_000));
   const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
   assert.equal((await fetchBlob(agent, `${cache.url}${path}`)).status, 200);
+  // The client's last byte comes before the publication (the fsync follows): the process
+  // killed below may be the writer, so the blob must be on disk first.
+  const stored = new Layout(cfg.root).blobData(parseDigest(blob.digest));
+  await waitFor(10_000, 'the blob published', () =>
+    access(stored).then(
+      () => true,
+      () => false,
+    ),
+  );
 
   await origin.close();
   process.kill(a, 'SIGKILL');
