@@ -29,6 +29,7 @@ import { readTls, type TlsMaterial } from './server/tls.js';
 import { listenFailed } from './startup/errors.js';
 import { openStore } from './startup/store.js';
 import { connectUpstreams } from './startup/upstreams.js';
+import type { HostStanding } from './upstream/host.js';
 import { viaName } from './startup/via.js';
 import type { Digest } from './store/digest.js';
 import { Evictor } from './store/eviction.js';
@@ -80,6 +81,8 @@ export interface NodeMember {
   onPublished(digest: Digest, size: number): void;
   /** Tells them a credential of a client that follows another process's fill (FillDeps). */
   shareCredential(digest: Digest, client: FillClient): void;
+  /** Tells them that an upstream host failed or recovered here (upstream/host.ts). */
+  shareHostStanding(standing: HostStanding): void;
 }
 
 export interface StartOptions {
@@ -106,6 +109,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const via = member?.via ?? viaName(config);
   const upstreams = await connectUpstreams(config, log, via, opts.keys ?? {}, member?.nodeKeys ?? null);
   const { chain, keys, verifier } = upstreams;
+  if (member !== null) chain.shareStandings(member.shareHostStanding);
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue, threads: budget.threads });
   // Metrics only when something scrapes them (http.debug.prometheus.enabled).
   const metrics = config.http.debug?.prometheus ? new Metrics() : null;

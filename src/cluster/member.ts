@@ -61,6 +61,7 @@ export async function runMember(): Promise<void> {
       onPublished: (digest, size) => send({ t: 'published', digest: digest.value, size }),
       shareCredential: (digest, c) =>
         send({ t: 'fill-credential', digest: digest.value, token: c.token, exp: c.exp, name: c.name }),
+      shareHostStanding: (standing) => send({ t: 'host-standing', ...standing }),
     },
   });
   log.info({ index: init.index, processes: init.processes, ...init.budget }, 'serving process started');
@@ -94,6 +95,8 @@ function handle(
     case 'fill-credential':
       cache.ctx.inflight.offer(m.digest, { token: m.token, exp: m.exp, name: m.name });
       return;
+    case 'host-standing':
+      return cache.ctx.chain.adopt(m);
     case 'reload':
       cache.reload(m.tls ?? undefined).then(
         (r) => send({ t: 'reloaded', id: m.id, keys: r.keys }),

@@ -4,6 +4,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config/types.js';
 import type { HealthReport } from '../metrics/health.js';
 import type { TlsMaterial } from '../server/tls.js';
+import type { HostStanding } from '../upstream/host.js';
 import type { ProcessBudget } from './budget.js';
 
 export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>;
@@ -19,6 +20,14 @@ export interface FillCredential {
   token: string;
   exp: number;
   name: string;
+}
+
+/**
+ * An upstream host failed or recovered in one process (upstream/host.ts): relayed by the
+ * supervisor to the others, which leave a broken host for its back-off too.
+ */
+export interface HostStandingMessage extends HostStanding {
+  t: 'host-standing';
 }
 
 /** Supervisor → serving process. */
@@ -58,7 +67,8 @@ export type ToMember =
   | { t: 'drain' }
   /** Another process published this blob. */
   | { t: 'published'; digest: string; size: number }
-  | FillCredential;
+  | FillCredential
+  | HostStandingMessage;
 
 /** Serving process → supervisor. */
 export type FromMember =
@@ -69,6 +79,7 @@ export type FromMember =
   | { t: 'conn-close'; conn: number }
   | { t: 'published'; digest: string; size: number }
   | FillCredential
+  | HostStandingMessage
   | { t: 'reloaded'; id: number; keys: number }
   | { t: 'reload-failed'; id: number; error: string }
   | { t: 'metrics'; id: number; metrics: MetricsSnapshot | null }
@@ -90,6 +101,7 @@ const TO_MEMBER = new Set<string>([
   'drain',
   'published',
   'fill-credential',
+  'host-standing',
 ]);
 const FROM_MEMBER = new Set<string>([
   'hello',
@@ -98,6 +110,7 @@ const FROM_MEMBER = new Set<string>([
   'conn-close',
   'published',
   'fill-credential',
+  'host-standing',
   'reloaded',
   'reload-failed',
   'metrics',

@@ -279,6 +279,7 @@ export class Supervisor {
       case 'published':
         return this.#broadcast({ t: 'published', digest: m.digest, size: m.size }, member);
       case 'fill-credential':
+      case 'host-standing':
         return this.#broadcast(m, member);
     }
   }

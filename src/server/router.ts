@@ -42,7 +42,7 @@ export function createRouter(ctx: AppContext) {
         sendJson(res, 200, ctx.keys.toJSON(), head);
       } else if (ctx.mirror?.claims(path, query, req) === true) {
         await ctx.mirror.serve(req, res, path, query, rec);
-      } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) > 4) {
+      } else if (path.startsWith('/v2/') && path.lastIndexOf(BLOBS) >= 4) {
         rec.route = 'blob';
         // Before the path is read: a push (`POST …/blobs/uploads/`) is refused as a method, not as a digest.
         if (req.method !== 'GET' && !head)

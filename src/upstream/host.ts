@@ -29,6 +29,21 @@ export function upstreamDispatcherOptions(opts: Omit<HostOptions, 'now'>) {
   };
 }
 
+/**
+ * A host's standing as one serving process of a node tells the others (cluster/messages.ts),
+ * so that a tier one process found broken is left by the whole node, not by each process
+ * after failures of its own. `retryAt` and `at` are wall-clock milliseconds: the processes
+ * share the host's clock.
+ */
+export interface HostStanding {
+  url: string;
+  /** Failures since the last success; 0: the host answered. */
+  failures: number;
+  retryAt: number;
+  at: number;
+  detail: string;
+}
+
 const BASE_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 
@@ -41,6 +56,8 @@ export class UpstreamHost {
   #retryAt = 0;
   #now: () => number;
   lastResult: { ok: boolean; at: number; detail: string } | null = null;
+  /** Told of each failure and of each recovery (not of every success): the node's other processes. */
+  onStanding: ((standing: HostStanding) => void) | null = null;
 
   constructor(url: string, role: 'upstream' | 'origin', opts: HostOptions) {
     this.url = url;
@@ -60,9 +77,11 @@ export class UpstreamHost {
   }
 
   recordSuccess(): void {
+    const recovered = this.#failures > 0;
     this.#failures = 0;
     this.#retryAt = 0;
     this.lastResult = { ok: true, at: this.#now(), detail: 'ok' };
+    if (recovered) this.#tell();
   }
 
   /** `minPenaltyMs`: at least this long at the back of the order (a host that sent bad bytes). */
@@ -71,6 +90,37 @@ export class UpstreamHost {
     const backoff = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** (this.#failures - 1));
     this.#retryAt = Math.max(this.#retryAt, this.#now() + Math.max(backoff, minPenaltyMs));
     this.lastResult = { ok: false, at: this.#now(), detail };
+    this.#tell();
+  }
+
+  /**
+   * Another process's word on this host. A failure extends our penalty (never shortens it);
+   * a recovery ends it, unless we saw the host fail since.
+   */
+  adopt(s: HostStanding): void {
+    if (s.failures === 0) {
+      if (this.lastResult !== null && this.lastResult.at > s.at) return;
+      this.#failures = 0;
+      this.#retryAt = 0;
+    } else {
+      this.#failures = Math.max(this.#failures, s.failures);
+      this.#retryAt = Math.max(this.#retryAt, s.retryAt);
+    }
+    if (this.lastResult === null || this.lastResult.at <= s.at) {
+      this.lastResult = { ok: s.failures === 0, at: s.at, detail: s.detail };
+    }
+  }
+
+  #tell(): void {
+    const last = this.lastResult;
+    if (this.onStanding === null || last === null) return;
+    this.onStanding({
+      url: this.url,
+      failures: this.#failures,
+      retryAt: this.#retryAt,
+      at: last.at,
+      detail: last.detail,
+    });
   }
 
   async close(): Promise<void> {

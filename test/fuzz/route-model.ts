@@ -48,7 +48,7 @@ export function expectedAnswer(p: Probe, w: World): Expected {
   if (path === '/v2/' || path === '/v2') return pull ? { kind: 'base' } : { kind: 'error', code: 'UNSUPPORTED' };
   if (path === '/.well-known/jwks.json') return pull ? { kind: 'jwks' } : { kind: 'error', code: 'UNSUPPORTED' };
   const at = path.lastIndexOf('/blobs/');
-  if (!path.startsWith('/v2/') || at <= 4) return { kind: 'error', code: 'NOT_FOUND' };
+  if (!path.startsWith('/v2/') || at < 4) return { kind: 'error', code: 'NOT_FOUND' };
   // The method first: a push step (`POST …/blobs/uploads/`) is refused as a method.
   if (!pull) return { kind: 'error', code: 'UNSUPPORTED' };
   const name = path.slice(4, at);
