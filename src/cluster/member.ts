@@ -64,6 +64,7 @@ export async function runMember(): Promise<void> {
       shareHostStanding: (standing) => send({ t: 'host-standing', ...standing }),
     },
   });
+  for (const standing of init.hostStandings) cache.ctx.chain.adopt(standing);
   log.info({ index: init.index, processes: init.processes, ...init.budget }, 'serving process started');
 
   const stop = stopOnce(log, () => cache.close().then(() => 0));

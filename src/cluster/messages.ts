@@ -53,6 +53,8 @@ export type ToMember =
        * no process was running (the node's start: there, no keys means no serving).
        */
       nodeKeys: unknown;
+      /** The node's last word on each upstream host: a replacement starts with its penalties. */
+      hostStandings: HostStandingMessage[];
     }
   | { t: 'reload'; id: number; tls: TlsMaterial | null }
   | { t: 'ticket-keys'; keys: string }

@@ -18,7 +18,7 @@ import { viaName } from '../startup/via.js';
 import { processBudget } from './budget.js';
 import { IpTable } from './ip-table.js';
 import { MemberProcess } from './member-process.js';
-import type { FromMember, ToMember } from './messages.js';
+import type { FromMember, HostStandingMessage, ToMember } from './messages.js';
 import { nodeHealth, type MemberHealth, type NodeHealthReport } from './node-health.js';
 import type { NodeMetrics } from './node-metrics.js';
 import { Watchdog } from './watchdog.js';
@@ -46,6 +46,8 @@ export class Supervisor {
   readonly #restartPause = new Map<number, number>();
   #started: { resolve(): void; reject(err: Error): void } | null = null;
   readonly #exitCodes: Array<number | null> = [];
+  /** The last word on each upstream host (by URL), for a replacement's init. */
+  readonly #hostStandings = new Map<string, HostStandingMessage>();
   readonly #watchdog = new Watchdog(
     () => this.#ready(),
     (m, silentMs) => this.#onStuck(m, silentMs),
@@ -250,6 +252,7 @@ export class Supervisor {
       removedSpools: this.#removedSpools,
       via: this.#via,
       nodeKeys,
+      hostStandings: [...this.#hostStandings.values()],
     };
   }
 
@@ -278,8 +281,10 @@ export class Supervisor {
         return this.#ips.close(member.worker.id, m.conn);
       case 'published':
         return this.#broadcast({ t: 'published', digest: m.digest, size: m.size }, member);
-      case 'fill-credential':
       case 'host-standing':
+        this.#hostStandings.set(m.url, m);
+        return this.#broadcast(m, member);
+      case 'fill-credential':
         return this.#broadcast(m, member);
     }
   }
