@@ -1,10 +1,11 @@
 // REGISTRY_* environment overrides, in Docker Registry's style: the variable name is
 // REGISTRY_ plus the upper-cased key path joined by `_` (REGISTRY_HTTP_ADDR overrides
-// http.addr), and the value is read as a YAML scalar. They apply to the scalar keys of our
-// schema outside lists; the middleware entries are list items, so they cannot be overridden.
+// http.addr), and the value is read as YAML. They apply to the scalar keys of our schema
+// outside lists, and to the two lists outside them (ENV_LIST_KEYS); the middleware entries
+// are list items, so they cannot be overridden.
 // Overrides are written into the parsed document before validation, so an overridden value
 // goes through exactly the same checks as one from the file, and errors name the variable.
-import { Scalar, isScalar, parseDocument, type Document } from 'yaml';
+import { Scalar, YAMLSeq, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import { ConfigError } from './errors.js';
 
 export const ENV_PREFIX = 'REGISTRY_';
@@ -46,6 +47,20 @@ export const ENV_KEYS: readonly string[] = [
   'proxy.tagttl',
 ];
 
+/**
+ * List keys outside the middleware list that a variable may set, with a YAML list as its
+ * value (REGISTRY_HTTP_TLS_CLIENTCAS='[/certs/a.pem, /certs/b.pem]'): distribution reads a
+ * variable's value as YAML into the field's type, lists included. Ignoring clientcas would
+ * serve without the client certificates the operator asked for, so it must be read, not warned.
+ */
+export const ENV_LIST_KEYS: readonly string[] = ['http.tls.clientcas', 'http.tls.ciphersuites'];
+
+/**
+ * REGISTRY_STORAGE=<driver> selects distribution's storage driver (TestParseWithDifferentEnvStorageType).
+ * Only filesystem is served, so another driver is refused, as `storage.s3:` in the file is.
+ */
+const STORAGE_DRIVER_VAR = `${ENV_PREFIX}STORAGE`;
+
 /** Names the config file itself (the CLI reads it, as distribution does), not a setting in it. */
 export const CONFIGURATION_PATH_VAR = `${ENV_PREFIX}CONFIGURATION_PATH`;
 
@@ -71,20 +86,26 @@ export function applyEnvOverrides(
   warnings: string[],
   source: string | null,
 ): void {
-  const byVar = new Map(ENV_KEYS.map((key) => [envVarName(key), key]));
+  const byVar = new Map([...ENV_KEYS, ...ENV_LIST_KEYS].map((key) => [envVarName(key), key]));
   for (const name of Object.keys(env)
     .filter((n) => n.startsWith(ENV_PREFIX))
     .sort()) {
     const value = env[name];
     if (value === undefined || name === CONFIGURATION_PATH_VAR) continue;
+    if (name === STORAGE_DRIVER_VAR) {
+      checkStorageDriver(value, source);
+      continue;
+    }
     const keyPath = byVar.get(name) ?? logFieldPath(name);
     if (keyPath === undefined) {
       warnings.push(
-        `config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists can be set from the environment), ignored`,
+        `config warning: ${name}: not a dtr-cache setting (only scalar keys outside lists, http.tls.clientcas and http.tls.ciphersuites can be set from the environment), ignored`,
       );
       continue;
     }
-    const node = scalarFromEnv(name, keyPath, value, source);
+    const node = ENV_LIST_KEYS.includes(keyPath)
+      ? listFromEnv(name, keyPath, value, source, envOrigins)
+      : scalarFromEnv(name, keyPath, value, source);
     envOrigins.set(node, name);
     const path = keyPath.split('.');
     // A parent written as `tls:` (YAML null) becomes a mapping, as Go fills a nil struct.
@@ -117,6 +138,53 @@ export function applyEnvOverrides(
 function logFieldPath(name: string): string | undefined {
   const field = /^REGISTRY_LOG_FIELDS_([A-Z0-9-]+)$/.exec(name)?.[1];
   return field === undefined ? undefined : `log.fields.${field.toLowerCase()}`;
+}
+
+/** A filesystem driver is what the file has (or defaults to): nothing to change. */
+function checkStorageDriver(value: string, source: string | null): void {
+  const driver = value.trim();
+  if (driver === '' || driver === 'filesystem') return;
+  throw new ConfigError({
+    keyPath: 'storage',
+    line: null,
+    envVar: STORAGE_DRIVER_VAR,
+    found: `the ${JSON.stringify(driver)} storage driver`,
+    source,
+    expected: 'the filesystem storage driver (dtr-cache keeps blobs on a local or shared filesystem)',
+  });
+}
+
+/**
+ * A list key's value: a YAML list of scalars (`[a, b]`), each item a fresh node recorded in
+ * `envOrigins` so that an item's error names the variable. A lone scalar is kept as it is, and
+ * the key's own check refuses it (as distribution refuses a string for a list).
+ */
+function listFromEnv(
+  name: string,
+  keyPath: string,
+  value: string,
+  source: string | null,
+  envOrigins: WeakMap<object, string>,
+): Node {
+  const contents = parseDocument(value).contents;
+  if (!isSeq(contents)) return scalarFromEnv(name, keyPath, value, source);
+  const list = new YAMLSeq();
+  contents.items.forEach((item, i) => {
+    if (!isScalar(item)) {
+      throw new ConfigError({
+        keyPath: `${keyPath}[${i}]`,
+        line: null,
+        envVar: name,
+        found: JSON.stringify(value),
+        source,
+        expected: 'a YAML list of scalars, such as [/certs/a.pem, /certs/b.pem]',
+      });
+    }
+    const node = new Scalar(item.value);
+    envOrigins.set(node, name);
+    list.items.push(node);
+  });
+  return list;
 }
 
 function scalarFromEnv(name: string, keyPath: string, value: string, source: string | null): Scalar {

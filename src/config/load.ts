@@ -1,7 +1,7 @@
 // Config loading: parse the YAML (keeping node positions), apply REGISTRY_* overrides, validate
 // every key once, and deep-freeze the result (docs/architecture.md §8). Nothing else builds a Config.
 import { readFile } from 'node:fs/promises';
-import { Composer, LineCounter, Parser, isScalar, visit, type Document, type YAMLError } from 'yaml';
+import { Composer, LineCounter, Parser, isMap, isScalar, isSeq, visit, type Document, type YAMLError } from 'yaml';
 import type { Config } from './types.js';
 import { readDownstream } from './downstream.js';
 import { readMirrors, storeTtl } from './mirrors.js';
@@ -97,7 +97,7 @@ function parseAndValidate(
   const lineCounter = new LineCounter();
   const [doc, ...rest] = parseStream(text, lineCounter);
   const firstError = doc.errors[0];
-  if (firstError !== undefined) throw yamlError(firstError, text, lineCounter, source);
+  if (firstError !== undefined) throw yamlError(firstError, text, lineCounter, source, doc);
   checkAliases(doc, lineCounter, source);
 
   const warnings = doc.warnings.map(
@@ -154,7 +154,13 @@ function parseStream(text: string, lineCounter: LineCounter): [Document.Parsed, 
 
 const DUPLICATE_KEY = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s:,{}[\]][^:\n,{}]*?)\s*:/;
 
-function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, source: string | null): ConfigError {
+function yamlError(
+  err: YAMLError,
+  text: string,
+  lineCounter: LineCounter,
+  source: string | null,
+  doc: Document,
+): ConfigError {
   const line = err.linePos?.[0].line ?? (err.pos[0] >= 0 ? lineCounter.linePos(err.pos[0]).line : null);
   // A config copied from a web page may carry U+00A0 for spaces: YAML reads it as text, and the
   // error it causes (a column mismatch, a key on two lines) points at another line.
@@ -175,7 +181,8 @@ function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, sourc
   // The error points at the key's second occurrence: the key is what precedes its colon there.
   const key = duplicate && err.pos[0] >= 0 ? (DUPLICATE_KEY.exec(text.slice(err.pos[0]))?.[1] ?? '') : '';
   return new ConfigError({
-    keyPath: '(document)',
+    // The duplicate pair is kept in the tree: its path tells which mapping holds the key twice.
+    keyPath: (duplicate ? keyPathAt(doc.contents, '', err.pos[0]) : undefined) ?? '(document)',
     line,
     envVar: null,
     source,
@@ -185,6 +192,25 @@ function yamlError(err: YAMLError, text: string, lineCounter: LineCounter, sourc
       : `invalid YAML (${firstLine(err.message)})`,
     expected: duplicate ? 'each key once (Docker Registry refuses duplicates too)' : 'a valid YAML document',
   });
+}
+
+/** The key path of the mapping key that starts at `pos` (`middleware.registry[0].name`), if any. */
+function keyPathAt(node: unknown, path: string, pos: number): string | undefined {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      const at = path === '' ? key : `${path}.${key}`;
+      if (isScalar(pair.key) && pair.key.range?.[0] === pos) return at;
+      const found = keyPathAt(pair.value, at, pos);
+      if (found !== undefined) return found;
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const found = keyPathAt(item, `${path}[${i}]`, pos);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -105,6 +105,45 @@ describe('environment overrides (REGISTRY_*)', () => {
     });
   });
 
+  it('set http.tls.clientcas and ciphersuites from a YAML list, as distribution does', async () => {
+    // distribution reads a variable's value as YAML into the field's type, lists included:
+    // ignoring REGISTRY_HTTP_TLS_CLIENTCAS would serve without the client certificates asked for.
+    const tls = { REGISTRY_HTTP_TLS_CERTIFICATE: '/certs/cache.pem', REGISTRY_HTTP_TLS_KEY: '/certs/cache.key' };
+    const base = await simple();
+    const { config } = load(base, {
+      ...tls,
+      REGISTRY_HTTP_TLS_CLIENTCAS: '[/certs/client-a.pem, /certs/client-b.pem]',
+      REGISTRY_HTTP_TLS_CIPHERSUITES: '[TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]',
+    });
+    assert.deepEqual(config.http.tls?.clientCas, ['/certs/client-a.pem', '/certs/client-b.pem']);
+    assertConfigError(() => load(base, { ...tls, REGISTRY_HTTP_TLS_CLIENTCAS: '[relative.pem]' }), {
+      keyPath: 'http.tls.clientcas[0]',
+      line: null,
+      envVar: 'REGISTRY_HTTP_TLS_CLIENTCAS',
+    });
+    // A string for a list is refused, as distribution refuses it.
+    assertConfigError(() => load(base, { ...tls, REGISTRY_HTTP_TLS_CLIENTCAS: '/certs/client-a.pem' }), {
+      keyPath: 'http.tls.clientcas',
+      envVar: 'REGISTRY_HTTP_TLS_CLIENTCAS',
+    });
+    assertConfigError(() => load(base, { ...tls, REGISTRY_HTTP_TLS_CIPHERSUITES: '[TLS_FOO]' }), {
+      keyPath: 'http.tls.ciphersuites[0]',
+      envVar: 'REGISTRY_HTTP_TLS_CIPHERSUITES',
+    });
+  });
+
+  it('REGISTRY_STORAGE selects the driver: another than filesystem is refused', async () => {
+    const base = await simple();
+    assertConfigError(() => load(base, { REGISTRY_STORAGE: 's3' }), {
+      keyPath: 'storage',
+      line: null,
+      envVar: 'REGISTRY_STORAGE',
+      message:
+        'config error: storage (from REGISTRY_STORAGE): found the "s3" storage driver, expected the filesystem storage driver (dtr-cache keeps blobs on a local or shared filesystem)',
+    });
+    assert.deepEqual(load(base, { REGISTRY_STORAGE: 'filesystem' }).warnings, []);
+  });
+
   it('unknown REGISTRY_* variables are warnings', async () => {
     const { warnings } = load(await simple(), { REGISTRY_STORAGE_S3_REGION: 'us-east-1' });
     assert.equal(warnings.length, 1);

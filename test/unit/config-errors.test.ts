@@ -328,15 +328,22 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
       line: 18,
       message: /found invalid YAML/,
     });
+    // A duplicate key names its path, as every other error does (architecture §8).
     assertConfigError(() => load('version: 0.1\nhttp: {}\nhttp: {}\n'), {
-      keyPath: '(document)',
+      keyPath: 'http',
       line: 3,
       message: /found the key "http" given twice/,
     });
     assertConfigError(() => load('version: 0.1\nhttp: {addr: ":1", "addr" : ":2"}\n'), {
-      keyPath: '(document)',
+      keyPath: 'http.addr',
       line: 2,
       message: /found the key "addr" given twice/,
+    });
+    assertConfigError(() => load(opts('blobttl: 1h')), {
+      keyPath: 'middleware.registry[0].options.blobttl',
+      line: 14,
+      message:
+        /^config error: middleware\.registry\[0\]\.options\.blobttl \(line 14\): found the key "blobttl" given twice/,
     });
     assertConfigError(() => load(base.replace('  addr: :5000\n', '  addr:\n    - :5000\n')), {
       keyPath: 'http.addr',
