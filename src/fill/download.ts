@@ -49,6 +49,7 @@ export class Download {
   readonly #failures = new Map<UpstreamHost, number>();
   readonly #exhausted = new Set<UpstreamHost>();
   #size = -1;
+  readonly #startOffset: number;
   #received: number;
   #current: UpstreamResponse | null = null;
   #skip = 0;
@@ -56,6 +57,7 @@ export class Download {
 
   constructor(opts: DownloadOptions, startOffset: number) {
     this.#opts = opts;
+    this.#startOffset = startOffset;
     this.#received = startOffset;
   }
 
@@ -68,8 +70,15 @@ export class Download {
     return this.#legs.map((leg) => ({ host: leg.host.url, from: leg.from, to: leg.to }));
   }
 
-  /** The bytes failed the digest check: every host that sent some goes to the back of the order for a while. */
+  /**
+   * The bytes failed the digest check: every host that sent some goes to the back of the
+   * order for a while. Not when this fill continued bytes another writer fetched (a replica
+   * that gave up on a mismatch, or died): the bad bytes may be in that prefix, from hosts this
+   * fill never asked, and blaming the good host that sent the rest would send the node's next
+   * fills to the bad one first.
+   */
   blameBadBytes(actualHex: string): void {
+    if (this.#startOffset > 0) return;
     for (const host of new Set(this.#legs.map((leg) => leg.host)))
       host.recordFailure(`bytes failed the digest check (${actualHex.slice(0, 16)}…)`, BAD_BYTES_PENALTY_MS);
   }
