@@ -274,7 +274,8 @@ async function main(argv: string[]): Promise<void> {
       return serve(config);
     case 'check-config': {
       const { warnings } = await loadOrExit(config);
-      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      // Each warning names itself (`config warning: <key path> …`).
+      for (const w of warnings) process.stderr.write(`${w}\n`);
       process.stdout.write('configuration ok\n');
       return;
     }

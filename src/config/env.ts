@@ -61,6 +61,8 @@ export const ENV_LIST_KEYS: readonly string[] = ['http.tls.clientcas', 'http.tls
  */
 const STORAGE_DRIVER_VAR = `${ENV_PREFIX}STORAGE`;
 
+const LOG_FIELDS = 'log.fields.';
+
 /** Names the config file itself (the CLI reads it, as distribution does), not a setting in it. */
 export const CONFIGURATION_PATH_VAR = `${ENV_PREFIX}CONFIGURATION_PATH`;
 
@@ -105,7 +107,9 @@ export function applyEnvOverrides(
     }
     const node = ENV_LIST_KEYS.includes(keyPath)
       ? listFromEnv(name, keyPath, value, source, envOrigins)
-      : scalarFromEnv(name, keyPath, value, source);
+      : keyPath.startsWith(LOG_FIELDS)
+        ? anyFromEnv(name, keyPath, value, source)
+        : scalarFromEnv(name, keyPath, value, source);
     envOrigins.set(node, name);
     const path = keyPath.split('.');
     // A parent written as `tls:` (YAML null) becomes a mapping, as Go fills a nil struct.
@@ -137,7 +141,7 @@ export function applyEnvOverrides(
  */
 function logFieldPath(name: string): string | undefined {
   const field = /^REGISTRY_LOG_FIELDS_([A-Z0-9-]+)$/.exec(name)?.[1];
-  return field === undefined ? undefined : `log.fields.${field.toLowerCase()}`;
+  return field === undefined ? undefined : `${LOG_FIELDS}${field.toLowerCase()}`;
 }
 
 /** A filesystem driver is what the file has (or defaults to): nothing to change. */
@@ -185,6 +189,14 @@ function listFromEnv(
     list.items.push(node);
   });
   return list;
+}
+
+/** A log field's value: any YAML (`[1, 2]`, `{team: infra}`), as distribution reads it into interface{}. */
+function anyFromEnv(name: string, keyPath: string, value: string, source: string | null): Node {
+  const parsed = parseDocument(value);
+  const contents = parsed.contents;
+  const plain = parsed.errors.length > 0 || contents === null || isScalar(contents);
+  return plain ? scalarFromEnv(name, keyPath, value, source) : contents;
 }
 
 function scalarFromEnv(name: string, keyPath: string, value: string, source: string | null): Scalar {

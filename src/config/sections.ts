@@ -1,6 +1,6 @@
 // The small top-level sections: version, log, storage.
 import type { FileCheck } from './files.js';
-import type { Config, LogLevel } from './types.js';
+import type { Config, LogFieldValue, LogLevel } from './types.js';
 import { DEFAULTS } from './defaults.js';
 import type { Field } from './field.js';
 import { ACCESS_FIELD_NAMES } from '../log/access-log.js';
@@ -67,19 +67,36 @@ export function readLog(root: Field): Config['log'] {
 // object with the key twice.
 const OWN_FIELDS: readonly string[] = [...LINE_FIELD_NAMES, ...ACCESS_FIELD_NAMES];
 
-/** distribution's `log.fields`: a mapping of names to values added to every log line. */
+/**
+ * distribution's `log.fields`: a mapping of names to values added to every log line. The
+ * values may be anything YAML holds (distribution reads them into `interface{}`): scalars,
+ * and mappings or lists of them, which the JSON lines carry nested.
+ */
 function readFields(fields: Field): Config['log']['fields'] {
-  const out: Record<string, string | number | boolean> = {};
+  const out: Record<string, LogFieldValue> = {};
   for (const name of fields.keys()) {
     const field = fields.child(name);
     if (OWN_FIELDS.includes(name)) {
       field.warn(`a field every log line already has, ignored`);
       continue;
     }
-    const value = field.scalar('a string, number or boolean');
+    const value = fieldValue(field);
     if (value !== null) out[name] = value;
   }
   return out;
+}
+
+function fieldValue(field: Field): LogFieldValue {
+  switch (field.kind) {
+    case 'absent':
+      return null;
+    case 'list':
+      return field.items().map(fieldValue);
+    case 'mapping':
+      return Object.fromEntries(field.keys().map((k) => [k, fieldValue(field.child(k))]));
+    case 'scalar':
+      return field.scalar('a string, number or boolean, or a mapping or list of them');
+  }
 }
 
 // Storage drivers of Docker Registry other than filesystem: a cache cannot silently ignore them.

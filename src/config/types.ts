@@ -48,7 +48,7 @@ export interface Config {
     /** One `request` line per request (distribution's `log.accesslog.disabled`, inverted). */
     readonly accessLog: boolean;
     /** log.fields: added to every log line (the access log's too). */
-    readonly fields: Readonly<Record<string, string | number | boolean>>;
+    readonly fields: Readonly<Record<string, LogFieldValue>>;
   };
   readonly storage: {
     readonly deleteEnabled: boolean;
@@ -128,3 +128,6 @@ export interface Config {
   /** Mirror mode (issue 15): `proxy` first when set, then `mirrors`; empty when the node only serves DTR. */
   readonly mirrors: readonly MirrorConfig[];
 }
+
+/** A `log.fields` value: what YAML holds, as JSON carries it (null: a key set to nothing). */
+export type LogFieldValue = string | number | boolean | null | LogFieldValue[] | { [name: string]: LogFieldValue };

@@ -85,7 +85,7 @@ test('fuzz: the config loader', async (t) => {
         return;
       }
       assert.equal(r.code, 2, `exit ${r.code}: ${r.stderr}`);
-      const errors = r.stderr.split('\n').filter((l) => !l.startsWith('warning: ') && l !== '');
+      const errors = r.stderr.split('\n').filter((l) => !l.startsWith('config warning: ') && l !== '');
       assert.equal(errors.length, 1, `one error line: ${r.stderr}`);
       assert.match(errors[0]!, CONFIG_ERROR);
     });

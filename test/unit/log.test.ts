@@ -11,20 +11,27 @@ import { pino } from 'pino';
 import { AccessLog, type AccessFields } from '../../src/log/access-log.js';
 import { censorTokens, createLogger, flushLogger } from '../../src/log/log.js';
 import { gatewayError } from '../../src/errors/upstream.js';
+import type { Config } from '../../src/config/types.js';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg';
 
 type Logger = ReturnType<typeof createLogger>;
+type LogFields = Config['log']['fields'];
 
 /** A text line's pid, after its level (a regular expression): a node's processes write to one stream. */
 const pid = `\\(${process.pid}\\)`;
 
 /** What a logger of this formatter writes to a file; the destination is closed before reading. */
-async function written(t: TestContext, formatter: 'json' | 'text', write: (log: Logger) => void): Promise<string> {
+async function written(
+  t: TestContext,
+  formatter: 'json' | 'text',
+  write: (log: Logger) => void,
+  fields: LogFields = {},
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dtr-cache-log-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'out.log');
-  const log = createLogger({ level: 'info', formatter }, file);
+  const log = createLogger({ level: 'info', formatter, fields }, file);
   // The destination (a file stream, or the text formatter's thread) gets ready first; what
   // was written is then flushed, and the file closed.
   const dest = (log as unknown as Record<symbol, EventEmitter & { end(): void }>)[pino.symbols.streamSym];
@@ -37,8 +44,8 @@ async function written(t: TestContext, formatter: 'json' | 'text', write: (log: 
   return readFile(file, 'utf8');
 }
 
-async function linesOf(t: TestContext, write: (log: Logger) => void) {
-  const text = await written(t, 'json', write);
+async function linesOf(t: TestContext, write: (log: Logger) => void, fields: LogFields = {}) {
+  const text = await written(t, 'json', write, fields);
   return {
     text,
     lines: text
@@ -170,4 +177,21 @@ test("the access log writes pino's line for the same fields, bindings included; 
   assert.equal(ours['pid'], process.pid);
   assert.equal(ours['err'], 'a "quoted"\nmessage');
   assert.equal('registry' in ours, false, 'undefined fields are left out');
+});
+
+test('log.fields, nested ones included, are in every line: the access log and the others', async (t) => {
+  const fields = { service: 'cache', labels: { team: 'infra', tiers: ['edge', 2] } };
+  const { lines } = await linesOf(
+    t,
+    (log) => {
+      log.info('started');
+      new AccessLog(log).write(blobAccess({ status: 200, bytes: 1, outcome: 'hit', err: undefined }));
+    },
+    fields,
+  );
+  assert.equal(lines.length, 2);
+  for (const line of lines) {
+    assert.equal(line['service'], 'cache');
+    assert.deepEqual(line['labels'], fields.labels);
+  }
 });
