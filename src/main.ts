@@ -134,6 +134,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
   const mirror = await MirrorService.start(config, { store, inflight, log, viaName: via });
+  if (member !== null) mirror?.shareStandings(member.shareHostStanding);
   const evictor = startEvictor(config, store, inflight, metrics, log, mirror);
   mirror?.retention.start();
   if (evictor !== null) {

@@ -3,6 +3,7 @@
 // pulls of one cold image, half through each process, make one upstream GET for the tag and
 // one per blob; 20 revalidations of the tag, half through each, make one upstream HEAD.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -132,4 +133,69 @@ test('two serving processes: one Via name for the node; a loop through the other
   assert.equal(await manifest(onB, 'loop', viaA), 508);
   assert.equal(await manifest(onA, 'loop', `1.0 elsewhere, ${viaB}`), 508);
   assert.equal(seen.length, before, 'a loop is not forwarded again');
+});
+
+test('two serving processes: an upstream in back-off after failures seen by one process is in back-off for the node', async (t) => {
+  // docs/mirror.md §2, stale-if-error: right after failures the stale tag is served at once,
+  // without asking the upstream (and waiting on its timeouts) again, whichever process a
+  // client's connection landed on; as in DTR mode, the processes tell each other (upstream/host.ts).
+  const s = await startMirrorStack(t);
+  const leaf = await s.ca.issue('flaky-upstream');
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 },
+      layers: [],
+    }),
+  );
+  const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+  let down = false;
+  const seen: string[] = [];
+  const upstream = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+    seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    // Up, it knows one tag (pinConnections' probes are 404s); down, every request is a 503.
+    if (down || req.url !== '/v2/team/app/manifests/v1') {
+      res.writeHead(down ? 503 : 404, { 'content-type': 'application/json' });
+      res.end(`{"errors":[{"code":"${down ? 'UNAVAILABLE' : 'MANIFEST_UNKNOWN'}","message":"-"}]}`);
+      return;
+    }
+    const headers = { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest };
+    res.writeHead(200, { ...headers, 'content-length': manifest.length });
+    res.end(req.method === 'HEAD' ? undefined : manifest);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => upstream.close(resolve)));
+  const port = (upstream.address() as AddressInfo).port;
+  const { node, pids } = await mirrorNode(t, s, [
+    { registry: 'flaky.test', remoteurl: `https://localhost:${port}`, default: true, tagttl: '0s' },
+  ]);
+  const [onA, onB] = (await pinConnections(t, node.url, s.ca.cert, node.lines, pids, 1)).map(first);
+  if (onA === undefined || onB === undefined) throw new Error('no connection per process');
+  const get = async (c: Client, tag: string) => {
+    const res = await c.request({
+      path: `/v2/team/app/manifests/${tag}`,
+      method: 'GET',
+      headers: { accept: ACCEPT_ALL },
+    });
+    await res.body.dump();
+    return { status: res.statusCode, digest: res.headers['docker-content-digest'], warning: res.headers['warning'] };
+  };
+  for (const c of [onA, onB]) assert.deepEqual(await get(c, 'v1'), { status: 200, digest, warning: undefined });
+
+  down = true;
+  // Process A meets the outage: a stale tag, then cold tags (asked whatever the back-off),
+  // four failures in all: a back-off of 8 s for the node.
+  assert.equal((await get(onA, 'v1')).warning, '110 - "Response is Stale", 111 - "Revalidation Failed"');
+  for (const tag of ['cold1', 'cold2', 'cold3']) assert.equal((await get(onA, tag)).status, 502, tag);
+  const asked = seen.length;
+  // The other processes hear of it by the supervisor's messages: give them a moment.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const b = await get(onB, 'v1');
+  assert.deepEqual(b, { status: 200, digest, warning: '110 - "Response is Stale", 111 - "Revalidation Failed"' });
+  assert.deepEqual(seen.slice(asked), [], 'process B served the stale tag at once, without asking the upstream');
+  const line = node.lines.find(
+    (l) => l['msg'] === 'upstream unavailable: serving the last known tag' && l['pid'] === pids[1],
+  );
+  assert.equal(line?.['reason'], 'the upstream is in back-off after failures');
 });
