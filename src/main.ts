@@ -29,7 +29,7 @@ import { readTls, type TlsMaterial } from './server/tls.js';
 import { listenFailed } from './startup/errors.js';
 import { openStore } from './startup/store.js';
 import { connectUpstreams } from './startup/upstreams.js';
-import type { HostStanding } from './upstream/host.js';
+import { shareStandings, type HostStanding, type UpstreamHost } from './upstream/host.js';
 import { viaName } from './startup/via.js';
 import type { Digest } from './store/digest.js';
 import { Evictor } from './store/eviction.js';
@@ -51,6 +51,8 @@ export interface RunningCache {
   readonly metrics: Metrics | null;
   /** http://host:port of the debug server (/debug/health, /metrics), or null when there is none here. */
   readonly debugUrl: string | null;
+  /** Every upstream host of this process (DTR mode's chain, then the mirrors'). */
+  readonly upstreamHosts: readonly UpstreamHost[];
   /**
    * Swaps in a new TLS certificate and key (read from http.tls, or the pair given) and
    * reloads the key set (SIGHUP). A pair that does not load throws, and the old one stays.
@@ -109,7 +111,6 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
   const via = member?.via ?? viaName(config);
   const upstreams = await connectUpstreams(config, log, via, opts.keys ?? {}, member?.nodeKeys ?? null);
   const { chain, keys, verifier } = upstreams;
-  if (member !== null) chain.shareStandings(member.shareHostStanding);
   const pool = new WorkerPool({ maxQueue: config.downstream.workerQueue, threads: budget.threads });
   // Metrics only when something scrapes them (http.debug.prometheus.enabled).
   const metrics = config.http.debug?.prometheus ? new Metrics() : null;
@@ -134,7 +135,10 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     publishDelayMs: opts.publishDelayMs ?? publishDelayFromEnv(),
   });
   const mirror = await MirrorService.start(config, { store, inflight, log, viaName: via });
-  if (member !== null) mirror?.shareStandings(member.shareHostStanding);
+  // Every upstream of this process, DTR mode's and the mirrors': in a node of several
+  // processes, what one learns of a host's health the others adopt (cluster/member.ts).
+  const upstreamHosts = [...chain.all, ...(mirror?.hosts ?? [])];
+  if (member !== null) shareStandings(upstreamHosts, member.shareHostStanding);
   const evictor = startEvictor(config, store, inflight, metrics, log, mirror);
   mirror?.retention.start();
   if (evictor !== null) {
@@ -203,6 +207,7 @@ export async function startCache(config: Config, opts: StartOptions = {}): Promi
     health,
     metrics,
     debugUrl: debug?.url ?? null,
+    upstreamHosts,
     async reload(given) {
       // A broken pair throws here, before anything is replaced: the old certificate stays.
       const next = given ?? (await readTls(config));

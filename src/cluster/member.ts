@@ -10,7 +10,7 @@ import { parseDigest } from '../store/digest.js';
 import { isToMember, type FromMember, type ToMember } from './messages.js';
 import { NodeGate } from './node-gate.js';
 import { messageOf } from '../errors/inspect.js';
-import type { HostStanding } from '../upstream/host.js';
+import { adoptStanding } from '../upstream/host.js';
 
 type Init = Extract<ToMember, { t: 'init' }>;
 
@@ -65,7 +65,7 @@ export async function runMember(): Promise<void> {
       shareHostStanding: (standing) => send({ t: 'host-standing', ...standing }),
     },
   });
-  for (const standing of init.hostStandings) adoptStanding(cache, standing);
+  for (const standing of init.hostStandings) adoptStanding(cache.upstreamHosts, standing);
   log.info({ index: init.index, processes: init.processes, ...init.budget }, 'serving process started');
 
   const stop = stopOnce(log, () => cache.close().then(() => 0));
@@ -98,7 +98,7 @@ function handle(
       cache.ctx.inflight.offer(m.digest, { token: m.token, exp: m.exp, name: m.name });
       return;
     case 'host-standing':
-      return adoptStanding(cache, m);
+      return adoptStanding(cache.upstreamHosts, m);
     case 'reload':
       cache.reload(m.tls ?? undefined).then(
         (r) => send({ t: 'reloaded', id: m.id, keys: r.keys }),
@@ -120,10 +120,4 @@ function handle(
     case 'drain':
       return deps.stop('drain');
   }
-}
-
-/** Another process's word on an upstream host: DTR mode's chain and the mirrors' upstreams alike. */
-function adoptStanding(cache: RunningCache, standing: HostStanding): void {
-  cache.ctx.chain.adopt(standing);
-  cache.ctx.mirror?.adopt(standing);
 }

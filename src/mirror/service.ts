@@ -13,7 +13,7 @@ import type { Inflight } from '../fill/inflight.js';
 import type { RequestRecord } from '../server/context.js';
 import { header, type Req, type ResLike } from '../server/http-types.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { HostStanding } from '../upstream/host.js';
+import type { UpstreamHost } from '../upstream/host.js';
 import { serveMirrorBlob } from './blobs.js';
 import { serveManifest } from './manifest-handler.js';
 import { Mirror } from './mirror.js';
@@ -90,17 +90,9 @@ export class MirrorService {
     return service;
   }
 
-  /**
-   * In a node of several processes: each failure and recovery of an upstream is told with
-   * `tell`, so that its back-off holds for the node (as UpstreamChain.shareStandings).
-   */
-  shareStandings(tell: (standing: HostStanding) => void): void {
-    for (const m of this.mirrors) m.upstream.host.onStanding = tell;
-  }
-
-  /** Another process's word on an upstream (shareStandings there): every mirror of that URL. */
-  adopt(standing: HostStanding): void {
-    for (const m of this.mirrors) if (m.upstream.host.url === standing.url) m.upstream.host.adopt(standing);
+  /** Each mirror's upstream host (one per mirrored registry). */
+  get hosts(): UpstreamHost[] {
+    return this.mirrors.map((m) => m.upstream.host);
   }
 
   /** Whether the request is the mirror's; decided from the path, query and headers alone. */

@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { UpstreamsConfig } from '../config/types.js';
 import { classifyUpstreamError, gatewayError, type UpstreamFailureKind } from '../errors/upstream.js';
-import { UpstreamHost, type HostOptions, type HostStanding } from './host.js';
+import { UpstreamHost, type HostOptions } from './host.js';
 import { messageOf } from '../errors/inspect.js';
 import { forwardedVia } from './via.js';
 
@@ -62,16 +62,6 @@ export class UpstreamChain {
 
   get all(): readonly UpstreamHost[] {
     return this.origin === null ? this.hosts : [...this.hosts, this.origin];
-  }
-
-  /** In a node of several processes: each failure and recovery of a host is told with `tell`. */
-  shareStandings(tell: (standing: HostStanding) => void): void {
-    for (const host of this.all) host.onStanding = tell;
-  }
-
-  /** Another process's word on one of our hosts (shareStandings there). */
-  adopt(standing: HostStanding): void {
-    for (const host of this.all) if (host.url === standing.url) host.adopt(standing);
   }
 
   /**

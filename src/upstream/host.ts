@@ -127,3 +127,16 @@ export class UpstreamHost {
     await this.dispatcher.destroy();
   }
 }
+
+/**
+ * In a node of several processes: each failure and recovery of these hosts (all of this
+ * process's upstreams: DTR mode's chain and the mirrors') is told with `tell`.
+ */
+export function shareStandings(hosts: readonly UpstreamHost[], tell: (standing: HostStanding) => void): void {
+  for (const host of hosts) host.onStanding = tell;
+}
+
+/** Another process's word on an upstream: every host of ours with its URL adopts it. */
+export function adoptStanding(hosts: readonly UpstreamHost[], standing: HostStanding): void {
+  for (const host of hosts) if (host.url === standing.url) host.adopt(standing);
+}

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSecureContext } from 'node:tls';
 import { UpstreamChain } from '../../src/upstream/chain.js';
-import type { HostStanding } from '../../src/upstream/host.js';
+import { adoptStanding, shareStandings, type HostStanding } from '../../src/upstream/host.js';
 
 function chainAt(clock: { now: number }) {
   return new UpstreamChain(
@@ -29,8 +29,8 @@ test('a host that failed in one process is under the same penalty in another; it
   const b = chainAt(clock);
   t.after(() => Promise.all([a.close(), b.close()]));
   const told: HostStanding[] = [];
-  a.shareStandings((s) => told.push(s));
-  b.shareStandings((s) => a.adopt(s));
+  shareStandings(a.all, (s) => told.push(s));
+  shareStandings(b.all, (s) => adoptStanding(a.all, s));
 
   const tierA = a.hosts[0]!;
   tierA.recordSuccess();
@@ -46,11 +46,11 @@ test('a host that failed in one process is under the same penalty in another; it
     detail: 'status 503',
   });
   assert.deepEqual(urls(b), ['https://tier.test', 'https://origin.test']);
-  b.adopt(told[1]!);
+  adoptStanding(b.all, told[1]!);
   assert.deepEqual(urls(b), ['https://origin.test', 'https://tier.test'], 'the other process leaves the tier too');
   assert.equal(b.hosts[0]!.lastResult?.detail, 'status 503');
   // An older, shorter word does not shorten the penalty.
-  b.adopt(told[0]!);
+  adoptStanding(b.all, told[0]!);
   clock.now += 1_500;
   assert.deepEqual(urls(b), ['https://origin.test', 'https://tier.test']);
 
@@ -67,11 +67,17 @@ test("a recovery told after this process's own later failure does not end its pe
   const tier = a.hosts[0]!;
   tier.recordFailure('connect timeout');
   const recoveredEarlier = { url: tier.url, failures: 0, retryAt: 0, at: clock.now - 10, detail: 'ok' };
-  a.adopt(recoveredEarlier);
+  adoptStanding(a.all, recoveredEarlier);
   assert.equal(tier.penalised, true);
-  a.adopt({ ...recoveredEarlier, at: clock.now + 1 });
+  adoptStanding(a.all, { ...recoveredEarlier, at: clock.now + 1 });
   assert.equal(tier.penalised, false);
   // Hosts of other URLs are not touched.
-  a.adopt({ url: 'https://elsewhere.test', failures: 5, retryAt: clock.now + 60_000, at: clock.now, detail: 'x' });
+  adoptStanding(a.all, {
+    url: 'https://elsewhere.test',
+    failures: 5,
+    retryAt: clock.now + 60_000,
+    at: clock.now,
+    detail: 'x',
+  });
   assert.equal(a.origin?.penalised, false);
 });
