@@ -7,57 +7,24 @@
 // cache first, and the blob could not be pulled for the length of the penalty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import type { Client } from 'undici';
-import { createTestCa } from '../../testkit/pki.js';
-import { spawnCache, writeConfig } from '../helpers/cache.js';
+import { randomBytes } from 'node:crypto';
+import { chainedNode, getDigest as get } from '../helpers/chained-node.js';
 import { waitFor, within } from '../helpers/deadline.js';
-import { first, pair, pinConnections, servingPids } from '../helpers/node-probe.js';
-import { TestOrigin } from '../helpers/origin.js';
-
-interface Got {
-  status: number;
-  sha256: string;
-  /** Set when the body broke instead of ending cleanly. */
-  error: unknown;
-}
-
-async function get(client: Client, path: string): Promise<Got> {
-  const hash = createHash('sha256');
-  const res = await client.request({ path, method: 'GET' });
-  try {
-    for await (const chunk of res.body) hash.update(chunk as Buffer);
-    return { status: res.statusCode, sha256: `sha256:${hash.digest('hex')}`, error: null };
-  } catch (error) {
-    return { status: res.statusCode, sha256: '', error };
-  }
-}
+import { pair, servingPids } from '../helpers/node-probe.js';
 
 test("a follower's failed continuation of a corrupt fill does not blame the good origin", async (t) => {
-  const ca = await createTestCa();
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  const upper = await TestOrigin.start(await ca.issue('upper'));
-  t.after(() => origin.close());
-  t.after(() => upper.close());
-  upper.keys = origin.keys; // the upstream cache trusts the origin's redirect tokens
-  const cfg = await writeConfig({
-    upstreams: { origin: origin.url, hosts: [upper.url] },
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    extraHttp: '  processes: 2\n',
-  });
-  const cache = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
+  // `regional` is the upstream cache in front of the origin.
+  const { regional, origin, cache, pin } = await chainedNode(t);
   const [a, b] = pair(await servingPids(cache.lines, 2));
-  const [onA, onB] = (await pinConnections(t, cache.url, ca.cert, cache.lines, [a, b], 1)).map(first);
-  if (onA === undefined || onB === undefined) throw new Error('two processes');
+  const [onA, onB] = pair(await pin([a, b]));
 
   // A blob buffered whole (at most 1 MiB): its writer writes what it has for followers each second.
   const bytes = randomBytes(512 << 10);
   const blob = origin.add(bytes);
-  upper.add(bytes);
-  upper.corrupt.add(blob.digest);
+  regional.add(bytes);
+  regional.corrupt.add(blob.digest);
   const path = `/v2/team/app/blobs/${blob.digest}?token=${await origin.mint('team/app', blob.digest)}`;
-  const gate = upper.gate(blob.digest, 256 << 10);
+  const gate = regional.gate(blob.digest, 256 << 10);
   const atA = get(onA, path);
   await within(10_000, 'the upstream cache sent half', gate.reached);
   const atB = get(onB, path);
@@ -77,7 +44,7 @@ test("a follower's failed continuation of a corrupt fill does not blame the good
   // The upstream cache still serves bad bytes; the origin, good ones: both processes get them.
   for (const c of [onA, onB]) {
     const r = await within(20_000, 'a later GET', get(c, path));
-    assert.deepEqual(r, { status: 200, sha256: blob.digest, error: null });
+    assert.deepEqual(r, { status: 200, digest: blob.digest, error: null });
   }
-  assert.equal(upper.count(upper.gets, blob.digest), 1, 'the bad host is not asked again');
+  assert.equal(regional.count(regional.gets, blob.digest), 1, 'the bad host is not asked again');
 });

@@ -4,28 +4,14 @@
 // that died (docs/architecture.md, "Threads and processes").
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Client } from 'undici';
-import { createTestCa } from '../../testkit/pki.js';
-import { spawnCache, writeConfig } from '../helpers/cache.js';
-import { TestOrigin } from '../helpers/origin.js';
-import { first, pair, pinConnections, servingPids } from '../helpers/node-probe.js';
+import { chainedNode, getDigest } from '../helpers/chained-node.js';
+import { first, pair, servingPids } from '../helpers/node-probe.js';
 
-async function chainedNode(t: TestContext) {
-  const ca = await createTestCa();
-  const regional = await TestOrigin.start(await ca.issue('regional'));
-  t.after(() => regional.close());
-  const origin = await TestOrigin.start(await ca.issue('origin'));
-  t.after(() => origin.close());
-  regional.keys = origin.keys;
-  const cfg = await writeConfig({
-    upstreams: { origin: origin.url, hosts: [regional.url] },
-    cas: [ca.certPath],
-    tls: await ca.issue('cache'),
-    extraHttp: '  processes: 2\n',
-  });
-  const cache = await spawnCache(t, cfg.path, cfg.root, { REGISTRY_HTTP_PROCESSES: '2' });
-  const pin = async (pids: number[]) => (await pinConnections(t, cache.url, ca.cert, cache.lines, pids, 1)).map(first);
+async function chainedNodeWithBlobs(t: TestContext) {
+  const node = await chainedNode(t);
+  const { regional, origin, cache } = node;
   const blob = async (bytes: Buffer) => {
     const added = origin.add(bytes);
     regional.add(bytes);
@@ -36,21 +22,16 @@ async function chainedNode(t: TestContext) {
   };
   /** The status and the digest of the body; `error` when the body was cut or reset. */
   const get = async (client: Client, path: string) => {
-    const res = await client.request({ path, method: 'GET' });
-    try {
-      const body = Buffer.from(await res.body.arrayBuffer());
-      return { status: res.statusCode, digest: `sha256:${createHash('sha256').update(body).digest('hex')}` };
-    } catch {
-      return { status: res.statusCode, digest: 'error' };
-    }
+    const r = await getDigest(client, path);
+    return { status: r.status, digest: r.error === null ? r.digest : 'error' };
   };
   const failures = (pid: number) =>
     cache.lines.filter((l) => l['pid'] === pid && l['msg'] === 'upstream failed, trying next').length;
-  return { regional, origin, cache, pin, blob, get, failures };
+  return { ...node, blob, get, failures };
 }
 
 test('http.processes 2: a tier that failed in one process is skipped by the other during its back-off', async (t) => {
-  const { regional, origin, cache, pin, blob, get, failures } = await chainedNode(t);
+  const { regional, origin, cache, pin, blob, get, failures } = await chainedNodeWithBlobs(t);
   const [a, b] = pair(await servingPids(cache.lines, 2));
   const [onA, onB] = pair(await pin([a, b]));
   const one = await blob(randomBytes(100_000));
@@ -73,7 +54,7 @@ test('http.processes 2: a tier that failed in one process is skipped by the othe
 });
 
 test('http.processes 2: a process that replaces one killed starts with the node’s penalties', async (t) => {
-  const { regional, origin, cache, pin, blob, get } = await chainedNode(t);
+  const { regional, origin, cache, pin, blob, get } = await chainedNodeWithBlobs(t);
   const [a, b] = pair(await servingPids(cache.lines, 2));
   const [onA] = pair(await pin([a, b]));
   // The tier relays bad bytes: the fill fails its digest check, and the tier is left for
