@@ -194,11 +194,19 @@ function yamlError(
   });
 }
 
-/** The key path of the mapping key that starts at `pos` (`middleware.registry[0].name`), if any. */
+/** A key a key path can name: the schema's keys are all of this form. */
+const PATH_KEY = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The key path of the mapping key that starts at `pos` (`middleware.registry[0].name`), if
+ * any. Only through keys a path can name: under a key such as `:http` or `a.b` no key is of
+ * our schema, and the error names the document instead.
+ */
 function keyPathAt(node: unknown, path: string, pos: number): string | undefined {
   if (isMap(node)) {
     for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      if (!PATH_KEY.test(key)) continue;
       const at = path === '' ? key : `${path}.${key}`;
       if (isScalar(pair.key) && pair.key.range?.[0] === pos) return at;
       const found = keyPathAt(pair.value, at, pos);

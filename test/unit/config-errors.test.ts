@@ -339,6 +339,12 @@ describe('every invalid value is an exit-worthy ConfigError with key path and li
       line: 2,
       message: /found the key "addr" given twice/,
     });
+    // Under a key no path can name (none of our schema's), the document is named.
+    assertConfigError(() => load('version: 0.1\n:http:\n  addr: ":1"\n  addr: ":2"\n'), {
+      keyPath: '(document)',
+      line: 4,
+      message: /found the key "addr" given twice/,
+    });
     assertConfigError(() => load(opts('blobttl: 1h')), {
       keyPath: 'middleware.registry[0].options.blobttl',
       line: 14,
